@@ -1,0 +1,15 @@
+//! The queue's error type.
+
+/// What can go wrong talking to the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis refused the command or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A payload could not be encoded or decoded as JSON.
+    #[error("payload codec: {0}")]
+    Codec(#[from] serde_json::Error),
+    /// The configuration cannot work (e.g. a zero batch size).
+    #[error("invalid queue configuration: {0}")]
+    Config(String),
+}

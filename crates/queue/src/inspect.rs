@@ -1,0 +1,133 @@
+//! Inspection for operators and the queue board: counts, dead jobs, retry, purge.
+
+use serde::Serialize;
+
+use crate::{Queue, QueueError, scripts};
+
+/// Jobs per state, plus lifetime counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Ready to run now (the ready list's length).
+    pub waiting: u64,
+    /// Due later (includes failed jobs waiting for their retry).
+    pub scheduled: u64,
+    /// Leased to a worker.
+    pub running: u64,
+    /// In the dead set.
+    pub failed: u64,
+    /// Completed since the queue was created.
+    pub done: u64,
+    /// Failed attempts re-scheduled since the queue was created.
+    pub retried: u64,
+}
+
+/// A dead-lettered job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadJob {
+    /// The job id.
+    pub id: String,
+    /// When it died, ms since the epoch.
+    pub dead_at_ms: u64,
+    /// Deliveries it had.
+    pub attempts: u64,
+    /// Its last error.
+    pub error: String,
+    /// Its payload (JSON).
+    pub payload: String,
+}
+
+impl<T> Queue<T> {
+    /// Jobs per state, read in one round trip.
+    pub async fn counts(&self) -> Result<Counts, QueueError> {
+        let keys = self.keys();
+        let (waiting, scheduled, running, failed, (done, retried)): (
+            u64,
+            u64,
+            u64,
+            u64,
+            (Option<u64>, Option<u64>),
+        ) = redis::pipe()
+            .llen(keys.ready())
+            .zcard(keys.scheduled())
+            .zcard(keys.leased())
+            .zcard(keys.dead())
+            .hmget(keys.stats(), &["done", "retried"])
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(Counts {
+            waiting,
+            scheduled,
+            running,
+            failed,
+            done: done.unwrap_or(0),
+            retried: retried.unwrap_or(0),
+        })
+    }
+
+    /// Dead jobs, newest first.
+    pub async fn dead_jobs(&self, offset: u64, limit: u64) -> Result<Vec<DeadJob>, QueueError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, u64, u64, String, String)> =
+            scripts::invocation(&scripts::LIST_DEAD, self.keys())
+                .arg(offset)
+                .arg(limit)
+                .invoke_async(&mut self.conn())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, dead_at_ms, attempts, error, payload)| DeadJob {
+                id,
+                dead_at_ms,
+                attempts,
+                error,
+                payload,
+            })
+            .collect())
+    }
+
+    /// Moves one dead job back to waiting with a fresh attempt count; false if it was not dead.
+    pub async fn retry_dead(&self, id: &str) -> Result<bool, QueueError> {
+        let moved: u8 = scripts::invocation(&scripts::RETRY_DEAD, self.keys())
+            .arg(id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(moved == 1)
+    }
+
+    /// Deletes every dead job; returns how many.
+    pub async fn purge_dead(&self) -> Result<u64, QueueError> {
+        let mut total = 0;
+        loop {
+            let n: u64 = scripts::invocation(&scripts::PURGE_DEAD, self.keys())
+                .arg(500)
+                .invoke_async(&mut self.conn())
+                .await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// Ids of the most recently completed jobs, newest first.
+    pub async fn recent_done(&self, limit: usize) -> Result<Vec<String>, QueueError> {
+        let ids: Vec<String> = redis::cmd("LRANGE")
+            .arg(&self.keys().all()[9])
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(if limit == 0 { Vec::new() } else { ids })
+    }
+
+    /// Deletes every key of the queue (all jobs in every state and the counters).
+    pub async fn delete_all(&self) -> Result<(), QueueError> {
+        let _: () = redis::cmd("DEL")
+            .arg(&self.keys().all()[..])
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+}

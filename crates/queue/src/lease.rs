@@ -1,0 +1,287 @@
+//! Fetching under a lease: the fetch loop with its wake-up wait, lease renewal while jobs are
+//! held, and the release of unstarted jobs at shutdown.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
+use serde::de::DeserializeOwned;
+use tokio::{sync::Notify, task::AbortHandle};
+
+use crate::{Delivery, QueueError, backend::Shared, now_ms, scripts};
+
+/// Deliveries a worker holds (fetched, not yet acked): job id → token. Their leases are renewed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Held {
+    fn insert(&self, delivery: &Delivery) {
+        self.lock().insert(delivery.id.clone(), delivery.token);
+    }
+
+    /// Forgets a delivery once it is acked or released.
+    pub(crate) fn remove(&self, delivery: &Delivery) {
+        let mut held = self.lock();
+        if held.get(&delivery.id) == Some(&delivery.token) {
+            held.remove(&delivery.id);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(String, u64)> {
+        self.lock().iter().map(|(id, t)| (id.clone(), *t)).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // A panic while holding this lock cannot leave the map inconsistent: keep going.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Tells a fetch loop to stop waiting for work (the worker is shutting down).
+#[derive(Debug, Default)]
+pub(crate) struct Closing {
+    closed: AtomicBool,
+    notify: Notify,
+}
+
+impl Closing {
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// Backoff for Redis errors inside the backend: 50 ms doubling to 5 s.
+pub(crate) struct ErrorBackoff(Duration);
+
+impl ErrorBackoff {
+    pub(crate) fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The fetch loop of one worker, with its dedicated connection for blocking waits.
+pub(crate) struct Fetcher {
+    shared: Arc<Shared>,
+    held: Held,
+    closing: Arc<Closing>,
+    /// Blocking pops would stall the shared multiplexed connection, and redis-rs times calls
+    /// out after 500 ms by default: waits get their own connection with no response timeout.
+    blocking: Option<MultiplexedConnection>,
+}
+
+/// One fetched job as the script returns it: id, delivery count, payload.
+type Fetched = (String, u64, String);
+
+impl Fetcher {
+    pub(crate) fn new(shared: Arc<Shared>, held: Held, closing: Arc<Closing>) -> Self {
+        Self {
+            shared,
+            held,
+            closing,
+            blocking: None,
+        }
+    }
+
+    /// Waits until at least one job is leased to this worker and returns the batch; returns
+    /// an empty batch only when the worker is closing. Redis errors are logged and retried.
+    pub(crate) async fn next_batch<T: DeserializeOwned>(mut self) -> (Self, Vec<(Delivery, T)>) {
+        let mut backoff = ErrorBackoff::new();
+        loop {
+            if self.closing.is_closed() {
+                return (self, Vec::new());
+            }
+            let wake_at = match self.fetch().await {
+                Ok((jobs, _)) if !jobs.is_empty() => {
+                    let batch = self.decode(jobs).await;
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    return (self, batch);
+                }
+                Ok((_, wake_at)) => wake_at,
+                Err(e) => {
+                    tracing::warn!(queue = %self.shared.config.name, error = %e, "fetch failed; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            if let Err(e) = self.wait_for_work(wake_at).await {
+                tracing::warn!(queue = %self.shared.config.name, error = %e, "wait for work failed; retrying");
+                self.blocking = None;
+                backoff.wait().await;
+            }
+        }
+    }
+
+    async fn fetch(&mut self) -> Result<(Vec<Fetched>, i64), QueueError> {
+        let config = &self.shared.config;
+        let (jobs, wake_at): (Vec<Fetched>, i64) =
+            scripts::invocation(&scripts::FETCH, &self.shared.keys)
+                .arg(now_ms())
+                .arg(config.fetch_batch)
+                .arg(config.lease.as_millis() as u64)
+                .arg(config.max_deliveries)
+                .invoke_async(&mut self.shared.conn.clone())
+                .await?;
+        Ok((jobs, wake_at))
+    }
+
+    /// Decodes a batch; a payload that does not decode can never run, so it is dead-lettered.
+    async fn decode<T: DeserializeOwned>(&mut self, jobs: Vec<Fetched>) -> Vec<(Delivery, T)> {
+        let mut batch = Vec::with_capacity(jobs.len());
+        for (id, token, payload) in jobs {
+            let delivery = Delivery { id, token };
+            match serde_json::from_str::<T>(&payload) {
+                Ok(args) => {
+                    self.held.insert(&delivery);
+                    batch.push((delivery, args));
+                }
+                Err(e) => {
+                    let error = format!("payload does not decode: {e}");
+                    tracing::error!(queue = %self.shared.config.name, job = %delivery.id, %error, "dead-lettering job");
+                    self.shared.acker().dead_letter(delivery, error).await;
+                }
+            }
+        }
+        batch
+    }
+
+    /// Blocks on the signal list until a push wakes us, the next job is due, or a third of a
+    /// lease has passed (so expired leases are reclaimed in time).
+    async fn wait_for_work(&mut self, wake_at: i64) -> Result<(), QueueError> {
+        let cap = self.shared.config.lease / 3;
+        let timeout = if wake_at >= 0 {
+            let until = (wake_at as u64).saturating_sub(now_ms());
+            Duration::from_millis(until).min(cap)
+        } else {
+            cap
+        };
+        if timeout.is_zero() {
+            return Ok(());
+        }
+        if self.blocking.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(Some(Duration::from_secs(2)));
+            self.blocking = Some(
+                self.shared
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?,
+            );
+        }
+        let Some(conn) = self.blocking.as_mut() else {
+            return Ok(());
+        };
+        // BLPOP takes seconds with millisecond resolution; 0 would mean "forever".
+        let secs = timeout.as_secs_f64().max(0.001);
+        let mut blpop = redis::cmd("BLPOP");
+        blpop
+            .arg(self.shared.keys.signal())
+            .arg(format!("{secs:.3}"));
+        let pop = blpop.query_async::<Option<(String, String)>>(conn);
+        // The guard covers a connection that dies silently while we block on it.
+        let guard = timeout + Duration::from_secs(5);
+        tokio::select! {
+            res = tokio::time::timeout(guard, pop) => match res {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => {
+                    self.blocking = None;
+                    Ok(())
+                }
+            },
+            _ = self.closing.notify.notified() => {
+                // The pop may still be pending on the server: drop the connection with it.
+                self.blocking = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Renews the leases of every held delivery each third of a lease, in one script call per
+/// 500 deliveries, from a task of its own so busy handlers cannot starve it.
+pub(crate) fn spawn_renewer(shared: Arc<Shared>, held: Held) -> AbortHandle {
+    let every = shared.config.lease / 3;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let deliveries = held.snapshot();
+            for chunk in deliveries.chunks(500) {
+                if let Err(e) = renew(&shared, &held, chunk).await {
+                    tracing::warn!(queue = %shared.config.name, error = %e, "lease renewal failed");
+                }
+            }
+        }
+    })
+    .abort_handle()
+}
+
+async fn renew(shared: &Shared, held: &Held, chunk: &[(String, u64)]) -> Result<(), QueueError> {
+    let expiry = now_ms() + shared.config.lease.as_millis() as u64;
+    let mut inv = scripts::invocation(&scripts::RENEW, &shared.keys);
+    inv.arg(expiry);
+    for (id, token) in chunk {
+        inv.arg(id).arg(token);
+    }
+    let renewed: Vec<u8> = inv.invoke_async(&mut shared.conn.clone()).await?;
+    for ((id, token), ok) in chunk.iter().zip(renewed) {
+        if ok == 0 {
+            // Someone else owns this job now; our eventual ack will be refused.
+            tracing::warn!(queue = %shared.config.name, job = %id, token, "lease lost");
+            held.remove(&Delivery {
+                id: id.clone(),
+                token: *token,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Puts unstarted deliveries back at the front of the ready list (not counted as attempts).
+pub(crate) async fn release(shared: Arc<Shared>, held: Held, deliveries: Vec<Delivery>) {
+    let mut backoff = ErrorBackoff::new();
+    for attempt in 1..=5 {
+        let mut inv = scripts::invocation(&scripts::RELEASE, &shared.keys);
+        for d in &deliveries {
+            inv.arg(&d.id).arg(d.token);
+        }
+        match inv.invoke_async::<u64>(&mut shared.conn.clone()).await {
+            Ok(released) => {
+                tracing::debug!(queue = %shared.config.name, released, "released unstarted jobs");
+                break;
+            }
+            Err(e) if attempt < 5 => {
+                tracing::warn!(queue = %shared.config.name, error = %e, "release failed; retrying");
+                backoff.wait().await;
+            }
+            Err(e) => {
+                // Their leases will expire and they will be delivered again then.
+                tracing::warn!(queue = %shared.config.name, error = %e, "release failed; leases will expire");
+            }
+        }
+    }
+    for d in &deliveries {
+        held.remove(d);
+    }
+}

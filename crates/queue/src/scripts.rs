@@ -1,0 +1,43 @@
+//! The Lua scripts, loaded once per process and invoked with EVALSHA (redis-rs reloads a
+//! script on NOSCRIPT).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Functions every pushing script shares.
+pub(crate) const PUSH_LIB: &str = include_str!("../lua/push_lib.lua");
+
+fn with_lib(body: &str) -> Script {
+    Script::new(&format!("{PUSH_LIB}\n{body}"))
+}
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| with_lib(include_str!(concat!("../lua/", $file))));
+    };
+}
+
+script!(PUSH, "push.lua");
+script!(PUSH_MANY, "push_many.lua");
+script!(FETCH, "fetch.lua");
+script!(ACK_DONE, "ack_done.lua");
+script!(ACK_FAILED, "ack_failed.lua");
+script!(RENEW, "renew.lua");
+script!(RELEASE, "release.lua");
+script!(RETRY_DEAD, "retry_dead.lua");
+script!(PURGE_DEAD, "purge_dead.lua");
+script!(LIST_DEAD, "list_dead.lua");
+
+/// A script invocation with the queue's ten keys already in place.
+pub(crate) fn invocation<'a>(
+    script: &'a Script,
+    keys: &crate::Keys,
+) -> redis::ScriptInvocation<'a> {
+    let mut inv = script.prepare_invoke();
+    for key in keys.all() {
+        inv.key(key);
+    }
+    inv
+}

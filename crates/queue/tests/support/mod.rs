@@ -1,0 +1,186 @@
+//! Test support: a private queue per test on the real Redis, a probe that records every
+//! handler run, and a worker pool that can be stopped.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use apalis::prelude::*;
+use queue::{Queue, QueueConfig, now_ms};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// The Redis the tests run against.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A queue config under a prefix no other test uses.
+pub fn private_config(name: &str) -> QueueConfig {
+    QueueConfig::new(format!("qtest-{}", uuid::Uuid::new_v4().simple()), name)
+}
+
+/// Deletes a test queue's keys when dropped, even if the test fails.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let _: Result<(), _> = redis::cmd("DEL").arg(&self.0).query(&mut conn);
+        }
+    }
+}
+
+/// A private queue of `Msg`, and the guard that deletes it.
+pub fn private_queue(config: QueueConfig) -> (Queue<Msg>, Cleanup) {
+    let queue = Queue::connect(&redis_url(), config).expect("queue");
+    let cleanup = Cleanup(queue.keys().all().to_vec());
+    (queue, cleanup)
+}
+
+/// What a test job asks its handler to do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Msg {
+    /// Fail this many attempts before succeeding (u32::MAX = always).
+    pub fail_times: u32,
+    /// Sleep this long while running.
+    pub sleep_ms: u64,
+    /// Hang (sleep an hour) on this attempt; 0 = never.
+    pub hang_on_attempt: usize,
+    /// Panic instead of failing.
+    pub panic: bool,
+}
+
+/// One handler run.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub attempt: usize,
+    pub started_ms: u64,
+}
+
+/// Records every run, by job id, and how many ran at once.
+#[derive(Debug, Default)]
+pub struct Probe {
+    pub runs: Mutex<HashMap<String, Vec<Run>>>,
+    running: AtomicUsize,
+    pub max_running: AtomicUsize,
+    pub finished: AtomicUsize,
+}
+
+impl Probe {
+    pub fn runs_of(&self, id: &str) -> Vec<Run> {
+        self.runs
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn total_runs(&self) -> usize {
+        self.runs.lock().unwrap().values().map(Vec::len).sum()
+    }
+}
+
+/// The one handler every test pool runs.
+pub async fn handle(
+    msg: Msg,
+    id: TaskId,
+    attempt: Attempt,
+    probe: Data<Arc<Probe>>,
+) -> Result<(), BoxDynError> {
+    let attempt = attempt.current();
+    probe
+        .runs
+        .lock()
+        .unwrap()
+        .entry(id.to_string())
+        .or_default()
+        .push(Run {
+            attempt,
+            started_ms: now_ms(),
+        });
+    let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
+    probe.max_running.fetch_max(now, Ordering::SeqCst);
+    if msg.hang_on_attempt == attempt {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if msg.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(msg.sleep_ms)).await;
+    }
+    probe.running.fetch_sub(1, Ordering::SeqCst);
+    let fail = msg.fail_times == u32::MAX || attempt <= msg.fail_times as usize;
+    if fail && msg.panic {
+        panic!("asked to panic on attempt {attempt}");
+    }
+    if fail {
+        return Err(format!("asked to fail on attempt {attempt}").into());
+    }
+    probe.finished.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// A running worker pool; `stop` shuts it down gracefully.
+pub struct Pool {
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Pool {
+    pub fn start(queue: &Queue<Msg>, concurrency: usize, probe: Arc<Probe>) -> Self {
+        let queue = queue.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let monitor = Monitor::new()
+            .register(move |_| {
+                WorkerBuilder::new(format!("test-{}", uuid::Uuid::new_v4().simple()))
+                    .backend(queue.clone())
+                    .data(probe.clone())
+                    .concurrency(concurrency)
+                    .build(handle)
+            })
+            .shutdown_timeout(Duration::from_secs(10));
+        let done = tokio::spawn(async move {
+            monitor
+                .run_with_signal(async move {
+                    let _ = stopped.await;
+                    Ok(())
+                })
+                .await
+                .expect("monitor ran");
+        });
+        Self {
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.done).await.expect("pool task");
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end test suite of the transaction pipeline; the code lives in `crates/`.
