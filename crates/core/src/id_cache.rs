@@ -1,0 +1,185 @@
+//! The producer's id cache in Redis: `{prefix:create}:txn:<id>` → hash `{a: amount, c: currency,
+//! s: status}`, kept for the idempotency window. It sits under the `create` queue's hash tag, so
+//! reserving an id and pushing its `create` job is one atomic script in one slot.
+
+use std::sync::LazyLock;
+
+use queue::{Job, PushHook, Queue, QueueError};
+use redis::{Script, aio::ConnectionLike};
+
+use crate::{Status, TransactionId, jobs::CreateJob};
+
+/// What the cache holds for an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    /// Amount as first accepted.
+    pub amount: Option<i64>,
+    /// Currency as first accepted.
+    pub currency: Option<String>,
+    /// The latest status the pipeline knows of.
+    pub status: Status,
+}
+
+/// The outcome of [`IdCache::reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The id was new: it is cached as pending and its `create` job is queued.
+    New,
+    /// The id was already known; nothing was pushed.
+    Known(Cached),
+}
+
+/// Reserve-and-push, run with the queue's push library. KEYS[11] = the cache key.
+/// ARGV[5] amount ('' = none), ARGV[6] currency ('' = none), ARGV[7] TTL (ms).
+/// Returns {1} for a new id, or {0, amount, currency, status} for a known one.
+const RESERVE: &str = r"
+local cached = redis.call('HMGET', KEYS[11], 'a', 'c', 's')
+if cached[3] then
+  return {0, cached[1], cached[2], cached[3]}
+end
+redis.call('HSET', KEYS[11], 'a', ARGV[5], 'c', ARGV[6], 's', 'pending')
+redis.call('PEXPIRE', KEYS[11], ARGV[7])
+push_job(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+return {1}
+";
+
+static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| PushHook::new(RESERVE));
+
+/// Compare-and-set of the cached status. KEYS[1] = the cache key; ARGV[1] expected, ARGV[2] new.
+/// Returns 1 if set, 0 if the cached status was not the expected one (or the entry is gone).
+static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], 's') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 's', ARGV[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// Sets the cached status if the entry still exists. KEYS[1] = the cache key; ARGV[1] status.
+static REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 's', ARGV[1])
+end
+return 0
+",
+    )
+});
+
+/// The id cache of one deployment (queue prefix).
+#[derive(Debug, Clone)]
+pub struct IdCache {
+    tag: String,
+    ttl_ms: u64,
+}
+
+fn none_if_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+fn parse_cached(amount: Option<String>, currency: Option<String>, status: &str) -> Option<Cached> {
+    Some(Cached {
+        amount: none_if_empty(amount).and_then(|a| a.parse().ok()),
+        currency: none_if_empty(currency),
+        status: status.parse().ok()?,
+    })
+}
+
+impl IdCache {
+    /// The cache of deployment `prefix`, entries kept `ttl_ms`.
+    pub fn new(prefix: &str, ttl_ms: u64) -> Self {
+        Self {
+            tag: queue::Keys::new(prefix, crate::jobs::queue_name::CREATE)
+                .tag()
+                .to_string(),
+            ttl_ms,
+        }
+    }
+
+    /// The cache key of `id`.
+    pub fn key(&self, id: &TransactionId) -> String {
+        format!("{}:txn:{id}", self.tag)
+    }
+
+    /// Reserves `job.id` and pushes its `create` job in one atomic round trip, or reports the
+    /// id as known. A failure leaves nothing behind.
+    pub async fn reserve(
+        &self,
+        create: &Queue<CreateJob>,
+        job: &CreateJob,
+    ) -> Result<Reservation, QueueError> {
+        let key = self.key(&job.id);
+        let amount = job.amount.map(|a| a.to_string()).unwrap_or_default();
+        let currency = job.currency.clone().unwrap_or_default();
+        let ttl = self.ttl_ms.to_string();
+        let reply: (u8, Option<String>, Option<String>, Option<String>) = create
+            .push_with(
+                &RESERVE_HOOK,
+                &Job::now(job.job_id(), job.clone()),
+                &[&key],
+                &[&amount, &currency, &ttl],
+            )
+            .await?;
+        match reply {
+            (1, ..) => Ok(Reservation::New),
+            (_, amount, currency, status) => {
+                let status = status.unwrap_or_default();
+                // An entry this code did not write: treat it as new rather than guess.
+                Ok(parse_cached(amount, currency, &status)
+                    .map_or(Reservation::New, Reservation::Known))
+            }
+        }
+    }
+
+    /// The cached entry of `id`, if any.
+    pub async fn get<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+    ) -> redis::RedisResult<Option<Cached>> {
+        let (amount, currency, status): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.key(id))
+                .arg(&["a", "c", "s"])
+                .query_async(conn)
+                .await?;
+        Ok(status.and_then(|s| parse_cached(amount, currency, &s)))
+    }
+
+    /// Sets the status to `new` only if it is still `expected`; false if someone changed it first.
+    pub async fn compare_and_set<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+        expected: Status,
+        new: Status,
+    ) -> redis::RedisResult<bool> {
+        let set: u8 = COMPARE_AND_SET
+            .key(self.key(id))
+            .arg(expected.as_str())
+            .arg(new.as_str())
+            .invoke_async(conn)
+            .await?;
+        Ok(set == 1)
+    }
+
+    /// Records a status change made by the consumer, if the id is still cached.
+    pub async fn refresh<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+        status: Status,
+    ) -> redis::RedisResult<()> {
+        let _: u8 = REFRESH
+            .key(self.key(id))
+            .arg(status.as_str())
+            .invoke_async(conn)
+            .await?;
+        Ok(())
+    }
+}

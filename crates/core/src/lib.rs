@@ -1,0 +1,20 @@
+//! The domain of the transaction pipeline, shared by the producer, the consumer and the
+//! simulators: everything here can be tested without a network, except `store` (Postgres),
+//! `id_cache` (Redis) and the HTTP clients, which are thin.
+#![deny(unsafe_code)]
+
+pub mod id_cache;
+pub mod jobs;
+pub mod money;
+pub mod notifier;
+pub mod schedule;
+pub mod secret;
+pub mod signature;
+pub mod status;
+pub mod store;
+pub mod thirdparty;
+pub mod transaction_id;
+
+pub use money::{Amount, Currency};
+pub use status::{Status, WebhookDecision};
+pub use transaction_id::TransactionId;

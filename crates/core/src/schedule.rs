@@ -1,0 +1,192 @@
+//! Every delay the pipeline waits: submission retries, notification retries, the poll
+//! schedule, and the retry of unexpected (infrastructure) failures. One module, one rule each.
+//!
+//! Backoffs come from `backon`. Its default caps every delay at 60 s, so the cap is always set
+//! explicitly; its jitter only adds, between 0 and 100 % of the delay.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+/// The schedule settings (all in milliseconds, so tests can run any schedule in a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedules {
+    /// Retries of a submission to the third party after the first attempt.
+    pub process_retries: u32,
+    /// The first submission retry's delay; later ones double.
+    pub process_backoff_ms: u64,
+    /// The first poll's delay after submission; later ones double.
+    pub poll_initial_ms: u64,
+    /// Cap of the delay between polls.
+    pub poll_max_interval_ms: u64,
+    /// Polling stops this long after submission.
+    pub poll_max_total_ms: u64,
+    /// Retries of a client notification after the first attempt.
+    pub notify_retries: u32,
+    /// The first notification retry's delay; later ones double.
+    pub notify_backoff_ms: u64,
+}
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self {
+            process_retries: 3,
+            process_backoff_ms: 120_000,
+            poll_initial_ms: 200,
+            poll_max_interval_ms: 60_000,
+            poll_max_total_ms: 3_600_000,
+            notify_retries: 8,
+            notify_backoff_ms: 1_000,
+        }
+    }
+}
+
+/// Exponential backoff from `base` doubling, capped at `cap`, with or without jitter; the
+/// delay before retry `retry` (1-based).
+fn exponential(base: Duration, cap: Duration, jitter: bool, retry: u32) -> Duration {
+    let mut builder = ExponentialBuilder::new()
+        .with_min_delay(base)
+        .with_factor(2.0)
+        .with_max_delay(cap)
+        .without_max_times();
+    if jitter {
+        builder = builder.with_jitter();
+    }
+    builder
+        .build()
+        .nth(retry.saturating_sub(1) as usize)
+        .unwrap_or(cap)
+}
+
+/// Cap of the retry backoffs: high enough never to flatten a configured schedule.
+fn retry_cap(base_ms: u64, retries: u32) -> Duration {
+    let doublings = retries.saturating_sub(1).min(32);
+    Duration::from_millis(base_ms.saturating_mul(1u64 << doublings))
+}
+
+impl Schedules {
+    /// Delay before submission retry `retry` (1-based), or `None` when retries are exhausted.
+    pub fn process_retry(&self, retry: u32) -> Option<Duration> {
+        (retry <= self.process_retries).then(|| {
+            let base = Duration::from_millis(self.process_backoff_ms);
+            exponential(
+                base,
+                retry_cap(self.process_backoff_ms, self.process_retries),
+                true,
+                retry,
+            )
+        })
+    }
+
+    /// Delay before notification retry `retry` (1-based), or `None` when retries are exhausted.
+    pub fn notify_retry(&self, retry: u32) -> Option<Duration> {
+        (retry <= self.notify_retries).then(|| {
+            let base = Duration::from_millis(self.notify_backoff_ms);
+            exponential(
+                base,
+                retry_cap(self.notify_backoff_ms, self.notify_retries),
+                true,
+                retry,
+            )
+        })
+    }
+
+    /// Delay before poll `n` (1-based): the initial delay, then doubling, capped. No jitter:
+    /// the schedule is a promise of promptness, not a retry storm to spread out.
+    pub fn poll_delay(&self, n: u32) -> Duration {
+        exponential(
+            Duration::from_millis(self.poll_initial_ms),
+            Duration::from_millis(self.poll_max_interval_ms.max(self.poll_initial_ms)),
+            false,
+            n,
+        )
+    }
+
+    /// Whether polling has run out of time, `elapsed` after submission.
+    pub fn poll_expired(&self, elapsed: Duration) -> bool {
+        elapsed >= Duration::from_millis(self.poll_max_total_ms)
+    }
+}
+
+/// Delay before re-running a job that failed unexpectedly (Postgres down, a bug): 1 s doubling
+/// to 60 s, with jitter so a recovering database is not hit by every job at once.
+pub fn infrastructure_retry(attempt: u32) -> Duration {
+    exponential(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        true,
+        attempt,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_default_poll_schedule_is_200_ms_then_doubling_capped_at_60_s() {
+        let s = Schedules::default();
+        let delays: Vec<u64> = (1..=12)
+            .map(|n| s.poll_delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            vec![
+                200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000, 60000
+            ]
+        );
+    }
+
+    #[test]
+    fn process_retries_stop_after_the_configured_count() {
+        let s = Schedules::default();
+        assert!(s.process_retry(3).is_some());
+        assert!(s.process_retry(4).is_none());
+        assert!(s.notify_retry(8).is_some());
+        assert!(s.notify_retry(9).is_none());
+    }
+
+    #[test]
+    fn polling_expires_after_the_maximum_total() {
+        let s = Schedules::default();
+        assert!(!s.poll_expired(Duration::from_millis(3_599_999)));
+        assert!(s.poll_expired(Duration::from_millis(3_600_000)));
+    }
+
+    proptest! {
+        /// Retry k waits between base·2^(k-1) and twice that (jitter only adds, at most 100 %),
+        /// so 120 s, 240 s, 480 s are never flattened by a cap.
+        #[test]
+        fn process_backoff_doubles_with_additive_jitter(base in 1u64..200_000, retries in 1u32..8, k in 1u32..8) {
+            let s = Schedules { process_backoff_ms: base, process_retries: retries, ..Schedules::default() };
+            match s.process_retry(k) {
+                None => prop_assert!(k > retries),
+                Some(d) => {
+                    prop_assert!(k <= retries);
+                    let nominal = base * (1 << (k - 1));
+                    let ms = d.as_millis() as u64;
+                    prop_assert!(ms >= nominal, "retry {k}: {ms} ms < {nominal} ms");
+                    prop_assert!(ms <= 2 * nominal + 1, "retry {k}: {ms} ms > 2 × {nominal} ms");
+                }
+            }
+        }
+
+        /// Polls never wait less than the initial delay nor more than the cap, and never shrink.
+        #[test]
+        fn poll_delays_grow_within_bounds(initial in 1u64..10_000, cap in 1u64..600_000, n in 1u32..40) {
+            let s = Schedules { poll_initial_ms: initial, poll_max_interval_ms: cap, ..Schedules::default() };
+            let d = s.poll_delay(n).as_millis() as u64;
+            let next = s.poll_delay(n + 1).as_millis() as u64;
+            prop_assert!(d >= initial.min(cap.max(initial)));
+            prop_assert!(d <= cap.max(initial));
+            prop_assert!(next >= d);
+        }
+
+        #[test]
+        fn infrastructure_retries_stay_within_two_minutes(attempt in 1u32..100) {
+            let d = infrastructure_retry(attempt);
+            prop_assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(120));
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! The Postgres store: the record of transactions, their history and their notifications.
+//!
+//! Every write that implies follow-up work records it in the same statement (the outbox rule:
+//! `next_attempt_at`, `next_poll_at`, or the `notifications` row), so the sweeper can redo
+//! whatever a lost Redis job would have done.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row, postgres::PgPoolOptions};
+use uuid::Uuid;
+
+use crate::{Status, TransactionId};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Postgres failed or could not be reached.
+    #[error("postgres: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row holds a value this code does not know (a status, say).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Who caused a status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The API accepted it.
+    Api,
+    /// The submission failed for good.
+    Process,
+    /// The third party's webhook.
+    Webhook,
+    /// A poll of the third party.
+    Poll,
+}
+
+impl Source {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Process => "process",
+            Source::Webhook => "webhook",
+            Source::Poll => "poll",
+        }
+    }
+}
+
+/// A transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRow {
+    /// Its id.
+    pub id: TransactionId,
+    /// Its current status.
+    pub status: Status,
+    /// Amount in minor units.
+    pub amount: Option<i64>,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+    /// When the third party accepted it.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// When the next submission attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The current poll's number.
+    pub poll_number: i32,
+    /// When the current poll is due.
+    pub next_poll_at: Option<DateTime<Utc>>,
+    /// When polling gave up.
+    pub poll_expired_at: Option<DateTime<Utc>>,
+    /// When the row was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One history entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// The status entered.
+    pub status: String,
+    /// Who caused it.
+    pub source: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A notification owed to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRow {
+    /// Its id, sent as `webhook-id`.
+    pub delivery_id: Uuid,
+    /// The transaction.
+    pub transaction_id: TransactionId,
+    /// The status to tell.
+    pub status: Status,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When the client accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When we gave up.
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// Overdue work found by one sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overdue {
+    /// Transactions owed a submission attempt.
+    pub submissions: Vec<TransactionId>,
+    /// Transactions owed a poll: (id, poll number).
+    pub polls: Vec<(TransactionId, i32)>,
+    /// Notifications owed a delivery.
+    pub notifications: Vec<Uuid>,
+}
+
+/// Arbitrary constant naming the sweeper's advisory lock.
+const SWEEPER_LOCK: i64 = 0x7478_6e73_7765_6570; // "txnsweep"
+
+fn parse_status(s: &str) -> Result<Status, StoreError> {
+    s.parse()
+        .map_err(|e: crate::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+/// Handle to the Postgres store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// A pool of at most `max_connections` to `url`; connects lazily, so this works while
+    /// Postgres is down (calls then fail with [`StoreError::Database`]).
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(url)?;
+        Ok(Self { pool })
+    }
+
+    /// A store over an existing pool (tests).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations in `migrations/` (under sqlx's advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checks the connection.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Inserts a pending transaction with its `api` history entry and a submission owed now;
+    /// false if it already existed (the first row wins).
+    pub async fn insert_pending(
+        &self,
+        id: TransactionId,
+        amount: Option<i64>,
+        currency: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "WITH inserted AS (
+                 INSERT INTO transactions (id, status, amount, currency, next_attempt_at)
+                 VALUES ($1, 'pending', $2, $3, now())
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id
+             )
+             INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
+             SELECT id, NULL, 'pending', 'api' FROM inserted",
+        )
+        .bind(id.as_uuid())
+        .bind(amount)
+        .bind(currency)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// The transaction `id`, if it exists.
+    pub async fn get(&self, id: TransactionId) -> Result<Option<TransactionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
+                    poll_number, next_poll_at, poll_expired_at, created_at, updated_at
+             FROM transactions WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(TransactionRow {
+                id: TransactionId::from(r.try_get::<Uuid, _>("id")?),
+                status: parse_status(r.try_get("status")?)?,
+                amount: r.try_get("amount")?,
+                currency: r.try_get("currency")?,
+                submitted_at: r.try_get("submitted_at")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                poll_number: r.try_get("poll_number")?,
+                next_poll_at: r.try_get("next_poll_at")?,
+                poll_expired_at: r.try_get("poll_expired_at")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The history of `id`, oldest first.
+    pub async fn history(&self, id: TransactionId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT to_status, source, created_at FROM transaction_events
+             WHERE transaction_id = $1 ORDER BY id",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    status: r.try_get("to_status")?,
+                    source: r.try_get("source")?,
+                    at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that the next submission attempt is due at `at` (the outbox of a retry).
+    pub async fn submission_due(
+        &self,
+        id: TransactionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE transactions SET next_attempt_at = $2, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND submitted_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the submission and that poll 1 is due at `first_poll_at`; false if the row was
+    /// already submitted or terminal.
+    pub async fn mark_submitted(
+        &self,
+        id: TransactionId,
+        first_poll_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions
+             SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
+                 next_poll_at = $2, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND submitted_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(first_poll_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Moves a pending transaction to terminal `status` with its history entry and its
+    /// notification, in one statement. Returns the new notification's delivery id, or `None`
+    /// if the transaction was no longer pending (a duplicate or stale report changes nothing).
+    pub async fn apply_status(
+        &self,
+        id: TransactionId,
+        status: Status,
+        source: Source,
+    ) -> Result<Option<Uuid>, StoreError> {
+        // The SQL guard of `Status::can_change_to`: only pending changes, only to terminal.
+        if !Status::Pending.can_change_to(status) {
+            return Ok(None);
+        }
+        let delivery_id = Uuid::now_v7();
+        let row = sqlx::query(
+            "WITH changed AS (
+                 UPDATE transactions
+                 SET status = $2, next_attempt_at = NULL, next_poll_at = NULL, updated_at = now()
+                 WHERE id = $1 AND status = 'pending'
+                 RETURNING id
+             ), event AS (
+                 INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
+                 SELECT id, 'pending', $2, $3 FROM changed
+             )
+             INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
+             SELECT $4, id, $2, now() FROM changed
+             RETURNING delivery_id",
+        )
+        .bind(id.as_uuid())
+        .bind(status.as_str())
+        .bind(source.as_str())
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|_| delivery_id))
+    }
+
+    /// Moves the poll chain from poll `n` to poll `n + 1`, due at `at`; false if the row is
+    /// terminal or already past poll `n` (a stale chain must not fork).
+    pub async fn schedule_next_poll(
+        &self,
+        id: TransactionId,
+        n: i32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions SET poll_number = $2 + 1, next_poll_at = $3, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND poll_number = $2",
+        )
+        .bind(id.as_uuid())
+        .bind(n)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Stops polling for good and flags the transaction; false if it was not pending.
+    pub async fn mark_poll_expired(&self, id: TransactionId) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions SET poll_expired_at = now(), next_poll_at = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND poll_expired_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// The notification `delivery_id`, if it exists.
+    pub async fn notification(
+        &self,
+        delivery_id: Uuid,
+    ) -> Result<Option<NotificationRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT delivery_id, transaction_id, status, attempts, delivered_at, failed_at
+             FROM notifications WHERE delivery_id = $1",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(NotificationRow {
+                delivery_id: r.try_get("delivery_id")?,
+                transaction_id: TransactionId::from(r.try_get::<Uuid, _>("transaction_id")?),
+                status: parse_status(r.try_get("status")?)?,
+                attempts: r.try_get("attempts")?,
+                delivered_at: r.try_get("delivered_at")?,
+                failed_at: r.try_get("failed_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a failed delivery attempt and when the next one is due.
+    pub async fn notification_retry(
+        &self,
+        delivery_id: Uuid,
+        attempts: i32,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE notifications SET attempts = $2, last_error = $3, next_attempt_at = $4
+             WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(delivery_id)
+        .bind(attempts)
+        .bind(error)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that the client accepted the notification.
+    pub async fn notification_delivered(
+        &self,
+        delivery_id: Uuid,
+        attempts: i32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE notifications SET attempts = $2, delivered_at = now(), next_attempt_at = NULL
+             WHERE delivery_id = $1 AND delivered_at IS NULL",
+        )
+        .bind(delivery_id)
+        .bind(attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up on a notification (the client refused it, or retries ran out).
+    pub async fn notification_failed(
+        &self,
+        delivery_id: Uuid,
+        attempts: i32,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE notifications SET attempts = $2, last_error = $3, failed_at = now(), next_attempt_at = NULL
+             WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(delivery_id)
+        .bind(attempts)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Work overdue by more than `grace`, at most `limit` of each kind; `None` if another
+    /// sweeper holds the lock.
+    pub async fn overdue(
+        &self,
+        grace: Duration,
+        limit: i64,
+    ) -> Result<Option<Overdue>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SWEEPER_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(None);
+        }
+        let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+        let submissions: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM transactions WHERE next_attempt_at < $1 ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let polls: Vec<(Uuid, i32)> = sqlx::query_as(
+            "SELECT id, poll_number FROM transactions WHERE next_poll_at < $1 ORDER BY next_poll_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let notifications: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT delivery_id FROM notifications
+             WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at < $1
+             ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Overdue {
+            submissions: submissions.into_iter().map(TransactionId::from).collect(),
+            polls: polls
+                .into_iter()
+                .map(|(id, n)| (TransactionId::from(id), n))
+                .collect(),
+            notifications,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> TransactionId {
+        TransactionId::generate()
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn the_first_insert_wins_and_records_its_history(pool: PgPool) {
+        let store = Store::from_pool(pool);
+        let id = id();
+        assert!(
+            store
+                .insert_pending(id, Some(500), Some("EUR"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .insert_pending(id, Some(999), Some("USD"))
+                .await
+                .unwrap()
+        );
+        let row = store.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.amount, row.currency.as_deref()),
+            (Status::Pending, Some(500), Some("EUR"))
+        );
+        assert!(row.next_attempt_at.is_some(), "a submission is owed");
+        let history = store.history(id).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(
+            (history[0].status.as_str(), history[0].source.as_str()),
+            ("pending", "api")
+        );
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: PgPool) {
+        let store = Store::from_pool(pool);
+        let id = id();
+        store.insert_pending(id, None, None).await.unwrap();
+        let delivery = store
+            .apply_status(id, Status::Completed, Source::Webhook)
+            .await
+            .unwrap();
+        assert!(delivery.is_some());
+        assert_eq!(
+            store
+                .apply_status(id, Status::Completed, Source::Poll)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .apply_status(id, Status::Declined, Source::Poll)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .apply_status(id, Status::Pending, Source::Poll)
+                .await
+                .unwrap(),
+            None
+        );
+
+        let row = store.get(id).await.unwrap().unwrap();
+        assert_eq!(row.status, Status::Completed);
+        let history: Vec<_> = store
+            .history(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.status, h.source))
+            .collect();
+        assert_eq!(
+            history,
+            vec![
+                ("pending".into(), "api".into()),
+                ("completed".into(), "webhook".into())
+            ]
+        );
+        let notification = store
+            .notification(delivery.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (notification.transaction_id, notification.status),
+            (id, Status::Completed)
+        );
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn a_stale_poll_chain_cannot_fork(pool: PgPool) {
+        let store = Store::from_pool(pool);
+        let id = id();
+        store.insert_pending(id, None, None).await.unwrap();
+        assert!(store.mark_submitted(id, Utc::now()).await.unwrap());
+        assert!(
+            !store.mark_submitted(id, Utc::now()).await.unwrap(),
+            "submitted once"
+        );
+        assert!(store.schedule_next_poll(id, 1, Utc::now()).await.unwrap());
+        assert!(
+            !store.schedule_next_poll(id, 1, Utc::now()).await.unwrap(),
+            "poll 1 already moved on"
+        );
+        assert_eq!(store.get(id).await.unwrap().unwrap().poll_number, 2);
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
+        let store = Store::from_pool(pool);
+        let (late, fresh, submitted) = (id(), id(), id());
+        for id in [late, fresh, submitted] {
+            store.insert_pending(id, None, None).await.unwrap();
+        }
+        store
+            .submission_due(late, Utc::now() - chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .submission_due(fresh, Utc::now() + chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        store
+            .mark_submitted(submitted, Utc::now() - chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        let done = id();
+        store.insert_pending(done, None, None).await.unwrap();
+        let delivered = store
+            .apply_status(done, Status::Declined, Source::Poll)
+            .await
+            .unwrap()
+            .unwrap();
+        store.notification_delivered(delivered, 1).await.unwrap();
+
+        let overdue = store
+            .overdue(Duration::from_secs(30), 100)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(overdue.submissions, vec![late]);
+        assert_eq!(overdue.polls, vec![(submitted, 1)]);
+        assert!(
+            overdue.notifications.is_empty(),
+            "a delivered notification is not owed"
+        );
+    }
+}
