@@ -20,6 +20,17 @@ pub struct Cached {
     pub status: Status,
 }
 
+/// Why the id cache could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IdCacheError {
+    /// Redis failed; nothing was reserved or pushed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The entry of this id was not written by this code.
+    #[error("id cache entry of {0} is unreadable")]
+    Corrupt(String),
+}
+
 /// The outcome of [`IdCache::reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
@@ -112,12 +123,12 @@ impl IdCache {
         &self,
         create: &Queue<CreateJob>,
         job: &CreateJob,
-    ) -> Result<Reservation, QueueError> {
+    ) -> Result<Reservation, IdCacheError> {
         let key = self.key(&job.id);
         let amount = job.amount.map(|a| a.to_string()).unwrap_or_default();
         let currency = job.currency.clone().unwrap_or_default();
         let ttl = self.ttl_ms.to_string();
-        let reply: (u8, Option<String>, Option<String>, Option<String>) = create
+        let reply: Vec<Option<String>> = create
             .push_with(
                 &RESERVE_HOOK,
                 &Job::now(job.job_id(), job.clone()),
@@ -125,15 +136,18 @@ impl IdCache {
                 &[&amount, &currency, &ttl],
             )
             .await?;
-        match reply {
-            (1, ..) => Ok(Reservation::New),
-            (_, amount, currency, status) => {
-                let status = status.unwrap_or_default();
-                // An entry this code did not write: treat it as new rather than guess.
-                Ok(parse_cached(amount, currency, &status)
-                    .map_or(Reservation::New, Reservation::Known))
-            }
+        let mut fields = reply.into_iter();
+        if fields.next().flatten().as_deref() == Some("1") {
+            return Ok(Reservation::New);
         }
+        let (amount, currency, status) = (
+            fields.next().flatten(),
+            fields.next().flatten(),
+            fields.next().flatten().unwrap_or_default(),
+        );
+        parse_cached(amount, currency, &status)
+            .map(Reservation::Known)
+            .ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))
     }
 
     /// The cached entry of `id`, if any.

@@ -43,6 +43,10 @@ impl CreateJob {
 pub struct ProcessJob {
     /// The transaction.
     pub id: TransactionId,
+    /// Pushed by the sweeper: an earlier attempt may have reached the third party, so ask it
+    /// before submitting (delivery counts restart with a new job).
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 impl ProcessJob {
@@ -103,7 +107,14 @@ mod tests {
     #[test]
     fn job_ids_are_deterministic() {
         let id = TransactionId::parse("0193a6f0-0000-7000-8000-000000000001").unwrap();
-        assert_eq!(ProcessJob { id }.job_id(), format!("process:{id}"));
+        assert_eq!(
+            ProcessJob {
+                id,
+                recovered: true
+            }
+            .job_id(),
+            format!("process:{id}")
+        );
         assert_eq!(
             UpdateJob::Poll { id, n: 3 }.job_id(),
             format!("poll:{id}:3")

@@ -3,6 +3,7 @@
 //! `id_cache` (Redis) and the HTTP clients, which are thin.
 #![deny(unsafe_code)]
 
+pub mod fault;
 pub mod id_cache;
 pub mod jobs;
 pub mod money;
@@ -12,9 +13,16 @@ pub mod secret;
 pub mod signature;
 pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod thirdparty;
 pub mod transaction_id;
 
 pub use money::{Amount, Currency};
 pub use status::{Status, WebhookDecision};
 pub use transaction_id::TransactionId;
+
+/// Reads `.env` from the working directory, if there is one, for settings not already in the
+/// environment (development convenience; production sets the environment itself).
+pub fn load_dotenv() {
+    let _ = dotenvy::dotenv();
+}

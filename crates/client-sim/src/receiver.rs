@@ -1,0 +1,140 @@
+//! The callback receiver and what it recorded.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use txn_core::{Status, fault, signature::Verifier};
+use uuid::Uuid;
+
+use crate::Config;
+
+/// One accepted callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    /// The transaction.
+    pub id: Uuid,
+    /// The status it was told.
+    pub status: Status,
+    /// The `webhook-id` header: the same on every retry of one notification.
+    pub delivery_id: String,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+struct Receiver {
+    config: Config,
+    verifier: Verifier,
+    received: Mutex<Vec<Received>>,
+    calls: Mutex<HashMap<String, u64>>,
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    id: Uuid,
+    status: Status,
+}
+
+/// The simulator's routes.
+pub fn router(config: Config) -> Router {
+    let receiver = Arc::new(Receiver {
+        verifier: Verifier::new(&config.client_webhook_secret),
+        config,
+        received: Mutex::default(),
+        calls: Mutex::default(),
+    });
+    Router::new()
+        .route("/transactions/{id}/status", post(callback))
+        .route("/received", get(all))
+        .route("/received/{id}", get(of_one))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(receiver)
+}
+
+async fn callback(
+    State(receiver): State<Arc<Receiver>>,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = receiver.verifier.verify(&body, &headers) {
+        return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    let Ok(callback) = serde_json::from_slice::<Callback>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body is not {id, status}").into_response();
+    };
+    if callback.id != id {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body id differs from the path",
+        )
+            .into_response();
+    }
+    let delivery_id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let call = {
+        let mut calls = receiver.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let n = calls.entry(delivery_id.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    if receiver.config.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(receiver.config.latency_ms)).await;
+    }
+    let subject = Uuid::parse_str(&delivery_id)
+        .map(|u| u.as_u128())
+        .unwrap_or(id.as_u128());
+    if fault::hits(
+        receiver.config.fail_rate,
+        receiver.config.seed,
+        subject,
+        call,
+        1,
+    ) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "failing on purpose").into_response();
+    }
+    receiver
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Received {
+            id,
+            status: callback.status,
+            delivery_id,
+            received_at: Utc::now(),
+        });
+    StatusCode::OK.into_response()
+}
+
+async fn all(State(receiver): State<Arc<Receiver>>) -> Json<Vec<Received>> {
+    Json(
+        receiver
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    )
+}
+
+async fn of_one(
+    State(receiver): State<Arc<Receiver>>,
+    Path(id): Path<Uuid>,
+) -> Json<Vec<Received>> {
+    let received = receiver.received.lock().unwrap_or_else(|e| e.into_inner());
+    Json(received.iter().filter(|r| r.id == id).cloned().collect())
+}

@@ -1,0 +1,31 @@
+//! `create`: insert the row (the first insert wins), then queue its submission.
+
+use apalis::prelude::BoxDynError;
+use queue::Job;
+use txn_core::jobs::{CreateJob, ProcessJob};
+
+use super::Ctx;
+
+/// Inserts the transaction if absent and queues `process:<id>` unless it is already submitted.
+pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
+    let inserted = p
+        .store
+        .insert_pending(job.id, job.amount, job.currency.as_deref())
+        .await?;
+    if !inserted {
+        let owed = p
+            .store
+            .get(job.id)
+            .await?
+            .is_some_and(|row| !row.status.is_terminal() && row.submitted_at.is_none());
+        if !owed {
+            return Ok(());
+        }
+    }
+    let next = ProcessJob {
+        id: job.id,
+        recovered: false,
+    };
+    p.process.push(Job::now(next.job_id(), next)).await?;
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! `notify`: tell the client app a terminal status, with the same `webhook-id` on every retry.
+
+use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
+use txn_core::{jobs::NotifyJob, notifier::NotifyError};
+
+use super::{Ctx, after};
+
+/// Delivers one notification: 2xx → delivered; 4xx or retries exhausted → failed (the sweeper
+/// leaves it alone); 5xx or timeout → re-scheduled with backoff.
+pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
+    let id = job.delivery_id;
+    let attempt = attempt.current().max(1);
+    let Some(n) = p.store.notification(id).await? else {
+        return Ok(());
+    };
+    if n.delivered_at.is_some() || n.failed_at.is_some() {
+        return Ok(());
+    }
+    let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
+    match p.notifier.notify(id, n.transaction_id, n.status).await {
+        Ok(()) => {
+            p.store.notification_delivered(id, attempts).await?;
+            tracing::info!(txn_id = %n.transaction_id, delivery_id = %id, status = %n.status, "client notified");
+            Ok(())
+        }
+        Err(e @ NotifyError::Rejected(_)) => {
+            tracing::warn!(txn_id = %n.transaction_id, delivery_id = %id, error = %e, "notification refused; giving up");
+            p.store
+                .notification_failed(id, attempts, &e.to_string())
+                .await?;
+            Ok(())
+        }
+        Err(e @ NotifyError::Transient(_)) => match p.schedules.notify_retry(attempt as u32) {
+            Some(delay) => {
+                p.store
+                    .notification_retry(id, attempts, &e.to_string(), after(delay))
+                    .await?;
+                Err(RetryAfterError::new(e, delay).into())
+            }
+            None => {
+                tracing::warn!(txn_id = %n.transaction_id, delivery_id = %id, error = %e, "notification retries exhausted");
+                p.store
+                    .notification_failed(id, attempts, &e.to_string())
+                    .await?;
+                Ok(())
+            }
+        },
+    }
+}

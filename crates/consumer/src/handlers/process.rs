@@ -1,0 +1,96 @@
+//! `process`: submit the transaction to the third party exactly once.
+//!
+//! A 504 or a timeout may have created it there, so every attempt after the first (and every
+//! job the sweeper re-pushed) asks before submitting. 409 means the third party has it:
+//! success. Transient failures are retried as re-scheduled jobs; a permanent refusal or
+//! exhausted retries end in `failed` — but only if the third party does not have it.
+
+use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
+use txn_core::{
+    Status, TransactionId,
+    jobs::ProcessJob,
+    store::Source,
+    thirdparty::{Lookup, ThirdPartyError},
+};
+
+use super::{Ctx, after};
+
+/// Submits `job.id` unless it is terminal or already submitted.
+pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
+    let id = job.id;
+    let attempt = attempt.current().max(1) as u32;
+    let Some(row) = p.store.get(id).await? else {
+        return Err(format!("transaction {id} has no row yet").into());
+    };
+    if row.status.is_terminal() || row.submitted_at.is_some() {
+        return Ok(());
+    }
+    if attempt > 1 || job.recovered {
+        match p.thirdparty.lookup(id).await {
+            Ok(Lookup::Found(_)) => return submitted(&p, id).await,
+            Ok(Lookup::NotFound) => {}
+            Err(e) => return retry_or_fail(&p, id, attempt, e).await,
+        }
+    }
+    match p
+        .thirdparty
+        .submit(id, row.amount, row.currency.as_deref())
+        .await
+    {
+        Ok(_) => submitted(&p, id).await,
+        Err(e @ ThirdPartyError::Transient(_)) => retry_or_fail(&p, id, attempt, e).await,
+        Err(e @ ThirdPartyError::Rejected(_)) => fail_unless_held(&p, id, attempt, e).await,
+    }
+}
+
+/// Records the submission and starts polling.
+async fn submitted(p: &Ctx, id: TransactionId) -> Result<(), BoxDynError> {
+    let delay = p.schedules.poll_delay(1);
+    if p.store.mark_submitted(id, after(delay)).await? {
+        tracing::info!(txn_id = %id, "submitted");
+        p.push_poll(id, 1, delay).await?;
+    }
+    Ok(())
+}
+
+/// Re-schedules the submission with backoff, or gives up when retries are exhausted.
+async fn retry_or_fail(
+    p: &Ctx,
+    id: TransactionId,
+    attempt: u32,
+    error: ThirdPartyError,
+) -> Result<(), BoxDynError> {
+    let Some(delay) = p.schedules.process_retry(attempt) else {
+        return fail_unless_held(p, id, attempt, error).await;
+    };
+    tracing::info!(txn_id = %id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "submission retry scheduled");
+    // The outbox of the retry: if Redis loses the re-scheduled job, the sweeper redoes it.
+    p.store.submission_due(id, after(delay)).await?;
+    Err(RetryAfterError::new(error, delay).into())
+}
+
+/// `failed` only if the third party does not have the transaction; if it cannot say, ask again
+/// later rather than risk a false `failed`.
+async fn fail_unless_held(
+    p: &Ctx,
+    id: TransactionId,
+    attempt: u32,
+    error: ThirdPartyError,
+) -> Result<(), BoxDynError> {
+    match p.thirdparty.lookup(id).await {
+        Ok(Lookup::Found(_)) => submitted(p, id).await,
+        Ok(Lookup::NotFound) => {
+            tracing::warn!(txn_id = %id, attempt, error = %error, "submission failed for good");
+            p.finish(id, Status::Failed, Source::Process).await
+        }
+        Err(check) => {
+            let delay = p
+                .schedules
+                .process_retry(p.schedules.process_retries.max(1))
+                .unwrap_or_default();
+            tracing::warn!(txn_id = %id, error = %check, "cannot confirm the third party lacks it; asking again later");
+            p.store.submission_due(id, after(delay)).await?;
+            Err(RetryAfterError::new(check, delay).into())
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `update`: poll the third party on the exponential schedule, or apply a status it reported
+//! by webhook. A terminal row cancels its polls; a poll whose number is not the row's current
+//! one belongs to a stale chain and is dropped, so chains never fork.
+
+use std::time::Duration;
+
+use apalis::prelude::BoxDynError;
+use chrono::Utc;
+use txn_core::{TransactionId, jobs::UpdateJob, store::Source, thirdparty::Lookup};
+
+use super::{Ctx, after};
+
+/// Runs one poll or one apply.
+pub async fn update(job: UpdateJob, p: Ctx) -> Result<(), BoxDynError> {
+    match job {
+        UpdateJob::Poll { id, n } => poll(&p, id, n).await,
+        UpdateJob::Apply { id, status } => p.finish(id, status, Source::Webhook).await,
+    }
+}
+
+async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
+    let Some(row) = p.store.get(id).await? else {
+        return Ok(());
+    };
+    if row.status.is_terminal() || row.poll_number != n || row.next_poll_at.is_none() {
+        return Ok(());
+    }
+    let elapsed = row
+        .submitted_at
+        .and_then(|s| (Utc::now() - s).to_std().ok())
+        .unwrap_or(Duration::ZERO);
+    if p.schedules.poll_expired(elapsed) {
+        if p.store.mark_poll_expired(id).await? {
+            tracing::warn!(txn_id = %id, polls = n, "polling expired without an outcome");
+        }
+        return Ok(());
+    }
+    match p.thirdparty.lookup(id).await {
+        Ok(Lookup::Found(status)) if status.is_terminal() => {
+            return p.finish(id, status, Source::Poll).await;
+        }
+        Ok(_) => {}
+        // A failed poll is just a poll without news: the schedule goes on.
+        Err(e) => tracing::debug!(txn_id = %id, poll = n, error = %e, "poll failed"),
+    }
+    let next = n + 1;
+    let delay = p.schedules.poll_delay(next as u32);
+    if p.store.schedule_next_poll(id, n, after(delay)).await? {
+        p.push_poll(id, next, delay).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! `consumer`: run the worker pools, or `consumer migrate` to apply the migrations.
+
+use clap::{Parser, Subcommand};
+use consumer::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "consumer",
+    about = "The worker pools of the transaction pipeline",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Option<Config>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the database migrations and exit.
+    Migrate {
+        /// The database to migrate.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/transactions"
+        )]
+        database_url: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    txn_core::load_dotenv();
+    txn_core::telemetry::init();
+    let cli = Cli::parse();
+    match (cli.command, cli.config) {
+        (Some(Command::Migrate { database_url }), _) => {
+            consumer::migrate(&database_url).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        (None, Some(config)) => {
+            let listener = tokio::net::TcpListener::bind(config.addr).await?;
+            consumer::run(config, listener, txn_core::telemetry::shutdown_signal()).await
+        }
+        (None, None) => anyhow::bail!("no configuration"),
+    }
+}

@@ -1,0 +1,135 @@
+//! The application state and the router, with its middleware in one visible stack.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, header},
+    routing::{get, post},
+};
+use queue::{Queue, QueueConfig};
+use redis::aio::ConnectionManager;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use txn_core::{
+    id_cache::IdCache,
+    jobs::{CreateJob, UpdateJob, queue_name},
+    signature::Verifier,
+    store::Store,
+};
+
+use crate::{Config, routes};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The `create` queue (the id cache lives under its hash tag).
+    pub create: Queue<CreateJob>,
+    /// The `update` queue (webhooks push *apply* jobs).
+    pub update: Queue<UpdateJob>,
+    /// The id cache.
+    pub cache: IdCache,
+    /// Postgres, read-only from here.
+    pub store: Store,
+    /// Checks the third party's webhook signatures.
+    pub verifier: Arc<Verifier>,
+    /// The shared Redis connection.
+    pub redis: ConnectionManager,
+    /// Largest accepted body.
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// Connects lazily to Redis and Postgres: the producer starts (and answers 503) while
+    /// either is down.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let redis =
+            ConnectionManager::new_lazy_with_config(client.clone(), queue_connection_config())?;
+        let queue = |name: &str| QueueConfig::new(config.queue_prefix.clone(), name);
+        Ok(Self {
+            create: Queue::with_connection(
+                client.clone(),
+                redis.clone(),
+                queue(queue_name::CREATE),
+            )?,
+            update: Queue::with_connection(client, redis.clone(), queue(queue_name::UPDATE))?,
+            cache: IdCache::new(&config.queue_prefix, config.idempotency_ttl_ms),
+            store: Store::connect_lazy(&config.database_url, 16)?,
+            verifier: Arc::new(Verifier::new(&config.webhook_secret)),
+            redis,
+            body_limit: config.body_limit_bytes,
+        })
+    }
+}
+
+/// Redis calls fail fast (a request should get its 503 well inside its own timeout).
+fn queue_connection_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(1)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    // No origins configured: no CORS headers at all, so browsers refuse cross-origin calls.
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+}
+
+/// The producer's routes and middleware.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/transaction", post(routes::transaction::create))
+        .route("/transaction/{id}", get(routes::transaction::get))
+        .route("/webhook", post(routes::webhook::receive))
+        .route("/healthz", get(routes::health::live))
+        .route("/readyz", get(routes::health::ready))
+        .fallback(routes::health::no_route)
+        .method_not_allowed_fallback(routes::health::method_not_allowed)
+        // Bodies are read as bytes and checked against the limit by the handlers (413 as
+        // problem+json); this cap is the hard stop behind them.
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .with_state(state)
+        .layer(cors(&config.cors_allowed_origins))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(config.request_timeout_ms),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

@@ -1,0 +1,234 @@
+//! Request bodies parsed once, at the edge, into domain types. Everything past this module
+//! works with valid values only.
+
+use serde_json::{Map, Value};
+use txn_core::{Amount, Currency, Status, TransactionId};
+
+use crate::problem::{ApiError, FieldError};
+
+/// A valid `POST /transaction` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransaction {
+    /// The client's id, or a fresh UUIDv7.
+    pub id: TransactionId,
+    /// Amount and currency come together or not at all.
+    pub money: Option<(Amount, Currency)>,
+}
+
+/// A valid `POST /webhook` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedStatus {
+    /// The transaction.
+    pub id: TransactionId,
+    /// What the third party says (never `failed`: that status is ours).
+    pub status: Status,
+}
+
+/// Parses a JSON object; an empty body counts as `{}` when `empty_ok`.
+fn object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
+    if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::Invalid(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )])),
+        Err(e) => Err(ApiError::MalformedJson(format!(
+            "body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn parse_id(value: &Value, errors: &mut Vec<FieldError>) -> Option<TransactionId> {
+    match value.as_str().map(TransactionId::parse) {
+        Some(Ok(id)) => Some(id),
+        _ => {
+            errors.push(FieldError::new("id", "must be a UUID string"));
+            None
+        }
+    }
+}
+
+/// Parses a `POST /transaction` body (an empty body is a valid request).
+pub fn new_transaction(body: &[u8]) -> Result<NewTransaction, ApiError> {
+    let map = object(body, true)?;
+    let mut errors = Vec::new();
+    let id = match map.get("id") {
+        None | Some(Value::Null) => Some(TransactionId::generate()),
+        Some(v) => parse_id(v, &mut errors),
+    };
+    let amount = match map.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v
+            .as_i64()
+            .ok_or_else(|| "must be an integer of minor units".to_string())
+            .and_then(Amount::parse)
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                errors.push(FieldError::new("amount", e));
+                None
+            }
+        },
+    };
+    let currency = match map.get("currency") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v
+            .as_str()
+            .ok_or_else(|| "must be a string".to_string())
+            .and_then(Currency::parse)
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(FieldError::new("currency", e));
+                None
+            }
+        },
+    };
+    let has = |f: &str| map.get(f).is_some_and(|v| !v.is_null());
+    match (has("amount"), has("currency")) {
+        (true, false) => errors.push(FieldError::new(
+            "currency",
+            "is required when amount is given",
+        )),
+        (false, true) => errors.push(FieldError::new(
+            "amount",
+            "is required when currency is given",
+        )),
+        _ => {}
+    }
+    match (id, errors.is_empty()) {
+        (Some(id), true) => Ok(NewTransaction {
+            id,
+            money: amount.zip(currency),
+        }),
+        _ => Err(ApiError::Invalid(errors)),
+    }
+}
+
+/// Parses a `POST /webhook` body.
+pub fn reported_status(body: &[u8]) -> Result<ReportedStatus, ApiError> {
+    let map = object(body, false)?;
+    let mut errors = Vec::new();
+    let id = match map.get("id") {
+        Some(v) => parse_id(v, &mut errors),
+        None => {
+            errors.push(FieldError::new("id", "is required"));
+            None
+        }
+    };
+    let status = match map.get("status").and_then(Value::as_str) {
+        Some("failed") => {
+            errors.push(FieldError::new(
+                "status",
+                "\"failed\" is never reported by the third party",
+            ));
+            None
+        }
+        Some(s) => match s.parse::<Status>() {
+            Ok(status) => Some(status),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "status",
+                    "must be one of pending, completed, declined",
+                ));
+                None
+            }
+        },
+        None => {
+            errors.push(FieldError::new(
+                "status",
+                "is required (pending, completed or declined)",
+            ));
+            None
+        }
+    };
+    match (id, status) {
+        (Some(id), Some(status)) if errors.is_empty() => Ok(ReportedStatus { id, status }),
+        _ => Err(ApiError::Invalid(errors)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(e: ApiError) -> Vec<String> {
+        match e {
+            ApiError::Invalid(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_body_gets_a_fresh_id() {
+        let t = new_transaction(b"").unwrap();
+        assert_eq!(t.money, None);
+        assert_eq!(t.id.as_uuid().get_version_num(), 7);
+        assert!(new_transaction(b"  {} ").is_ok());
+    }
+
+    #[test]
+    fn every_field_error_is_named() {
+        assert_eq!(
+            fields(new_transaction(br#"{"id":"nope"}"#).unwrap_err()),
+            ["id"]
+        );
+        assert_eq!(
+            fields(new_transaction(br#"{"amount":0,"currency":"EUR"}"#).unwrap_err()),
+            ["amount"]
+        );
+        assert_eq!(
+            fields(new_transaction(br#"{"amount":5,"currency":"eur"}"#).unwrap_err()),
+            ["currency"]
+        );
+        assert_eq!(
+            fields(new_transaction(br#"{"amount":5}"#).unwrap_err()),
+            ["currency"]
+        );
+        assert_eq!(
+            fields(new_transaction(br#"{"currency":"EUR"}"#).unwrap_err()),
+            ["amount"]
+        );
+        assert_eq!(
+            fields(new_transaction(br#"{"amount":1.5,"currency":"EUR"}"#).unwrap_err()),
+            ["amount"]
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_not_a_field_error() {
+        assert!(matches!(
+            new_transaction(b"{"),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            reported_status(b""),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
+
+    #[test]
+    fn the_third_party_cannot_report_failed_or_unknown_statuses() {
+        let id = TransactionId::generate();
+        assert_eq!(
+            fields(
+                reported_status(format!(r#"{{"id":"{id}","status":"failed"}}"#).as_bytes())
+                    .unwrap_err()
+            ),
+            ["status"]
+        );
+        assert_eq!(
+            fields(
+                reported_status(format!(r#"{{"id":"{id}","status":"done"}}"#).as_bytes())
+                    .unwrap_err()
+            ),
+            ["status"]
+        );
+        let ok =
+            reported_status(format!(r#"{{"id":"{id}","status":"completed"}}"#).as_bytes()).unwrap();
+        assert_eq!((ok.id, ok.status), (id, Status::Completed));
+    }
+}

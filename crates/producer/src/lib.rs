@@ -1,0 +1,42 @@
+//! The transaction API (DESIGN §3): accepts transactions and queues their `create` job in one
+//! Redis round trip, answers status reads from Postgres, and turns signed third-party webhooks
+//! into *apply* jobs. It never writes transactions to Postgres.
+#![deny(unsafe_code)]
+
+pub mod app;
+mod config;
+mod input;
+pub mod problem;
+mod routes;
+
+pub use config::Config;
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for at most `SHUTDOWN_GRACE_MS`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = app::AppState::new(&config)?;
+    let router = app::router(state, &config);
+    tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, "producer listening");
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopped_tx.send(());
+    });
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    tokio::select! {
+        result = serve => result?,
+        _ = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("shutdown grace period over; dropping in-flight requests"),
+    }
+    Ok(())
+}

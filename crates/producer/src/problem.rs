@@ -1,0 +1,190 @@
+//! Every error the API answers, and the one place that turns them into HTTP: RFC 9457
+//! `application/problem+json` bodies naming exactly what was wrong.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name.
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// Field `field` is wrong because `detail`.
+    pub fn new(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (400).
+    #[error("{0}")]
+    MalformedJson(String),
+    /// Fields are invalid (422).
+    #[error("invalid fields")]
+    Invalid(Vec<FieldError>),
+    /// The body is over the limit (413).
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The id is known with other parameters (409).
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    /// The webhook's status contradicts a terminal one (409).
+    #[error("{0}")]
+    StatusConflict(String),
+    /// Unsigned, badly signed or stale webhook (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No such transaction (404).
+    #[error("no transaction {0}")]
+    NotFound(String),
+    /// No such route (404).
+    #[error("no route {0}")]
+    NoRoute(String),
+    /// The route exists, the method does not (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Redis or Postgres is unavailable (503, retry later).
+    #[error("{0} is unavailable; retry later")]
+    Unavailable(&'static str),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "/problems/malformed-json",
+                "Malformed JSON",
+            ),
+            ApiError::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/validation",
+                "Invalid request",
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "/problems/too-large",
+                "Request body too large",
+            ),
+            ApiError::IdempotencyConflict(_) => (
+                StatusCode::CONFLICT,
+                "/problems/idempotency-conflict",
+                "Id already used with other parameters",
+            ),
+            ApiError::StatusConflict(_) => (
+                StatusCode::CONFLICT,
+                "/problems/status-conflict",
+                "Status conflicts with the recorded one",
+            ),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/unauthorized",
+                "Webhook signature rejected",
+            ),
+            ApiError::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "/problems/not-found",
+                "Transaction not found",
+            ),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "/problems/no-route", "No such route"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/problems/method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/unavailable",
+                "Service unavailable",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let detail = match &self {
+            ApiError::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.detail))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            ApiError::Invalid(errors) => Some(errors.as_slice()),
+            _ => None,
+        };
+        let body = Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<txn_core::store::StoreError> for ApiError {
+    fn from(e: txn_core::store::StoreError) -> Self {
+        tracing::warn!(error = %e, "postgres call failed");
+        ApiError::Unavailable("the database")
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        tracing::warn!(error = %e, "redis call failed");
+        ApiError::Unavailable("the queue")
+    }
+}
+
+impl From<queue::QueueError> for ApiError {
+    fn from(e: queue::QueueError) -> Self {
+        tracing::warn!(error = %e, "queue call failed");
+        ApiError::Unavailable("the queue")
+    }
+}
+
+impl From<txn_core::id_cache::IdCacheError> for ApiError {
+    fn from(e: txn_core::id_cache::IdCacheError) -> Self {
+        tracing::warn!(error = %e, "id cache call failed");
+        ApiError::Unavailable("the queue")
+    }
+}

@@ -1,0 +1,28 @@
+//! Liveness, readiness, and the problem+json answers for unknown routes and methods.
+
+use axum::{extract::State, http::Uri, response::IntoResponse};
+
+use crate::{app::AppState, problem::ApiError};
+
+/// `GET /healthz`: the process is up.
+pub async fn live() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: Redis answers (Postgres is not checked: its outage only degrades `GET`).
+pub async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    let _: String = redis::cmd("PING")
+        .query_async(&mut state.redis.clone())
+        .await?;
+    Ok("ready")
+}
+
+/// Any unknown route.
+pub async fn no_route(uri: Uri) -> impl IntoResponse {
+    ApiError::NoRoute(uri.path().to_string())
+}
+
+/// A known route with the wrong method.
+pub async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,112 @@
+//! `POST /webhook`: the third party reports a status.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use queue::Job;
+use serde::Serialize;
+use txn_core::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
+
+use crate::{app::AppState, input, problem::ApiError};
+
+#[derive(Serialize)]
+struct Answer {
+    id: TransactionId,
+    status: Status,
+}
+
+/// Verifies the signature, decides the answer with the one transition function, and for a
+/// real change queues an *apply* job: 201 new terminal status, 200 already recorded or a
+/// (stale) `pending`, 409 a different terminal, 404 unknown id.
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = super::body(body, state.body_limit)?;
+    state
+        .verifier
+        .verify(&body, &headers)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let reported = input::reported_status(&body)?;
+    let (id, status) = (reported.id, reported.status);
+
+    let (decision, current) = decide_and_queue(&state, id, status).await?;
+    tracing::info!(txn_id = %id, reported = %status, ?decision, "webhook");
+    let code = match decision {
+        WebhookDecision::Apply => StatusCode::CREATED,
+        WebhookDecision::AlreadyRecorded | WebhookDecision::Ignore => StatusCode::OK,
+        WebhookDecision::Conflict => {
+            return Err(ApiError::StatusConflict(format!(
+                "transaction {id} is already {current}; {status} cannot replace it"
+            )));
+        }
+    };
+    let shown = if decision == WebhookDecision::Apply {
+        status
+    } else {
+        current
+    };
+    Ok((code, Json(Answer { id, status: shown })).into_response())
+}
+
+/// Decides from the id cache (compare-and-set, so of two identical webhooks exactly one
+/// applies), or from Postgres once the id has left the cache. Returns the decision and the
+/// status it was made against.
+async fn decide_and_queue(
+    state: &AppState,
+    id: TransactionId,
+    reported: Status,
+) -> Result<(WebhookDecision, Status), ApiError> {
+    let mut redis = state.redis.clone();
+    let apply = Job::now(
+        UpdateJob::Apply {
+            id,
+            status: reported,
+        }
+        .job_id(),
+        UpdateJob::Apply {
+            id,
+            status: reported,
+        },
+    );
+    loop {
+        let Some(cached) = state.cache.get(&mut redis, &id).await? else {
+            let row = state
+                .store
+                .get(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
+            let decision = webhook_decision(row.status, reported);
+            if decision == WebhookDecision::Apply {
+                state.update.push(apply).await?;
+            }
+            return Ok((decision, row.status));
+        };
+        let decision = webhook_decision(cached.status, reported);
+        if decision != WebhookDecision::Apply {
+            return Ok((decision, cached.status));
+        }
+        if !state
+            .cache
+            .compare_and_set(&mut redis, &id, cached.status, reported)
+            .await?
+        {
+            // Someone changed it first: decide again against what they wrote.
+            continue;
+        }
+        if let Err(e) = state.update.push(apply.clone()).await {
+            // Undo, so the third party's retry is decided afresh rather than answered 200.
+            let _ = state
+                .cache
+                .compare_and_set(&mut redis, &id, reported, cached.status)
+                .await;
+            return Err(e.into());
+        }
+        return Ok((decision, cached.status));
+    }
+}

@@ -1,0 +1,139 @@
+//! `stack`: the whole pipeline in one process against the local Postgres and Redis — creates
+//! the database if needed, migrates, then runs the producer, the consumer (every queue) and
+//! both simulators. Ctrl-C stops everything cleanly.
+//!
+//! Every setting is read from the environment (and `.env`) as by the separate binaries;
+//! `WEBHOOK_SECRET` and `CLIENT_WEBHOOK_SECRET` are generated when unset.
+#![deny(unsafe_code)]
+
+use std::future::Future;
+
+use anyhow::Context;
+use clap::Parser;
+use sqlx::{Connection, PgConnection};
+use tokio::{net::TcpListener, sync::watch};
+use txn_core::secret::WebhookSecrets;
+
+/// A secret from the environment, or a generated development one.
+fn secret(var: &str) -> anyhow::Result<String> {
+    match std::env::var(var) {
+        Ok(value) => {
+            WebhookSecrets::parse(&value).with_context(|| format!("{var} is malformed"))?;
+            Ok(value)
+        }
+        Err(_) => {
+            tracing::warn!(
+                variable = var,
+                "unset: using a generated development secret"
+            );
+            Ok(WebhookSecrets::generate().expose())
+        }
+    }
+}
+
+/// Creates the database named in `url` if it does not exist (a fresh machine has none).
+async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    let (server, name) = url
+        .rsplit_once('/')
+        .context("DATABASE_URL has no database name")?;
+    let name = name.split('?').next().unwrap_or(name);
+    if PgConnection::connect(url).await.is_ok() {
+        return Ok(());
+    }
+    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .with_context(|| format!("cannot reach Postgres at {server}"))?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    sqlx::query(&format!("CREATE DATABASE {quoted}"))
+        .execute(&mut admin)
+        .await?;
+    tracing::info!(database = name, "database created");
+    Ok(())
+}
+
+fn parse<C: Parser>(name: &str, extra: &[(&str, &str)]) -> anyhow::Result<C> {
+    let mut args = vec![name.to_string()];
+    for (flag, value) in extra {
+        args.push(format!("--{flag}={value}"));
+    }
+    C::try_parse_from(args).map_err(|e| anyhow::anyhow!("{name} settings: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    txn_core::load_dotenv();
+    txn_core::telemetry::init();
+    let webhook = secret("WEBHOOK_SECRET")?;
+    let client = secret("CLIENT_WEBHOOK_SECRET")?;
+
+    let producer: producer::Config = parse("producer", &[("webhook-secret", &webhook)])?;
+    let consumer: consumer::Config = parse("consumer", &[("client-webhook-secret", &client)])?;
+    let thirdparty: thirdparty_sim::Config =
+        parse("thirdparty-sim", &[("webhook-secret", &webhook)])?;
+    let client_sim: client_sim::Config =
+        parse("client-sim", &[("client-webhook-secret", &client)])?;
+
+    ensure_database(&consumer.database_url).await?;
+    consumer::migrate(&consumer.database_url)
+        .await
+        .context("migrations")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+    };
+    let listeners = (
+        bind(producer.addr).await?,
+        bind(consumer.addr).await?,
+        bind(thirdparty.addr).await?,
+        bind(client_sim.addr).await?,
+    );
+    tracing::info!(
+        producer = %producer.addr, consumer = %consumer.addr, thirdparty = %thirdparty.addr, client = %client_sim.addr,
+        "stack up: POST http://127.0.0.1:{}/transaction", producer.addr.port()
+    );
+    let tasks = [
+        spawn("producer", producer::run(producer, listeners.0, stopped())),
+        spawn("consumer", consumer::run(consumer, listeners.1, stopped())),
+        spawn("thirdparty-sim", {
+            let stop = stopped();
+            async move { Ok(thirdparty_sim::run(thirdparty, listeners.2, stop).await?) }
+        }),
+        spawn("client-sim", {
+            let stop = stopped();
+            async move { Ok(client_sim::run(client_sim, listeners.3, stop).await?) }
+        }),
+    ];
+    txn_core::telemetry::shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let mut failed = false;
+    for task in tasks {
+        failed |= !matches!(task.await, Ok(Ok(())));
+    }
+    tracing::info!("stack stopped");
+    if failed {
+        anyhow::bail!("a service stopped with an error");
+    }
+    Ok(())
+}
+
+fn spawn(
+    name: &'static str,
+    service: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let result = service.await;
+        if let Err(e) = &result {
+            tracing::error!(service = name, error = %e, "service failed");
+        }
+        result
+    })
+}

@@ -1,0 +1,38 @@
+//! A payment processor that misbehaves on purpose (DESIGN §3): it accepts transactions,
+//! resolves them after a random delay, and reports the outcome by signed webhook — and, at
+//! configurable rates, answers 504 before or after creating, hangs, refuses, drops, duplicates
+//! or follows a final webhook with a stale `pending`. `/stats` counts what it did, including
+//! `conflicts`: creates for an id it already had, i.e. blind re-submissions.
+#![deny(unsafe_code)]
+
+mod config;
+mod sim;
+
+pub use config::Config;
+pub use sim::{Stats, router};
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves the simulator on `listener` until `shutdown` resolves; pending resolutions, hung
+/// calls and webhooks in flight are cancelled then.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let app = router(config, stop.clone()).map_err(std::io::Error::other)?;
+    tracing::info!(addr = %listener.local_addr()?, "thirdparty-sim listening");
+    let stopping = stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await?;
+    stop.cancel();
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! `thirdparty-sim`: parse the settings, bind, serve until Ctrl-C or SIGTERM.
+
+use clap::Parser;
+use thirdparty_sim::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    txn_core::load_dotenv();
+    txn_core::telemetry::init();
+    let config = Config::parse();
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    thirdparty_sim::run(config, listener, txn_core::telemetry::shutdown_signal()).await?;
+    Ok(())
+}

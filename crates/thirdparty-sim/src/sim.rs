@@ -1,0 +1,285 @@
+//! The simulator's state and routes.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use txn_core::{Status, fault, signature::Signer};
+use uuid::Uuid;
+
+use crate::Config;
+
+/// What `/stats` reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Transactions created.
+    pub created: u64,
+    /// Creates for an id already held (blind re-submissions).
+    pub conflicts: u64,
+    /// Status checks answered or faulted.
+    pub status_checks: u64,
+    /// Webhooks sent (duplicates and stale ones included).
+    pub webhooks_sent: u64,
+    /// Final webhooks deliberately not sent.
+    pub webhooks_dropped: u64,
+}
+
+/// Fault kinds, the salt of each roll.
+mod kind {
+    pub const CREATE_504_BEFORE: u64 = 1;
+    pub const CREATE_4XX: u64 = 2;
+    pub const CREATE_HANG: u64 = 3;
+    pub const CREATE_504_AFTER: u64 = 4;
+    pub const STATUS_504: u64 = 5;
+    pub const RESOLVE_DELAY: u64 = 6;
+    pub const DECLINE: u64 = 7;
+    pub const DROP: u64 = 8;
+    pub const DUP: u64 = 9;
+    pub const STALE: u64 = 10;
+}
+
+#[derive(Default)]
+struct Counters {
+    created: AtomicU64,
+    conflicts: AtomicU64,
+    status_checks: AtomicU64,
+    webhooks_sent: AtomicU64,
+    webhooks_dropped: AtomicU64,
+}
+
+struct Sim {
+    config: Config,
+    signer: Signer,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    transactions: Mutex<HashMap<Uuid, Status>>,
+    /// Calls so far per (id, route), so every call of a retry rolls afresh, repeatably.
+    calls: Mutex<HashMap<(Uuid, u8), u64>>,
+    counters: Counters,
+}
+
+type Shared = Arc<Sim>;
+
+impl Sim {
+    fn next_call(&self, id: Uuid, route: u8) -> u64 {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let n = calls.entry((id, route)).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn hits(&self, rate: fault::Rate, id: Uuid, call: u64, kind: u64) -> bool {
+        fault::hits(rate, self.config.seed, id.as_u128(), call, kind)
+    }
+
+    async fn latency(&self) {
+        if self.config.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.config.latency_ms)).await;
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            created: c.created.load(Ordering::Relaxed),
+            conflicts: c.conflicts.load(Ordering::Relaxed),
+            status_checks: c.status_checks.load(Ordering::Relaxed),
+            webhooks_sent: c.webhooks_sent.load(Ordering::Relaxed),
+            webhooks_dropped: c.webhooks_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The simulator's routes.
+pub fn router(config: Config, stop: CancellationToken) -> Result<Router, reqwest::Error> {
+    let sim = Arc::new(Sim {
+        signer: Signer::new(&config.webhook_secret),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?,
+        config,
+        stop,
+        transactions: Mutex::default(),
+        calls: Mutex::default(),
+        counters: Counters::default(),
+    });
+    Ok(Router::new()
+        .route("/transactions", post(create))
+        .route("/transactions/{id}", get(lookup))
+        .route("/stats", get(stats))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(sim))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    id: Uuid,
+}
+
+#[derive(Serialize)]
+struct StatusBody {
+    id: Uuid,
+    status: Status,
+}
+
+fn status_body(id: Uuid, status: Status) -> Json<StatusBody> {
+    Json(StatusBody { id, status })
+}
+
+const CREATE: u8 = 1;
+const LOOKUP: u8 = 2;
+
+async fn create(State(sim): State<Shared>, Json(body): Json<CreateBody>) -> Response {
+    let id = body.id;
+    let call = sim.next_call(id, CREATE);
+    let c = &sim.config;
+    if sim.hits(c.create_504_before_rate, id, call, kind::CREATE_504_BEFORE) {
+        sim.latency().await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
+    if sim.hits(c.create_4xx_rate, id, call, kind::CREATE_4XX) {
+        sim.latency().await;
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected by the processor",
+        )
+            .into_response();
+    }
+    // Recorded the moment the request arrives; the faults below happen after.
+    let is_new = {
+        let mut txns = sim.transactions.lock().unwrap_or_else(|e| e.into_inner());
+        let new = !txns.contains_key(&id);
+        txns.entry(id).or_insert(Status::Pending);
+        new
+    };
+    let response = if is_new {
+        sim.counters.created.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(resolve(sim.clone(), id));
+        (StatusCode::CREATED, status_body(id, Status::Pending)).into_response()
+    } else {
+        sim.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(txn_id = %id, "create for an id already held (a blind re-submission)");
+        (StatusCode::CONFLICT, "transaction already exists").into_response()
+    };
+    sim.latency().await;
+    if sim.hits(c.create_hang_rate, id, call, kind::CREATE_HANG) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = sim.stop.cancelled() => {}
+        }
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
+    if sim.hits(c.create_504_after_rate, id, call, kind::CREATE_504_AFTER) {
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
+    response
+}
+
+async fn lookup(State(sim): State<Shared>, Path(id): Path<Uuid>) -> Response {
+    sim.counters.status_checks.fetch_add(1, Ordering::Relaxed);
+    let call = sim.next_call(id, LOOKUP);
+    sim.latency().await;
+    if sim.hits(sim.config.status_504_rate, id, call, kind::STATUS_504) {
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
+    let status = sim
+        .transactions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .copied();
+    match status {
+        Some(status) => status_body(id, status).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn stats(State(sim): State<Shared>) -> Json<Stats> {
+    Json(sim.stats())
+}
+
+/// Resolves `id` after its delay, then reports the outcome by webhook (or not, or twice, or
+/// followed by a stale `pending`, as the fault rates decide).
+async fn resolve(sim: Shared, id: Uuid) {
+    let c = &sim.config;
+    let span = c.resolve_max_ms.saturating_sub(c.resolve_min_ms) as f64;
+    let delay = c.resolve_min_ms
+        + (fault::uniform(c.seed, id.as_u128(), 0, kind::RESOLVE_DELAY) * span) as u64;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+        _ = sim.stop.cancelled() => return,
+    }
+    let status = if sim.hits(c.decline_rate, id, 0, kind::DECLINE) {
+        Status::Declined
+    } else {
+        Status::Completed
+    };
+    sim.transactions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, status);
+
+    if sim.hits(c.webhook_drop_rate, id, 0, kind::DROP) {
+        sim.counters
+            .webhooks_dropped
+            .fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let msg_id = format!("msg_{}", Uuid::new_v4().simple());
+    send_webhook(&sim, &msg_id, id, status).await;
+    if sim.hits(c.webhook_dup_rate, id, 0, kind::DUP) {
+        send_webhook(&sim, &msg_id, id, status).await;
+    }
+    if sim.hits(c.webhook_stale_rate, id, 0, kind::STALE) {
+        let stale_id = format!("msg_{}", Uuid::new_v4().simple());
+        send_webhook(&sim, &stale_id, id, Status::Pending).await;
+    }
+}
+
+/// Sends one signed webhook, retrying a few times while the producer is unavailable (a real
+/// processor retries too); a 4xx is an answer and is not retried.
+async fn send_webhook(sim: &Sim, msg_id: &str, id: Uuid, status: Status) {
+    let Ok(body) = serde_json::to_vec(&StatusBody { id, status }) else {
+        return;
+    };
+    sim.counters.webhooks_sent.fetch_add(1, Ordering::Relaxed);
+    for attempt in 0..5u32 {
+        let headers = sim.signer.headers_now(msg_id, &body);
+        let sent = sim
+            .http
+            .post(&sim.config.webhook_url)
+            .headers(headers)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send();
+        let outcome = tokio::select! {
+            r = sent => r,
+            _ = sim.stop.cancelled() => return,
+        };
+        match outcome {
+            Ok(r) if r.status().is_success() || r.status().is_client_error() => return,
+            Ok(r) => {
+                tracing::debug!(txn_id = %id, status = %r.status(), attempt, "webhook not accepted")
+            }
+            Err(e) => tracing::debug!(txn_id = %id, error = %e, attempt, "webhook not delivered"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200 << attempt)) => {}
+            _ = sim.stop.cancelled() => return,
+        }
+    }
+}
