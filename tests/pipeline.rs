@@ -1,0 +1,92 @@
+//! The happy path end to end: hundreds of concurrent POSTs, every transaction terminal in
+//! Postgres and over HTTP with its history, submitted once, and the client told each outcome.
+
+mod support;
+
+use std::{collections::HashSet, time::Duration};
+
+use futures::{StreamExt, stream};
+use serde_json::json;
+use support::*;
+use uuid::Uuid;
+
+const TRANSACTIONS: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transaction_reaches_a_terminal_status_and_the_client_hears_it() {
+    let stack = spawn_stack(Options::default()).await;
+
+    let ids: Vec<Uuid> = (0..TRANSACTIONS).map(|_| Uuid::now_v7()).collect();
+    let answers: Vec<(u16, serde_json::Value)> = stream::iter(ids.iter())
+        .map(|id| stack.post(json!({"id": id, "amount": 1250, "currency": "EUR"})))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(
+        answers
+            .iter()
+            .all(|(code, body)| *code == 201 && body["status"] == "pending"),
+        "every POST answered 201 pending"
+    );
+
+    let (code, body) = stack
+        .post(json!({"id": ids[0], "amount": 1250, "currency": "EUR"}))
+        .await;
+    assert_eq!(code, 200, "a known id with the same parameters: {body}");
+    let (code, _) = stack
+        .post(json!({"id": ids[0], "amount": 99, "currency": "EUR"}))
+        .await;
+    assert_eq!(code, 409, "a known id with another amount");
+
+    eventually(
+        Duration::from_secs(90),
+        "the client heard every transaction",
+        || async { stack.received().await.len() == TRANSACTIONS },
+    )
+    .await;
+
+    let statuses = stack.statuses().await;
+    assert_eq!(statuses.len(), TRANSACTIONS);
+    let received = stack.received().await;
+    for id in &ids {
+        let status = &statuses[id];
+        assert!(
+            status == "completed" || status == "declined",
+            "{id} is {status}"
+        );
+        let (code, body) = stack.get(&id.to_string()).await;
+        assert_eq!(code, 200);
+        assert_eq!(&body["status"], status.as_str());
+        let history: Vec<&str> = body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(history, vec!["pending", status.as_str()], "{id}'s history");
+        let told = &received[id];
+        assert!(
+            told.iter().all(|r| &r.status == status),
+            "{id}: the client was told {told:?}, Postgres says {status}"
+        );
+        let deliveries: HashSet<&str> = told.iter().map(|r| r.delivery_id.as_str()).collect();
+        assert_eq!(
+            deliveries.len(),
+            1,
+            "one notification per transaction (retries share its delivery id)"
+        );
+    }
+    let declined = statuses.values().filter(|s| *s == "declined").count();
+    assert!(
+        declined > 0 && declined < TRANSACTIONS,
+        "both outcomes occur ({declined} declined)"
+    );
+
+    let stats = stack.thirdparty_stats().await;
+    assert_eq!(
+        stats.created, TRANSACTIONS as u64,
+        "each transaction submitted once"
+    );
+    assert_eq!(stats.conflicts, 0, "no blind re-submission");
+    stack.shutdown().await;
+}

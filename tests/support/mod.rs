@@ -1,0 +1,326 @@
+//! `spawn_stack`: the real producer, consumer and both simulators, in-process on ephemeral
+//! ports, against a database and a queue prefix of their own; and typed helpers to drive them.
+
+#![allow(dead_code)]
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use serde::Deserialize;
+use sqlx::{Connection, PgConnection};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use txn_core::secret::WebhookSecrets;
+use uuid::Uuid;
+
+/// The Postgres server the tests use (a database of their own is created on it).
+pub fn postgres_server() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    url.rsplit_once('/')
+        .map(|(server, _)| server.to_string())
+        .unwrap_or(url)
+}
+
+/// The Redis the tests use.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Settings a test may change; each maps to the service flag of the same meaning.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Extra `--flag=value` settings of the third-party simulator.
+    pub thirdparty: Vec<(&'static str, String)>,
+    /// Extra settings of the client simulator.
+    pub client: Vec<(&'static str, String)>,
+    /// Extra settings of the consumer.
+    pub consumer: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            thirdparty: vec![
+                ("decline-rate", "0.3".into()),
+                ("resolve-min-ms", "20".into()),
+                ("resolve-max-ms", "300".into()),
+            ],
+            client: vec![],
+            consumer: vec![
+                ("process-backoff-ms", "100".into()),
+                ("notify-backoff-ms", "50".into()),
+                ("sweep-interval-ms", "500".into()),
+                ("sweep-grace-ms", "3000".into()),
+                ("lease-ms", "3000".into()),
+                ("http-timeout-ms", "1000".into()),
+                ("shutdown-grace-ms", "5000".into()),
+            ],
+        }
+    }
+}
+
+/// A running stack.
+pub struct Stack {
+    pub producer: String,
+    pub thirdparty: String,
+    pub client: String,
+    pub consumer: String,
+    pub database_url: String,
+    pub prefix: String,
+    pub http: reqwest::Client,
+    database: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+fn args(name: &str, settings: &[(&str, String)]) -> Vec<String> {
+    std::iter::once(name.to_string())
+        .chain(settings.iter().map(|(k, v)| format!("--{k}={v}")))
+        .collect()
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    (l, addr)
+}
+
+/// Creates a private database, migrated.
+pub async fn private_database() -> (String, String) {
+    let name = format!("e2e_{}", Uuid::new_v4().simple());
+    let server = postgres_server();
+    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("postgres");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let url = format!("{server}/{name}");
+    consumer::migrate(&url).await.expect("migrate");
+    (name, url)
+}
+
+/// Starts the four services.
+pub async fn spawn_stack(options: Options) -> Stack {
+    let (database, database_url) = private_database().await;
+    let prefix = format!("e2e-{}", Uuid::new_v4().simple());
+    let webhook = WebhookSecrets::generate().expose();
+    let client_secret = WebhookSecrets::generate().expose();
+    let (pl, p_addr) = listener().await;
+    let (cl, c_addr) = listener().await;
+    let (tl, t_addr) = listener().await;
+    let (sl, s_addr) = listener().await;
+
+    let mut thirdparty = vec![
+        ("webhook-url", format!("http://{p_addr}/webhook")),
+        ("webhook-secret", webhook.clone()),
+    ];
+    thirdparty.extend(options.thirdparty.iter().cloned());
+    let mut client = vec![("client-webhook-secret", client_secret.clone())];
+    client.extend(options.client.iter().cloned());
+    let producer = vec![
+        ("database-url", database_url.clone()),
+        ("redis-url", redis_url()),
+        ("queue-prefix", prefix.clone()),
+        ("webhook-secret", webhook.clone()),
+    ];
+    let mut consumer = vec![
+        ("database-url", database_url.clone()),
+        ("redis-url", redis_url()),
+        ("queue-prefix", prefix.clone()),
+        ("client-webhook-secret", client_secret.clone()),
+        ("thirdparty-url", format!("http://{t_addr}")),
+        ("client-url", format!("http://{s_addr}")),
+    ];
+    consumer.extend(options.consumer.iter().cloned());
+
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let p_cfg =
+        producer::Config::try_parse_from(args("producer", &producer)).expect("producer settings");
+    let c_cfg =
+        consumer::Config::try_parse_from(args("consumer", &consumer)).expect("consumer settings");
+    let t_cfg = thirdparty_sim::Config::try_parse_from(args("thirdparty-sim", &thirdparty))
+        .expect("thirdparty settings");
+    let s_cfg =
+        client_sim::Config::try_parse_from(args("client-sim", &client)).expect("client settings");
+    let tasks = vec![
+        tokio::spawn(producer::run(p_cfg, pl, stopped())),
+        tokio::spawn(consumer::run(c_cfg, cl, stopped())),
+        tokio::spawn({
+            let stop = stopped();
+            async move { Ok(thirdparty_sim::run(t_cfg, tl, stop).await?) }
+        }),
+        tokio::spawn({
+            let stop = stopped();
+            async move { Ok(client_sim::run(s_cfg, sl, stop).await?) }
+        }),
+    ];
+    Stack {
+        producer: format!("http://{p_addr}"),
+        thirdparty: format!("http://{t_addr}"),
+        client: format!("http://{s_addr}"),
+        consumer: format!("http://{c_addr}"),
+        database_url,
+        prefix,
+        http: reqwest::Client::new(),
+        database,
+        stop,
+        tasks,
+    }
+}
+
+/// What the client simulator recorded.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Received {
+    pub id: Uuid,
+    pub status: String,
+    pub delivery_id: String,
+}
+
+/// The third party's counters.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ThirdPartyStats {
+    pub created: u64,
+    pub conflicts: u64,
+    pub status_checks: u64,
+    pub webhooks_sent: u64,
+    pub webhooks_dropped: u64,
+}
+
+impl Stack {
+    /// `POST /transaction` with `body`; the status code and the JSON answer.
+    pub async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/transaction", self.producer))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// `GET /transaction/{id}`.
+    pub async fn get(&self, id: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}/transaction/{id}", self.producer))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Everything the client simulator was told, by transaction.
+    pub async fn received(&self) -> HashMap<Uuid, Vec<Received>> {
+        let all: Vec<Received> = self
+            .http
+            .get(format!("{}/received", self.client))
+            .send()
+            .await
+            .expect("received")
+            .json()
+            .await
+            .expect("json");
+        let mut by_id: HashMap<Uuid, Vec<Received>> = HashMap::new();
+        for r in all {
+            by_id.entry(r.id).or_default().push(r);
+        }
+        by_id
+    }
+
+    /// The third party's counters.
+    pub async fn thirdparty_stats(&self) -> ThirdPartyStats {
+        self.http
+            .get(format!("{}/stats", self.thirdparty))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Status per transaction in Postgres.
+    pub async fn statuses(&self) -> HashMap<Uuid, String> {
+        let mut conn = PgConnection::connect(&self.database_url)
+            .await
+            .expect("postgres");
+        let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM transactions")
+            .fetch_all(&mut conn)
+            .await
+            .expect("query");
+        rows.into_iter().collect()
+    }
+
+    /// Stops every service gracefully, then drops the database and the queue keys.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("a service did not stop cleanly: {other:?}"),
+            }
+        }
+        drop_database(&self.database).await;
+        delete_keys(&self.prefix).await;
+    }
+}
+
+/// Drops a test database.
+pub async fn drop_database(name: &str) {
+    if let Ok(mut admin) = PgConnection::connect(&format!("{}/postgres", postgres_server())).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}
+
+/// Deletes every key under a test prefix.
+pub async fn delete_keys(prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
