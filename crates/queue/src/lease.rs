@@ -82,7 +82,8 @@ pub(crate) struct Fetcher {
     closing: Arc<Closing>,
     /// Blocking pops would stall the shared multiplexed connection, and redis-rs times calls
     /// out after 500 ms by default: waits get their own connection with no response timeout.
-    blocking: Option<MultiplexedConnection>,
+    /// Its client id lets us unblock it.
+    blocking: Option<(MultiplexedConnection, i64)>,
 }
 
 /// One fetched job as the script returns it: id, delivery count, payload.
@@ -166,11 +167,12 @@ impl Fetcher {
     /// lease has passed (so expired leases are reclaimed in time).
     async fn wait_for_work(&mut self, wake_at: i64) -> Result<(), QueueError> {
         let cap = self.shared.config.lease / 3;
-        let timeout = if wake_at >= 0 {
-            let until = (wake_at as u64).saturating_sub(now_ms());
-            Duration::from_millis(until).min(cap)
-        } else {
-            cap
+        let (timeout, due) = match u64::try_from(wake_at) {
+            Ok(at) => {
+                let until = Duration::from_millis(at.saturating_sub(now_ms()));
+                (until.min(cap), until < cap)
+            }
+            Err(_) => (cap, false),
         };
         if timeout.is_zero() {
             return Ok(());
@@ -179,38 +181,70 @@ impl Fetcher {
             let config = AsyncConnectionConfig::new()
                 .set_response_timeout(None)
                 .set_connection_timeout(Some(Duration::from_secs(2)));
-            self.blocking = Some(
-                self.shared
-                    .client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?,
-            );
+            let mut conn = self
+                .shared
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            let id: i64 = redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async(&mut conn)
+                .await?;
+            self.blocking = Some((conn, id));
         }
-        let Some(conn) = self.blocking.as_mut() else {
+        let Some((conn, client_id)) = self.blocking.as_mut() else {
             return Ok(());
         };
-        // BLPOP takes seconds with millisecond resolution; 0 would mean "forever".
-        let secs = timeout.as_secs_f64().max(0.001);
+        let client_id = *client_id;
+        // BLPOP takes seconds; 0 would mean "forever". Redis checks blocking timeouts only on
+        // its cron (every ~100 ms), so a due job is woken for by a local timer (below).
+        let secs = (timeout + Duration::from_millis(100)).as_secs_f64();
         let mut blpop = redis::cmd("BLPOP");
         blpop
             .arg(self.shared.keys.signal())
             .arg(format!("{secs:.3}"));
-        let pop = blpop.query_async::<Option<(String, String)>>(conn);
-        // The guard covers a connection that dies silently while we block on it.
-        let guard = timeout + Duration::from_secs(5);
-        tokio::select! {
-            res = tokio::time::timeout(guard, pop) => match res {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.into()),
-                Err(_) => {
-                    self.blocking = None;
-                    Ok(())
+        enum Woken {
+            Popped(redis::RedisResult<Option<(String, String)>>),
+            Due,
+            Abandon,
+        }
+        let outcome = {
+            let pop = blpop.query_async::<Option<(String, String)>>(conn);
+            tokio::pin!(pop);
+            let woken = tokio::select! {
+                res = &mut pop => Woken::Popped(res),
+                _ = tokio::time::sleep(timeout), if due => Woken::Due,
+                _ = tokio::time::sleep(timeout + Duration::from_secs(5)) => Woken::Abandon,
+                _ = self.closing.notify.notified() => Woken::Abandon,
+            };
+            match woken {
+                Woken::Popped(res) => res.map(|_| true),
+                Woken::Due => {
+                    // Release our blocked connection; the pop then returns at once.
+                    let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                        .arg("UNBLOCK")
+                        .arg(client_id)
+                        .query_async(&mut self.shared.conn.clone())
+                        .await;
+                    match tokio::time::timeout(Duration::from_secs(1), &mut pop).await {
+                        Ok(res) => res.map(|_| true),
+                        Err(_) => Ok(false),
+                    }
                 }
-            },
-            _ = self.closing.notify.notified() => {
-                // The pop may still be pending on the server: drop the connection with it.
+                // The pop may still be pending on the server (or the connection died silently):
+                // drop the connection with it.
+                Woken::Abandon => Ok(false),
+            }
+        };
+        match outcome {
+            Ok(true) => Ok(()),
+            Ok(false) => {
                 self.blocking = None;
                 Ok(())
+            }
+            Err(e) => {
+                self.blocking = None;
+                Err(e.into())
             }
         }
     }

@@ -1,0 +1,62 @@
+//! Shared pieces of the benchmarks: Redis command counting and percentiles.
+#![deny(unsafe_code)]
+
+use std::collections::HashMap;
+
+/// Calls per command from `INFO commandstats` (commands run inside scripts included).
+pub async fn command_counts(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<HashMap<String, u64>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let mut counts = HashMap::new();
+    for line in info.lines() {
+        // cmdstat_evalsha:calls=123,usec=…
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((name, stats)) = rest.split_once(':') else {
+            continue;
+        };
+        let calls = stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        counts.insert(name.to_string(), calls);
+    }
+    Ok(counts)
+}
+
+/// Total commands between two snapshots, excluding the benchmark's own `INFO` calls.
+pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
+    after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, n)| n.saturating_sub(*before.get(name).unwrap_or(&0)))
+        .sum()
+}
+
+/// The `p`-th percentile (0–100) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_by_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+    }
+}
