@@ -35,6 +35,10 @@ pub struct Options {
     pub client: Vec<(&'static str, String)>,
     /// Extra settings of the consumer.
     pub consumer: Vec<(&'static str, String)>,
+    /// Extra settings of the producer.
+    pub producer: Vec<(&'static str, String)>,
+    /// Whether to run the consumer (without it, only the producer decides answers).
+    pub run_consumer: bool,
 }
 
 impl Default for Options {
@@ -55,6 +59,8 @@ impl Default for Options {
                 ("http-timeout-ms", "1000".into()),
                 ("shutdown-grace-ms", "5000".into()),
             ],
+            producer: vec![],
+            run_consumer: true,
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct Stack {
     pub database_url: String,
     pub prefix: String,
     pub http: reqwest::Client,
+    /// The secret the third party signs webhooks with.
+    pub webhook_secret: WebhookSecrets,
     database: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -119,12 +127,13 @@ pub async fn spawn_stack(options: Options) -> Stack {
     thirdparty.extend(options.thirdparty.iter().cloned());
     let mut client = vec![("client-webhook-secret", client_secret.clone())];
     client.extend(options.client.iter().cloned());
-    let producer = vec![
+    let mut producer = vec![
         ("database-url", database_url.clone()),
         ("redis-url", redis_url()),
         ("queue-prefix", prefix.clone()),
         ("webhook-secret", webhook.clone()),
     ];
+    producer.extend(options.producer.iter().cloned());
     let mut consumer = vec![
         ("database-url", database_url.clone()),
         ("redis-url", redis_url()),
@@ -150,9 +159,11 @@ pub async fn spawn_stack(options: Options) -> Stack {
         .expect("thirdparty settings");
     let s_cfg =
         client_sim::Config::try_parse_from(args("client-sim", &client)).expect("client settings");
-    let tasks = vec![
-        tokio::spawn(producer::run(p_cfg, pl, stopped())),
-        tokio::spawn(consumer::run(c_cfg, cl, stopped())),
+    let mut tasks = vec![tokio::spawn(producer::run(p_cfg, pl, stopped()))];
+    if options.run_consumer {
+        tasks.push(tokio::spawn(consumer::run(c_cfg, cl, stopped())));
+    }
+    tasks.extend([
         tokio::spawn({
             let stop = stopped();
             async move { Ok(thirdparty_sim::run(t_cfg, tl, stop).await?) }
@@ -161,7 +172,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
             let stop = stopped();
             async move { Ok(client_sim::run(s_cfg, sl, stop).await?) }
         }),
-    ];
+    ]);
     Stack {
         producer: format!("http://{p_addr}"),
         thirdparty: format!("http://{t_addr}"),
@@ -170,6 +181,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
         database_url,
         prefix,
         http: reqwest::Client::new(),
+        webhook_secret: WebhookSecrets::parse(&webhook).expect("secret"),
         database,
         stop,
         tasks,

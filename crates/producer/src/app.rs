@@ -99,6 +99,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/webhook", post(routes::webhook::receive))
         .route("/healthz", get(routes::health::live))
         .route("/readyz", get(routes::health::ready))
+        .route("/openapi.json", get(crate::openapi::document))
         .fallback(routes::health::no_route)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         // Bodies are read as bytes and checked against the limit by the handlers (413 as

@@ -6,6 +6,7 @@
 pub mod app;
 mod config;
 mod input;
+pub mod openapi;
 pub mod problem;
 mod routes;
 

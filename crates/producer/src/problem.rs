@@ -9,7 +9,7 @@ use axum::{
 use serde::Serialize;
 
 /// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's name.
     pub field: String,
@@ -62,13 +62,19 @@ pub enum ApiError {
     Unavailable(&'static str),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A URI reference naming the kind of problem.
     #[serde(rename = "type")]
     kind: &'a str,
+    /// A short summary of the kind.
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
+    /// What exactly was wrong.
     detail: String,
+    /// The invalid fields (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
 }

@@ -2,13 +2,21 @@
 
 use axum::{extract::State, http::Uri, response::IntoResponse};
 
-use crate::{app::AppState, problem::ApiError};
+use crate::{
+    app::AppState,
+    problem::{ApiError, Problem},
+};
 
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String)))]
 /// `GET /healthz`: the process is up.
 pub async fn live() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Redis answers", body = String),
+    (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+))]
 /// `GET /readyz`: Redis answers (Postgres is not checked: its outage only degrades `GET`).
 pub async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     let _: String = redis::cmd("PING")

@@ -15,20 +15,39 @@ use txn_core::{
     jobs::CreateJob,
     store::HistoryEntry,
 };
+use utoipa::ToSchema;
 
 use crate::{
     app::AppState,
     input::{self, NewTransaction},
-    problem::{ApiError, FieldError},
+    problem::{ApiError, FieldError, Problem},
 };
 
 /// `{id, status}`: the answer to a POST.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
+    /// The transaction's id.
+    #[schema(value_type = uuid::Uuid)]
     id: TransactionId,
+    /// Its status: pending, completed, declined or failed.
+    #[schema(value_type = String, example = "pending")]
     status: Status,
 }
 
+#[utoipa::path(
+    post,
+    path = "/transaction",
+    request_body(content = Option<crate::openapi::NewTransactionBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "New id: accepted, pending", body = Accepted, headers(("location" = String, description = "/transaction/{id}"))),
+        (status = 200, description = "Known id, same parameters: its current status", body = Accepted),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Known id, other parameters (the detail names them)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable; nothing was accepted (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /transaction`: 201 for a new id (reserved and queued in one atomic Redis script),
 /// 200 with the current status for a known id with the same parameters, 409 otherwise.
 pub async fn create(
@@ -86,19 +105,62 @@ fn same_parameters(new: &NewTransaction, job: &CreateJob, cached: &Cached) -> Re
 }
 
 /// The body of `GET /transaction/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionView {
+    /// The transaction's id.
+    #[schema(value_type = uuid::Uuid)]
     id: TransactionId,
+    /// pending, completed, declined or failed.
+    #[schema(value_type = String, example = "completed")]
     status: Status,
+    /// Amount in minor units.
     amount: Option<i64>,
+    /// ISO 4217 code.
     currency: Option<String>,
+    /// When the consumer created the row (null while only accepted).
     created_at: Option<DateTime<Utc>>,
+    /// When it last changed.
     updated_at: Option<DateTime<Utc>>,
+    /// When the third party accepted it.
     submitted_at: Option<DateTime<Utc>>,
+    /// When polling gave up without an outcome.
     poll_expired_at: Option<DateTime<Utc>>,
-    history: Vec<HistoryEntry>,
+    /// Every status it entered, oldest first.
+    history: Vec<HistoryView>,
 }
 
+/// One history entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryView {
+    /// The status entered.
+    status: String,
+    /// Who caused it: api, process, webhook or poll.
+    source: String,
+    /// When.
+    at: DateTime<Utc>,
+}
+
+impl From<HistoryEntry> for HistoryView {
+    fn from(h: HistoryEntry) -> Self {
+        Self {
+            status: h.status,
+            source: h.source,
+            at: h.at,
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/transaction/{id}",
+    params(("id" = uuid::Uuid, Path, description = "The transaction's id")),
+    responses(
+        (status = 200, description = "The transaction with its history", body = TransactionView),
+        (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `GET /transaction/{id}`: the row with its history; an id accepted but not yet created by
 /// the consumer is `pending` from the id cache, with an empty history.
 pub async fn get(
@@ -118,7 +180,7 @@ pub async fn get(
             updated_at: Some(row.updated_at),
             submitted_at: row.submitted_at,
             poll_expired_at: row.poll_expired_at,
-            history,
+            history: history.into_iter().map(HistoryView::from).collect(),
         }));
     }
     let cached = state.cache.get(&mut state.redis.clone(), &id).await?;

@@ -10,15 +10,40 @@ use axum::{
 use queue::Job;
 use serde::Serialize;
 use txn_core::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
+use utoipa::ToSchema;
 
-use crate::{app::AppState, input, problem::ApiError};
+use crate::{
+    app::AppState,
+    input,
+    problem::{ApiError, Problem},
+};
 
-#[derive(Serialize)]
-struct Answer {
+/// `{id, status}`: the answer to a webhook (the status recorded after it).
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAnswer {
+    /// The transaction's id.
+    #[schema(value_type = uuid::Uuid)]
     id: TransactionId,
+    /// Its status after the webhook.
+    #[schema(value_type = String, example = "completed")]
     status: Status,
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhook",
+    request_body(content = crate::openapi::WebhookBody, description = "Signed per Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature headers"),
+    responses(
+        (status = 201, description = "A new terminal status: recorded", body = WebhookAnswer),
+        (status = 200, description = "Already recorded, or `pending` (changes nothing)", body = WebhookAnswer),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unsigned, bad signature, or timestamp outside ±5 min", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A different terminal status after a terminal one", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Status not one of pending, completed, declined", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or Postgres unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// Verifies the signature, decides the answer with the one transition function, and for a
 /// real change queues an *apply* job: 201 new terminal status, 200 already recorded or a
 /// (stale) `pending`, 409 a different terminal, 404 unknown id.
@@ -51,7 +76,7 @@ pub async fn receive(
     } else {
         current
     };
-    Ok((code, Json(Answer { id, status: shown })).into_response())
+    Ok((code, Json(WebhookAnswer { id, status: shown })).into_response())
 }
 
 /// Decides from the id cache (compare-and-set, so of two identical webhooks exactly one

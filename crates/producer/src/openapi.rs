@@ -1,0 +1,69 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' annotations and served
+//! at `/openapi.json`.
+
+use axum::Json;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::{
+    problem::{FieldError, Problem},
+    routes::{health, transaction, webhook},
+};
+
+/// The API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Transaction pipeline API",
+        description = "Accepts transactions, reports their status, and receives the third party's signed webhooks. Errors are application/problem+json (RFC 9457)."
+    ),
+    paths(
+        transaction::create,
+        transaction::get,
+        webhook::receive,
+        health::live,
+        health::ready,
+        document
+    ),
+    components(schemas(
+        transaction::Accepted,
+        NewTransactionBody,
+        transaction::TransactionView,
+        transaction::HistoryView,
+        WebhookBody,
+        webhook::WebhookAnswer,
+        Problem,
+        FieldError,
+    ))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document", content_type = "application/json")))]
+/// `GET /openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+// The wire format of the request bodies, for the document; `input.rs` parses the real thing.
+
+/// The body of `POST /transaction` (every field optional; an empty body is valid).
+#[derive(Debug, ToSchema)]
+pub struct NewTransactionBody {
+    /// The client's id for the transaction; the server makes a UUIDv7 when absent.
+    pub id: Option<uuid::Uuid>,
+    /// Amount in minor units (> 0); only together with `currency`.
+    #[schema(minimum = 1, example = 1250)]
+    pub amount: Option<i64>,
+    /// ISO 4217 code in upper case; only together with `amount`.
+    #[schema(example = "EUR")]
+    pub currency: Option<String>,
+}
+
+/// The body the third party signs and sends.
+#[derive(Debug, ToSchema)]
+pub struct WebhookBody {
+    /// The transaction's id.
+    pub id: uuid::Uuid,
+    /// pending, completed or declined.
+    #[schema(example = "completed")]
+    pub status: String,
+}

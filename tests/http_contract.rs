@@ -1,0 +1,618 @@
+//! Every row of the producer's HTTP contract, happy and unhappy: status code, content type and
+//! the body's key fields. The consumer is not running, so answers come from the producer alone.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::{Response, header};
+use serde_json::{Value, json};
+use support::*;
+use txn_core::{secret::WebhookSecrets, signature::Signer};
+use uuid::Uuid;
+
+const PROBLEM: &str = "application/problem+json";
+
+async fn producer_only() -> Stack {
+    spawn_stack(Options {
+        run_consumer: false,
+        ..Options::default()
+    })
+    .await
+}
+
+fn content_type(r: &Response) -> String {
+    r.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sends `body` as raw bytes; returns status, content type, JSON body.
+async fn post_raw(
+    stack: &Stack,
+    path: &str,
+    body: Vec<u8>,
+    json_type: bool,
+) -> (u16, String, Value) {
+    let mut req = stack
+        .http
+        .post(format!("{}{path}", stack.producer))
+        .body(body);
+    if json_type {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let r = req.send().await.unwrap();
+    let (code, ct) = (r.status().as_u16(), content_type(&r));
+    (code, ct, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(stack: &Stack, body: Value) -> (u16, String, Value) {
+    post_raw(
+        stack,
+        "/transaction",
+        serde_json::to_vec(&body).unwrap(),
+        true,
+    )
+    .await
+}
+
+fn fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|f| f["field"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A webhook signed with `secret` at `timestamp`.
+async fn webhook_signed(
+    stack: &Stack,
+    secret: &WebhookSecrets,
+    timestamp: i64,
+    body: Value,
+) -> (u16, String, Value) {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let headers = Signer::new(secret).headers(
+        &format!("msg_{}", Uuid::new_v4().simple()),
+        timestamp,
+        &bytes,
+    );
+    let r = stack
+        .http
+        .post(format!("{}/webhook", stack.producer))
+        .headers(headers)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let (code, ct) = (r.status().as_u16(), content_type(&r));
+    (code, ct, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn webhook(stack: &Stack, id: &Value, status: &str) -> (u16, String, Value) {
+    let now = chrono::Utc::now().timestamp();
+    webhook_signed(
+        stack,
+        &stack.webhook_secret,
+        now,
+        json!({"id": id, "status": status}),
+    )
+    .await
+}
+
+async fn accepted(stack: &Stack) -> Value {
+    let (code, _, body) = post(stack, json!({"amount": 500, "currency": "EUR"})).await;
+    assert_eq!(code, 201);
+    body["id"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_transaction_contract() {
+    let stack = producer_only().await;
+
+    // A new id: 201, Location, pending.
+    let id = Uuid::now_v7();
+    let r = stack
+        .http
+        .post(format!("{}/transaction", stack.producer))
+        .json(&json!({"id": id, "amount": 1250, "currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(content_type(&r), "application/json");
+    assert_eq!(
+        r.headers()[header::LOCATION],
+        format!("/transaction/{id}").as_str()
+    );
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"id": id, "status": "pending"})
+    );
+
+    // An empty body, with or without a content type, or {}: the server makes a UUIDv7.
+    for (body, typed) in [(vec![], false), (vec![], true), (b"{}".to_vec(), true)] {
+        let (code, _, body) = post_raw(&stack, "/transaction", body, typed).await;
+        assert_eq!(code, 201);
+        let made = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+        assert_eq!(made.get_version_num(), 7);
+    }
+
+    // The same id with the same parameters: 200 with its status.
+    let (code, ct, body) = post(&stack, json!({"id": id, "amount": 1250, "currency": "EUR"})).await;
+    assert_eq!(
+        (code, ct.as_str(), body),
+        (
+            200,
+            "application/json",
+            json!({"id": id, "status": "pending"})
+        )
+    );
+
+    // Other parameters: 409 naming the field; absent is not the same as present.
+    let (code, ct, body) = post(&stack, json!({"id": id, "amount": 999, "currency": "EUR"})).await;
+    assert_eq!((code, ct.as_str()), (409, PROBLEM));
+    assert!(
+        body["detail"].as_str().unwrap().contains("amount"),
+        "{body}"
+    );
+    let (code, _, body) = post(&stack, json!({"id": id, "amount": 1250, "currency": "USD"})).await;
+    assert_eq!(code, 409);
+    assert!(
+        body["detail"].as_str().unwrap().contains("currency"),
+        "{body}"
+    );
+    let (code, _, body) = post(&stack, json!({"id": id})).await;
+    assert_eq!(code, 409);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("amount and currency"),
+        "{body}"
+    );
+
+    // Malformed JSON: 400.
+    let (code, ct, body) = post_raw(&stack, "/transaction", b"{\"amount\": ".to_vec(), true).await;
+    assert_eq!(
+        (code, ct.as_str(), body["status"].as_u64()),
+        (400, PROBLEM, Some(400))
+    );
+
+    // Field errors: 422 naming each field.
+    for (input, expected) in [
+        (json!({"id": "not-a-uuid"}), vec!["id"]),
+        (json!({"id": 42}), vec!["id"]),
+        (json!({"amount": 0, "currency": "EUR"}), vec!["amount"]),
+        (json!({"amount": -5, "currency": "EUR"}), vec!["amount"]),
+        (json!({"amount": "12", "currency": "EUR"}), vec!["amount"]),
+        (json!({"amount": 1.5, "currency": "EUR"}), vec!["amount"]),
+        (json!({"amount": 5, "currency": "eur"}), vec!["currency"]),
+        (json!({"amount": 5, "currency": "ABC"}), vec!["currency"]),
+        (json!({"amount": 5}), vec!["currency"]),
+        (json!({"currency": "EUR"}), vec!["amount"]),
+        (
+            json!({"id": "x", "amount": 0, "currency": "EUR"}),
+            vec!["id", "amount"],
+        ),
+        (json!([1, 2]), vec!["body"]),
+    ] {
+        let (code, ct, body) = post(&stack, input.clone()).await;
+        assert_eq!((code, ct.as_str()), (422, PROBLEM), "{input}");
+        assert_eq!(fields(&body), expected, "{input} → {body}");
+        assert_eq!(body["status"], 422);
+        assert!(body["title"].is_string() && body["type"].is_string());
+    }
+
+    // Over the body limit (64 KiB): 413.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000)).into_bytes();
+    let (code, ct, body) = post_raw(&stack, "/transaction", big, true).await;
+    assert_eq!(
+        (code, ct.as_str(), body["status"].as_u64()),
+        (413, PROBLEM, Some(413))
+    );
+
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posts_of_one_id_yield_exactly_one_201() {
+    let stack = producer_only().await;
+    let id = Uuid::now_v7();
+    let answers =
+        join_all((0..50).map(|_| post(&stack, json!({"id": id, "amount": 7, "currency": "GBP"}))))
+            .await;
+    let created = answers.iter().filter(|(code, ..)| *code == 201).count();
+    let known = answers.iter().filter(|(code, ..)| *code == 200).count();
+    assert_eq!((created, known), (1, 49));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_transaction_and_routing_contract() {
+    let stack = producer_only().await;
+    let id = accepted(&stack).await;
+
+    // Accepted but not yet created by the consumer: pending from the id cache, empty history.
+    let (code, body) = stack.get(id.as_str().unwrap()).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            body["status"].as_str(),
+            body["amount"].as_i64(),
+            body["currency"].as_str()
+        ),
+        (Some("pending"), Some(500), Some("EUR"))
+    );
+    assert_eq!(body["history"], json!([]));
+
+    let r = stack
+        .http
+        .get(format!("{}/transaction/{}", stack.producer, Uuid::now_v7()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (404, PROBLEM.to_string())
+    );
+    let r = stack
+        .http
+        .get(format!("{}/transaction/not-a-uuid", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (422, PROBLEM.to_string())
+    );
+
+    let r = stack
+        .http
+        .get(format!("{}/no/such/route", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (404, PROBLEM.to_string())
+    );
+    let r = stack
+        .http
+        .delete(format!("{}/transaction", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (405, PROBLEM.to_string())
+    );
+
+    // Request ids are propagated; security headers set; CORS closed by default.
+    let r = stack
+        .http
+        .get(format!("{}/healthz", stack.producer))
+        .header("x-request-id", "trace-me-42")
+        .header(header::ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        r.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+    let r = stack
+        .http
+        .get(format!("{}/readyz", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("x-request-id").is_some(),
+        "a request id is made when none is sent"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_signatures_are_enforced() {
+    let stack = producer_only().await;
+    let id = accepted(&stack).await;
+    let now = chrono::Utc::now().timestamp();
+    let body = json!({"id": id, "status": "completed"});
+
+    // Unsigned.
+    let r = stack
+        .http
+        .post(format!("{}/webhook", stack.producer))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (401, PROBLEM.to_string())
+    );
+    // Forged: signed with another secret.
+    let (code, ct, _) =
+        webhook_signed(&stack, &WebhookSecrets::generate(), now, body.clone()).await;
+    assert_eq!((code, ct.as_str()), (401, PROBLEM));
+    // Replayed late, or from the future: outside ±5 minutes.
+    let (code, _, problem) =
+        webhook_signed(&stack, &stack.webhook_secret, now - 6 * 60, body.clone()).await;
+    assert_eq!(code, 401);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("timestamp"),
+        "{problem}"
+    );
+    let (code, ..) =
+        webhook_signed(&stack, &stack.webhook_secret, now + 6 * 60, body.clone()).await;
+    assert_eq!(code, 401);
+    // Nothing above changed anything.
+    assert_eq!(stack.get(id.as_str().unwrap()).await.1["status"], "pending");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_secret_of_a_rotation_is_accepted() {
+    let old = WebhookSecrets::generate();
+    let stack = producer_only().await;
+    // Restart-free check: a producer of its own with "new,old" secrets on the same prefix.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rotated = format!("{},{}", stack.webhook_secret.expose(), old.expose());
+    let config = <producer::Config as clap::Parser>::try_parse_from([
+        "producer".to_string(),
+        format!("--database-url={}", stack.database_url),
+        format!("--redis-url={}", redis_url()),
+        format!("--queue-prefix={}", stack.prefix),
+        format!("--webhook-secret={rotated}"),
+    ])
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(producer::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let id = accepted(&stack).await;
+    let bytes = serde_json::to_vec(&json!({"id": id, "status": "declined"})).unwrap();
+    let headers = Signer::new(&old).headers_now("msg_rotation", &bytes);
+    let r = stack
+        .http
+        .post(format!("http://{addr}/webhook"))
+        .headers(headers)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        201,
+        "the old secret still verifies during rotation"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_answers_follow_the_transition_rule() {
+    let stack = producer_only().await;
+    let id = accepted(&stack).await;
+
+    // pending on pending: 200, nothing changes.
+    let (code, ct, body) = webhook(&stack, &id, "pending").await;
+    assert_eq!(
+        (code, ct.as_str(), body["status"].as_str()),
+        (200, "application/json", Some("pending"))
+    );
+    // failed is ours, never the third party's; unknown statuses too: 422.
+    for status in ["failed", "settled"] {
+        let (code, ct, body) = webhook(&stack, &id, status).await;
+        assert_eq!((code, ct.as_str()), (422, PROBLEM), "{status}");
+        assert_eq!(fields(&body), vec!["status"]);
+    }
+    // A new terminal status: 201; the same again: 200.
+    let (code, _, body) = webhook(&stack, &id, "completed").await;
+    assert_eq!((code, body["status"].as_str()), (201, Some("completed")));
+    let (code, _, body) = webhook(&stack, &id, "completed").await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("completed")));
+    // A terminal flip attempt: 409, and nothing changes.
+    let (code, ct, _) = webhook(&stack, &id, "declined").await;
+    assert_eq!((code, ct.as_str()), (409, PROBLEM));
+    // A stale pending after the terminal: 200, ignored.
+    let (code, _, body) = webhook(&stack, &id, "pending").await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("completed")));
+    assert_eq!(
+        stack.get(id.as_str().unwrap()).await.1["status"],
+        "completed"
+    );
+
+    // Unknown id: 404. Malformed (but signed) body: 400.
+    let (code, ct, _) = webhook(&stack, &json!(Uuid::now_v7()), "completed").await;
+    assert_eq!((code, ct.as_str()), (404, PROBLEM));
+    let bytes = b"{not json".to_vec();
+    let headers = Signer::new(&stack.webhook_secret).headers_now("msg_bad", &bytes);
+    let r = stack
+        .http
+        .post(format!("{}/webhook", stack.producer))
+        .headers(headers)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (400, PROBLEM.to_string())
+    );
+
+    // Two identical webhooks at once: one 201, one 200.
+    let other = accepted(&stack).await;
+    let (a, b) = tokio::join!(
+        webhook(&stack, &other, "declined"),
+        webhook(&stack, &other, "declined")
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [200, 201]);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_without_redis_or_postgres_degrades_to_503() {
+    // Nothing listens on port 1.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = <producer::Config as clap::Parser>::try_parse_from([
+        "producer".to_string(),
+        "--database-url=postgres://postgres@127.0.0.1:1/none".into(),
+        "--redis-url=redis://127.0.0.1:1".into(),
+        format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
+    ])
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(producer::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = format!("http://{addr}");
+
+    let r = http
+        .post(format!("{base}/transaction"))
+        .json(&json!({"amount": 5, "currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (503, PROBLEM.to_string())
+    );
+    assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = http
+        .get(format!("{base}/transaction/{}", Uuid::now_v7()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (503, PROBLEM.to_string())
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_covers_every_route_and_error() {
+    let stack = producer_only().await;
+    let r = stack
+        .http
+        .get(format!("{}/openapi.json", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r)),
+        (200, "application/json".to_string())
+    );
+    let doc: Value = r.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for (path, method, codes) in [
+        (
+            "/transaction",
+            "post",
+            vec!["200", "201", "400", "409", "413", "422", "503"],
+        ),
+        ("/transaction/{id}", "get", vec!["200", "404", "422", "503"]),
+        (
+            "/webhook",
+            "post",
+            vec!["200", "201", "400", "401", "404", "409", "422", "503"],
+        ),
+        ("/healthz", "get", vec!["200"]),
+        ("/readyz", "get", vec!["200", "503"]),
+        ("/openapi.json", "get", vec!["200"]),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for code in codes {
+            assert!(
+                responses[code].is_object(),
+                "{method} {path} documents {code}"
+            );
+        }
+    }
+    for schema in [
+        "Problem",
+        "FieldError",
+        "Accepted",
+        "TransactionView",
+        "WebhookBody",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_simulator_rejects_unsigned_or_forged_notifications() {
+    let stack = producer_only().await;
+    let id = Uuid::now_v7();
+    let url = format!("{}/transactions/{id}/status", stack.client);
+    let bytes = serde_json::to_vec(&json!({"id": id, "status": "completed"})).unwrap();
+    let r = stack
+        .http
+        .post(&url)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "unsigned");
+    let forged = Signer::new(&WebhookSecrets::generate()).headers_now("d-1", &bytes);
+    let r = stack
+        .http
+        .post(&url)
+        .headers(forged)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "signed with a foreign secret");
+    assert!(stack.received().await.is_empty(), "nothing was recorded");
+    stack.shutdown().await;
+}
