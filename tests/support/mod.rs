@@ -58,8 +58,9 @@ impl Default for Options {
                 ("lease-ms", "3000".into()),
                 ("http-timeout-ms", "1000".into()),
                 ("shutdown-grace-ms", "5000".into()),
+                ("database-max-connections", "8".into()),
             ],
-            producer: vec![],
+            producer: vec![("database-max-connections", "2".into())],
             run_consumer: true,
         }
     }
@@ -76,6 +77,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The secret the third party signs webhooks with.
     pub webhook_secret: WebhookSecrets,
+    /// The consumer's settings as flags (to start one in a child process).
+    pub consumer_args: Vec<String>,
     database: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -153,8 +156,8 @@ pub async fn spawn_stack(options: Options) -> Stack {
     };
     let p_cfg =
         producer::Config::try_parse_from(args("producer", &producer)).expect("producer settings");
-    let c_cfg =
-        consumer::Config::try_parse_from(args("consumer", &consumer)).expect("consumer settings");
+    let consumer_args = args("consumer", &consumer);
+    let c_cfg = consumer::Config::try_parse_from(&consumer_args).expect("consumer settings");
     let t_cfg = thirdparty_sim::Config::try_parse_from(args("thirdparty-sim", &thirdparty))
         .expect("thirdparty settings");
     let s_cfg =
@@ -182,6 +185,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
         prefix,
         http: reqwest::Client::new(),
         webhook_secret: WebhookSecrets::parse(&webhook).expect("secret"),
+        consumer_args,
         database,
         stop,
         tasks,
@@ -268,6 +272,18 @@ impl Stack {
             .expect("json")
     }
 
+    /// What the third party holds, by transaction (fault-free).
+    pub async fn ledger(&self) -> HashMap<Uuid, String> {
+        self.http
+            .get(format!("{}/ledger", self.thirdparty))
+            .send()
+            .await
+            .expect("ledger")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// Status per transaction in Postgres.
     pub async fn statuses(&self) -> HashMap<Uuid, String> {
         let mut conn = PgConnection::connect(&self.database_url)
@@ -334,5 +350,119 @@ where
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Environment variable carrying the consumer's flags to a child process.
+pub const CHILD_CONSUMER_ARGS: &str = "E2E_CHILD_CONSUMER_ARGS";
+
+/// A consumer in a child process (this test binary, re-run as `child_consumer_process`), so a
+/// test can SIGKILL it.
+pub struct ChildConsumer(std::process::Child);
+
+impl ChildConsumer {
+    /// Starts a consumer with `args` (as in [`Stack::consumer_args`]).
+    pub fn spawn(args: &[String]) -> Self {
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "child_consumer_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_CONSUMER_ARGS, args.join("\u{1f}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the child consumer");
+        Self(child)
+    }
+
+    /// SIGKILL: no shutdown, no acks, leases left to expire.
+    pub fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildConsumer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The body of the child process: runs the consumer until killed (only when the parent set the
+/// environment; otherwise returns at once).
+pub async fn run_child_consumer() {
+    let Ok(joined) = std::env::var(CHILD_CONSUMER_ARGS) else {
+        return;
+    };
+    let args: Vec<&str> = joined.split('\u{1f}').collect();
+    let config = consumer::Config::try_parse_from(args).expect("child consumer settings");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    consumer::run(config, listener, std::future::pending())
+        .await
+        .expect("child consumer");
+}
+
+/// Whether every transaction is terminal in Postgres and every notification owed has an end
+/// (delivered or given up).
+pub async fn settled(database_url: &str, expected: usize) -> bool {
+    let Ok(mut conn) = PgConnection::connect(database_url).await else {
+        return false;
+    };
+    let (total, pending): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM transactions",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap_or((0, 1));
+    let (owed,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM notifications WHERE delivered_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap_or((1,));
+    total as usize == expected && pending == 0 && owed == 0
+}
+
+impl Stack {
+    /// The end-state assertions of every scenario: each transaction terminal; `failed` only if
+    /// the third party does not have it, otherwise the third party's status; no blind
+    /// re-submission; the client told each terminal status under one delivery id.
+    pub async fn assert_consistent(&self, ids: &[Uuid]) {
+        let statuses = self.statuses().await;
+        let ledger = self.ledger().await;
+        let received = self.received().await;
+        let stats = self.thirdparty_stats().await;
+        assert_eq!(stats.conflicts, 0, "no blind re-submission ({stats:?})");
+        for id in ids {
+            let status = statuses
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} has no row"));
+            match (status.as_str(), ledger.get(id)) {
+                ("failed", None) => {}
+                ("failed", Some(theirs)) => {
+                    panic!("{id} is failed here but the third party has it as {theirs}")
+                }
+                (ours, Some(theirs)) => assert_eq!(ours, theirs, "{id}: ours vs the third party's"),
+                (ours, None) => panic!("{id} is {ours} but the third party never had it"),
+            }
+            let told = received
+                .get(id)
+                .unwrap_or_else(|| panic!("the client never heard of {id} ({status})"));
+            assert!(
+                told.iter().all(|r| &r.status == status),
+                "{id}: told {told:?}, recorded {status}"
+            );
+            let deliveries: std::collections::HashSet<&str> =
+                told.iter().map(|r| r.delivery_id.as_str()).collect();
+            assert_eq!(
+                deliveries.len(),
+                1,
+                "{id}: duplicates carry the same delivery id"
+            );
+        }
     }
 }

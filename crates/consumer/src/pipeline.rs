@@ -60,19 +60,8 @@ impl Pipeline {
             q
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
-        let pool_size = [
-            queue_name::CREATE,
-            queue_name::PROCESS,
-            queue_name::UPDATE,
-            queue_name::NOTIFY,
-        ]
-        .iter()
-        .filter(|q| config.queues.contains(q))
-        .map(|q| config.concurrency(q) as u32)
-        .sum::<u32>()
-        .clamp(4, 64);
         Ok(Self {
-            store: Store::connect_lazy(&config.database_url, pool_size)?,
+            store: Store::connect_lazy(&config.database_url, config.database_max_connections)?,
             create: Queue::with_connection(
                 client.clone(),
                 redis.clone(),

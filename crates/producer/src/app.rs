@@ -61,7 +61,7 @@ impl AppState {
             )?,
             update: Queue::with_connection(client, redis.clone(), queue(queue_name::UPDATE))?,
             cache: IdCache::new(&config.queue_prefix, config.idempotency_ttl_ms),
-            store: Store::connect_lazy(&config.database_url, 16)?,
+            store: Store::connect_lazy(&config.database_url, config.database_max_connections)?,
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,

@@ -19,6 +19,9 @@ pub struct Config {
         default_value = "postgres://postgres@127.0.0.1:5432/transactions"
     )]
     pub database_url: String,
+    /// Most Postgres connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
     /// Redis holding the queues and the id cache.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,

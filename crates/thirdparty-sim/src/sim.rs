@@ -121,6 +121,7 @@ pub fn router(config: Config, stop: CancellationToken) -> Result<Router, reqwest
         .route("/transactions", post(create))
         .route("/transactions/{id}", get(lookup))
         .route("/stats", get(stats))
+        .route("/ledger", get(ledger))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(sim))
 }
@@ -210,6 +211,16 @@ async fn lookup(State(sim): State<Shared>, Path(id): Path<Uuid>) -> Response {
 
 async fn stats(State(sim): State<Shared>) -> Json<Stats> {
     Json(sim.stats())
+}
+
+/// `GET /ledger`: every transaction it holds with its status, free of faults (for tests).
+async fn ledger(State(sim): State<Shared>) -> Json<HashMap<Uuid, Status>> {
+    Json(
+        sim.transactions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    )
 }
 
 /// Resolves `id` after its delay, then reports the outcome by webhook (or not, or twice, or

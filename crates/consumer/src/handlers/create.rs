@@ -7,6 +7,8 @@ use txn_core::jobs::{CreateJob, ProcessJob};
 use super::Ctx;
 
 /// Inserts the transaction if absent and queues `process:<id>` unless it is already submitted.
+/// A row that already existed may have been submitted by an earlier attempt whose job was lost,
+/// so that submission asks the third party first.
 pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
     let inserted = p
         .store
@@ -24,7 +26,7 @@ pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
     }
     let next = ProcessJob {
         id: job.id,
-        recovered: false,
+        recovered: !inserted,
     };
     p.process.push(Job::now(next.job_id(), next)).await?;
     Ok(())

@@ -1,0 +1,231 @@
+//! Correct under an unreliable third party, a failing client, a crashing consumer and a Redis
+//! that loses its data: every transaction ends terminal, consistent with the third party,
+//! submitted once, and told to the client.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use serde_json::json;
+use support::*;
+use uuid::Uuid;
+
+/// Not a test on its own: the consumer process that tests start and SIGKILL. It does nothing
+/// unless a test set its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_consumer_process() {
+    run_child_consumer().await;
+}
+
+fn set(options: &mut Vec<(&'static str, String)>, key: &'static str, value: &str) {
+    options.retain(|(k, _)| *k != key);
+    options.push((key, value.to_string()));
+}
+
+async fn post_all(stack: &Stack, n: usize) -> Vec<Uuid> {
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let codes: Vec<u16> = stream::iter(ids.iter())
+        .map(|id| async move {
+            stack
+                .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
+                .await
+                .0
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(codes.iter().all(|c| *c == 201), "every POST answered 201");
+    ids
+}
+
+async fn count_terminal(stack: &Stack) -> usize {
+    stack
+        .statuses()
+        .await
+        .values()
+        .filter(|s| *s != "pending")
+        .count()
+}
+
+fn heavy_faults() -> Options {
+    let mut o = Options::default();
+    for (k, v) in [
+        ("create-504-before-rate", "0.2"),
+        ("create-504-after-rate", "0.2"),
+        ("create-hang-rate", "0.1"),
+        ("create-4xx-rate", "0.05"),
+        ("status-504-rate", "0.2"),
+        ("webhook-drop-rate", "0.3"),
+        ("webhook-dup-rate", "0.3"),
+        ("webhook-stale-rate", "0.3"),
+        ("latency-ms", "5"),
+    ] {
+        set(&mut o.thirdparty, k, v);
+    }
+    set(&mut o.client, "fail-rate", "0.3");
+    set(&mut o.client, "latency-ms", "5");
+    for (k, v) in [
+        ("http-timeout-ms", "500"),
+        ("process-backoff-ms", "100"),
+        ("notify-retries", "20"),
+        ("notify-backoff-ms", "20"),
+        ("poll-initial-ms", "100"),
+        ("poll-max-interval-ms", "400"),
+    ] {
+        set(&mut o.consumer, k, v);
+    }
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_heavy_faults_every_transaction_ends_consistent_with_the_third_party() {
+    let stack = spawn_stack(heavy_faults()).await;
+    let ids = post_all(&stack, 200).await;
+    eventually(
+        Duration::from_secs(120),
+        "every transaction settled",
+        || settled(&stack.database_url, ids.len()),
+    )
+    .await;
+    stack.assert_consistent(&ids).await;
+    let stats = stack.thirdparty_stats().await;
+    assert!(
+        stats.webhooks_dropped > 0 && stats.status_checks > 0,
+        "the faults happened: {stats:?}"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_run_loses_nothing() {
+    let mut options = heavy_faults();
+    options.run_consumer = false;
+    set(&mut options.consumer, "lease-ms", "2000");
+    let stack = spawn_stack(options).await;
+    let child = ChildConsumer::spawn(&stack.consumer_args);
+    let ids = post_all(&stack, 400).await;
+    eventually(
+        Duration::from_secs(60),
+        "a quarter of the transactions finished",
+        || async { count_terminal(&stack).await >= ids.len() / 4 },
+    )
+    .await;
+    let in_flight = ids.len() - count_terminal(&stack).await;
+    child.kill();
+    let killed_at = Instant::now();
+
+    let _restarted = ChildConsumer::spawn(&stack.consumer_args);
+    eventually(
+        Duration::from_secs(120),
+        "every transaction settled after the restart",
+        || settled(&stack.database_url, ids.len()),
+    )
+    .await;
+    eprintln!(
+        "killed with {in_flight} in flight; settled {:?} after the kill",
+        killed_at.elapsed()
+    );
+    stack.assert_consistent(&ids).await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_loses_every_queue_key_the_sweeper_brings_each_transaction_home() {
+    let mut options = Options::default();
+    set(&mut options.thirdparty, "resolve-min-ms", "500");
+    set(&mut options.thirdparty, "resolve-max-ms", "1500");
+    set(&mut options.thirdparty, "webhook-drop-rate", "0.5");
+    let stack = spawn_stack(options).await;
+    let ids = post_all(&stack, 200).await;
+    // The rows must exist: a transaction lost before its row was written is another story
+    // (durable acceptance).
+    eventually(Duration::from_secs(60), "every row created", || async {
+        stack.statuses().await.len() == ids.len()
+    })
+    .await;
+    delete_keys(&stack.prefix).await;
+    let wiped_at = Instant::now();
+    eventually(
+        Duration::from_secs(120),
+        "every transaction settled after the wipe",
+        || settled(&stack.database_url, ids.len()),
+    )
+    .await;
+    eprintln!("settled {:?} after the wipe", wiped_at.elapsed());
+    stack.assert_consistent(&ids).await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_alone_resolve_transactions_when_polling_is_off() {
+    let mut options = Options::default();
+    set(&mut options.consumer, "poll-initial-ms", "3600000");
+    set(&mut options.consumer, "poll-max-interval-ms", "3600000");
+    let stack = spawn_stack(options).await;
+    let ids = post_all(&stack, 50).await;
+    eventually(Duration::from_secs(60), "every transaction settled", || {
+        settled(&stack.database_url, ids.len())
+    })
+    .await;
+    stack.assert_consistent(&ids).await;
+    for id in &ids {
+        let (_, body) = stack.get(&id.to_string()).await;
+        assert_eq!(body["history"][1]["source"], "webhook", "{id}");
+    }
+    assert_eq!(
+        stack.thirdparty_stats().await.status_checks,
+        0,
+        "no poll ran"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_alone_resolves_transactions_when_every_webhook_is_lost() {
+    let mut options = Options::default();
+    set(&mut options.thirdparty, "webhook-drop-rate", "1.0");
+    let stack = spawn_stack(options).await;
+    let ids = post_all(&stack, 50).await;
+    eventually(Duration::from_secs(60), "every transaction settled", || {
+        settled(&stack.database_url, ids.len())
+    })
+    .await;
+    stack.assert_consistent(&ids).await;
+    for id in &ids {
+        let (_, body) = stack.get(&id.to_string()).await;
+        assert_eq!(body["history"][1]["source"], "poll", "{id}");
+    }
+    assert_eq!(stack.thirdparty_stats().await.webhooks_sent, 0);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
+    let mut options = Options::default();
+    set(&mut options.thirdparty, "resolve-min-ms", "2500");
+    set(&mut options.thirdparty, "resolve-max-ms", "2500");
+    set(&mut options.consumer, "poll-initial-ms", "100");
+    set(&mut options.consumer, "poll-max-total-ms", "600");
+    let stack = spawn_stack(options).await;
+    let ids = post_all(&stack, 5).await;
+    for id in &ids {
+        let id = id.to_string();
+        eventually(Duration::from_secs(10), "polling expired", || async {
+            let (_, body) = stack.get(&id).await;
+            body["status"] == "pending" && body["poll_expired_at"].is_string()
+        })
+        .await;
+    }
+    eventually(Duration::from_secs(30), "the late webhooks applied", || {
+        settled(&stack.database_url, ids.len())
+    })
+    .await;
+    stack.assert_consistent(&ids).await;
+    for id in &ids {
+        let (_, body) = stack.get(&id.to_string()).await;
+        assert!(body["poll_expired_at"].is_string(), "the flag stays");
+        assert_eq!(body["history"][1]["source"], "webhook");
+    }
+    stack.shutdown().await;
+}
