@@ -229,3 +229,34 @@ async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_stops_cleanly_on_sigterm_and_nothing_is_lost() {
+    let mut options = Options::default();
+    options.run_consumer = false;
+    // Slow notifications: some are always in a handler when the signal comes.
+    set(&mut options.client, "latency-ms", "300");
+    let stack = spawn_stack(options).await;
+    let child = ChildConsumer::spawn(&stack.consumer_args);
+    let ids = post_all(&stack, 100).await;
+    eventually(Duration::from_secs(60), "work is in flight", || async {
+        count_terminal(&stack).await >= 10
+    })
+    .await;
+    let (code, took) = child.terminate();
+    assert_eq!(code, Some(0), "exit status after SIGTERM");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped within the grace period ({took:?})"
+    );
+
+    let _restarted = ChildConsumer::spawn(&stack.consumer_args);
+    eventually(
+        Duration::from_secs(60),
+        "every transaction settled after the restart",
+        || settled(&stack.database_url, ids.len()),
+    )
+    .await;
+    stack.assert_consistent(&ids).await;
+    stack.shutdown().await;
+}

@@ -372,10 +372,25 @@ impl ChildConsumer {
             ])
             .env(CHILD_CONSUMER_ARGS, args.join("\u{1f}"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(
+                std::fs::File::create(std::env::temp_dir().join("child-consumer.log"))
+                    .map(std::process::Stdio::from)
+                    .unwrap_or_else(|_| std::process::Stdio::null()),
+            )
             .spawn()
             .expect("spawn the child consumer");
         Self(child)
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code and how long it took.
+    pub fn terminate(mut self) -> (Option<i32>, Duration) {
+        let started = std::time::Instant::now();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let status = self.0.wait().expect("wait for the child");
+        eprintln!("child consumer exited: {status:?}");
+        (status.code(), started.elapsed())
     }
 
     /// SIGKILL: no shutdown, no acks, leases left to expire.
@@ -398,10 +413,11 @@ pub async fn run_child_consumer() {
     let Ok(joined) = std::env::var(CHILD_CONSUMER_ARGS) else {
         return;
     };
+    txn_core::telemetry::init();
     let args: Vec<&str> = joined.split('\u{1f}').collect();
     let config = consumer::Config::try_parse_from(args).expect("child consumer settings");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    consumer::run(config, listener, std::future::pending())
+    consumer::run(config, listener, txn_core::telemetry::shutdown_signal())
         .await
         .expect("child consumer");
 }
