@@ -232,8 +232,10 @@ async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_stops_cleanly_on_sigterm_and_nothing_is_lost() {
-    let mut options = Options::default();
-    options.run_consumer = false;
+    let mut options = Options {
+        run_consumer: false,
+        ..Options::default()
+    };
     // Slow notifications: some are always in a handler when the signal comes.
     set(&mut options.client, "latency-ms", "300");
     let stack = spawn_stack(options).await;
