@@ -39,6 +39,8 @@ pub struct Options {
     pub producer: Vec<(&'static str, String)>,
     /// Whether to run the consumer (without it, only the producer decides answers).
     pub run_consumer: bool,
+    /// Redis to use instead of the shared one.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             ],
             producer: vec![("database-max-connections", "2".into())],
             run_consumer: true,
+            redis_url: None,
         }
     }
 }
@@ -73,6 +76,7 @@ pub struct Stack {
     pub client: String,
     pub consumer: String,
     pub database_url: String,
+    pub redis_url: String,
     pub prefix: String,
     pub http: reqwest::Client,
     /// The secret the third party signs webhooks with.
@@ -115,6 +119,7 @@ pub async fn private_database() -> (String, String) {
 /// Starts the four services.
 pub async fn spawn_stack(options: Options) -> Stack {
     let (database, database_url) = private_database().await;
+    let redis = options.redis_url.clone().unwrap_or_else(redis_url);
     let prefix = format!("e2e-{}", Uuid::new_v4().simple());
     let webhook = WebhookSecrets::generate().expose();
     let client_secret = WebhookSecrets::generate().expose();
@@ -132,14 +137,14 @@ pub async fn spawn_stack(options: Options) -> Stack {
     client.extend(options.client.iter().cloned());
     let mut producer = vec![
         ("database-url", database_url.clone()),
-        ("redis-url", redis_url()),
+        ("redis-url", redis.clone()),
         ("queue-prefix", prefix.clone()),
         ("webhook-secret", webhook.clone()),
     ];
     producer.extend(options.producer.iter().cloned());
     let mut consumer = vec![
         ("database-url", database_url.clone()),
-        ("redis-url", redis_url()),
+        ("redis-url", redis.clone()),
         ("queue-prefix", prefix.clone()),
         ("client-webhook-secret", client_secret.clone()),
         ("thirdparty-url", format!("http://{t_addr}")),
@@ -182,6 +187,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
         client: format!("http://{s_addr}"),
         consumer: format!("http://{c_addr}"),
         database_url,
+        redis_url: redis,
         prefix,
         http: reqwest::Client::new(),
         webhook_secret: WebhookSecrets::parse(&webhook).expect("secret"),
@@ -306,7 +312,7 @@ impl Stack {
             }
         }
         drop_database(&self.database).await;
-        delete_keys(&self.prefix).await;
+        delete_keys_on(&self.redis_url, &self.prefix).await;
     }
 }
 
@@ -321,7 +327,12 @@ pub async fn drop_database(name: &str) {
 
 /// Deletes every key under a test prefix.
 pub async fn delete_keys(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else {
+    delete_keys_on(&redis_url(), prefix).await;
+}
+
+/// Deletes every key under a test prefix on `url`.
+pub async fn delete_keys_on(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
         return;
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
@@ -420,6 +431,123 @@ pub async fn run_child_consumer() {
     consumer::run(config, listener, txn_core::telemetry::shutdown_signal())
         .await
         .expect("child consumer");
+}
+
+/// Whether each of `ids` is terminal in Postgres and no notification is still owed.
+pub async fn settled_ids(database_url: &str, ids: &[Uuid]) -> bool {
+    let Ok(mut conn) = PgConnection::connect(database_url).await else {
+        return false;
+    };
+    let (terminal,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM transactions WHERE id = ANY($1) AND status <> 'pending'",
+    )
+    .bind(ids)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap_or((0,));
+    let (owed,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM notifications WHERE delivered_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap_or((1,));
+    terminal as usize == ids.len() && owed == 0
+}
+
+/// A `redis-server` of the test's own: a temporary directory, a free port, the AOF fsynced
+/// before every reply. It can be SIGKILLed and restarted on the same data.
+pub struct PrivateRedis {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("redis-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self {
+            dir,
+            port,
+            child: None,
+        };
+        redis.spawn().await;
+        redis
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let url = self.url();
+        eventually(Duration::from_secs(20), "the private redis answers", || {
+            let url = url.clone();
+            async move {
+                let Ok(client) = redis::Client::open(url) else {
+                    return false;
+                };
+                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILL: whatever was not fsynced is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same directory and port (reloading the AOF).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Whether every transaction is terminal in Postgres and every notification owed has an end

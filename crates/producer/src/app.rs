@@ -43,6 +43,8 @@ pub struct AppState {
     pub redis: ConnectionManager,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Whether Redis was found durable at start-up (shown by `/readyz`).
+    pub durability: Arc<crate::durability::Durability>,
 }
 
 impl AppState {
@@ -65,6 +67,9 @@ impl AppState {
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,
+            durability: Arc::new(crate::durability::Durability::Unknown(
+                "not checked yet".into(),
+            )),
         })
     }
 }

@@ -48,6 +48,10 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub cors_allowed_origins: Vec<String>,
+    /// Refuse to start unless Redis fsyncs every write before replying (appendonly yes,
+    /// appendfsync always), so no 201 can be lost in a Redis crash.
+    #[arg(long, env = "REQUIRE_DURABLE_REDIS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_durable_redis: bool,
     /// How long in-flight requests may take to finish on shutdown (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,

@@ -5,6 +5,7 @@
 
 pub mod app;
 mod config;
+pub mod durability;
 mod input;
 pub mod openapi;
 pub mod problem;
@@ -23,7 +24,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = app::AppState::new(&config)?;
+    let mut state = app::AppState::new(&config)?;
+    let durability = durability::Durability::check(&mut state.redis.clone()).await;
+    match &durability {
+        durability::Durability::Durable => {
+            tracing::info!(redis = %durability, "acceptance is durable")
+        }
+        _ if config.require_durable_redis => {
+            anyhow::bail!("REQUIRE_DURABLE_REDIS is set but Redis is {durability}");
+        }
+        _ => tracing::warn!(
+            redis = %durability,
+            "ACCEPTANCE IS NOT DURABLE: a Redis crash can lose transactions already answered 201; \
+             run Redis with appendonly yes and appendfsync always (set REQUIRE_DURABLE_REDIS=true to enforce)"
+        ),
+    }
+    state.durability = std::sync::Arc::new(durability);
     let router = app::router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, "producer listening");
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();

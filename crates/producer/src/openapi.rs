@@ -33,6 +33,7 @@ use crate::{
         webhook::WebhookAnswer,
         Problem,
         FieldError,
+        health::Readiness,
     ))
 )]
 pub struct ApiDoc;

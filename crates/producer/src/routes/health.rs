@@ -1,6 +1,7 @@
 //! Liveness, readiness, and the problem+json answers for unknown routes and methods.
 
-use axum::{extract::State, http::Uri, response::IntoResponse};
+use axum::{Json, extract::State, http::Uri, response::IntoResponse};
+use serde::Serialize;
 
 use crate::{
     app::AppState,
@@ -13,16 +14,31 @@ pub async fn live() -> &'static str {
     "ok"
 }
 
+/// The body of a successful `/readyz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Always "ready".
+    status: &'static str,
+    /// Whether Redis fsyncs every write before replying (a 201 survives a Redis crash).
+    durable_acceptance: bool,
+    /// What was found at start-up.
+    redis: String,
+}
+
 #[utoipa::path(get, path = "/readyz", responses(
-    (status = 200, description = "Redis answers", body = String),
+    (status = 200, description = "Redis answers; the body says whether acceptance is durable", body = Readiness),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
 /// `GET /readyz`: Redis answers (Postgres is not checked: its outage only degrades `GET`).
-pub async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let _: String = redis::cmd("PING")
         .query_async(&mut state.redis.clone())
         .await?;
-    Ok("ready")
+    Ok(Json(Readiness {
+        status: "ready",
+        durable_acceptance: state.durability.is_durable(),
+        redis: state.durability.to_string(),
+    }))
 }
 
 /// Any unknown route.

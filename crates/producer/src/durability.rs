@@ -1,0 +1,84 @@
+//! Whether a 201 survives a Redis crash: that needs `appendonly yes` with `appendfsync always`
+//! (Redis then fsyncs the AOF before replying, once per event loop for all clients). Checked at
+//! start-up; reported in `/readyz`.
+
+use std::fmt;
+
+use redis::aio::ConnectionLike;
+
+/// What the producer knows about Redis's durability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Durability {
+    /// AOF on, fsync before every reply.
+    Durable,
+    /// Acknowledged writes can be lost in a crash; the reason says which setting.
+    NotDurable(String),
+    /// Could not tell (Redis down, or `CONFIG` not permitted).
+    Unknown(String),
+}
+
+impl Durability {
+    /// Whether a 201 is known to survive a Redis crash.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Durability::Durable)
+    }
+
+    /// Decides from `appendonly` and `appendfsync`.
+    pub fn from_settings(appendonly: &str, appendfsync: &str) -> Self {
+        match (appendonly, appendfsync) {
+            ("yes", "always") => Durability::Durable,
+            ("yes", other) => Durability::NotDurable(format!(
+                "appendfsync is {other:?}, not \"always\": up to a second of accepted transactions can be lost"
+            )),
+            (other, _) => Durability::NotDurable(format!(
+                "appendonly is {other:?}: accepted transactions live only in memory"
+            )),
+        }
+    }
+
+    /// Reads the settings with `CONFIG GET`.
+    pub async fn check<C: ConnectionLike>(conn: &mut C) -> Self {
+        let read = async {
+            let on: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("appendonly")
+                .query_async(conn)
+                .await?;
+            let fsync: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("appendfsync")
+                .query_async(conn)
+                .await?;
+            redis::RedisResult::Ok((
+                on.get(1).cloned().unwrap_or_default(),
+                fsync.get(1).cloned().unwrap_or_default(),
+            ))
+        };
+        match read.await {
+            Ok((on, fsync)) => Self::from_settings(&on, &fsync),
+            Err(e) => Durability::Unknown(format!("cannot read the Redis configuration: {e}")),
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Durable => f.write_str("durable (appendonly yes, appendfsync always)"),
+            Durability::NotDurable(why) => write!(f, "not durable: {why}"),
+            Durability::Unknown(why) => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_aof_with_fsync_always_is_durable() {
+        assert!(Durability::from_settings("yes", "always").is_durable());
+        assert!(!Durability::from_settings("yes", "everysec").is_durable());
+        assert!(!Durability::from_settings("no", "always").is_durable());
+    }
+}

@@ -1,0 +1,137 @@
+//! A 201 survives a Redis crash: with `appendonly yes` and `appendfsync always`, every
+//! transaction answered 201 is still there after a SIGKILL and a restart of Redis, and reaches
+//! a terminal status, submitted once, with the client told.
+
+mod support;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, stream};
+use serde_json::json;
+use support::*;
+use uuid::Uuid;
+
+/// Not a test on its own: the consumer process some tests start. It does nothing unless a test
+/// set its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_consumer_process() {
+    run_child_consumer().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopped() {
+    let mut redis = PrivateRedis::start().await;
+    let stack = spawn_stack(Options {
+        run_consumer: false,
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    })
+    .await;
+    let (_, ready) = {
+        let r = stack
+            .http
+            .get(format!("{}/readyz", stack.producer))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(ready["durable_acceptance"], true, "{ready}");
+
+    let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::now_v7()).collect();
+    let stack_ref = &stack;
+    let codes: Vec<u16> = stream::iter(ids.iter())
+        .map(|id| async move { stack_ref.post(json!({"id": id})).await.0 })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(codes.iter().all(|c| *c == 201));
+
+    redis.kill();
+    redis.restart().await;
+    let restarted = Instant::now();
+    let _consumer = ChildConsumer::spawn(&stack.consumer_args);
+    eventually(
+        Duration::from_secs(120),
+        "every accepted transaction settled",
+        || settled_ids(&stack.database_url, &ids),
+    )
+    .await;
+    eprintln!(
+        "{} transactions settled {:?} after the Redis restart",
+        ids.len(),
+        restarted.elapsed()
+    );
+    stack.assert_consistent(&ids).await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_transactions_survive_a_redis_crash_mid_run() {
+    let mut redis = PrivateRedis::start().await;
+    let stack = Arc::new(
+        spawn_stack(Options {
+            redis_url: Some(redis.url()),
+            ..Options::default()
+        })
+        .await,
+    );
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let posting = {
+        let (stack, accepted) = (stack.clone(), accepted.clone());
+        tokio::spawn(async move {
+            stream::iter(0..1_500)
+                .map(|_| {
+                    let (stack, accepted) = (stack.clone(), accepted.clone());
+                    async move {
+                        let id = Uuid::now_v7();
+                        let r = stack
+                            .http
+                            .post(format!("{}/transaction", stack.producer))
+                            .json(&json!({"id": id}))
+                            .send()
+                            .await;
+                        // Only a 201 is a promise; a 503 or a broken connection is not.
+                        if r.is_ok_and(|r| r.status() == 201) {
+                            accepted.lock().unwrap().push(id);
+                        }
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+        })
+    };
+    eventually(
+        Duration::from_secs(60),
+        "a few hundred accepted",
+        || async { accepted.lock().unwrap().len() >= 400 },
+    )
+    .await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    let restarted = Instant::now();
+    posting.await.unwrap();
+
+    let ids = accepted.lock().unwrap().clone();
+    eventually(
+        Duration::from_secs(120),
+        "every accepted transaction settled",
+        || settled_ids(&stack.database_url, &ids),
+    )
+    .await;
+    eprintln!(
+        "{} accepted transactions settled {:?} after the Redis restart",
+        ids.len(),
+        restarted.elapsed()
+    );
+    stack.assert_consistent(&ids).await;
+    match Arc::try_unwrap(stack) {
+        Ok(stack) => stack.shutdown().await,
+        Err(_) => panic!("the stack is still shared"),
+    }
+}
