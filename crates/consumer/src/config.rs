@@ -143,6 +143,9 @@ pub struct Config {
     /// How long held jobs may take to finish on shutdown (ms).
     #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
     pub shutdown_grace_ms: u64,
+    /// Token protecting the queue board (`?token=` or `Authorization: Bearer`); unset = open.
+    #[arg(long, env = "BOARD_TOKEN", hide_env_values = true)]
+    pub board_token: Option<String>,
     /// Idempotency window of the producer's id cache (ms); the consumer refreshes entries in it.
     #[arg(long, env = "IDEMPOTENCY_TTL_MS", default_value_t = 86_400_000)]
     pub idempotency_ttl_ms: u64,

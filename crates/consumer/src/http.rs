@@ -1,20 +1,34 @@
-//! The consumer's small HTTP side: liveness and readiness.
+//! The consumer's HTTP side: liveness, readiness, metrics and the queue board.
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::pipeline::Pipeline;
+use crate::{board::Board, pipeline::Pipeline};
 
-/// Routes: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer).
-pub fn router(p: Arc<Pipeline>) -> Router {
+#[derive(Clone)]
+struct Side {
+    pipeline: Arc<Pipeline>,
+    board: Board,
+}
+
+/// Routes: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer), `/metrics`,
+/// and the board under `/board`.
+pub fn router(pipeline: Arc<Pipeline>, board: Board) -> Router {
+    let side = Side {
+        pipeline,
+        board: board.clone(),
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .with_state(p)
+        .route("/metrics", get(metrics))
+        .with_state(side)
+        .merge(crate::board::router(board))
 }
 
-async fn ready(State(p): State<Arc<Pipeline>>) -> (StatusCode, &'static str) {
+async fn ready(State(side): State<Side>) -> (StatusCode, &'static str) {
+    let p = &side.pipeline;
     let redis = redis::cmd("PING")
         .query_async::<String>(&mut p.redis.clone())
         .await
@@ -25,4 +39,32 @@ async fn ready(State(p): State<Arc<Pipeline>>) -> (StatusCode, &'static str) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable"),
         (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unavailable"),
     }
+}
+
+/// Prometheus text; queue depths are read from Redis at scrape time.
+async fn metrics(State(side): State<Side>) -> impl IntoResponse {
+    match side.board.counts().await {
+        Ok(queues) => {
+            for q in queues {
+                let c = q.counts;
+                for (state, n) in [
+                    ("waiting", c.waiting),
+                    ("scheduled", c.scheduled),
+                    ("running", c.running),
+                    ("failed", c.failed),
+                ] {
+                    metrics::gauge!("queue_jobs", "queue" => q.name.clone(), "state" => state)
+                        .set(n as f64);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "queue depths unavailable for /metrics"),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        txn_core::telemetry::render_metrics(),
+    )
 }

@@ -2,6 +2,7 @@
 //! own concurrency, the sweeper, and a small HTTP side for health checks.
 #![deny(unsafe_code)]
 
+pub mod board;
 mod config;
 pub mod handlers;
 mod http;
@@ -34,7 +35,14 @@ pub async fn run(
     if config.migrate_on_start {
         migrate(&config.database_url).await?;
     }
+    txn_core::telemetry::metrics();
     let p = Arc::new(Pipeline::new(&config)?);
+    let board = board::Board::new(
+        redis::Client::open(config.redis_url.as_str())?,
+        p.redis.clone(),
+        &config.queue_prefix,
+        config.board_token.clone(),
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -114,7 +122,7 @@ pub async fn run(
     });
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn(
-        axum::serve(listener, http::router(p.clone()))
+        axum::serve(listener, http::router(p.clone(), board))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );

@@ -103,6 +103,7 @@ impl Pipeline {
             return Ok(());
         };
         tracing::info!(txn_id = %id, %status, ?source, "status changed");
+        metrics::counter!("transactions_finished_total", "status" => status.as_str(), "source" => format!("{source:?}").to_lowercase()).increment(1);
         if let Err(e) = self
             .cache
             .refresh(&mut self.redis.clone(), &id, status)

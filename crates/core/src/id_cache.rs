@@ -138,6 +138,7 @@ impl IdCache {
             .await?;
         let mut fields = reply.into_iter();
         if fields.next().flatten().as_deref() == Some("1") {
+            create.count_pushed(1);
             return Ok(Reservation::New);
         }
         let (amount, currency, status) = (

@@ -105,6 +105,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/healthz", get(routes::health::live))
         .route("/readyz", get(routes::health::ready))
         .route("/openapi.json", get(crate::openapi::document))
+        .route("/metrics", get(routes::health::metrics))
         .fallback(routes::health::no_route)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         // Bodies are read as bytes and checked against the limit by the handlers (413 as
@@ -124,6 +125,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(axum::middleware::from_fn(record_request))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(config.request_timeout_ms),
@@ -138,4 +140,25 @@ pub fn router(state: AppState, config: &Config) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Counts every request and records its latency, by method, route template and status.
+async fn record_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
 }

@@ -39,7 +39,14 @@ pub async fn run(
              run Redis with appendonly yes and appendfsync always (set REQUIRE_DURABLE_REDIS=true to enforce)"
         ),
     }
+    metrics::gauge!("redis_durable_acceptance").set(if durability.is_durable() {
+        1.0
+    } else {
+        0.0
+    });
     state.durability = std::sync::Arc::new(durability);
+    // Install the recorder before the first request is counted.
+    txn_core::telemetry::metrics();
     let router = app::router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, "producer listening");
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();

@@ -114,8 +114,12 @@ async fn run_acker(shared: std::sync::Weak<Shared>, mut rx: mpsc::UnboundedRecei
             batch.drain(..).partition(|r| r.outcome == Outcome::Done);
         if !done.is_empty() {
             let accepted = retry_redis(&shared, || ack_done(&shared, &done)).await;
+            let accepted_count = accepted.iter().filter(|ok| **ok).count() as u64;
+            metrics::counter!("queue_jobs_done_total", "queue" => shared.config.name.clone())
+                .increment(accepted_count);
             for (request, ok) in done.into_iter().zip(accepted) {
                 if !ok {
+                    metrics::counter!("queue_acks_refused_total", "queue" => shared.config.name.clone()).increment(1);
                     tracing::warn!(queue = %shared.config.name, job = %request.delivery.id, token = request.delivery.token, "stale ack refused");
                 }
                 let _ = request.reply.send(ok);
@@ -123,7 +127,14 @@ async fn run_acker(shared: std::sync::Weak<Shared>, mut rx: mpsc::UnboundedRecei
         }
         for request in failed {
             let ok = retry_redis(&shared, || ack_failed(&shared, &request)).await;
-            if !ok {
+            let outcome = match request.outcome {
+                Outcome::Retry { .. } => "queue_jobs_retried_total",
+                _ => "queue_jobs_dead_total",
+            };
+            if ok {
+                metrics::counter!(outcome, "queue" => shared.config.name.clone()).increment(1);
+            } else {
+                metrics::counter!("queue_acks_refused_total", "queue" => shared.config.name.clone()).increment(1);
                 tracing::warn!(queue = %shared.config.name, job = %request.delivery.id, "stale failure ack refused");
             }
             let _ = request.reply.send(ok);
@@ -244,10 +255,17 @@ where
         let shared = self.shared.clone();
         let held = self.held.clone();
         async move {
+            let queue = shared.config.name.clone();
+            let running = metrics::gauge!("queue_jobs_running", "queue" => queue.clone());
+            running.increment(1.0);
+            let started = std::time::Instant::now();
             let result = match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(result) => result.map_err(Into::into),
                 Err(panic) => Err(BoxDynError::from(panic_message(panic.as_ref()))),
             };
+            running.decrement(1.0);
+            metrics::histogram!("queue_handler_duration_seconds", "queue" => queue)
+                .record(started.elapsed().as_secs_f64());
             // A task without a delivery did not come from this queue: nothing to record.
             let Some(delivery) = delivery else {
                 return result;

@@ -126,6 +126,13 @@ impl<T> Queue<T> {
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.shared.conn.clone()
     }
+
+    /// Counts jobs pushed (a caller's hook counts its own pushes with this too).
+    pub fn count_pushed(&self, n: u64) {
+        if n > 0 {
+            metrics::counter!("queue_jobs_pushed_total", "queue" => self.shared.config.name.clone()).increment(n);
+        }
+    }
 }
 
 /// A fetch in flight: resolves to the fetcher (with its connection) and a leased batch.

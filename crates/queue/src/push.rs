@@ -38,6 +38,7 @@ impl<T: Serialize> Queue<T> {
             .arg(now_ms())
             .invoke_async(&mut self.conn())
             .await?;
+        self.count_pushed(u64::from(pushed == 1));
         Ok(pushed == 1)
     }
 
@@ -54,6 +55,7 @@ impl<T: Serialize> Queue<T> {
                 .arg(job.due_ms);
         }
         let pushed: Vec<u8> = inv.invoke_async(&mut self.conn()).await?;
+        self.count_pushed(pushed.iter().filter(|p| **p == 1).count() as u64);
         Ok(pushed.into_iter().map(|p| p == 1).collect())
     }
 

@@ -20,6 +20,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     match p.notifier.notify(id, n.transaction_id, n.status).await {
         Ok(()) => {
             p.store.notification_delivered(id, attempts).await?;
+            metrics::counter!("notifications_delivered_total").increment(1);
             tracing::info!(txn_id = %n.transaction_id, delivery_id = %id, status = %n.status, "client notified");
             Ok(())
         }
@@ -28,6 +29,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
             p.store
                 .notification_failed(id, attempts, &e.to_string())
                 .await?;
+            metrics::counter!("notifications_failed_total", "reason" => "refused").increment(1);
             Ok(())
         }
         Err(e @ NotifyError::Transient(_)) => match p.schedules.notify_retry(attempt as u32) {
@@ -42,6 +44,8 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
                 p.store
                     .notification_failed(id, attempts, &e.to_string())
                     .await?;
+                metrics::counter!("notifications_failed_total", "reason" => "retries exhausted")
+                    .increment(1);
                 Ok(())
             }
         },

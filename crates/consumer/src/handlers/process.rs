@@ -48,6 +48,7 @@ async fn submitted(p: &Ctx, id: TransactionId) -> Result<(), BoxDynError> {
     let delay = p.schedules.poll_delay(1);
     if p.store.mark_submitted(id, after(delay)).await? {
         tracing::info!(txn_id = %id, "submitted");
+        metrics::counter!("transactions_submitted_total").increment(1);
         p.push_poll(id, 1, delay).await?;
     }
     Ok(())

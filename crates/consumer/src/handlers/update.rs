@@ -32,6 +32,7 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
     if p.schedules.poll_expired(elapsed) {
         if p.store.mark_poll_expired(id).await? {
             tracing::warn!(txn_id = %id, polls = n, "polling expired without an outcome");
+            metrics::counter!("transactions_poll_expired_total").increment(1);
         }
         return Ok(());
     }

@@ -41,6 +41,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
     }))
 }
 
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        txn_core::telemetry::render_metrics(),
+    )
+}
+
 /// Any unknown route.
 pub async fn no_route(uri: Uri) -> impl IntoResponse {
     ApiError::NoRoute(uri.path().to_string())

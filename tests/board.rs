@@ -1,0 +1,285 @@
+//! The queue board in a real headless browser (Debian's Chromium through chromedriver): the page
+//! loads, shows the four queues and a failed job with its error, and the Retry button moves the
+//! job out of the failed list. Also the metrics endpoints after a run.
+
+mod support;
+
+use std::{process::Stdio, time::Duration};
+
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use queue::{Job, Queue, QueueConfig};
+use serde_json::{Value, json};
+use support::*;
+use txn_core::jobs::ProcessJob;
+use uuid::Uuid;
+
+/// chromedriver on a free port, killed on drop.
+struct Driver(std::process::Child, u16);
+
+impl Driver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver on PATH (Debian's chromium-driver; .ci/run installs it)");
+        let status = format!("http://127.0.0.1:{port}/status");
+        eventually(Duration::from_secs(20), "chromedriver answers", || {
+            let status = status.clone();
+            async move {
+                reqwest::get(status)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        Self(child, port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn headless_chromium() -> serde_json::Map<String, Value> {
+    let profile = std::env::temp_dir().join(format!("chromium-{}", Uuid::new_v4().simple()));
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    caps.as_object().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
+    let mut options = Options::default();
+    // One delivery: a job whose handler fails goes straight to the failed list.
+    options.consumer.push(("max-deliveries", "1".into()));
+    let stack = spawn_stack(options).await;
+
+    // A submission for a transaction that has no row yet fails, and is dead-lettered.
+    let id = Uuid::now_v7();
+    let process: Queue<ProcessJob> = Queue::connect(
+        &stack.redis_url,
+        QueueConfig::new(stack.prefix.clone(), "process"),
+    )
+    .unwrap();
+    let job = ProcessJob {
+        id: id.into(),
+        recovered: false,
+    };
+    process
+        .push(Job::now(job.job_id(), job.clone()))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the job failed", || async {
+        process.counts().await.unwrap().failed == 1
+    })
+    .await;
+    // Now the row exists (its own `process` push is a no-op: the failed job holds the id).
+    assert_eq!(stack.post(json!({"id": id})).await.0, 201);
+    eventually(Duration::from_secs(20), "the row exists", || async {
+        stack.statuses().await.contains_key(&id)
+    })
+    .await;
+
+    let driver = Driver::start().await;
+    let mut builder = ClientBuilder::new(HttpConnector::new());
+    builder.capabilities(headless_chromium());
+    let browser = builder
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("a browser session");
+    browser
+        .goto(&format!("{}/board", stack.consumer))
+        .await
+        .unwrap();
+
+    let rows = browser
+        .find_all(Locator::Css("#queues tbody tr"))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    for row in &rows {
+        names.push(row.attr("data-queue").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(names, ["create", "process", "update", "notify"]);
+    let failed_count = browser
+        .find(Locator::Css("tr[data-queue=process] td.failed"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(failed_count, "1");
+    let job_id = job.job_id();
+    let failed_row = browser
+        .find(Locator::Css(&format!("tr.failed-job[data-id='{job_id}']")))
+        .await
+        .unwrap();
+    assert!(
+        failed_row.text().await.unwrap().contains("has no row yet"),
+        "the last error is shown"
+    );
+    if let Ok(png) = browser.screenshot().await {
+        let _ = std::fs::write(std::env::temp_dir().join("board.png"), png);
+    }
+
+    failed_row
+        .find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The form posts, the server retries the job and redirects back to the board.
+    eventually(
+        Duration::from_secs(10),
+        "the job left the failed list",
+        || async {
+            browser
+                .find_all(Locator::Css("tr.failed-job"))
+                .await
+                .is_ok_and(|rows| rows.is_empty())
+        },
+    )
+    .await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/board")
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the retried submission completed the transaction",
+        || async {
+            stack
+                .statuses()
+                .await
+                .get(&id)
+                .is_some_and(|s| s != "pending")
+        },
+    )
+    .await;
+    browser.close().await.unwrap();
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_api_is_closed_without_its_token() {
+    let mut options = Options::default();
+    options.consumer.push(("board-token", "s3cret".into()));
+    let stack = spawn_stack(options).await;
+    let url = format!("{}/board/api/queues", stack.consumer);
+    assert_eq!(stack.http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        stack
+            .http
+            .get(format!("{url}?token=wrong"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let queues: Value = stack
+        .http
+        .get(&url)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["create", "process", "update", "notify"]);
+    assert_eq!(
+        stack
+            .http
+            .get(format!("{}/board?token=s3cret", stack.consumer))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_services_expose_prometheus_metrics() {
+    let stack = spawn_stack(Options::default()).await;
+    let id = Uuid::now_v7();
+    assert_eq!(stack.post(json!({"id": id})).await.0, 201);
+    eventually(Duration::from_secs(30), "the client heard", || async {
+        stack.received().await.contains_key(&id)
+    })
+    .await;
+
+    let producer = stack
+        .http
+        .get(format!("{}/metrics", stack.producer))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        producer
+            .contains(r#"http_requests_total{method="POST",route="/transaction",status="201"}"#),
+        "{producer}"
+    );
+    assert!(producer.contains("http_request_duration_seconds_bucket"));
+    let consumer = stack
+        .http
+        .get(format!("{}/metrics", stack.consumer))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for metric in [
+        r#"queue_jobs{queue="create",state="waiting"}"#,
+        r#"queue_jobs{queue="update",state="scheduled"}"#,
+        r#"queue_jobs_pushed_total{queue="create"}"#,
+        r#"queue_jobs_done_total{queue="notify"}"#,
+        "queue_handler_duration_seconds_bucket",
+        "queue_jobs_running",
+        "transactions_finished_total",
+        "notifications_delivered_total",
+    ] {
+        assert!(
+            consumer.contains(metric),
+            "consumer /metrics lacks {metric}"
+        );
+    }
+    stack.shutdown().await;
+}
