@@ -251,7 +251,14 @@ where
 
     fn call(&mut self, task: Task<T>) -> Self::Future {
         let delivery = task.ctx().data().get::<Delivery>().cloned();
-        let fut = self.inner.call(task);
+        // Every log line of the handler carries the job's id, queue and attempt.
+        let span = match &delivery {
+            Some(d) => {
+                tracing::info_span!("job", queue = %self.shared.config.name, job = %d.id, attempt = d.token)
+            }
+            None => tracing::info_span!("job", queue = %self.shared.config.name),
+        };
+        let fut = tracing::Instrument::instrument(self.inner.call(task), span);
         let shared = self.shared.clone();
         let held = self.held.clone();
         async move {
