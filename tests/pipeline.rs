@@ -82,6 +82,19 @@ async fn every_transaction_reaches_a_terminal_status_and_the_client_hears_it() {
         "both outcomes occur ({declined} declined)"
     );
 
+    let heard: serde_json::Value = stack
+        .http
+        .get(format!("{}/stats", stack.client))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        heard["transactions"], TRANSACTIONS,
+        "the client simulator's count (txn-bench relies on it)"
+    );
     let stats = stack.thirdparty_stats().await;
     assert_eq!(
         stats.created, TRANSACTIONS as u64,

@@ -1,5 +1,8 @@
-//! Shared pieces of the benchmarks: Redis command counting and percentiles.
+//! Shared pieces of the benchmarks: the HTTP load generator, Redis command counting, Postgres
+//! commit counting and percentiles.
 #![deny(unsafe_code)]
+
+pub mod load;
 
 use std::collections::HashMap;
 
@@ -37,6 +40,19 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64
         .filter(|(name, _)| name.as_str() != "info")
         .map(|(name, n)| n.saturating_sub(*before.get(name).unwrap_or(&0)))
         .sum()
+}
+
+/// Committed transactions of the database `url` names, from `pg_stat_database`.
+pub async fn pg_commits(url: &str) -> anyhow::Result<i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    // Statistics of other backends reach the shared view when they go idle: give them a moment.
+    let commits: i64 = sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    Ok(commits)
 }
 
 /// The `p`-th percentile (0–100) of sorted values.

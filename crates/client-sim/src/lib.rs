@@ -7,7 +7,7 @@ mod config;
 mod receiver;
 
 pub use config::Config;
-pub use receiver::{Received, router};
+pub use receiver::{Received, ReceivedStats, router};
 
 use std::future::Future;
 

@@ -38,6 +38,8 @@ struct Receiver {
     config: Config,
     verifier: Verifier,
     received: Mutex<Vec<Received>>,
+    /// Transactions heard of, kept as they arrive so `/stats` stays cheap.
+    heard: Mutex<std::collections::HashSet<Uuid>>,
     calls: Mutex<HashMap<String, u64>>,
 }
 
@@ -53,12 +55,14 @@ pub fn router(config: Config) -> Router {
         verifier: Verifier::new(&config.client_webhook_secret),
         config,
         received: Mutex::default(),
+        heard: Mutex::default(),
         calls: Mutex::default(),
     });
     Router::new()
         .route("/transactions/{id}/status", post(callback))
         .route("/received", get(all))
         .route("/received/{id}", get(of_one))
+        .route("/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(receiver)
 }
@@ -109,6 +113,11 @@ async fn callback(
         return (StatusCode::SERVICE_UNAVAILABLE, "failing on purpose").into_response();
     }
     receiver
+        .heard
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id);
+    receiver
         .received
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -137,4 +146,30 @@ async fn of_one(
 ) -> Json<Vec<Received>> {
     let received = receiver.received.lock().unwrap_or_else(|e| e.into_inner());
     Json(received.iter().filter(|r| r.id == id).cloned().collect())
+}
+
+/// What `/stats` reports: cheap counts for load tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedStats {
+    /// Callbacks accepted (duplicates included).
+    pub received: usize,
+    /// Distinct transactions among them.
+    pub transactions: usize,
+}
+
+async fn stats(State(receiver): State<Arc<Receiver>>) -> Json<ReceivedStats> {
+    let received = receiver
+        .received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    let transactions = receiver
+        .heard
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    Json(ReceivedStats {
+        received,
+        transactions,
+    })
 }

@@ -33,6 +33,10 @@ impl Held {
         }
     }
 
+    fn contains(&self, id: &str, token: u64) -> bool {
+        self.lock().get(id) == Some(&token)
+    }
+
     fn snapshot(&self) -> Vec<(String, u64)> {
         self.lock().iter().map(|(id, t)| (id.clone(), *t)).collect()
     }
@@ -280,7 +284,8 @@ async fn renew(shared: &Shared, held: &Held, chunk: &[(String, u64)]) -> Result<
     }
     let renewed: Vec<u8> = inv.invoke_async(&mut shared.conn.clone()).await?;
     for ((id, token), ok) in chunk.iter().zip(renewed) {
-        if ok == 0 {
+        // Not renewed because it was acked since the snapshot: not a loss.
+        if ok == 0 && held.contains(id, *token) {
             // Someone else owns this job now; our eventual ack will be refused.
             tracing::warn!(queue = %shared.config.name, job = %id, token, "lease lost");
             held.remove(&Delivery {

@@ -1,0 +1,430 @@
+//! `txn-bench`: real HTTP load at the pipeline, in two phases.
+//!
+//! 1. POST throughput and latency against a producer alone: one started in this process on a
+//!    queue prefix of its own (purged afterwards, so no backlog piles up behind a running
+//!    consumer), with `--concurrency` keep-alive connections for `--duration` seconds. Latency is
+//!    corrected for coordinated omission. `--durable-redis` runs it against a private
+//!    `redis-server` with `appendonly yes` + `appendfsync always` instead of `--redis`.
+//! 2. End to end against a running stack (`cargo run --release --bin stack`): `--transactions`
+//!    POSTs, timed until the client simulator has heard a terminal status for each; with the
+//!    Redis commands (`INFO commandstats`) and Postgres commits (`pg_stat_database`) they cost.
+//!
+//! Prints a table, then one JSON line with the same figures.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bench::{command_counts, delta, load, pg_commits};
+use bytes::Bytes;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use txn_core::secret::WebhookSecrets;
+
+#[derive(Parser)]
+#[command(
+    name = "txn-bench",
+    about = "Load and end-to-end benchmark of the transaction pipeline"
+)]
+struct Args {
+    /// The running stack's producer (phase 2).
+    #[arg(long, default_value = "http://127.0.0.1:3100")]
+    producer: String,
+    /// Redis (phase 1's producer, and command counts).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// The stack's database (commit counts).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/transactions"
+    )]
+    database: String,
+    /// The running stack's client simulator (phase 2 counts completions there).
+    #[arg(long, default_value = "http://127.0.0.1:3400")]
+    client_sim: String,
+    /// Seconds of phase 1's measurement (after a 2 s warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Connections.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Transactions of phase 2.
+    #[arg(long, default_value_t = 20_000)]
+    transactions: u64,
+    /// Run phase 1 against a private redis-server that fsyncs every write (appendfsync always).
+    #[arg(long)]
+    durable_redis: bool,
+    /// Skip phase 1.
+    #[arg(long)]
+    no_post: bool,
+    /// Skip phase 2.
+    #[arg(long)]
+    no_e2e: bool,
+}
+
+fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let hostport = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    Ok(hostport.parse()?)
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} in {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn bar(len: u64, message: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<22} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Mirrors a counter into a progress bar until the returned handle is dropped.
+fn follow(progress: ProgressBar, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            progress.set_position(done.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// A private redis-server with the AOF fsynced before every reply.
+struct DurableRedis {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl DurableRedis {
+    async fn start() -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("txn-bench-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .args([
+                "--appendfsync",
+                "always",
+                "--maxmemory-policy",
+                "noeviction",
+                "--dir",
+            ])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if let Ok(mut c) = redis::Client::open(url.as_str())?
+                .get_multiplexed_async_connection()
+                .await
+            {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(Self { child, dir, url });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("redis-server did not start")
+    }
+}
+
+impl Drop for DurableRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct PostFigures {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    failed: u64,
+}
+
+/// Phase 1: a producer of our own, on its own prefix.
+async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures> {
+    let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = <producer::Config as Parser>::try_parse_from([
+        "producer".to_string(),
+        format!("--redis-url={redis_url}"),
+        format!("--database-url={}", args.database),
+        format!("--queue-prefix={prefix}"),
+        format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
+    ])?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(producer::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> =
+        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#));
+    let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
+        addr,
+        path: "/transaction".into(),
+        body: body.clone(),
+        limit: None,
+        deadline: Some(deadline),
+        expected_interval: interval,
+    };
+
+    // Warm-up: also measures the mean interval between requests on one connection.
+    let warm = load::run(
+        plan(Instant::now() + Duration::from_secs(2), None),
+        args.concurrency,
+        Arc::default(),
+    )
+    .await?;
+    let interval = warm
+        .elapsed
+        .mul_f64(args.concurrency as f64 / warm.ok.max(1) as f64);
+
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = follow(spinner("POST /transaction"), done.clone());
+    let measured = load::run(
+        plan(
+            Instant::now() + Duration::from_secs(args.duration),
+            Some(interval),
+        ),
+        args.concurrency,
+        done,
+    )
+    .await?;
+    progress.abort();
+
+    let _ = stop.send(());
+    server.await??;
+    purge(redis_url, &prefix).await?;
+    let h = &measured.latency_us;
+    Ok(PostFigures {
+        rps: measured.ok as f64 / measured.elapsed.as_secs_f64(),
+        p50: h.value_at_quantile(0.50) as f64 / 1000.0,
+        p99: h.value_at_quantile(0.99) as f64 / 1000.0,
+        p999: h.value_at_quantile(0.999) as f64 / 1000.0,
+        failed: measured.failed,
+    })
+}
+
+/// Deletes every key of a prefix.
+async fn purge(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{{{prefix}:*"))
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await?;
+        for chunk in keys.chunks(1000) {
+            let _: () = redis::cmd("UNLINK")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientStats {
+    transactions: u64,
+}
+
+struct E2eFigures {
+    tps: f64,
+    redis_cmds: f64,
+    pg_commits: f64,
+    seconds: f64,
+}
+
+/// Phase 2: POSTs to the running stack, timed until the client heard of each.
+async fn e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
+    let http = reqwest::Client::new();
+    let stats_url = format!("{}/stats", args.client_sim.trim_end_matches('/'));
+    let heard = || async {
+        anyhow::Ok(
+            http.get(&stats_url)
+                .send()
+                .await?
+                .json::<ClientStats>()
+                .await?
+                .transactions,
+        )
+    };
+    let mut redis_conn = redis::Client::open(args.redis.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+
+    let heard_before = heard().await?;
+    let commands_before = command_counts(&mut redis_conn).await?;
+    let commits_before = pg_commits(&args.database).await?;
+    let started = Instant::now();
+
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = follow(bar(args.transactions, "POST (end to end)"), done.clone());
+    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = Arc::new(|_| Bytes::from_static(b"{}"));
+    let posted = load::run(
+        load::Plan {
+            addr: socket_addr(&args.producer)?,
+            path: "/transaction".into(),
+            body,
+            limit: Some(args.transactions),
+            deadline: None,
+            expected_interval: None,
+        },
+        args.concurrency,
+        done,
+    )
+    .await?;
+    progress.abort();
+    if posted.failed > 0 {
+        anyhow::bail!("{} POSTs failed", posted.failed);
+    }
+
+    let waiting = bar(args.transactions, "terminal at client");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n = heard().await?.saturating_sub(heard_before);
+        waiting.set_position(n);
+        if n >= args.transactions {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {n} of {} completed in 10 minutes",
+            args.transactions
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    waiting.finish_and_clear();
+    // Let the last acks land and Postgres publish its statistics.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let commands = delta(&commands_before, &command_counts(&mut redis_conn).await?);
+    let commits = pg_commits(&args.database).await? - commits_before;
+    let n = args.transactions as f64;
+    Ok(E2eFigures {
+        tps: n / seconds,
+        redis_cmds: commands as f64 / n,
+        pg_commits: commits as f64 / n,
+        seconds,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let durable = if args.durable_redis && !args.no_post {
+        Some(DurableRedis::start().await?)
+    } else {
+        None
+    };
+    let post = if args.no_post {
+        None
+    } else {
+        let url = durable
+            .as_ref()
+            .map(|d| d.url.clone())
+            .unwrap_or_else(|| args.redis.clone());
+        Some(post_phase(&args, &url).await?)
+    };
+    drop(durable);
+    let e2e = if args.no_e2e {
+        None
+    } else {
+        Some(e2e_phase(&args).await?)
+    };
+
+    println!(
+        "txn-bench: {} connections{}",
+        args.concurrency,
+        if args.durable_redis {
+            ", durable Redis (appendfsync always) for POST"
+        } else {
+            ""
+        }
+    );
+    if let Some(p) = &post {
+        println!(
+            "  POST /transaction           {:>10.0} req/s   ({} non-2xx)",
+            p.rps, p.failed
+        );
+        println!(
+            "  POST latency p50/p99/p99.9  {:>6.2} / {:.2} / {:.2} ms",
+            p.p50, p.p99, p.p999
+        );
+    }
+    if let Some(e) = &e2e {
+        println!(
+            "  end to end                  {:>10.0} txn/s   ({} transactions in {:.1} s)",
+            e.tps, args.transactions, e.seconds
+        );
+        println!("  Redis commands / txn        {:>10.1}", e.redis_cmds);
+        println!("  Postgres commits / txn      {:>10.1}", e.pg_commits);
+    }
+    let round = |v: f64, d: f64| (v * d).round() / d;
+    println!(
+        "{}",
+        serde_json::json!({
+            "post_rps": post.as_ref().map(|p| p.rps.round()),
+            "post_p50_ms": post.as_ref().map(|p| round(p.p50, 1000.0)),
+            "post_p99_ms": post.as_ref().map(|p| round(p.p99, 1000.0)),
+            "post_p999_ms": post.as_ref().map(|p| round(p.p999, 1000.0)),
+            "e2e_tps": e2e.as_ref().map(|e| e.tps.round()),
+            "redis_cmds_per_txn": e2e.as_ref().map(|e| round(e.redis_cmds, 10.0)),
+            "pg_commits_per_txn": e2e.as_ref().map(|e| round(e.pg_commits, 10.0)),
+            "durable_redis": args.durable_redis,
+        })
+    );
+    Ok(())
+}
