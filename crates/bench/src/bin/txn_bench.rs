@@ -149,17 +149,14 @@ impl DurableRedis {
             .spawn()?;
         let url = format!("redis://127.0.0.1:{port}");
         for _ in 0..100 {
-            if let Ok(mut c) = redis::Client::open(url.as_str())?
-                .get_multiplexed_async_connection()
-                .await
-            {
-                if redis::cmd("PING")
+            let client = redis::Client::open(url.as_str())?;
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
                     .query_async::<String>(&mut c)
                     .await
                     .is_ok()
-                {
-                    return Ok(Self { child, dir, url });
-                }
+            {
+                return Ok(Self { child, dir, url });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
