@@ -253,7 +253,7 @@ async fn both_services_expose_prometheus_metrics() {
         .unwrap();
     assert!(
         producer
-            .contains(r#"http_requests_total{method="POST",route="/transaction",status="201"}"#),
+            .contains(r#"http_request_duration_seconds_count{method="POST",route="/transaction",status="201"}"#),
         "{producer}"
     );
     assert!(producer.contains("http_request_duration_seconds_bucket"));

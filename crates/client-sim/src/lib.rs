@@ -20,7 +20,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "client-sim listening");
-    axum::serve(listener, router(config))
+    axum::serve(txn_core::listener::no_delay(listener), router(config))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -38,7 +38,7 @@ pub async fn run(
     txn_core::telemetry::metrics();
     let p = Arc::new(Pipeline::new(&config)?);
     let board = board::Board::new(
-        redis::Client::open(config.redis_url.as_str())?,
+        queue::redis_client(&config.redis_url)?,
         p.redis.clone(),
         &config.queue_prefix,
         config.board_token.clone(),
@@ -122,9 +122,12 @@ pub async fn run(
     });
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn(
-        axum::serve(listener, http::router(p.clone(), board))
-            .with_graceful_shutdown(stopped())
-            .into_future(),
+        axum::serve(
+            txn_core::listener::no_delay(listener),
+            http::router(p.clone(), board),
+        )
+        .with_graceful_shutdown(stopped())
+        .into_future(),
     );
 
     let workers = monitor.run_with_signal({

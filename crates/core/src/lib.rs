@@ -3,9 +3,11 @@
 //! `id_cache` (Redis) and the HTTP clients, which are thin.
 #![deny(unsafe_code)]
 
+pub mod batch;
 pub mod fault;
 pub mod id_cache;
 pub mod jobs;
+pub mod listener;
 pub mod money;
 pub mod notifier;
 pub mod schedule;

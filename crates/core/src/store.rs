@@ -8,7 +8,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Row, postgres::PgPoolOptions};
+use std::{collections::HashMap, str::FromStr};
+
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use uuid::Uuid;
 
 use crate::{Status, TransactionId};
@@ -42,7 +47,8 @@ pub enum Source {
 }
 
 impl Source {
-    fn as_str(&self) -> &'static str {
+    /// The lower-case name stored in the history.
+    pub fn as_str(&self) -> &'static str {
         match self {
             Source::Api => "api",
             Source::Process => "process",
@@ -107,6 +113,17 @@ pub struct NotificationRow {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
+/// A transaction to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRow {
+    /// Its id.
+    pub id: TransactionId,
+    /// Amount in minor units.
+    pub amount: Option<i64>,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+}
+
 /// Overdue work found by one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overdue {
@@ -136,10 +153,14 @@ impl Store {
     /// A pool of at most `max_connections` to `url`; connects lazily, so this works while
     /// Postgres is down (calls then fail with [`StoreError::Database`]).
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // Batch statements filter on `unnest($1::uuid[])`: a generic plan cached on a fresh
+        // (unanalysed) table degrades to a sequential scan, so plan with the actual values.
+        let options =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(url)?;
+            .connect_lazy_with(options);
         Ok(Self { pool })
     }
 
@@ -173,23 +194,47 @@ impl Store {
         amount: Option<i64>,
         currency: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "WITH inserted AS (
+        let row = NewRow {
+            id,
+            amount,
+            currency: currency.map(str::to_string),
+        };
+        Ok(self
+            .insert_pending_many(&[row])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// [`Store::insert_pending`] for many rows in one statement; one flag per row, in order.
+    pub async fn insert_pending_many(&self, rows: &[NewRow]) -> Result<Vec<bool>, StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
+        let amounts: Vec<Option<i64>> = rows.iter().map(|r| r.amount).collect();
+        let currencies: Vec<Option<String>> = rows.iter().map(|r| r.currency.clone()).collect();
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT DISTINCT ON (id) id, amount, currency
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS i(id, amount, currency)
+             ), inserted AS (
                  INSERT INTO transactions (id, status, amount, currency, next_attempt_at)
-                 VALUES ($1, 'pending', $2, $3, now())
+                 SELECT id, 'pending', amount, currency, now() FROM input
                  ON CONFLICT (id) DO NOTHING
                  RETURNING id
+             ), events AS (
+                 INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
+                 SELECT id, NULL, 'pending', 'api' FROM inserted
              )
-             INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
-             SELECT id, NULL, 'pending', 'api' FROM inserted",
+             SELECT id FROM inserted",
         )
-        .bind(id.as_uuid())
-        .bind(amount)
-        .bind(currency)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+        .bind(&ids)
+        .bind(&amounts)
+        .bind(&currencies)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        // A duplicate within the batch did not insert: only its first occurrence reports true.
+        Ok(ids.iter().map(|id| inserted.remove(id)).collect())
     }
 
     /// The transaction `id`, if it exists.
@@ -264,18 +309,35 @@ impl Store {
         id: TransactionId,
         first_poll_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE transactions
+        Ok(self
+            .mark_submitted_many(&[(id, first_poll_at)])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// [`Store::mark_submitted`] for many rows in one statement; one flag per row, in order.
+    pub async fn mark_submitted_many(
+        &self,
+        rows: &[(TransactionId, DateTime<Utc>)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| id.as_uuid()).collect();
+        let polls: Vec<DateTime<Utc>> = rows.iter().map(|(_, at)| *at).collect();
+        let updated: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE transactions t
              SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
-                 next_poll_at = $2, updated_at = now()
-             WHERE id = $1 AND status = 'pending' AND submitted_at IS NULL",
+                 next_poll_at = v.at, updated_at = now()
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
+             WHERE t.id = v.id AND t.status = 'pending' AND t.submitted_at IS NULL
+             RETURNING t.id",
         )
-        .bind(id.as_uuid())
-        .bind(first_poll_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+        .bind(&ids)
+        .bind(&polls)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut updated: std::collections::HashSet<Uuid> = updated.into_iter().collect();
+        Ok(ids.iter().map(|id| updated.remove(id)).collect())
     }
 
     /// Moves a pending transaction to terminal `status` with its history entry and its
@@ -287,32 +349,71 @@ impl Store {
         status: Status,
         source: Source,
     ) -> Result<Option<Uuid>, StoreError> {
+        Ok(self
+            .apply_status_many(&[(id, status, source)])
+            .await?
+            .first()
+            .copied()
+            .flatten())
+    }
+
+    /// [`Store::apply_status`] for many rows in one statement; one answer per row, in order.
+    /// Of two changes of one transaction in a batch, only the first can apply.
+    pub async fn apply_status_many(
+        &self,
+        rows: &[(TransactionId, Status, Source)],
+    ) -> Result<Vec<Option<Uuid>>, StoreError> {
         // The SQL guard of `Status::can_change_to`: only pending changes, only to terminal.
-        if !Status::Pending.can_change_to(status) {
-            return Ok(None);
-        }
-        let delivery_id = Uuid::now_v7();
-        let row = sqlx::query(
-            "WITH changed AS (
-                 UPDATE transactions
-                 SET status = $2, next_attempt_at = NULL, next_poll_at = NULL, updated_at = now()
-                 WHERE id = $1 AND status = 'pending'
-                 RETURNING id
-             ), event AS (
-                 INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
-                 SELECT id, 'pending', $2, $3 FROM changed
-             )
-             INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
-             SELECT $4, id, $2, now() FROM changed
-             RETURNING delivery_id",
-        )
-        .bind(id.as_uuid())
-        .bind(status.as_str())
-        .bind(source.as_str())
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|_| delivery_id))
+        let allowed: Vec<&(TransactionId, Status, Source)> = rows
+            .iter()
+            .filter(|(_, status, _)| Status::Pending.can_change_to(*status))
+            .collect();
+        let ids: Vec<Uuid> = allowed.iter().map(|(id, ..)| id.as_uuid()).collect();
+        let statuses: Vec<&str> = allowed.iter().map(|(_, s, _)| s.as_str()).collect();
+        let sources: Vec<&str> = allowed.iter().map(|(.., src)| src.as_str()).collect();
+        let deliveries: Vec<Uuid> = allowed.iter().map(|_| Uuid::now_v7()).collect();
+        let changed: Vec<(Uuid, Uuid)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "WITH input AS (
+                     SELECT DISTINCT ON (id) id, status, source, delivery_id
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[])
+                          WITH ORDINALITY AS i(id, status, source, delivery_id, n)
+                     ORDER BY id, n
+                 ), changed AS (
+                     UPDATE transactions t
+                     SET status = i.status, next_attempt_at = NULL, next_poll_at = NULL, updated_at = now()
+                     FROM input i
+                     WHERE t.id = i.id AND t.status = 'pending'
+                     RETURNING t.id, i.status, i.source, i.delivery_id
+                 ), event AS (
+                     INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
+                     SELECT id, 'pending', status, source FROM changed
+                 )
+                 INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
+                 SELECT delivery_id, id, status, now() FROM changed
+                 RETURNING transaction_id, delivery_id",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&sources)
+            .bind(&deliveries)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let changed: HashMap<Uuid, Uuid> = changed.into_iter().collect();
+        let mut allowed_deliveries = allowed.iter().map(|(id, ..)| id.as_uuid()).zip(deliveries);
+        Ok(rows
+            .iter()
+            .map(|(id, status, _)| {
+                if !Status::Pending.can_change_to(*status) {
+                    return None;
+                }
+                let (_, delivery) = allowed_deliveries.next()?;
+                (changed.get(&id.as_uuid()) == Some(&delivery)).then_some(delivery)
+            })
+            .collect())
     }
 
     /// Moves the poll chain from poll `n` to poll `n + 1`, due at `at`; false if the row is
@@ -401,12 +502,25 @@ impl Store {
         delivery_id: Uuid,
         attempts: i32,
     ) -> Result<(), StoreError> {
+        self.notification_delivered_many(&[(delivery_id, attempts)])
+            .await
+    }
+
+    /// [`Store::notification_delivered`] for many notifications in one statement.
+    pub async fn notification_delivered_many(
+        &self,
+        rows: &[(Uuid, i32)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        let attempts: Vec<i32> = rows.iter().map(|(_, a)| *a).collect();
         sqlx::query(
-            "UPDATE notifications SET attempts = $2, delivered_at = now(), next_attempt_at = NULL
-             WHERE delivery_id = $1 AND delivered_at IS NULL",
+            "UPDATE notifications n
+             SET attempts = v.attempts, delivered_at = now(), next_attempt_at = NULL
+             FROM unnest($1::uuid[], $2::int[]) AS v(delivery_id, attempts)
+             WHERE n.delivery_id = v.delivery_id AND n.delivered_at IS NULL",
         )
-        .bind(delivery_id)
-        .bind(attempts)
+        .bind(&ids)
+        .bind(&attempts)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -576,6 +690,64 @@ mod tests {
         assert_eq!(
             (notification.transaction_id, notification.status),
             (id, Status::Completed)
+        );
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPool) {
+        let store = Store::from_pool(pool);
+        let (a, b) = (id(), id());
+        let row = |id, amount| NewRow {
+            id,
+            amount: Some(amount),
+            currency: Some("EUR".into()),
+        };
+        let inserted = store
+            .insert_pending_many(&[row(a, 1), row(b, 2), row(a, 3)])
+            .await
+            .unwrap();
+        assert_eq!(
+            inserted,
+            vec![true, true, false],
+            "a duplicate within the batch inserts once"
+        );
+        assert_eq!(
+            store.get(a).await.unwrap().unwrap().amount,
+            Some(1),
+            "the first row wins"
+        );
+
+        let applied = store
+            .apply_status_many(&[
+                (a, Status::Completed, Source::Poll),
+                (a, Status::Declined, Source::Webhook),
+                (b, Status::Pending, Source::Poll),
+            ])
+            .await
+            .unwrap();
+        assert!(
+            applied[0].is_some() && applied[1].is_none() && applied[2].is_none(),
+            "{applied:?}"
+        );
+        assert_eq!(
+            store.get(a).await.unwrap().unwrap().status,
+            Status::Completed
+        );
+        assert_eq!(store.get(b).await.unwrap().unwrap().status, Status::Pending);
+        assert_eq!(
+            store.history(a).await.unwrap().len(),
+            2,
+            "one change, one history row"
+        );
+
+        let submitted = store
+            .mark_submitted_many(&[(a, Utc::now()), (b, Utc::now())])
+            .await
+            .unwrap();
+        assert_eq!(
+            submitted,
+            vec![false, true],
+            "a terminal row is not submitted"
         );
     }
 

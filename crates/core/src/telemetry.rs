@@ -70,6 +70,16 @@ pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
         // Another recorder may already be installed (a test harness): ours then stays empty,
         // which is harmless.
         let _ = metrics::set_global_recorder(recorder);
+        // Histograms keep raw samples until drained: drain them even if nobody scrapes.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }

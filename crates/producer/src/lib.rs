@@ -50,10 +50,12 @@ pub async fn run(
     let router = app::router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, "producer listening");
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopped_tx.send(());
-    });
+    let serve = axum::serve(txn_core::listener::no_delay(listener), router).with_graceful_shutdown(
+        async move {
+            shutdown.await;
+            let _ = stopped_tx.send(());
+        },
+    );
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     tokio::select! {
         result = serve => result?,

@@ -1,13 +1,27 @@
-//! `producer`: parse the settings, bind, serve until Ctrl-C or SIGTERM.
+//! `producer`: parse the settings, build the runtime, bind, serve until Ctrl-C or SIGTERM.
 
 use clap::Parser;
 use producer::Config;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+// glibc malloc spends a sixth of the producer's CPU under load (measured with perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
     txn_core::load_dotenv();
     txn_core::telemetry::init();
     let config = Config::parse();
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    producer::run(config, listener, txn_core::telemetry::shutdown_signal()).await
+    let runtime = match config.worker_threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        producer::run(config, listener, txn_core::telemetry::shutdown_signal()).await
+    })
 }

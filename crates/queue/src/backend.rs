@@ -71,6 +71,17 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
+/// A Redis client whose connections send at once: redis-rs leaves Nagle's algorithm on by
+/// default, which can hold a small command back until the previous one is acknowledged.
+/// Every Redis client of the project is made here.
+pub fn redis_client(redis_url: &str) -> redis::RedisResult<Client> {
+    use redis::IntoConnectionInfo;
+    let info = redis_url
+        .into_connection_info()?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    Client::open(info)
+}
+
 /// Timeouts of the shared connection: a slow Redis (fsync on every write) must not fail calls.
 pub(crate) fn connection_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
@@ -83,7 +94,7 @@ pub(crate) fn connection_config() -> ConnectionManagerConfig {
 impl<T> Queue<T> {
     /// A queue on `redis_url`; the connection is made lazily, so this succeeds while Redis is down.
     pub fn connect(redis_url: &str, config: QueueConfig) -> Result<Self, QueueError> {
-        let client = Client::open(redis_url)?;
+        let client = redis_client(redis_url)?;
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), connection_config())?;
         Self::with_connection(client, conn, config)
     }

@@ -59,6 +59,10 @@ fn parse<C: Parser>(name: &str, extra: &[(&str, &str)]) -> anyhow::Result<C> {
     C::try_parse_from(args).map_err(|e| anyhow::anyhow!("{name} settings: {e}"))
 }
 
+// glibc malloc spends a sixth of the producer's CPU under load (measured with perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     txn_core::load_dotenv();

@@ -27,7 +27,7 @@ pub async fn run(
     let app = router(config, stop.clone()).map_err(std::io::Error::other)?;
     tracing::info!(addr = %listener.local_addr()?, "thirdparty-sim listening");
     let stopping = stop.clone();
-    axum::serve(listener, app)
+    axum::serve(txn_core::listener::no_delay(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             stopping.cancel();

@@ -2,7 +2,10 @@
 
 use apalis::prelude::BoxDynError;
 use queue::Job;
-use txn_core::jobs::{CreateJob, ProcessJob};
+use txn_core::{
+    jobs::{CreateJob, ProcessJob},
+    store::NewRow,
+};
 
 use super::Ctx;
 
@@ -10,10 +13,12 @@ use super::Ctx;
 /// A row that already existed may have been submitted by an earlier attempt whose job was lost,
 /// so that submission asks the third party first.
 pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
-    let inserted = p
-        .store
-        .insert_pending(job.id, job.amount, job.currency.as_deref())
-        .await?;
+    let row = NewRow {
+        id: job.id,
+        amount: job.amount,
+        currency: job.currency.clone(),
+    };
+    let inserted = p.writes.inserts.call(row).await?;
     if !inserted {
         let owed = p
             .store

@@ -19,7 +19,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
     match p.notifier.notify(id, n.transaction_id, n.status).await {
         Ok(()) => {
-            p.store.notification_delivered(id, attempts).await?;
+            p.writes.deliveries.call((id, attempts)).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
             tracing::info!(txn_id = %n.transaction_id, delivery_id = %id, status = %n.status, "client notified");
             Ok(())

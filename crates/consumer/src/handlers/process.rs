@@ -46,7 +46,7 @@ pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), Bo
 /// Records the submission and starts polling.
 async fn submitted(p: &Ctx, id: TransactionId) -> Result<(), BoxDynError> {
     let delay = p.schedules.poll_delay(1);
-    if p.store.mark_submitted(id, after(delay)).await? {
+    if p.writes.submissions.call((id, after(delay))).await? {
         tracing::info!(txn_id = %id, "submitted");
         metrics::counter!("transactions_submitted_total").increment(1);
         p.push_poll(id, 1, delay).await?;

@@ -4,7 +4,7 @@ use axum::{Json, extract::State, http::Uri, response::IntoResponse};
 use serde::Serialize;
 
 use crate::{
-    app::AppState,
+    app::Shared,
     problem::{ApiError, Problem},
 };
 
@@ -30,7 +30,7 @@ pub struct Readiness {
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
 /// `GET /readyz`: Redis answers (Postgres is not checked: its outage only degrades `GET`).
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+pub async fn ready(State(state): State<Shared>) -> Result<Json<Readiness>, ApiError> {
     let _: String = redis::cmd("PING")
         .query_async(&mut state.redis.clone())
         .await?;

@@ -18,7 +18,7 @@ use txn_core::{
 use utoipa::ToSchema;
 
 use crate::{
-    app::AppState,
+    app::Shared,
     input::{self, NewTransaction},
     problem::{ApiError, FieldError, Problem},
 };
@@ -51,7 +51,7 @@ pub struct Accepted {
 /// `POST /transaction`: 201 for a new id (reserved and queued in one atomic Redis script),
 /// 200 with the current status for a known id with the same parameters, 409 otherwise.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = super::body(body, state.body_limit)?;
@@ -164,7 +164,7 @@ impl From<HistoryEntry> for HistoryView {
 /// `GET /transaction/{id}`: the row with its history; an id accepted but not yet created by
 /// the consumer is `pending` from the id cache, with an empty history.
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<TransactionView>, ApiError> {
     let id = TransactionId::parse(&id)

@@ -13,7 +13,7 @@ use txn_core::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::
 use utoipa::ToSchema;
 
 use crate::{
-    app::AppState,
+    app::{AppState, Shared},
     input,
     problem::{ApiError, Problem},
 };
@@ -48,7 +48,7 @@ pub struct WebhookAnswer {
 /// real change queues an *apply* job: 201 new terminal status, 200 already recorded or a
 /// (stale) `pending`, 409 a different terminal, 404 unknown id.
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
