@@ -84,6 +84,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     let job = ProcessJob {
         id: id.into(),
         recovered: false,
+        money: None,
     };
     process
         .push(Job::now(job.job_id(), job.clone()))

@@ -13,7 +13,7 @@ use txn_core::{
     jobs::{CreateJob, NotifyJob, ProcessJob, UpdateJob, queue_name},
     notifier::Notifier,
     schedule::{self, Schedules},
-    store::{NewRow, Source, Store, StoreError},
+    store::{NewRow, Source, Store, StoreError, TransactionRow},
     thirdparty::ThirdParty,
 };
 
@@ -59,6 +59,8 @@ pub struct Writes {
     pub changes: Batcher<(TransactionId, Status, Source), Option<uuid::Uuid>, StoreError>,
     /// Record a delivered notification.
     pub deliveries: Batcher<(uuid::Uuid, i32), (), StoreError>,
+    /// Read a transaction (each poll does).
+    pub reads: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
 }
 
 /// Rows per batched statement.
@@ -97,11 +99,17 @@ impl Writes {
                     .map(|()| vec![(); n])
             }
         });
+        let s = store.clone();
+        let reads = Batcher::spawn(MAX_BATCH, move |ids: Vec<TransactionId>| {
+            let s = s.clone();
+            async move { s.get_many(&ids).await }
+        });
         Self {
             inserts,
             submissions,
             changes,
             deliveries,
+            reads,
         }
     }
 }
@@ -175,7 +183,11 @@ impl Pipeline {
         {
             tracing::warn!(txn_id = %id, error = %e, "id cache not refreshed");
         }
-        let job = NotifyJob { delivery_id };
+        let job = NotifyJob {
+            delivery_id,
+            id,
+            status,
+        };
         self.notify.push(Job::now(job.job_id(), job)).await?;
         Ok(())
     }

@@ -44,6 +44,7 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
             let job = ProcessJob {
                 id,
                 recovered: true,
+                money: None,
             };
             Job::now(job.job_id(), job)
         })
@@ -59,8 +60,12 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
     let notifications: Vec<_> = overdue
         .notifications
         .iter()
-        .map(|&delivery_id| {
-            let job = NotifyJob { delivery_id };
+        .map(|&(delivery_id, id, status)| {
+            let job = NotifyJob {
+                delivery_id,
+                id,
+                status,
+            };
             Job::now(job.job_id(), job)
         })
         .collect();

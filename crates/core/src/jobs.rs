@@ -47,6 +47,9 @@ pub struct ProcessJob {
     /// before submitting (delivery counts restart with a new job).
     #[serde(default)]
     pub recovered: bool,
+    /// Amount and currency as inserted, so a first attempt needs no read (None: read the row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub money: Option<(Option<i64>, Option<String>)>,
 }
 
 impl ProcessJob {
@@ -91,6 +94,10 @@ impl UpdateJob {
 pub struct NotifyJob {
     /// The notification (also the `webhook-id` the client sees).
     pub delivery_id: Uuid,
+    /// The transaction it is about.
+    pub id: TransactionId,
+    /// The terminal status to tell.
+    pub status: Status,
 }
 
 impl NotifyJob {
@@ -110,7 +117,8 @@ mod tests {
         assert_eq!(
             ProcessJob {
                 id,
-                recovered: true
+                recovered: true,
+                money: None,
             }
             .job_id(),
             format!("process:{id}")

@@ -131,8 +131,8 @@ pub struct Overdue {
     pub submissions: Vec<TransactionId>,
     /// Transactions owed a poll: (id, poll number).
     pub polls: Vec<(TransactionId, i32)>,
-    /// Notifications owed a delivery.
-    pub notifications: Vec<Uuid>,
+    /// Notifications owed a delivery: (delivery id, transaction, status).
+    pub notifications: Vec<(Uuid, TransactionId, Status)>,
 }
 
 /// Arbitrary constant naming the sweeper's advisory lock.
@@ -239,16 +239,26 @@ impl Store {
 
     /// The transaction `id`, if it exists.
     pub async fn get(&self, id: TransactionId) -> Result<Option<TransactionRow>, StoreError> {
-        let row = sqlx::query(
+        Ok(self.get_many(&[id]).await?.pop().flatten())
+    }
+
+    /// [`Store::get`] for many ids in one statement; one answer per id, in order.
+    pub async fn get_many(
+        &self,
+        ids: &[TransactionId],
+    ) -> Result<Vec<Option<TransactionRow>>, StoreError> {
+        let uuids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
+        let rows = sqlx::query(
             "SELECT id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
                     poll_number, next_poll_at, poll_expired_at, created_at, updated_at
-             FROM transactions WHERE id = $1",
+             FROM transactions WHERE id = ANY($1)",
         )
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .bind(&uuids)
+        .fetch_all(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(TransactionRow {
+        let mut found: HashMap<Uuid, TransactionRow> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let row = TransactionRow {
                 id: TransactionId::from(r.try_get::<Uuid, _>("id")?),
                 status: parse_status(r.try_get("status")?)?,
                 amount: r.try_get("amount")?,
@@ -260,9 +270,10 @@ impl Store {
                 poll_expired_at: r.try_get("poll_expired_at")?,
                 created_at: r.try_get("created_at")?,
                 updated_at: r.try_get("updated_at")?,
-            })
-        })
-        .transpose()
+            };
+            found.insert(row.id.as_uuid(), row);
+        }
+        Ok(uuids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
     /// The history of `id`, oldest first.
@@ -575,8 +586,8 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let notifications: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT delivery_id FROM notifications
+        let notifications: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+            "SELECT delivery_id, transaction_id, status FROM notifications
              WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at < $1
              ORDER BY next_attempt_at LIMIT $2",
         )
@@ -591,7 +602,10 @@ impl Store {
                 .into_iter()
                 .map(|(id, n)| (TransactionId::from(id), n))
                 .collect(),
-            notifications,
+            notifications: notifications
+                .into_iter()
+                .map(|(d, id, status)| Ok((d, TransactionId::from(id), parse_status(&status)?)))
+                .collect::<Result<_, StoreError>>()?,
         }))
     }
 }

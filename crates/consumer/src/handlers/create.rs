@@ -32,6 +32,8 @@ pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
     let next = ProcessJob {
         id: job.id,
         recovered: !inserted,
+        // A row inserted just now is pending and unsubmitted: its first attempt needs no read.
+        money: inserted.then(|| (job.amount, job.currency.clone())),
     };
     p.process.push(Job::now(next.job_id(), next)).await?;
     Ok(())

@@ -19,12 +19,18 @@ use super::{Ctx, after};
 pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let id = job.id;
     let attempt = attempt.current().max(1) as u32;
-    let Some(row) = p.store.get(id).await? else {
-        return Err(format!("transaction {id} has no row yet").into());
+    let money = match (&job.money, attempt, job.recovered) {
+        (Some(money), 1, false) => money.clone(),
+        _ => {
+            let Some(row) = p.store.get(id).await? else {
+                return Err(format!("transaction {id} has no row yet").into());
+            };
+            if row.status.is_terminal() || row.submitted_at.is_some() {
+                return Ok(());
+            }
+            (row.amount, row.currency)
+        }
     };
-    if row.status.is_terminal() || row.submitted_at.is_some() {
-        return Ok(());
-    }
     if attempt > 1 || job.recovered {
         match p.thirdparty.lookup(id).await {
             Ok(Lookup::Found(_)) => return submitted(&p, id).await,
@@ -32,11 +38,7 @@ pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), Bo
             Err(e) => return retry_or_fail(&p, id, attempt, e).await,
         }
     }
-    match p
-        .thirdparty
-        .submit(id, row.amount, row.currency.as_deref())
-        .await
-    {
+    match p.thirdparty.submit(id, money.0, money.1.as_deref()).await {
         Ok(_) => submitted(&p, id).await,
         Err(e @ ThirdPartyError::Transient(_)) => retry_or_fail(&p, id, attempt, e).await,
         Err(e @ ThirdPartyError::Rejected(_)) => fail_unless_held(&p, id, attempt, e).await,

@@ -19,7 +19,7 @@ pub async fn update(job: UpdateJob, p: Ctx) -> Result<(), BoxDynError> {
 }
 
 async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
-    let Some(row) = p.store.get(id).await? else {
+    let Some(row) = p.writes.reads.call(id).await? else {
         return Ok(());
     };
     if row.status.is_terminal() || row.poll_number != n || row.next_poll_at.is_none() {
