@@ -53,63 +53,25 @@ pub async fn run(
 
     let mut monitor =
         Monitor::new().shutdown_timeout(Duration::from_millis(config.shutdown_grace_ms));
-    let queues = &config.queues;
-    if queues.contains(queue_name::CREATE) {
-        let (queue, n, p) = (
-            p.create.clone(),
-            config.concurrency(queue_name::CREATE),
-            p.clone(),
-        );
-        monitor = monitor.register(move |_| {
-            WorkerBuilder::new(queue_name::CREATE)
-                .backend(queue.clone())
-                .data(p.clone())
-                .concurrency(n)
-                .build(handlers::create::create)
-        });
+    // One pool per queue this process runs; the handlers differ in type, hence a macro.
+    macro_rules! pool {
+        ($name:expr, $queue:ident, $handler:path) => {
+            if config.queues.contains($name) {
+                let (queue, n, p) = (p.$queue.clone(), config.concurrency($name), p.clone());
+                monitor = monitor.register(move |_| {
+                    WorkerBuilder::new($name)
+                        .backend(queue.clone())
+                        .data(p.clone())
+                        .concurrency(n)
+                        .build($handler)
+                });
+            }
+        };
     }
-    if queues.contains(queue_name::PROCESS) {
-        let (queue, n, p) = (
-            p.process.clone(),
-            config.concurrency(queue_name::PROCESS),
-            p.clone(),
-        );
-        monitor = monitor.register(move |_| {
-            WorkerBuilder::new(queue_name::PROCESS)
-                .backend(queue.clone())
-                .data(p.clone())
-                .concurrency(n)
-                .build(handlers::process::process)
-        });
-    }
-    if queues.contains(queue_name::UPDATE) {
-        let (queue, n, p) = (
-            p.update.clone(),
-            config.concurrency(queue_name::UPDATE),
-            p.clone(),
-        );
-        monitor = monitor.register(move |_| {
-            WorkerBuilder::new(queue_name::UPDATE)
-                .backend(queue.clone())
-                .data(p.clone())
-                .concurrency(n)
-                .build(handlers::update::update)
-        });
-    }
-    if queues.contains(queue_name::NOTIFY) {
-        let (queue, n, p) = (
-            p.notify.clone(),
-            config.concurrency(queue_name::NOTIFY),
-            p.clone(),
-        );
-        monitor = monitor.register(move |_| {
-            WorkerBuilder::new(queue_name::NOTIFY)
-                .backend(queue.clone())
-                .data(p.clone())
-                .concurrency(n)
-                .build(handlers::notify::notify)
-        });
-    }
+    pool!(queue_name::CREATE, create, handlers::create::create);
+    pool!(queue_name::PROCESS, process, handlers::process::process);
+    pool!(queue_name::UPDATE, update, handlers::update::update);
+    pool!(queue_name::NOTIFY, notify, handlers::notify::notify);
 
     let sweeper = config.sweeper.then(|| {
         tokio::spawn(sweeper::run(

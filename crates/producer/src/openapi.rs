@@ -30,7 +30,6 @@ use crate::{
         transaction::TransactionView,
         transaction::HistoryView,
         WebhookBody,
-        webhook::WebhookAnswer,
         Problem,
         FieldError,
         health::Readiness,

@@ -23,15 +23,15 @@ use crate::{
     problem::{ApiError, FieldError, Problem},
 };
 
-/// `{id, status}`: the answer to a POST.
+/// `{id, status}`: the answer to a POST, and to a webhook (the status recorded after it).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     /// The transaction's id.
     #[schema(value_type = uuid::Uuid)]
-    id: TransactionId,
+    pub id: TransactionId,
     /// Its status: pending, completed, declined or failed.
     #[schema(value_type = String, example = "pending")]
-    status: Status,
+    pub status: Status,
 }
 
 #[utoipa::path(

@@ -8,34 +8,22 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use queue::Job;
-use serde::Serialize;
 use txn_core::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
-use utoipa::ToSchema;
 
+use super::transaction::Accepted;
 use crate::{
     app::{AppState, Shared},
     input,
     problem::{ApiError, Problem},
 };
 
-/// `{id, status}`: the answer to a webhook (the status recorded after it).
-#[derive(Serialize, ToSchema)]
-pub struct WebhookAnswer {
-    /// The transaction's id.
-    #[schema(value_type = uuid::Uuid)]
-    id: TransactionId,
-    /// Its status after the webhook.
-    #[schema(value_type = String, example = "completed")]
-    status: Status,
-}
-
 #[utoipa::path(
     post,
     path = "/webhook",
     request_body(content = crate::openapi::WebhookBody, description = "Signed per Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature headers"),
     responses(
-        (status = 201, description = "A new terminal status: recorded", body = WebhookAnswer),
-        (status = 200, description = "Already recorded, or `pending` (changes nothing)", body = WebhookAnswer),
+        (status = 201, description = "A new terminal status: recorded", body = Accepted),
+        (status = 200, description = "Already recorded, or `pending` (changes nothing)", body = Accepted),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unsigned, bad signature, or timestamp outside ±5 min", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
@@ -76,7 +64,7 @@ pub async fn receive(
     } else {
         current
     };
-    Ok((code, Json(WebhookAnswer { id, status: shown })).into_response())
+    Ok((code, Json(Accepted { id, status: shown })).into_response())
 }
 
 /// Decides from the id cache (compare-and-set, so of two identical webhooks exactly one
