@@ -86,6 +86,7 @@ pub struct Stack {
     database: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    cleaned: bool,
 }
 
 fn args(name: &str, settings: &[(&str, String)]) -> Vec<String> {
@@ -195,6 +196,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
         database,
         stop,
         tasks,
+        cleaned: false,
     }
 }
 
@@ -303,9 +305,9 @@ impl Stack {
     }
 
     /// Stops every service gracefully, then drops the database and the queue keys.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             match tokio::time::timeout(Duration::from_secs(30), task).await {
                 Ok(Ok(Ok(()))) => {}
                 other => panic!("a service did not stop cleanly: {other:?}"),
@@ -313,6 +315,35 @@ impl Stack {
         }
         drop_database(&self.database).await;
         delete_keys_on(&self.redis_url, &self.prefix).await;
+        self.cleaned = true;
+    }
+}
+
+impl Drop for Stack {
+    /// A failed test never reaches `shutdown`: its database and keys go anyway.
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let _ = self.stop.send(true);
+        let (database, redis, prefix) = (
+            self.database.clone(),
+            self.redis_url.clone(),
+            self.prefix.clone(),
+        );
+        // Drop cannot await, and may run inside the test's runtime: clean up from a thread.
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(async {
+                    drop_database(&database).await;
+                    delete_keys_on(&redis, &prefix).await;
+                });
+            }
+        })
+        .join();
     }
 }
 
