@@ -78,6 +78,14 @@ impl Schedules {
         })
     }
 
+    /// Delay before asking the third party again when it could not say whether it has a
+    /// transaction: the longest submission delay (or the first, with no retries configured),
+    /// so an unreachable third party is never asked in a tight loop.
+    pub fn process_recheck(&self) -> Duration {
+        self.process_retry(self.process_retries.max(1))
+            .unwrap_or(Duration::from_millis(self.process_backoff_ms))
+    }
+
     /// Delay before notification retry `retry` (1-based), or `None` when retries are exhausted.
     pub fn notify_retry(&self, retry: u32) -> Option<Duration> {
         (retry <= self.notify_retries).then(|| {
@@ -145,6 +153,21 @@ mod tests {
         assert!(s.process_retry(4).is_none());
         assert!(s.notify_retry(8).is_some());
         assert!(s.notify_retry(9).is_none());
+    }
+
+    #[test]
+    fn rechecks_wait_even_without_retries() {
+        let none = Schedules {
+            process_retries: 0,
+            process_backoff_ms: 500,
+            ..Schedules::default()
+        };
+        assert_eq!(none.process_recheck(), Duration::from_millis(500));
+        let d = Schedules::default().process_recheck();
+        assert!(
+            d >= Duration::from_secs(480) && d <= Duration::from_secs(960),
+            "{d:?}"
+        );
     }
 
     #[test]

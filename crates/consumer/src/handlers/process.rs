@@ -67,7 +67,17 @@ async fn retry_or_fail(
         return fail_unless_held(p, id, attempt, error).await;
     };
     tracing::info!(txn_id = %id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "submission retry scheduled");
-    // The outbox of the retry: if Redis loses the re-scheduled job, the sweeper redoes it.
+    reschedule(p, id, delay, error).await
+}
+
+/// Records when the next attempt is due (the outbox: if Redis loses the re-scheduled job, the
+/// sweeper redoes it), then has the queue re-schedule this job after `delay`.
+async fn reschedule(
+    p: &Ctx,
+    id: TransactionId,
+    delay: std::time::Duration,
+    error: ThirdPartyError,
+) -> Result<(), BoxDynError> {
     p.store.submission_due(id, after(delay)).await?;
     Err(RetryAfterError::new(error, delay).into())
 }
@@ -87,13 +97,8 @@ async fn fail_unless_held(
             p.finish(id, Status::Failed, Source::Process).await
         }
         Err(check) => {
-            let delay = p
-                .schedules
-                .process_retry(p.schedules.process_retries.max(1))
-                .unwrap_or_default();
             tracing::warn!(txn_id = %id, error = %check, "cannot confirm the third party lacks it; asking again later");
-            p.store.submission_due(id, after(delay)).await?;
-            Err(RetryAfterError::new(check, delay).into())
+            reschedule(p, id, p.schedules.process_recheck(), check).await
         }
     }
 }
