@@ -38,7 +38,7 @@ pub async fn run(
     txn_core::telemetry::metrics();
     let p = Arc::new(Pipeline::new(&config)?);
     let board = board::Board::new(
-        queue::redis_client(&config.redis_url)?,
+        p.redis_client.clone(),
         p.redis.clone(),
         &config.queue_prefix,
         config.board_token.clone(),

@@ -38,6 +38,8 @@ pub struct Pipeline {
     pub cache: IdCache,
     /// The shared Redis connection.
     pub redis: ConnectionManager,
+    /// The Redis client behind it (the board opens its queue handles with it).
+    pub redis_client: redis::Client,
     /// The third party.
     pub thirdparty: ThirdParty,
     /// The client app.
@@ -66,50 +68,45 @@ pub struct Writes {
 /// Rows per batched statement.
 const MAX_BATCH: usize = 100;
 
+/// A batcher running `many` on the store (one statement, one commit per batch).
+fn batched<Req, Resp, F, Fut>(store: &Store, many: F) -> Batcher<Req, Resp, StoreError>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    F: Fn(Store, Vec<Req>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<Resp>, StoreError>> + Send,
+{
+    let store = store.clone();
+    Batcher::spawn(MAX_BATCH, move |rows| many(store.clone(), rows))
+}
+
 impl Writes {
     fn spawn(store: &Store) -> Self {
-        let s = store.clone();
-        let inserts = Batcher::spawn(MAX_BATCH, move |rows: Vec<NewRow>| {
-            let s = s.clone();
-            async move { s.insert_pending_many(&rows).await }
-        });
-        let s = store.clone();
-        let submissions = Batcher::spawn(
-            MAX_BATCH,
-            move |rows: Vec<(TransactionId, DateTime<Utc>)>| {
-                let s = s.clone();
-                async move { s.mark_submitted_many(&rows).await }
-            },
-        );
-        let s = store.clone();
-        let changes = Batcher::spawn(
-            MAX_BATCH,
-            move |rows: Vec<(TransactionId, Status, Source)>| {
-                let s = s.clone();
-                async move { s.apply_status_many(&rows).await }
-            },
-        );
-        let s = store.clone();
-        let deliveries = Batcher::spawn(MAX_BATCH, move |rows: Vec<(uuid::Uuid, i32)>| {
-            let s = s.clone();
-            async move {
+        Self {
+            inserts: batched(store, |s, rows: Vec<NewRow>| async move {
+                s.insert_pending_many(&rows).await
+            }),
+            submissions: batched(
+                store,
+                |s, rows: Vec<(TransactionId, DateTime<Utc>)>| async move {
+                    s.mark_submitted_many(&rows).await
+                },
+            ),
+            changes: batched(
+                store,
+                |s, rows: Vec<(TransactionId, Status, Source)>| async move {
+                    s.apply_status_many(&rows).await
+                },
+            ),
+            deliveries: batched(store, |s, rows: Vec<(uuid::Uuid, i32)>| async move {
                 let n = rows.len();
                 s.notification_delivered_many(&rows)
                     .await
                     .map(|()| vec![(); n])
-            }
-        });
-        let s = store.clone();
-        let reads = Batcher::spawn(MAX_BATCH, move |ids: Vec<TransactionId>| {
-            let s = s.clone();
-            async move { s.get_many(&ids).await }
-        });
-        Self {
-            inserts,
-            submissions,
-            changes,
-            deliveries,
-            reads,
+            }),
+            reads: batched(store, |s, ids: Vec<TransactionId>| async move {
+                s.get_many(&ids).await
+            }),
         }
     }
 }
@@ -117,8 +114,8 @@ impl Writes {
 impl Pipeline {
     /// Builds the context; connections are made lazily.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let redis = ConnectionManager::new_lazy_with_config(client.clone(), queue_connection())?;
+        let client = queue::redis_client(&config.redis_url)?;
+        let redis = queue::connection_manager(&client, queue::BACKGROUND_TIMEOUT)?;
         let queue_config = |name: &str| {
             let mut q = QueueConfig::new(config.queue_prefix.clone(), name);
             q.fetch_batch = config.fetch_batch.min(config.concurrency(name)).max(1);
@@ -150,12 +147,13 @@ impl Pipeline {
                 queue_config(queue_name::UPDATE),
             )?,
             notify: Queue::with_connection(
-                client,
+                client.clone(),
                 redis.clone(),
                 queue_config(queue_name::NOTIFY),
             )?,
             cache: IdCache::new(&config.queue_prefix, config.idempotency_ttl_ms),
             redis,
+            redis_client: client,
             thirdparty: ThirdParty::new(&config.thirdparty_url, timeout)?,
             notifier: Notifier::new(&config.client_url, &config.client_webhook_secret, timeout)?,
             schedules: config.schedules(),
@@ -205,11 +203,4 @@ impl Pipeline {
             .await?;
         Ok(())
     }
-}
-
-/// Timeouts of the consumer's shared connection.
-fn queue_connection() -> redis::aio::ConnectionManagerConfig {
-    redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_connection_timeout(Some(Duration::from_secs(2)))
 }

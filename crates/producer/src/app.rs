@@ -51,8 +51,8 @@ impl AppState {
     /// either is down.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let client = queue::redis_client(&config.redis_url)?;
-        let redis =
-            ConnectionManager::new_lazy_with_config(client.clone(), queue_connection_config())?;
+        // Requests fail fast: a 503 well inside the request's own timeout.
+        let redis = queue::connection_manager(&client, Duration::from_secs(2))?;
         let queue = |name: &str| QueueConfig::new(config.queue_prefix.clone(), name);
         Ok(Self {
             create: Queue::with_connection(
@@ -75,14 +75,6 @@ impl AppState {
 
 /// The state as handlers receive it.
 pub type Shared = Arc<AppState>;
-
-/// Redis calls fail fast (a request should get its 503 well inside its own timeout).
-fn queue_connection_config() -> redis::aio::ConnectionManagerConfig {
-    redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_number_of_retries(1)
-}
 
 fn cors(origins: &[String]) -> CorsLayer {
     let allowed: Vec<HeaderValue> = origins

@@ -82,20 +82,30 @@ pub fn redis_client(redis_url: &str) -> redis::RedisResult<Client> {
     Client::open(info)
 }
 
-/// Timeouts of the shared connection: a slow Redis (fsync on every write) must not fail calls.
-pub(crate) fn connection_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_connection_timeout(Some(Duration::from_secs(2)))
+/// How long a background caller (a worker, the acker) waits for Redis: a slow Redis (fsync on
+/// every write) must not fail calls.
+pub const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A shared, reconnecting connection that connects lazily (so a service starts while Redis is
+/// down) and gives up on a call after `response_timeout`. Every shared connection of the
+/// project is made here.
+pub fn connection_manager(
+    client: &Client,
+    response_timeout: Duration,
+) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some((response_timeout / 2).min(Duration::from_secs(2))))
         .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500))
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
 impl<T> Queue<T> {
     /// A queue on `redis_url`; the connection is made lazily, so this succeeds while Redis is down.
     pub fn connect(redis_url: &str, config: QueueConfig) -> Result<Self, QueueError> {
         let client = redis_client(redis_url)?;
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), connection_config())?;
+        let conn = connection_manager(&client, BACKGROUND_TIMEOUT)?;
         Self::with_connection(client, conn, config)
     }
 

@@ -30,7 +30,7 @@ mod scripts;
 mod fencing_tests;
 
 pub use ack::{AckLayer, AckService};
-pub use backend::{Queue, redis_client};
+pub use backend::{BACKGROUND_TIMEOUT, Queue, connection_manager, redis_client};
 pub use config::{QueueConfig, RetryPolicy};
 pub use error::QueueError;
 pub use inspect::{Counts, DeadJob};

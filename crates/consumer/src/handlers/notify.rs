@@ -12,17 +12,16 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let attempt = attempt.current().max(1);
     // The job carries what to tell, so a delivery needs no read. A duplicate job of a delivered
     // notification can only come from a redelivery; the client sees the same delivery id.
-    let n = job;
     let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
-    match p.notifier.notify(id, n.id, n.status).await {
+    match p.notifier.notify(id, job.id, job.status).await {
         Ok(()) => {
             p.writes.deliveries.call((id, attempts)).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
-            tracing::info!(txn_id = %n.id, delivery_id = %id, status = %n.status, "client notified");
+            tracing::info!(txn_id = %job.id, delivery_id = %id, status = %job.status, "client notified");
             Ok(())
         }
         Err(e @ NotifyError::Rejected(_)) => {
-            tracing::warn!(txn_id = %n.id, delivery_id = %id, error = %e, "notification refused; giving up");
+            tracing::warn!(txn_id = %job.id, delivery_id = %id, error = %e, "notification refused; giving up");
             p.store
                 .notification_failed(id, attempts, &e.to_string())
                 .await?;
@@ -37,7 +36,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
                 Err(RetryAfterError::new(e, delay).into())
             }
             None => {
-                tracing::warn!(txn_id = %n.id, delivery_id = %id, error = %e, "notification retries exhausted");
+                tracing::warn!(txn_id = %job.id, delivery_id = %id, error = %e, "notification retries exhausted");
                 p.store
                     .notification_failed(id, attempts, &e.to_string())
                     .await?;
