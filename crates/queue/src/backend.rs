@@ -129,11 +129,6 @@ impl<T> Queue<T> {
         })
     }
 
-    /// The queue's settings.
-    pub fn config(&self) -> &QueueConfig {
-        &self.shared.config
-    }
-
     /// The queue's Redis keys.
     pub fn keys(&self) -> &Keys {
         &self.shared.keys
