@@ -11,7 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use queue::{Job, Queue, QueueConfig};
 use serde_json::{Value, json};
 use support::*;
-use txn_core::jobs::ProcessJob;
+use txn_core::jobs::{ProcessFrom, ProcessJob};
 use uuid::Uuid;
 
 /// chromedriver on a free port, killed on drop.
@@ -71,7 +71,7 @@ fn headless_chromium() -> serde_json::Map<String, Value> {
 async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     let mut options = Options::default();
     // One delivery: a job whose handler fails goes straight to the failed list.
-    options.consumer.push(("max-deliveries", "1".into()));
+    options.consumer.max_deliveries = 1;
     let stack = spawn_stack(options).await;
 
     // A submission for a transaction that has no row yet fails, and is dead-lettered.
@@ -83,8 +83,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     .unwrap();
     let job = ProcessJob {
         id: id.into(),
-        recovered: false,
-        money: None,
+        from: ProcessFrom::Recovery,
     };
     process
         .push(Job::now(job.job_id(), job.clone()))
@@ -189,7 +188,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_api_is_closed_without_its_token() {
     let mut options = Options::default();
-    options.consumer.push(("board-token", "s3cret".into()));
+    options.consumer.board_token = Some("s3cret".into());
     let stack = spawn_stack(options).await;
     let url = format!("{}/board/api/queues", stack.consumer);
     assert_eq!(stack.http.get(&url).send().await.unwrap().status(), 401);

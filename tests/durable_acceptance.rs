@@ -12,6 +12,7 @@ use std::{
 use futures::{StreamExt, stream};
 use serde_json::json;
 use support::*;
+use txn_core::QueueName;
 use uuid::Uuid;
 
 /// Not a test on its own: the consumer process some tests start. It does nothing unless a test
@@ -30,7 +31,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
         ..Options::default()
     })
     .await;
-    let (_, ready) = {
+    let (code, ready) = {
         let r = stack
             .http
             .get(format!("{}/readyz", stack.producer))
@@ -39,6 +40,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
             .unwrap();
         (r.status(), r.json::<serde_json::Value>().await.unwrap())
     };
+    assert_eq!(code, 200, "{ready}");
     assert_eq!(ready["durable_acceptance"], true, "{ready}");
 
     let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::now_v7()).collect();
@@ -49,11 +51,23 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
         .collect()
         .await;
     assert!(codes.iter().all(|c| *c == 201));
+    // With the consumer stopped, each accepted transaction is only a job in Redis.
+    let waiting = stack.queue_counts(QueueName::Create).await.waiting;
+    assert_eq!(
+        waiting,
+        ids.len() as u64,
+        "the crash hits every accepted job"
+    );
 
     redis.kill();
     redis.restart().await;
     let restarted = Instant::now();
-    let _consumer = ChildConsumer::spawn(&stack.consumer_args);
+    assert_eq!(
+        stack.queue_counts(QueueName::Create).await.waiting,
+        waiting,
+        "every job is back after the restart"
+    );
+    let _consumer = ChildConsumer::spawn(&stack.consumer_config);
     eventually(
         Duration::from_secs(120),
         "every accepted transaction settled",
@@ -111,7 +125,14 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
         || async { accepted.lock().unwrap().len() >= 400 },
     )
     .await;
+    let at_kill = accepted.lock().unwrap().clone();
+    let unfinished = at_kill.len() - stack.terminal_among(&at_kill).await;
     redis.kill();
+    assert!(
+        unfinished > 0,
+        "the crash must hit work in progress ({} accepted, none unfinished)",
+        at_kill.len()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.restart().await;
     let restarted = Instant::now();
@@ -125,7 +146,7 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
     )
     .await;
     eprintln!(
-        "{} accepted transactions settled {:?} after the Redis restart",
+        "{} accepted transactions ({unfinished} unfinished at the crash) settled {:?} after the Redis restart",
         ids.len(),
         restarted.elapsed()
     );

@@ -9,7 +9,8 @@ use futures::future::join_all;
 use reqwest::{Response, header};
 use serde_json::{Value, json};
 use support::*;
-use txn_core::{secret::WebhookSecrets, signature::Signer};
+use tokio_util::sync::CancellationToken;
+use txn_core::{config::Connections, secret::WebhookSecrets, signature::Signer};
 use uuid::Uuid;
 
 const PROBLEM: &str = "application/problem+json";
@@ -373,18 +374,15 @@ async fn every_secret_of_a_rotation_is_accepted() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let rotated = format!("{},{}", stack.webhook_secret.expose(), old.expose());
-    let config = <producer::Config as clap::Parser>::try_parse_from([
-        "producer".to_string(),
-        format!("--database-url={}", stack.database_url),
-        format!("--redis-url={}", redis_url()),
-        format!("--queue-prefix={}", stack.prefix),
-        format!("--webhook-secret={rotated}"),
-    ])
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(producer::run(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let mut config = Options::default().producer;
+    config.webhook_secret = WebhookSecrets::parse(&rotated).unwrap();
+    config.connections = Connections {
+        database_url: stack.database_url.clone(),
+        redis_url: redis_url(),
+        queue_prefix: stack.prefix.clone(),
+    };
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(producer::run(config, listener, stop.clone()));
     let id = accepted(&stack).await;
     let bytes = serde_json::to_vec(&json!({"id": id, "status": "declined"})).unwrap();
     let headers = Signer::new(&old).headers_now("msg_rotation", &bytes);
@@ -401,7 +399,7 @@ async fn every_secret_of_a_rotation_is_accepted() {
         201,
         "the old secret still verifies during rotation"
     );
-    let _ = stop.send(());
+    stop.cancel();
     server.await.unwrap().unwrap();
     stack.shutdown().await;
 }
@@ -474,17 +472,14 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
     // Nothing listens on port 1.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = <producer::Config as clap::Parser>::try_parse_from([
-        "producer".to_string(),
-        "--database-url=postgres://postgres@127.0.0.1:1/none".into(),
-        "--redis-url=redis://127.0.0.1:1".into(),
-        format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
-    ])
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(producer::run(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let mut config = Options::default().producer;
+    config.connections = Connections {
+        database_url: "postgres://postgres@127.0.0.1:1/none".into(),
+        redis_url: "redis://127.0.0.1:1".into(),
+        queue_prefix: "unreachable".into(),
+    };
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(producer::run(config, listener, stop.clone()));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -527,7 +522,7 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
         (r.status().as_u16(), content_type(&r)),
         (503, PROBLEM.to_string())
     );
-    let _ = stop.send(());
+    stop.cancel();
     server.await.unwrap().unwrap();
 }
 
@@ -554,16 +549,23 @@ async fn the_openapi_document_covers_every_route_and_error() {
         (
             "/transaction",
             "post",
-            vec!["200", "201", "400", "409", "413", "422", "503"],
+            vec!["200", "201", "400", "409", "413", "422", "500", "503"],
         ),
-        ("/transaction/{id}", "get", vec!["200", "404", "422", "503"]),
+        (
+            "/transaction/{id}",
+            "get",
+            vec!["200", "404", "422", "500", "503"],
+        ),
         (
             "/webhook",
             "post",
-            vec!["200", "201", "400", "401", "404", "409", "422", "503"],
+            vec![
+                "200", "201", "400", "401", "404", "409", "422", "500", "503",
+            ],
         ),
         ("/healthz", "get", vec!["200"]),
         ("/readyz", "get", vec!["200", "503"]),
+        ("/metrics", "get", vec!["200"]),
         ("/openapi.json", "get", vec!["200"]),
     ] {
         let responses = &doc["paths"][path][method]["responses"];

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 use serde_json::json;
 use support::*;
+use txn_core::QueueName;
 use uuid::Uuid;
 
 /// Not a test on its own: the consumer process that tests start and SIGKILL. It does nothing
@@ -16,11 +17,6 @@ use uuid::Uuid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_consumer_process() {
     run_child_consumer().await;
-}
-
-fn set(options: &mut Vec<(&'static str, String)>, key: &'static str, value: &str) {
-    options.retain(|(k, _)| *k != key);
-    options.push((key, value.to_string()));
 }
 
 async fn post_all(stack: &Stack, n: usize) -> Vec<Uuid> {
@@ -50,31 +46,27 @@ async fn count_terminal(stack: &Stack) -> usize {
 
 fn heavy_faults() -> Options {
     let mut o = Options::default();
-    for (k, v) in [
-        ("create-504-before-rate", "0.2"),
-        ("create-504-after-rate", "0.2"),
-        ("create-hang-rate", "0.1"),
-        ("create-4xx-rate", "0.05"),
-        ("status-504-rate", "0.2"),
-        ("webhook-drop-rate", "0.3"),
-        ("webhook-dup-rate", "0.3"),
-        ("webhook-stale-rate", "0.3"),
-        ("latency-ms", "5"),
-    ] {
-        set(&mut o.thirdparty, k, v);
-    }
-    set(&mut o.client, "fail-rate", "0.3");
-    set(&mut o.client, "latency-ms", "5");
-    for (k, v) in [
-        ("http-timeout-ms", "500"),
-        ("process-backoff-ms", "100"),
-        ("notify-retries", "20"),
-        ("notify-backoff-ms", "20"),
-        ("poll-initial-ms", "100"),
-        ("poll-max-interval-ms", "400"),
-    ] {
-        set(&mut o.consumer, k, v);
-    }
+    o.thirdparty = thirdparty_sim::Behaviour {
+        create_504_before_rate: rate("0.2"),
+        create_504_after_rate: rate("0.2"),
+        create_hang_rate: rate("0.1"),
+        create_4xx_rate: rate("0.05"),
+        status_504_rate: rate("0.2"),
+        webhook_drop_rate: rate("0.3"),
+        webhook_dup_rate: rate("0.3"),
+        webhook_stale_rate: rate("0.3"),
+        latency_ms: 5,
+        ..o.thirdparty
+    };
+    o.client.fail_rate = rate("0.3");
+    o.client.latency_ms = 5;
+    o.consumer.http_timeout_ms = 500;
+    let schedules = &mut o.consumer.schedules;
+    schedules.process_backoff_ms = 100;
+    schedules.notify_retries = 20;
+    schedules.notify_backoff_ms = 20;
+    schedules.poll_initial_ms = 100;
+    schedules.poll_max_interval_ms = 400;
     o
 }
 
@@ -101,9 +93,9 @@ async fn under_heavy_faults_every_transaction_ends_consistent_with_the_third_par
 async fn a_consumer_killed_mid_run_loses_nothing() {
     let mut options = heavy_faults();
     options.run_consumer = false;
-    set(&mut options.consumer, "lease-ms", "2000");
+    options.consumer.lease_ms = 2000;
     let stack = spawn_stack(options).await;
-    let child = ChildConsumer::spawn(&stack.consumer_args);
+    let child = ChildConsumer::spawn(&stack.consumer_config);
     let ids = post_all(&stack, 400).await;
     eventually(
         Duration::from_secs(60),
@@ -111,11 +103,16 @@ async fn a_consumer_killed_mid_run_loses_nothing() {
         || async { count_terminal(&stack).await >= ids.len() / 4 },
     )
     .await;
-    let in_flight = ids.len() - count_terminal(&stack).await;
+    let (running, terminal) = (stack.running_jobs().await, count_terminal(&stack).await);
     child.kill();
     let killed_at = Instant::now();
+    let in_flight = ids.len() - terminal;
+    assert!(
+        in_flight > 0 && running > 0,
+        "the kill must hit work in progress: {in_flight} transactions unfinished, {running} jobs leased"
+    );
 
-    let _restarted = ChildConsumer::spawn(&stack.consumer_args);
+    let _restarted = ChildConsumer::spawn(&stack.consumer_config);
     eventually(
         Duration::from_secs(120),
         "every transaction settled after the restart",
@@ -123,7 +120,7 @@ async fn a_consumer_killed_mid_run_loses_nothing() {
     )
     .await;
     eprintln!(
-        "killed with {in_flight} in flight; settled {:?} after the kill",
+        "killed with {in_flight} unfinished and {running} jobs leased; settled {:?} after the kill",
         killed_at.elapsed()
     );
     stack.assert_consistent(&ids).await;
@@ -133,9 +130,9 @@ async fn a_consumer_killed_mid_run_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_redis_loses_every_queue_key_the_sweeper_brings_each_transaction_home() {
     let mut options = Options::default();
-    set(&mut options.thirdparty, "resolve-min-ms", "500");
-    set(&mut options.thirdparty, "resolve-max-ms", "1500");
-    set(&mut options.thirdparty, "webhook-drop-rate", "0.5");
+    options.thirdparty.resolve_min_ms = 500;
+    options.thirdparty.resolve_max_ms = 1500;
+    options.thirdparty.webhook_drop_rate = rate("0.5");
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 200).await;
     // The rows must exist: a transaction lost before its row was written is another story
@@ -144,15 +141,23 @@ async fn after_redis_loses_every_queue_key_the_sweeper_brings_each_transaction_h
         stack.statuses().await.len() == ids.len()
     })
     .await;
-    delete_keys(&stack.prefix).await;
+    let unfinished = ids.len() - count_terminal(&stack).await;
+    let wiped = delete_keys(&stack.prefix).await;
     let wiped_at = Instant::now();
+    assert!(
+        unfinished > 0 && wiped > 0,
+        "the wipe must hit work in progress: {unfinished} transactions unfinished, {wiped} keys deleted"
+    );
     eventually(
         Duration::from_secs(120),
         "every transaction settled after the wipe",
         || settled(&stack.database_url, ids.len()),
     )
     .await;
-    eprintln!("settled {:?} after the wipe", wiped_at.elapsed());
+    eprintln!(
+        "{unfinished} unfinished at the wipe of {wiped} keys; settled {:?} after it",
+        wiped_at.elapsed()
+    );
     stack.assert_consistent(&ids).await;
     stack.shutdown().await;
 }
@@ -160,8 +165,8 @@ async fn after_redis_loses_every_queue_key_the_sweeper_brings_each_transaction_h
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_alone_resolve_transactions_when_polling_is_off() {
     let mut options = Options::default();
-    set(&mut options.consumer, "poll-initial-ms", "3600000");
-    set(&mut options.consumer, "poll-max-interval-ms", "3600000");
+    options.consumer.schedules.poll_initial_ms = 3_600_000;
+    options.consumer.schedules.poll_max_interval_ms = 3_600_000;
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 50).await;
     eventually(Duration::from_secs(60), "every transaction settled", || {
@@ -184,7 +189,7 @@ async fn webhooks_alone_resolve_transactions_when_polling_is_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_alone_resolves_transactions_when_every_webhook_is_lost() {
     let mut options = Options::default();
-    set(&mut options.thirdparty, "webhook-drop-rate", "1.0");
+    options.thirdparty.webhook_drop_rate = rate("1.0");
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 50).await;
     eventually(Duration::from_secs(60), "every transaction settled", || {
@@ -203,10 +208,10 @@ async fn polling_alone_resolves_transactions_when_every_webhook_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
     let mut options = Options::default();
-    set(&mut options.thirdparty, "resolve-min-ms", "2500");
-    set(&mut options.thirdparty, "resolve-max-ms", "2500");
-    set(&mut options.consumer, "poll-initial-ms", "100");
-    set(&mut options.consumer, "poll-max-total-ms", "600");
+    options.thirdparty.resolve_min_ms = 2500;
+    options.thirdparty.resolve_max_ms = 2500;
+    options.consumer.schedules.poll_initial_ms = 100;
+    options.consumer.schedules.poll_max_total_ms = 600;
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 5).await;
     for id in &ids {
@@ -237,22 +242,28 @@ async fn a_consumer_stops_cleanly_on_sigterm_and_nothing_is_lost() {
         ..Options::default()
     };
     // Slow notifications: some are always in a handler when the signal comes.
-    set(&mut options.client, "latency-ms", "300");
+    options.client.latency_ms = 300;
     let stack = spawn_stack(options).await;
-    let child = ChildConsumer::spawn(&stack.consumer_args);
+    let child = ChildConsumer::spawn(&stack.consumer_config);
     let ids = post_all(&stack, 100).await;
     eventually(Duration::from_secs(60), "work is in flight", || async {
         count_terminal(&stack).await >= 10
     })
     .await;
+    let notifying = stack.queue_counts(QueueName::Notify).await.running;
+    let unfinished = ids.len() - count_terminal(&stack).await;
     let (code, took) = child.terminate();
+    assert!(
+        unfinished > 0,
+        "the signal must hit work in progress: {unfinished} transactions unfinished ({notifying} notifications running)"
+    );
     assert_eq!(code, Some(0), "exit status after SIGTERM");
     assert!(
         took < Duration::from_secs(5),
         "stopped within the grace period ({took:?})"
     );
 
-    let _restarted = ChildConsumer::spawn(&stack.consumer_args);
+    let _restarted = ChildConsumer::spawn(&stack.consumer_config);
     eventually(
         Duration::from_secs(60),
         "every transaction settled after the restart",

@@ -8,14 +8,19 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 use clap::Parser;
 use serde::Deserialize;
 use sqlx::{Connection, PgConnection};
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use txn_core::secret::WebhookSecrets;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use txn_core::{
+    QueueName,
+    config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL},
+    fault::Rate,
+    secret::WebhookSecrets,
+};
 use uuid::Uuid;
 
 /// The Postgres server the tests use (a database of their own is created on it).
 pub fn postgres_server() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
     url.rsplit_once('/')
         .map(|(server, _)| server.to_string())
         .unwrap_or(url)
@@ -23,20 +28,26 @@ pub fn postgres_server() -> String {
 
 /// The Redis the tests use.
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.into())
 }
 
-/// Settings a test may change; each maps to the service flag of the same meaning.
+/// A rate, e.g. `rate("0.3")`.
+pub fn rate(value: &str) -> Rate {
+    value.parse().expect("a rate between 0 and 1")
+}
+
+/// The services' settings a test may change, typed. `spawn_stack` fills in what is the stack's
+/// own: connections, queue prefix, addresses and the URLs between the services.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Extra `--flag=value` settings of the third-party simulator.
-    pub thirdparty: Vec<(&'static str, String)>,
-    /// Extra settings of the client simulator.
-    pub client: Vec<(&'static str, String)>,
-    /// Extra settings of the consumer.
-    pub consumer: Vec<(&'static str, String)>,
-    /// Extra settings of the producer.
-    pub producer: Vec<(&'static str, String)>,
+    /// How the third-party simulator resolves transactions and misbehaves.
+    pub thirdparty: thirdparty_sim::Behaviour,
+    /// Which faults the client simulator injects.
+    pub client: client_sim::Faults,
+    /// The consumer's settings (its client webhook secret is the client simulator's).
+    pub consumer: consumer::Config,
+    /// The producer's settings (its webhook secret is the third-party simulator's).
+    pub producer: producer::Config,
     /// Whether to run the consumer (without it, only the producer decides answers).
     pub run_consumer: bool,
     /// Redis to use instead of the shared one.
@@ -44,25 +55,38 @@ pub struct Options {
 }
 
 impl Default for Options {
+    /// Every schedule in fractions of a second, 30 % declines, a small connection pool.
     fn default() -> Self {
+        let webhook = WebhookSecrets::generate().expose();
+        let client_secret = WebhookSecrets::generate().expose();
+        let mut consumer = consumer::Config::try_parse_from([
+            "consumer",
+            "--client-webhook-secret",
+            &client_secret,
+        ])
+        .expect("consumer settings");
+        consumer.schedules.process_backoff_ms = 100;
+        consumer.schedules.notify_backoff_ms = 50;
+        consumer.sweep_interval_ms = 500;
+        consumer.sweep_grace_ms = 3000;
+        consumer.lease_ms = 3000;
+        consumer.http_timeout_ms = 1000;
+        consumer.shutdown.grace_ms = 5000;
+        consumer.database_max_connections = 8;
+        let mut producer =
+            producer::Config::try_parse_from(["producer", "--webhook-secret", &webhook])
+                .expect("producer settings");
+        producer.database_max_connections = 2;
         Self {
-            thirdparty: vec![
-                ("decline-rate", "0.3".into()),
-                ("resolve-min-ms", "20".into()),
-                ("resolve-max-ms", "300".into()),
-            ],
-            client: vec![],
-            consumer: vec![
-                ("process-backoff-ms", "100".into()),
-                ("notify-backoff-ms", "50".into()),
-                ("sweep-interval-ms", "500".into()),
-                ("sweep-grace-ms", "3000".into()),
-                ("lease-ms", "3000".into()),
-                ("http-timeout-ms", "1000".into()),
-                ("shutdown-grace-ms", "5000".into()),
-                ("database-max-connections", "8".into()),
-            ],
-            producer: vec![("database-max-connections", "2".into())],
+            thirdparty: thirdparty_sim::Behaviour {
+                decline_rate: rate("0.3"),
+                resolve_min_ms: 20,
+                resolve_max_ms: 300,
+                ..thirdparty_sim::Behaviour::RELIABLE
+            },
+            client: client_sim::Faults::NONE,
+            consumer,
+            producer,
             run_consumer: true,
             redis_url: None,
         }
@@ -81,18 +105,12 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The secret the third party signs webhooks with.
     pub webhook_secret: WebhookSecrets,
-    /// The consumer's settings as flags (to start one in a child process).
-    pub consumer_args: Vec<String>,
+    /// The consumer's settings (to start one in a child process).
+    pub consumer_config: consumer::Config,
     database: String,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     cleaned: bool,
-}
-
-fn args(name: &str, settings: &[(&str, String)]) -> Vec<String> {
-    std::iter::once(name.to_string())
-        .chain(settings.iter().map(|(k, v)| format!("--{k}={v}")))
-        .collect()
 }
 
 async fn listener() -> (TcpListener, SocketAddr) {
@@ -122,64 +140,49 @@ pub async fn spawn_stack(options: Options) -> Stack {
     let (database, database_url) = private_database().await;
     let redis = options.redis_url.clone().unwrap_or_else(redis_url);
     let prefix = format!("e2e-{}", Uuid::new_v4().simple());
-    let webhook = WebhookSecrets::generate().expose();
-    let client_secret = WebhookSecrets::generate().expose();
     let (pl, p_addr) = listener().await;
     let (cl, c_addr) = listener().await;
     let (tl, t_addr) = listener().await;
     let (sl, s_addr) = listener().await;
-
-    let mut thirdparty = vec![
-        ("webhook-url", format!("http://{p_addr}/webhook")),
-        ("webhook-secret", webhook.clone()),
-    ];
-    thirdparty.extend(options.thirdparty.iter().cloned());
-    let mut client = vec![("client-webhook-secret", client_secret.clone())];
-    client.extend(options.client.iter().cloned());
-    let mut producer = vec![
-        ("database-url", database_url.clone()),
-        ("redis-url", redis.clone()),
-        ("queue-prefix", prefix.clone()),
-        ("webhook-secret", webhook.clone()),
-    ];
-    producer.extend(options.producer.iter().cloned());
-    let mut consumer = vec![
-        ("database-url", database_url.clone()),
-        ("redis-url", redis.clone()),
-        ("queue-prefix", prefix.clone()),
-        ("client-webhook-secret", client_secret.clone()),
-        ("thirdparty-url", format!("http://{t_addr}")),
-        ("client-url", format!("http://{s_addr}")),
-    ];
-    consumer.extend(options.consumer.iter().cloned());
-
-    let (stop, stop_rx) = watch::channel(false);
-    let stopped = || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
+    let connections = Connections {
+        database_url: database_url.clone(),
+        redis_url: redis.clone(),
+        queue_prefix: prefix.clone(),
     };
-    let p_cfg =
-        producer::Config::try_parse_from(args("producer", &producer)).expect("producer settings");
-    let consumer_args = args("consumer", &consumer);
-    let c_cfg = consumer::Config::try_parse_from(&consumer_args).expect("consumer settings");
-    let t_cfg = thirdparty_sim::Config::try_parse_from(args("thirdparty-sim", &thirdparty))
-        .expect("thirdparty settings");
-    let s_cfg =
-        client_sim::Config::try_parse_from(args("client-sim", &client)).expect("client settings");
-    let mut tasks = vec![tokio::spawn(producer::run(p_cfg, pl, stopped()))];
+
+    let mut producer = options.producer;
+    producer.addr = p_addr;
+    producer.connections = connections.clone();
+    let mut consumer = options.consumer;
+    consumer.addr = c_addr;
+    consumer.connections = connections;
+    consumer.thirdparty_url = format!("http://{t_addr}");
+    consumer.client_url = format!("http://{s_addr}");
+    let mut thirdparty = thirdparty_sim::Config::local(
+        format!("http://{p_addr}/webhook"),
+        producer.webhook_secret.clone(),
+        options.thirdparty,
+    );
+    thirdparty.addr = t_addr;
+    let mut client =
+        client_sim::Config::local(consumer.client_webhook_secret.clone(), options.client);
+    client.addr = s_addr;
+
+    let stop = CancellationToken::new();
+    let webhook_secret = producer.webhook_secret.clone();
+    let consumer_config = consumer.clone();
+    let mut tasks = vec![tokio::spawn(producer::run(producer, pl, stop.clone()))];
     if options.run_consumer {
-        tasks.push(tokio::spawn(consumer::run(c_cfg, cl, stopped())));
+        tasks.push(tokio::spawn(consumer::run(consumer, cl, stop.clone())));
     }
     tasks.extend([
         tokio::spawn({
-            let stop = stopped();
-            async move { Ok(thirdparty_sim::run(t_cfg, tl, stop).await?) }
+            let stop = stop.clone();
+            async move { Ok(thirdparty_sim::run(thirdparty, tl, stop).await?) }
         }),
         tokio::spawn({
-            let stop = stopped();
-            async move { Ok(client_sim::run(s_cfg, sl, stop).await?) }
+            let stop = stop.clone();
+            async move { Ok(client_sim::run(client, sl, stop).await?) }
         }),
     ]);
     Stack {
@@ -191,8 +194,8 @@ pub async fn spawn_stack(options: Options) -> Stack {
         redis_url: redis,
         prefix,
         http: reqwest::Client::new(),
-        webhook_secret: WebhookSecrets::parse(&webhook).expect("secret"),
-        consumer_args,
+        webhook_secret,
+        consumer_config,
         database,
         stop,
         tasks,
@@ -292,6 +295,40 @@ impl Stack {
             .expect("json")
     }
 
+    /// The counts of this stack's queue `name`.
+    pub async fn queue_counts(&self, name: QueueName) -> queue::Counts {
+        let queue: queue::Queue<serde_json::Value> = queue::Queue::connect(
+            &self.redis_url,
+            queue::QueueConfig::new(self.prefix.clone(), name.as_str()),
+        )
+        .expect("queue handle");
+        queue.counts().await.expect("queue counts")
+    }
+
+    /// Jobs leased to a worker right now, over the four queues.
+    pub async fn running_jobs(&self) -> u64 {
+        let mut running = 0;
+        for name in QueueName::ALL {
+            running += self.queue_counts(name).await.running;
+        }
+        running
+    }
+
+    /// How many of `ids` are terminal in Postgres.
+    pub async fn terminal_among(&self, ids: &[Uuid]) -> usize {
+        let mut conn = PgConnection::connect(&self.database_url)
+            .await
+            .expect("postgres");
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM transactions WHERE id = ANY($1) AND status <> 'pending'",
+        )
+        .bind(ids)
+        .fetch_one(&mut conn)
+        .await
+        .expect("query");
+        n as usize
+    }
+
     /// Status per transaction in Postgres.
     pub async fn statuses(&self) -> HashMap<Uuid, String> {
         let mut conn = PgConnection::connect(&self.database_url)
@@ -306,7 +343,7 @@ impl Stack {
 
     /// Stops every service gracefully, then drops the database and the queue keys.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         for task in std::mem::take(&mut self.tasks) {
             match tokio::time::timeout(Duration::from_secs(30), task).await {
                 Ok(Ok(Ok(()))) => {}
@@ -325,7 +362,7 @@ impl Drop for Stack {
         if self.cleaned {
             return;
         }
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let (database, redis, prefix) = (
             self.database.clone(),
             self.redis_url.clone(),
@@ -356,18 +393,18 @@ pub async fn drop_database(name: &str) {
     }
 }
 
-/// Deletes every key under a test prefix.
-pub async fn delete_keys(prefix: &str) {
-    delete_keys_on(&redis_url(), prefix).await;
+/// Deletes every key under a test prefix; returns how many there were.
+pub async fn delete_keys(prefix: &str) -> usize {
+    delete_keys_on(&redis_url(), prefix).await
 }
 
-/// Deletes every key under a test prefix on `url`.
-pub async fn delete_keys_on(url: &str, prefix: &str) {
+/// Deletes every key under a test prefix on `url`; returns how many there were.
+pub async fn delete_keys_on(url: &str, prefix: &str) -> usize {
     let Ok(client) = redis::Client::open(url) else {
-        return;
+        return 0;
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
+        return 0;
     };
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{{{prefix}:*"))
@@ -377,6 +414,7 @@ pub async fn delete_keys_on(url: &str, prefix: &str) {
     for chunk in keys.chunks(500) {
         let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
     }
+    keys.len()
 }
 
 /// Polls `cond` every 50 ms until it holds or `deadline` passes.
@@ -395,16 +433,16 @@ where
     }
 }
 
-/// Environment variable carrying the consumer's flags to a child process.
-pub const CHILD_CONSUMER_ARGS: &str = "E2E_CHILD_CONSUMER_ARGS";
+/// Environment variable carrying the consumer's settings (JSON) to a child process.
+pub const CHILD_CONSUMER_CONFIG: &str = "E2E_CHILD_CONSUMER_CONFIG";
 
 /// A consumer in a child process (this test binary, re-run as `child_consumer_process`), so a
 /// test can SIGKILL it.
 pub struct ChildConsumer(std::process::Child);
 
 impl ChildConsumer {
-    /// Starts a consumer with `args` (as in [`Stack::consumer_args`]).
-    pub fn spawn(args: &[String]) -> Self {
+    /// Starts a consumer with `config` (as in [`Stack::consumer_config`]).
+    pub fn spawn(config: &consumer::Config) -> Self {
         let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
@@ -412,7 +450,10 @@ impl ChildConsumer {
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_CONSUMER_ARGS, args.join("\u{1f}"))
+            .env(
+                CHILD_CONSUMER_CONFIG,
+                serde_json::to_string(config).expect("settings as JSON"),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(
                 std::fs::File::create(std::env::temp_dir().join("child-consumer.log"))
@@ -452,14 +493,14 @@ impl Drop for ChildConsumer {
 /// The body of the child process: runs the consumer until killed (only when the parent set the
 /// environment; otherwise returns at once).
 pub async fn run_child_consumer() {
-    let Ok(joined) = std::env::var(CHILD_CONSUMER_ARGS) else {
+    let Ok(json) = std::env::var(CHILD_CONSUMER_CONFIG) else {
         return;
     };
     txn_core::telemetry::init();
-    let args: Vec<&str> = joined.split('\u{1f}').collect();
-    let config = consumer::Config::try_parse_from(args).expect("child consumer settings");
+    let config: consumer::Config = serde_json::from_str(&json).expect("child consumer settings");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    consumer::run(config, listener, txn_core::telemetry::shutdown_signal())
+    let shutdown = txn_core::shutdown::on_signal().expect("signal handlers");
+    consumer::run(config, listener, shutdown)
         .await
         .expect("child consumer");
 }

@@ -1,8 +1,8 @@
-//! Settings of the client simulator (DESIGN §3), from the environment or flags.
+//! Settings of the client simulator, from the environment or flags.
 
 use std::net::SocketAddr;
 
-use clap::Parser;
+use clap::{Args, Parser};
 use txn_core::{fault::Rate, secret::WebhookSecrets};
 
 /// Settings of the client simulator.
@@ -18,26 +18,41 @@ pub struct Config {
     /// Secret(s) the callbacks must be signed with (any of them verifies).
     #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true)]
     pub client_webhook_secret: WebhookSecrets,
+    /// Which faults it injects.
+    #[command(flatten)]
+    pub faults: Faults,
+}
+
+/// The faults the client simulator injects; the defaults ([`Faults::NONE`]) inject none.
+#[derive(Debug, Clone, Copy, PartialEq, Args)]
+pub struct Faults {
     /// Seed of every fault decision.
-    #[arg(long, env = "CLIENT_SIM_SEED", default_value_t = 1)]
+    #[arg(long, env = "CLIENT_SIM_SEED", default_value_t = Faults::NONE.seed)]
     pub seed: u64,
     /// Share of callbacks answered 503.
-    #[arg(long, env = "CLIENT_SIM_FAIL_RATE", default_value = "0")]
+    #[arg(long, env = "CLIENT_SIM_FAIL_RATE", default_value_t = Faults::NONE.fail_rate)]
     pub fail_rate: Rate,
     /// Latency added to every callback (ms).
-    #[arg(long, env = "CLIENT_SIM_LATENCY_MS", default_value_t = 0)]
+    #[arg(long, env = "CLIENT_SIM_LATENCY_MS", default_value_t = Faults::NONE.latency_ms)]
     pub latency_ms: u64,
 }
 
+impl Faults {
+    /// No faults: the flags' defaults.
+    pub const NONE: Faults = Faults {
+        seed: 1,
+        fail_rate: Rate::NEVER,
+        latency_ms: 0,
+    };
+}
+
 impl Config {
-    /// Settings with every fault off, for tests and the stack.
-    pub fn reliable(client_webhook_secret: WebhookSecrets) -> Self {
+    /// A simulator on a free local port that injects `faults` (tests, the bench).
+    pub fn local(client_webhook_secret: WebhookSecrets, faults: Faults) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             client_webhook_secret,
-            seed: 1,
-            fail_rate: Rate::NEVER,
-            latency_ms: 0,
+            faults,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! A client app that receives status callbacks (DESIGN §3): it verifies each signature (401 on a
+//! A client app that receives status callbacks: it verifies each signature (401 on a
 //! bad one), fails a configurable share on purpose, and records every accepted delivery with
 //! its `delivery_id` (the `webhook-id` header) so tests can check what it was told.
 #![deny(unsafe_code)]
@@ -6,21 +6,20 @@
 mod config;
 mod receiver;
 
-pub use config::Config;
+pub use config::{Config, Faults};
 pub use receiver::{Received, ReceivedStats, router};
 
-use std::future::Future;
-
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-/// Serves the simulator on `listener` until `shutdown` resolves.
+/// Serves the simulator on `listener` until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "client-sim listening");
     axum::serve(txn_core::listener::no_delay(listener), router(config))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -97,15 +97,15 @@ async fn callback(
         *n += 1;
         *n
     };
-    if receiver.config.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(receiver.config.latency_ms)).await;
+    if receiver.config.faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(receiver.config.faults.latency_ms)).await;
     }
     let subject = Uuid::parse_str(&delivery_id)
         .map(|u| u.as_u128())
         .unwrap_or(id.as_u128());
     if fault::hits(
-        receiver.config.fail_rate,
-        receiver.config.seed,
+        receiver.config.faults.fail_rate,
+        receiver.config.faults.seed,
         subject,
         call,
         1,

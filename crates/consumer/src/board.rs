@@ -15,7 +15,7 @@ use axum::{
 };
 use queue::{Counts, DeadJob, Queue};
 use serde::{Deserialize, Serialize};
-use txn_core::jobs::queue_name;
+use txn_core::QueueName;
 
 /// The board's view of the queues: untyped handles, since it only inspects.
 #[derive(Clone)]
@@ -32,13 +32,13 @@ impl Board {
         prefix: &str,
         token: Option<String>,
     ) -> anyhow::Result<Self> {
-        let queues = queue_name::ALL
+        let queues = QueueName::ALL
             .iter()
             .map(|name| {
                 Queue::with_connection(
                     client.clone(),
                     conn.clone(),
-                    queue::QueueConfig::new(prefix, *name),
+                    queue::QueueConfig::new(prefix, name.as_str()),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;

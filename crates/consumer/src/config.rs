@@ -1,23 +1,29 @@
-//! Settings of the consumer (DESIGN §6), from the environment or flags.
+//! Settings of the consumer, from the environment or flags.
 
 use std::{net::SocketAddr, str::FromStr};
 
 use clap::Parser;
-use txn_core::{jobs::queue_name, schedule::Schedules, secret::WebhookSecrets};
+use serde::{Deserialize, Serialize};
+use txn_core::{
+    QueueName,
+    config::{Connections, IdempotencyWindow, ShutdownGrace},
+    schedule::Schedules,
+    secret::WebhookSecrets,
+};
 
 /// Which queues this process works on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueSet(Vec<&'static str>);
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSet(Vec<QueueName>);
 
 impl QueueSet {
     /// All four.
     pub fn all() -> Self {
-        Self(queue_name::ALL.to_vec())
+        Self(QueueName::ALL.to_vec())
     }
 
-    /// Whether `name` is in the set.
-    pub fn contains(&self, name: &str) -> bool {
-        self.0.contains(&name)
+    /// Whether `queue` is in the set.
+    pub fn contains(&self, queue: QueueName) -> bool {
+        self.0.contains(&queue)
     }
 }
 
@@ -29,11 +35,10 @@ impl FromStr for QueueSet {
         }
         let mut set = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let known = queue_name::ALL
-                .iter()
-                .find(|q| **q == name)
-                .ok_or_else(|| format!("unknown queue {name:?} (expected all or some of create,process,update,notify)"))?;
-            set.push(*known);
+            let queue: QueueName = name.parse().map_err(|e| format!("{e}, or all"))?;
+            if !set.contains(&queue) {
+                set.push(queue);
+            }
         }
         if set.is_empty() {
             return Err("no queue named".into());
@@ -43,7 +48,7 @@ impl FromStr for QueueSet {
 }
 
 /// Settings of the consumer.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(
     name = "consumer",
     about = "The worker pools of the transaction pipeline"
@@ -52,22 +57,12 @@ pub struct Config {
     /// Address of the health endpoints.
     #[arg(long, env = "CONSUMER_ADDR", default_value = "0.0.0.0:3200")]
     pub addr: SocketAddr,
-    /// Postgres, the record.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/transactions"
-    )]
-    pub database_url: String,
+    /// Postgres, Redis and the queue prefix.
+    #[command(flatten)]
+    pub connections: Connections,
     /// Most Postgres connections this process opens.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32)]
     pub database_max_connections: u32,
-    /// Redis holding the queues and the id cache.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// Prefix of every queue key of this deployment.
-    #[arg(long, env = "QUEUE_PREFIX", default_value = "txn")]
-    pub queue_prefix: String,
     /// Queues to run pools for: `all`, or a comma-separated subset.
     #[arg(long, env = "QUEUES", default_value = "all")]
     pub queues: QueueSet,
@@ -116,62 +111,31 @@ pub struct Config {
     /// Secret(s) signing client notifications (the first signs).
     #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true)]
     pub client_webhook_secret: WebhookSecrets,
-    /// Retries of a submission after the first attempt.
-    #[arg(long, env = "PROCESS_RETRIES", default_value_t = 3)]
-    pub process_retries: u32,
-    /// First submission retry delay (ms), doubling, with jitter.
-    #[arg(long, env = "PROCESS_BACKOFF_MS", default_value_t = 120_000)]
-    pub process_backoff_ms: u64,
-    /// First poll delay after submission (ms), doubling.
-    #[arg(long, env = "POLL_INITIAL_MS", default_value_t = 200)]
-    pub poll_initial_ms: u64,
-    /// Cap of the delay between polls (ms).
-    #[arg(long, env = "POLL_MAX_INTERVAL_MS", default_value_t = 60_000)]
-    pub poll_max_interval_ms: u64,
-    /// Polling stops this long after submission (ms).
-    #[arg(long, env = "POLL_MAX_TOTAL_MS", default_value_t = 3_600_000)]
-    pub poll_max_total_ms: u64,
-    /// Retries of a client notification after the first attempt.
-    #[arg(long, env = "NOTIFY_RETRIES", default_value_t = 8)]
-    pub notify_retries: u32,
-    /// First notification retry delay (ms), doubling, with jitter.
-    #[arg(long, env = "NOTIFY_BACKOFF_MS", default_value_t = 1_000)]
-    pub notify_backoff_ms: u64,
+    /// Every retry and poll delay.
+    #[command(flatten)]
+    pub schedules: Schedules,
     /// Timeout of every call to the third party or the client (ms).
     #[arg(long, env = "HTTP_TIMEOUT_MS", default_value_t = 5_000)]
     pub http_timeout_ms: u64,
-    /// How long held jobs may take to finish on shutdown (ms).
-    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
-    pub shutdown_grace_ms: u64,
+    /// How long held jobs may take to finish on shutdown.
+    #[command(flatten)]
+    pub shutdown: ShutdownGrace,
     /// Token protecting the queue board (`?token=` or `Authorization: Bearer`); unset = open.
     #[arg(long, env = "BOARD_TOKEN", hide_env_values = true)]
     pub board_token: Option<String>,
-    /// Idempotency window of the producer's id cache (ms); the consumer refreshes entries in it.
-    #[arg(long, env = "IDEMPOTENCY_TTL_MS", default_value_t = 86_400_000)]
-    pub idempotency_ttl_ms: u64,
+    /// The id cache's window; the consumer refreshes entries in it.
+    #[command(flatten)]
+    pub idempotency: IdempotencyWindow,
 }
 
 impl Config {
-    /// The schedule settings.
-    pub fn schedules(&self) -> Schedules {
-        Schedules {
-            process_retries: self.process_retries,
-            process_backoff_ms: self.process_backoff_ms,
-            poll_initial_ms: self.poll_initial_ms,
-            poll_max_interval_ms: self.poll_max_interval_ms,
-            poll_max_total_ms: self.poll_max_total_ms,
-            notify_retries: self.notify_retries,
-            notify_backoff_ms: self.notify_backoff_ms,
-        }
-    }
-
     /// Concurrency of the pool of `queue`.
-    pub fn concurrency(&self, queue: &str) -> usize {
+    pub fn concurrency(&self, queue: QueueName) -> usize {
         match queue {
-            queue_name::CREATE => self.create_concurrency,
-            queue_name::PROCESS => self.process_concurrency,
-            queue_name::UPDATE => self.update_concurrency,
-            _ => self.notify_concurrency,
+            QueueName::Create => self.create_concurrency,
+            QueueName::Process => self.process_concurrency,
+            QueueName::Update => self.update_concurrency,
+            QueueName::Notify => self.notify_concurrency,
         }
         .max(1)
     }
@@ -185,7 +149,11 @@ mod tests {
     fn queue_sets_name_only_known_queues() {
         assert_eq!("all".parse::<QueueSet>().unwrap(), QueueSet::all());
         let some: QueueSet = "create, process".parse().unwrap();
-        assert!(some.contains("create") && some.contains("process") && !some.contains("notify"));
+        assert!(
+            some.contains(QueueName::Create)
+                && some.contains(QueueName::Process)
+                && !some.contains(QueueName::Notify)
+        );
         assert!("create,bogus".parse::<QueueSet>().is_err());
         assert!("".parse::<QueueSet>().is_err());
     }

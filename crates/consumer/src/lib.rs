@@ -1,5 +1,5 @@
-//! The consumer (DESIGN §4): one apalis worker pool per queue on `crates/queue`, each with its
-//! own concurrency, the sweeper, and a small HTTP side for health checks.
+//! The consumer: one apalis worker pool per queue on `crates/queue`, each with its own
+//! concurrency, the sweeper, and a small HTTP side (health, metrics, the queue board).
 #![deny(unsafe_code)]
 
 pub mod board;
@@ -11,11 +11,12 @@ pub mod sweeper;
 
 pub use config::{Config, QueueSet};
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::*;
-use tokio::{net::TcpListener, sync::watch};
-use txn_core::{jobs::queue_name, store::Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use txn_core::{QueueName, store::Store};
 
 use crate::pipeline::Pipeline;
 
@@ -25,41 +26,36 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the configured pools, the sweeper and the health endpoints until `shutdown` resolves;
-/// then stops fetching, lets held jobs finish (at most `SHUTDOWN_GRACE_MS`) and returns.
+/// Runs the configured pools, the sweeper and the health endpoints until `shutdown` is
+/// cancelled; then stops fetching, lets held jobs finish (at most `SHUTDOWN_GRACE_MS`) and
+/// returns.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     if config.migrate_on_start {
-        migrate(&config.database_url).await?;
+        migrate(&config.connections.database_url).await?;
     }
     txn_core::telemetry::metrics();
     let p = Arc::new(Pipeline::new(&config)?);
     let board = board::Board::new(
         p.redis_client.clone(),
         p.redis.clone(),
-        &config.queue_prefix,
+        &config.connections.queue_prefix,
         config.board_token.clone(),
     )?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    // Stops this process's parts: on shutdown, or when the pools end by themselves (an error).
+    let stop = shutdown.child_token();
 
-    let mut monitor =
-        Monitor::new().shutdown_timeout(Duration::from_millis(config.shutdown_grace_ms));
+    let mut monitor = Monitor::new().shutdown_timeout(config.shutdown.duration());
     // One pool per queue this process runs; the handlers differ in type, hence a macro.
     macro_rules! pool {
         ($name:expr, $queue:ident, $handler:path) => {
             if config.queues.contains($name) {
                 let (queue, n, p) = (p.$queue.clone(), config.concurrency($name), p.clone());
                 monitor = monitor.register(move |_| {
-                    WorkerBuilder::new($name)
+                    WorkerBuilder::new($name.as_str())
                         .backend(queue.clone())
                         .data(p.clone())
                         .concurrency(n)
@@ -68,10 +64,10 @@ pub async fn run(
             }
         };
     }
-    pool!(queue_name::CREATE, create, handlers::create::create);
-    pool!(queue_name::PROCESS, process, handlers::process::process);
-    pool!(queue_name::UPDATE, update, handlers::update::update);
-    pool!(queue_name::NOTIFY, notify, handlers::notify::notify);
+    pool!(QueueName::Create, create, handlers::create::create);
+    pool!(QueueName::Process, process, handlers::process::process);
+    pool!(QueueName::Update, update, handlers::update::update);
+    pool!(QueueName::Notify, notify, handlers::notify::notify);
 
     let sweeper = config.sweeper.then(|| {
         tokio::spawn(sweeper::run(
@@ -79,40 +75,35 @@ pub async fn run(
             Duration::from_millis(config.sweep_interval_ms),
             Duration::from_millis(config.sweep_grace_ms),
             config.sweep_batch,
-            stopped(),
+            stop.clone(),
         ))
     });
-    tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, queues = ?config.queues, "consumer running");
+    tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn(
         axum::serve(
             txn_core::listener::no_delay(listener),
             http::router(p.clone(), board),
         )
-        .with_graceful_shutdown(stopped())
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
         .into_future(),
     );
 
-    let workers = monitor.run_with_signal({
-        let stopped = stopped();
-        async move {
-            stopped.await;
-            Ok(())
-        }
-    });
-    tokio::pin!(workers);
-    tokio::select! {
-        result = &mut workers => result?,
-        _ = shutdown => {
-            tracing::info!("stopping: no new jobs; finishing held ones");
-            let _ = stop_tx.send(true);
-            workers.await?;
-        }
-    }
-    let _ = stop_tx.send(true);
+    let workers = monitor
+        .run_with_signal({
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                tracing::info!("stopping: no new jobs; finishing held ones");
+                Ok(())
+            }
+        })
+        .await;
+    stop.cancel();
     if let Some(sweeper) = sweeper {
         let _ = sweeper.await;
     }
     let _ = http.await;
+    workers?;
     tracing::info!("consumer stopped");
     Ok(())
 }

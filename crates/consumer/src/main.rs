@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use consumer::Config;
+use txn_core::config::DEFAULT_DATABASE_URL;
 
 #[derive(Parser)]
 #[command(
@@ -21,11 +22,7 @@ enum Command {
     /// Apply the database migrations and exit.
     Migrate {
         /// The database to migrate.
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/transactions"
-        )]
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
         database_url: String,
     },
 }
@@ -47,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, Some(config)) => {
             let listener = tokio::net::TcpListener::bind(config.addr).await?;
-            consumer::run(config, listener, txn_core::telemetry::shutdown_signal()).await
+            consumer::run(config, listener, txn_core::shutdown::on_signal()?).await
         }
         (None, None) => anyhow::bail!("no configuration"),
     }

@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use queue::{Job, Queue, QueueConfig, RetryPolicy};
 use redis::aio::ConnectionManager;
 use txn_core::{
-    Status, TransactionId,
+    QueueName, Source, Status, TransactionId,
     batch::Batcher,
     id_cache::IdCache,
-    jobs::{CreateJob, NotifyJob, ProcessJob, UpdateJob, queue_name},
+    jobs::{CreateJob, NotifyJob, ProcessJob, UpdateJob},
     notifier::Notifier,
     schedule::{self, Schedules},
-    store::{NewRow, Source, Store, StoreError, TransactionRow},
+    store::{NewRow, Store, StoreError, TransactionRow},
     thirdparty::ThirdParty,
 };
 
@@ -111,52 +111,57 @@ impl Writes {
     }
 }
 
+/// What opening one of the four queues needs (a closure cannot be generic over the job type).
+struct QueueHandle<'a> {
+    config: &'a Config,
+    client: &'a redis::Client,
+    redis: &'a ConnectionManager,
+    name: QueueName,
+}
+
+impl QueueHandle<'_> {
+    /// The queue with this consumer's delivery settings.
+    fn open<T>(self) -> Result<Queue<T>, queue::QueueError> {
+        let config = self.config;
+        let mut q = QueueConfig::new(config.connections.queue_prefix.clone(), self.name.as_str());
+        q.fetch_batch = config.fetch_batch.min(config.concurrency(self.name)).max(1);
+        q.lease = Duration::from_millis(config.lease_ms);
+        q.max_deliveries = config.max_deliveries;
+        // Handlers schedule their own retries; anything else (Postgres down, a bug) is retried
+        // on the infrastructure schedule until the safety net.
+        q.retry = RetryPolicy::new(config.max_deliveries, schedule::infrastructure_retry);
+        Queue::with_connection(self.client.clone(), self.redis.clone(), q)
+    }
+}
+
 impl Pipeline {
     /// Builds the context; connections are made lazily.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let client = queue::redis_client(&config.redis_url)?;
+        let connections = &config.connections;
+        let client = queue::redis_client(&connections.redis_url)?;
         let redis = queue::connection_manager(&client, queue::BACKGROUND_TIMEOUT)?;
-        let queue_config = |name: &str| {
-            let mut q = QueueConfig::new(config.queue_prefix.clone(), name);
-            q.fetch_batch = config.fetch_batch.min(config.concurrency(name)).max(1);
-            q.lease = Duration::from_millis(config.lease_ms);
-            q.max_deliveries = config.max_deliveries;
-            // Handlers schedule their own retries; anything else (Postgres down, a bug) is
-            // retried on the infrastructure schedule until the safety net.
-            q.retry = RetryPolicy::new(config.max_deliveries, schedule::infrastructure_retry);
-            q
+        let queue = |name| QueueHandle {
+            config,
+            client: &client,
+            redis: &redis,
+            name,
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
-        let store = Store::connect_lazy(&config.database_url, config.database_max_connections)?;
+        let store =
+            Store::connect_lazy(&connections.database_url, config.database_max_connections)?;
         Ok(Self {
             writes: Writes::spawn(&store),
             store,
-            create: Queue::with_connection(
-                client.clone(),
-                redis.clone(),
-                queue_config(queue_name::CREATE),
-            )?,
-            process: Queue::with_connection(
-                client.clone(),
-                redis.clone(),
-                queue_config(queue_name::PROCESS),
-            )?,
-            update: Queue::with_connection(
-                client.clone(),
-                redis.clone(),
-                queue_config(queue_name::UPDATE),
-            )?,
-            notify: Queue::with_connection(
-                client.clone(),
-                redis.clone(),
-                queue_config(queue_name::NOTIFY),
-            )?,
-            cache: IdCache::new(&config.queue_prefix, config.idempotency_ttl_ms),
+            create: queue(QueueName::Create).open()?,
+            process: queue(QueueName::Process).open()?,
+            update: queue(QueueName::Update).open()?,
+            notify: queue(QueueName::Notify).open()?,
+            cache: IdCache::new(&connections.queue_prefix, config.idempotency.ttl_ms),
             redis,
             redis_client: client,
             thirdparty: ThirdParty::new(&config.thirdparty_url, timeout)?,
             notifier: Notifier::new(&config.client_url, &config.client_webhook_secret, timeout)?,
-            schedules: config.schedules(),
+            schedules: config.schedules,
         })
     }
 
@@ -172,8 +177,8 @@ impl Pipeline {
         let Some(delivery_id) = self.writes.changes.call((id, status, source)).await? else {
             return Ok(());
         };
-        tracing::info!(txn_id = %id, %status, ?source, "status changed");
-        metrics::counter!("transactions_finished_total", "status" => status.as_str(), "source" => format!("{source:?}").to_lowercase()).increment(1);
+        tracing::info!(txn_id = %id, %status, %source, "status changed");
+        metrics::counter!("transactions_finished_total", "status" => status.as_str(), "source" => source.as_str()).increment(1);
         if let Err(e) = self
             .cache
             .refresh(&mut self.redis.clone(), &id, status)

@@ -6,24 +6,24 @@
 use std::{sync::Arc, time::Duration};
 
 use queue::Job;
-use txn_core::jobs::{NotifyJob, ProcessJob, UpdateJob};
+use tokio_util::sync::CancellationToken;
+use txn_core::jobs::{NotifyJob, ProcessFrom, ProcessJob, UpdateJob};
 
 use crate::pipeline::{HandlerError, Pipeline};
 
-/// Sweeps every `interval` until `stop` resolves.
+/// Sweeps every `interval` until `stop` is cancelled.
 pub async fn run(
     p: Arc<Pipeline>,
     interval: Duration,
     grace: Duration,
     batch: i64,
-    stop: impl Future<Output = ()>,
+    stop: CancellationToken,
 ) {
-    tokio::pin!(stop);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = &mut stop => return,
+            _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         if let Err(e) = sweep_once(&p, grace, batch).await {
@@ -43,8 +43,7 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
         .map(|&id| {
             let job = ProcessJob {
                 id,
-                recovered: true,
-                money: None,
+                from: ProcessFrom::Recovery,
             };
             Job::now(job.job_id(), job)
         })

@@ -1,21 +1,20 @@
-//! The producer's id cache in Redis: `{prefix:create}:txn:<id>` → hash `{a: amount, c: currency,
-//! s: status}`, kept for the idempotency window. It sits under the `create` queue's hash tag, so
-//! reserving an id and pushing its `create` job is one atomic script in one slot.
+//! The producer's id cache in Redis: `<create queue's tag>:txn:<id>` → hash `{a: amount,
+//! c: currency, s: status}`, kept for the idempotency window. It sits under the `create`
+//! queue's hash tag, so reserving an id and pushing its `create` job is one atomic script in
+//! one slot. It knows the queue only through `Keys::tag` and `PushHook`, never its key layout.
 
 use std::sync::LazyLock;
 
 use queue::{Job, PushHook, Queue, QueueError};
 use redis::{Script, aio::ConnectionLike};
 
-use crate::{Status, TransactionId, jobs::CreateJob};
+use crate::{Money, Status, TransactionId, jobs::CreateJob};
 
 /// What the cache holds for an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cached {
-    /// Amount as first accepted.
-    pub amount: Option<i64>,
-    /// Currency as first accepted.
-    pub currency: Option<String>,
+    /// Amount and currency as first accepted.
+    pub money: Option<Money>,
     /// The latest status the pipeline knows of.
     pub status: Status,
 }
@@ -40,29 +39,31 @@ pub enum Reservation {
     Known(Cached),
 }
 
-/// Reserve-and-push, run with the queue's push library. KEYS[11] = the cache key.
-/// ARGV[5] amount ('' = none), ARGV[6] currency ('' = none), ARGV[7] TTL (ms).
+/// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key; `amount`
+/// and `currency` ('' = none) and `ttl_ms` its fields and lifetime.
 /// Returns {1} for a new id, or {0, amount, currency, status} for a known one.
 const RESERVE: &str = r"
-local cached = redis.call('HMGET', KEYS[11], 'a', 'c', 's')
+local cached = redis.call('HMGET', entry, 'a', 'c', 's')
 if cached[3] then
   return {0, cached[1], cached[2], cached[3]}
 end
-redis.call('HSET', KEYS[11], 'a', ARGV[5], 'c', ARGV[6], 's', 'pending')
-redis.call('PEXPIRE', KEYS[11], ARGV[7])
-push_job(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+redis.call('HSET', entry, 'a', amount, 'c', currency, 's', 'pending')
+redis.call('PEXPIRE', entry, ttl_ms)
+push_this_job()
 return {1}
 ";
 
-static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| PushHook::new(RESERVE));
+static RESERVE_HOOK: LazyLock<PushHook> =
+    LazyLock::new(|| PushHook::new(&["entry"], &["amount", "currency", "ttl_ms"], RESERVE));
 
-/// Compare-and-set of the cached status. KEYS[1] = the cache key; ARGV[1] expected, ARGV[2] new.
+/// Compare-and-set of the cached status. KEYS: the cache key; ARGV: expected, new status.
 /// Returns 1 if set, 0 if the cached status was not the expected one (or the entry is gone).
 static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HGET', KEYS[1], 's') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 's', ARGV[2])
+local entry, expected, new = KEYS[1], ARGV[1], ARGV[2]
+if redis.call('HGET', entry, 's') == expected then
+  redis.call('HSET', entry, 's', new)
   return 1
 end
 return 0
@@ -70,12 +71,13 @@ return 0
     )
 });
 
-/// Sets the cached status if the entry still exists. KEYS[1] = the cache key; ARGV[1] status.
+/// Sets the cached status if the entry still exists. KEYS: the cache key; ARGV: the status.
 static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 's', ARGV[1])
+local entry, status = KEYS[1], ARGV[1]
+if redis.call('EXISTS', entry) == 1 then
+  redis.call('HSET', entry, 's', status)
 end
 return 0
 ",
@@ -89,14 +91,15 @@ pub struct IdCache {
     ttl_ms: u64,
 }
 
-fn none_if_empty(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
-}
-
+/// The entry's fields as the scripts store them ('' = no money); None if unreadable.
 fn parse_cached(amount: Option<String>, currency: Option<String>, status: &str) -> Option<Cached> {
+    let amount = match amount.filter(|a| !a.is_empty()) {
+        Some(a) => Some(a.parse::<i64>().ok()?),
+        None => None,
+    };
+    let currency = currency.filter(|c| !c.is_empty());
     Some(Cached {
-        amount: none_if_empty(amount).and_then(|a| a.parse().ok()),
-        currency: none_if_empty(currency),
+        money: Money::from_parts(amount, currency.as_deref()).ok()?,
         status: status.parse().ok()?,
     })
 }
@@ -105,7 +108,7 @@ impl IdCache {
     /// The cache of deployment `prefix`, entries kept `ttl_ms`.
     pub fn new(prefix: &str, ttl_ms: u64) -> Self {
         Self {
-            tag: queue::Keys::new(prefix, crate::jobs::queue_name::CREATE)
+            tag: queue::Keys::new(prefix, crate::QueueName::Create.as_str())
                 .tag()
                 .to_string(),
             ttl_ms,
@@ -125,8 +128,14 @@ impl IdCache {
         job: &CreateJob,
     ) -> Result<Reservation, IdCacheError> {
         let key = self.key(&job.id);
-        let amount = job.amount.map(|a| a.to_string()).unwrap_or_default();
-        let currency = job.currency.clone().unwrap_or_default();
+        let amount = job
+            .money
+            .map(|m| m.amount.minor_units().to_string())
+            .unwrap_or_default();
+        let currency = job
+            .money
+            .map(|m| m.currency.to_string())
+            .unwrap_or_default();
         let ttl = self.ttl_ms.to_string();
         let reply: Vec<Option<String>> = create
             .push_with(

@@ -1,23 +1,66 @@
 //! The four queues, their job payloads, and the deterministic job ids that make a repeated
 //! push (a retry, the sweeper) a no-op while the job is held.
 
+use std::{fmt, str::FromStr};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Status, TransactionId};
+use crate::{Money, Status, TransactionId};
 
-/// Queue names (under the deployment's `QUEUE_PREFIX`).
-pub mod queue_name {
+/// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueName {
     /// Insert the row.
-    pub const CREATE: &str = "create";
+    Create,
     /// Submit to the third party.
-    pub const PROCESS: &str = "process";
+    Process,
     /// Poll the third party, or apply a status it reported.
-    pub const UPDATE: &str = "update";
+    Update,
     /// Tell the client app.
-    pub const NOTIFY: &str = "notify";
+    Notify,
+}
+
+impl QueueName {
     /// All four, in pipeline order.
-    pub const ALL: [&str; 4] = [CREATE, PROCESS, UPDATE, NOTIFY];
+    pub const ALL: [QueueName; 4] = [
+        QueueName::Create,
+        QueueName::Process,
+        QueueName::Update,
+        QueueName::Notify,
+    ];
+
+    /// The name in keys, settings and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            QueueName::Create => "create",
+            QueueName::Process => "process",
+            QueueName::Update => "update",
+            QueueName::Notify => "notify",
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A queue name that is not one of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown queue {0:?} (expected create, process, update or notify)")]
+pub struct UnknownQueue(pub String);
+
+impl FromStr for QueueName {
+    type Err = UnknownQueue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        QueueName::ALL
+            .into_iter()
+            .find(|q| q.as_str() == s)
+            .ok_or_else(|| UnknownQueue(s.to_string()))
+    }
 }
 
 /// Insert the transaction's row (pushed by the producer).
@@ -25,10 +68,9 @@ pub mod queue_name {
 pub struct CreateJob {
     /// The transaction.
     pub id: TransactionId,
-    /// Amount in minor units, if given.
-    pub amount: Option<i64>,
-    /// ISO 4217 code, if given.
-    pub currency: Option<String>,
+    /// Amount and currency, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub money: Option<Money>,
 }
 
 impl CreateJob {
@@ -43,13 +85,25 @@ impl CreateJob {
 pub struct ProcessJob {
     /// The transaction.
     pub id: TransactionId,
-    /// Pushed by the sweeper: an earlier attempt may have reached the third party, so ask it
-    /// before submitting (delivery counts restart with a new job).
-    #[serde(default)]
-    pub recovered: bool,
-    /// Amount and currency as inserted, so a first attempt needs no read (None: read the row).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub money: Option<(Option<i64>, Option<String>)>,
+    /// Where the job comes from, which decides what its first attempt may trust.
+    pub from: ProcessFrom,
+}
+
+/// Where a submission job comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProcessFrom {
+    /// `create` inserted the row just now: it is pending and unsubmitted with this money, so
+    /// the first attempt needs no read.
+    Insert {
+        /// Amount and currency as inserted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        money: Option<Money>,
+    },
+    /// The row already existed, or the sweeper found its submission overdue: an earlier
+    /// attempt may have reached the third party, so ask it before submitting (delivery counts
+    /// restart with a new job).
+    Recovery,
 }
 
 impl ProcessJob {
@@ -117,8 +171,7 @@ mod tests {
         assert_eq!(
             ProcessJob {
                 id,
-                recovered: true,
-                money: None,
+                from: ProcessFrom::Recovery,
             }
             .job_id(),
             format!("process:{id}")
@@ -135,6 +188,14 @@ mod tests {
             .job_id(),
             format!("apply:{id}:completed")
         );
+    }
+
+    #[test]
+    fn queue_names_round_trip_through_text() {
+        for q in QueueName::ALL {
+            assert_eq!(q.as_str().parse::<QueueName>().unwrap(), q);
+        }
+        assert!("Create".parse::<QueueName>().is_err());
     }
 
     #[test]

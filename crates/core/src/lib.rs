@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod config;
 pub mod fault;
 pub mod id_cache;
 pub mod jobs;
@@ -12,6 +13,7 @@ pub mod money;
 pub mod notifier;
 pub mod schedule;
 pub mod secret;
+pub mod shutdown;
 pub mod signature;
 pub mod status;
 pub mod store;
@@ -19,8 +21,9 @@ pub mod telemetry;
 pub mod thirdparty;
 pub mod transaction_id;
 
-pub use money::{Amount, Currency};
-pub use status::{Status, WebhookDecision};
+pub use jobs::QueueName;
+pub use money::{Amount, Currency, Money};
+pub use status::{Source, Status, WebhookDecision};
 pub use transaction_id::TransactionId;
 
 /// Reads `.env` from the working directory, if there is one, for settings not already in the

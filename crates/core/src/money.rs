@@ -1,13 +1,27 @@
-//! Amount (positive minor units) and currency (an active ISO 4217 code), parsed once at the edge.
+//! Amount (positive minor units) and currency (an active ISO 4217 code), parsed once at the edge,
+//! and `Money`: the two together, as a transaction carries them (both or neither).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A positive amount in minor units (cents).
+/// A positive amount in minor units (cents). Its JSON is the bare integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "i64", into = "i64")]
 pub struct Amount(i64);
+
+impl TryFrom<i64> for Amount {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<Amount> for i64 {
+    fn from(a: Amount) -> Self {
+        a.0
+    }
+}
 
 impl Amount {
     /// Accepts integers greater than zero.
@@ -87,6 +101,61 @@ impl fmt::Display for Currency {
     }
 }
 
+/// An amount in a currency. A transaction has both or neither, so it carries `Option<Money>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    /// Minor units.
+    pub amount: Amount,
+    /// ISO 4217 code.
+    pub currency: Currency,
+}
+
+/// Which parts of two optional `Money` values differ (`amount`, `currency`), in that order;
+/// absent differs from present in both parts.
+pub fn differing_parts(a: Option<Money>, b: Option<Money>) -> Vec<&'static str> {
+    let amounts = (a.map(|m| m.amount), b.map(|m| m.amount));
+    let currencies = (a.map(|m| m.currency), b.map(|m| m.currency));
+    let mut parts = Vec::new();
+    if amounts.0 != amounts.1 {
+        parts.push("amount");
+    }
+    if currencies.0 != currencies.1 {
+        parts.push("currency");
+    }
+    parts
+}
+
+/// Stored money that is only half there (an amount without a currency, or the reverse).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("money is half there or invalid: amount {amount:?}, currency {currency:?}")]
+pub struct InvalidMoney {
+    /// The stored amount.
+    pub amount: Option<i64>,
+    /// The stored currency.
+    pub currency: Option<String>,
+}
+
+impl Money {
+    /// Rebuilds money from its stored parts (Postgres columns, id cache fields): both or neither.
+    pub fn from_parts(
+        amount: Option<i64>,
+        currency: Option<&str>,
+    ) -> Result<Option<Money>, InvalidMoney> {
+        let invalid = || InvalidMoney {
+            amount,
+            currency: currency.map(str::to_string),
+        };
+        match (amount, currency) {
+            (None, None) => Ok(None),
+            (Some(a), Some(c)) => Ok(Some(Money {
+                amount: Amount::parse(a).map_err(|_| invalid())?,
+                currency: Currency::parse(c).map_err(|_| invalid())?,
+            })),
+            _ => Err(invalid()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,9 +174,45 @@ mod tests {
     }
 
     #[test]
+    fn money_round_trips_through_its_stored_parts_and_keeps_its_json() {
+        let eur = Money {
+            amount: Amount::parse(500).unwrap(),
+            currency: Currency::parse("EUR").unwrap(),
+        };
+        assert_eq!(Money::from_parts(Some(500), Some("EUR")), Ok(Some(eur)));
+        assert_eq!(Money::from_parts(None, None), Ok(None));
+        assert!(Money::from_parts(Some(500), None).is_err());
+        assert!(Money::from_parts(None, Some("EUR")).is_err());
+        assert!(Money::from_parts(Some(0), Some("EUR")).is_err());
+        assert_eq!(
+            serde_json::to_value(eur).unwrap(),
+            serde_json::json!({"amount": 500, "currency": "EUR"})
+        );
+    }
+
+    #[test]
+    fn differing_parts_name_each_field_and_absent_differs_from_present() {
+        let m = |a, c| {
+            Some(Money {
+                amount: Amount::parse(a).unwrap(),
+                currency: Currency::parse(c).unwrap(),
+            })
+        };
+        assert!(differing_parts(m(5, "EUR"), m(5, "EUR")).is_empty());
+        assert_eq!(differing_parts(m(5, "EUR"), m(6, "EUR")), ["amount"]);
+        assert_eq!(differing_parts(m(5, "EUR"), m(5, "USD")), ["currency"]);
+        assert_eq!(differing_parts(None, m(5, "USD")), ["amount", "currency"]);
+        assert!(differing_parts(None, None).is_empty());
+    }
+
+    #[test]
     fn amounts_are_positive() {
         assert_eq!(Amount::parse(1).unwrap().minor_units(), 1);
         assert!(Amount::parse(0).is_err());
         assert!(Amount::parse(-5).is_err());
+        assert!(
+            serde_json::from_str::<Amount>("0").is_err(),
+            "JSON is parsed too"
+        );
     }
 }

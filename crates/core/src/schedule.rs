@@ -8,36 +8,49 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-/// The schedule settings (all in milliseconds, so tests can run any schedule in a second).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The schedule settings (all in milliseconds, so tests can run any schedule in a second);
+/// a settings group of the consumer. Its defaults are [`Schedules::DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct Schedules {
     /// Retries of a submission to the third party after the first attempt.
+    #[arg(long, env = "PROCESS_RETRIES", default_value_t = Schedules::DEFAULT.process_retries)]
     pub process_retries: u32,
-    /// The first submission retry's delay; later ones double.
+    /// The first submission retry's delay (ms); later ones double, with jitter.
+    #[arg(long, env = "PROCESS_BACKOFF_MS", default_value_t = Schedules::DEFAULT.process_backoff_ms)]
     pub process_backoff_ms: u64,
-    /// The first poll's delay after submission; later ones double.
+    /// The first poll's delay after submission (ms); later ones double.
+    #[arg(long, env = "POLL_INITIAL_MS", default_value_t = Schedules::DEFAULT.poll_initial_ms)]
     pub poll_initial_ms: u64,
-    /// Cap of the delay between polls.
+    /// Cap of the delay between polls (ms).
+    #[arg(long, env = "POLL_MAX_INTERVAL_MS", default_value_t = Schedules::DEFAULT.poll_max_interval_ms)]
     pub poll_max_interval_ms: u64,
-    /// Polling stops this long after submission.
+    /// Polling stops this long after submission (ms).
+    #[arg(long, env = "POLL_MAX_TOTAL_MS", default_value_t = Schedules::DEFAULT.poll_max_total_ms)]
     pub poll_max_total_ms: u64,
     /// Retries of a client notification after the first attempt.
+    #[arg(long, env = "NOTIFY_RETRIES", default_value_t = Schedules::DEFAULT.notify_retries)]
     pub notify_retries: u32,
-    /// The first notification retry's delay; later ones double.
+    /// The first notification retry's delay (ms); later ones double, with jitter.
+    #[arg(long, env = "NOTIFY_BACKOFF_MS", default_value_t = Schedules::DEFAULT.notify_backoff_ms)]
     pub notify_backoff_ms: u64,
+}
+
+impl Schedules {
+    /// The defaults: the one place they are written (the flags' defaults come from here).
+    pub const DEFAULT: Schedules = Schedules {
+        process_retries: 3,
+        process_backoff_ms: 120_000,
+        poll_initial_ms: 200,
+        poll_max_interval_ms: 60_000,
+        poll_max_total_ms: 3_600_000,
+        notify_retries: 8,
+        notify_backoff_ms: 1_000,
+    };
 }
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self {
-            process_retries: 3,
-            process_backoff_ms: 120_000,
-            poll_initial_ms: 200,
-            poll_max_interval_ms: 60_000,
-            poll_max_total_ms: 3_600_000,
-            notify_retries: 8,
-            notify_backoff_ms: 1_000,
-        }
+        Self::DEFAULT
     }
 }
 

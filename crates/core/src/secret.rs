@@ -6,9 +6,24 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use standardwebhooks::Webhook;
 
 /// One or more Standard Webhooks secrets (`whsec_<base64>`, comma-separated during rotation).
-/// The first signs; any of them verifies. `Debug` and `Display` never show them.
-#[derive(Clone)]
+/// The first signs; any of them verifies. `Debug` and `Display` never show them; serde writes
+/// them as the setting's text (only to hand settings to a process of ours, like [`Self::expose`]).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct WebhookSecrets(Vec<String>);
+
+impl From<WebhookSecrets> for String {
+    fn from(s: WebhookSecrets) -> Self {
+        s.expose()
+    }
+}
+
+impl TryFrom<String> for WebhookSecrets {
+    type Error = SecretError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
 
 /// Why a secret setting was refused (the message never contains the secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

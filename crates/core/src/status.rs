@@ -68,6 +68,56 @@ impl FromStr for Status {
     }
 }
 
+/// Who caused a status change (recorded in the history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The API accepted it.
+    Api,
+    /// The submission failed for good.
+    Process,
+    /// The third party's webhook.
+    Webhook,
+    /// A poll of the third party.
+    Poll,
+}
+
+impl Source {
+    /// The lower-case name used in JSON, metrics and Postgres.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Process => "process",
+            Source::Webhook => "webhook",
+            Source::Poll => "poll",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A source string that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown source {0:?}")]
+pub struct UnknownSource(pub String);
+
+impl FromStr for Source {
+    type Err = UnknownSource;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api" => Ok(Source::Api),
+            "process" => Ok(Source::Process),
+            "webhook" => Ok(Source::Webhook),
+            "poll" => Ok(Source::Poll),
+            other => Err(UnknownSource(other.to_string())),
+        }
+    }
+}
+
 /// What a status reported by the third party does to a transaction with status `current`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookDecision {
@@ -141,5 +191,10 @@ mod tests {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
         }
         assert!("done".parse::<Status>().is_err());
+        for s in [Source::Api, Source::Process, Source::Webhook, Source::Poll] {
+            assert_eq!(s.as_str().parse::<Source>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!("cron".parse::<Source>().is_err());
     }
 }

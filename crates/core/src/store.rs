@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use std::{collections::HashMap, str::FromStr};
+use std::{
+    collections::{HashMap, HashSet},
+    str::FromStr,
+};
 
 use sqlx::{
     PgPool, Row,
@@ -16,7 +18,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use crate::{Status, TransactionId};
+use crate::{Money, Source, Status, TransactionId, money::InvalidMoney};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -32,30 +34,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Who caused a status change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// The API accepted it.
-    Api,
-    /// The submission failed for good.
-    Process,
-    /// The third party's webhook.
-    Webhook,
-    /// A poll of the third party.
-    Poll,
+impl From<InvalidMoney> for StoreError {
+    fn from(e: InvalidMoney) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
 }
 
-impl Source {
-    /// The lower-case name stored in the history.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Process => "process",
-            Source::Webhook => "webhook",
-            Source::Poll => "poll",
-        }
-    }
+/// The SQL form of [`TransactionRow::owes_submission`], for statements that must only touch
+/// rows still owed a submission (a macro so it can be `concat!`ed into literal SQL).
+macro_rules! owes_submission_sql {
+    () => {
+        "status = 'pending' AND submitted_at IS NULL"
+    };
 }
 
 /// A transaction as stored.
@@ -65,10 +55,8 @@ pub struct TransactionRow {
     pub id: TransactionId,
     /// Its current status.
     pub status: Status,
-    /// Amount in minor units.
-    pub amount: Option<i64>,
-    /// ISO 4217 code.
-    pub currency: Option<String>,
+    /// Amount and currency, if it has them.
+    pub money: Option<Money>,
     /// When the third party accepted it.
     pub submitted_at: Option<DateTime<Utc>>,
     /// When the next submission attempt is due.
@@ -85,13 +73,21 @@ pub struct TransactionRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TransactionRow {
+    /// Whether the transaction still needs submitting to the third party: pending and never
+    /// accepted there. The SQL guards of the submission statements say the same.
+    pub fn owes_submission(&self) -> bool {
+        !self.status.is_terminal() && self.submitted_at.is_none()
+    }
+}
+
 /// One history entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     /// The status entered.
-    pub status: String,
+    pub status: Status,
     /// Who caused it.
-    pub source: String,
+    pub source: Source,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -118,10 +114,8 @@ pub struct NotificationRow {
 pub struct NewRow {
     /// Its id.
     pub id: TransactionId,
-    /// Amount in minor units.
-    pub amount: Option<i64>,
-    /// ISO 4217 code.
-    pub currency: Option<String>,
+    /// Amount and currency, if given.
+    pub money: Option<Money>,
 }
 
 /// Overdue work found by one sweep.
@@ -141,6 +135,11 @@ const SWEEPER_LOCK: i64 = 0x7478_6e73_7765_6570; // "txnsweep"
 fn parse_status(s: &str) -> Result<Status, StoreError> {
     s.parse()
         .map_err(|e: crate::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_source(s: &str) -> Result<Source, StoreError> {
+    s.parse()
+        .map_err(|e: crate::status::UnknownSource| StoreError::Corrupt(e.to_string()))
 }
 
 /// Handle to the Postgres store.
@@ -191,14 +190,9 @@ impl Store {
     pub async fn insert_pending(
         &self,
         id: TransactionId,
-        amount: Option<i64>,
-        currency: Option<&str>,
+        money: Option<Money>,
     ) -> Result<bool, StoreError> {
-        let row = NewRow {
-            id,
-            amount,
-            currency: currency.map(str::to_string),
-        };
+        let row = NewRow { id, money };
         Ok(self
             .insert_pending_many(&[row])
             .await?
@@ -210,8 +204,14 @@ impl Store {
     /// [`Store::insert_pending`] for many rows in one statement; one flag per row, in order.
     pub async fn insert_pending_many(&self, rows: &[NewRow]) -> Result<Vec<bool>, StoreError> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
-        let amounts: Vec<Option<i64>> = rows.iter().map(|r| r.amount).collect();
-        let currencies: Vec<Option<String>> = rows.iter().map(|r| r.currency.clone()).collect();
+        let amounts: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| r.money.map(|m| m.amount.minor_units()))
+            .collect();
+        let currencies: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.money.as_ref().map(|m| m.currency.as_str()))
+            .collect();
         let inserted: Vec<Uuid> = sqlx::query_scalar(
             "WITH input AS (
                  SELECT DISTINCT ON (id) id, amount, currency
@@ -232,7 +232,7 @@ impl Store {
         .bind(&currencies)
         .fetch_all(&self.pool)
         .await?;
-        let mut inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
         // A duplicate within the batch did not insert: only its first occurrence reports true.
         Ok(ids.iter().map(|id| inserted.remove(id)).collect())
     }
@@ -261,8 +261,7 @@ impl Store {
             let row = TransactionRow {
                 id: TransactionId::from(r.try_get::<Uuid, _>("id")?),
                 status: parse_status(r.try_get("status")?)?,
-                amount: r.try_get("amount")?,
-                currency: r.try_get("currency")?,
+                money: Money::from_parts(r.try_get("amount")?, r.try_get("currency")?)?,
                 submitted_at: r.try_get("submitted_at")?,
                 next_attempt_at: r.try_get("next_attempt_at")?,
                 poll_number: r.try_get("poll_number")?,
@@ -288,8 +287,8 @@ impl Store {
         rows.into_iter()
             .map(|r| {
                 Ok(HistoryEntry {
-                    status: r.try_get("to_status")?,
-                    source: r.try_get("source")?,
+                    status: parse_status(r.try_get("to_status")?)?,
+                    source: parse_source(r.try_get("source")?)?,
                     at: r.try_get("created_at")?,
                 })
             })
@@ -302,10 +301,10 @@ impl Store {
         id: TransactionId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE transactions SET next_attempt_at = $2, updated_at = now()
-             WHERE id = $1 AND status = 'pending' AND submitted_at IS NULL",
-        )
+        sqlx::query(concat!(
+            "UPDATE transactions SET next_attempt_at = $2, updated_at = now() WHERE id = $1 AND ",
+            owes_submission_sql!()
+        ))
         .bind(id.as_uuid())
         .bind(at)
         .execute(&self.pool)
@@ -335,19 +334,20 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         let ids: Vec<Uuid> = rows.iter().map(|(id, _)| id.as_uuid()).collect();
         let polls: Vec<DateTime<Utc>> = rows.iter().map(|(_, at)| *at).collect();
-        let updated: Vec<Uuid> = sqlx::query_scalar(
+        let updated: Vec<Uuid> = sqlx::query_scalar(concat!(
             "UPDATE transactions t
              SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
                  next_poll_at = v.at, updated_at = now()
              FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
-             WHERE t.id = v.id AND t.status = 'pending' AND t.submitted_at IS NULL
-             RETURNING t.id",
-        )
+             WHERE t.id = v.id AND ",
+            owes_submission_sql!(),
+            " RETURNING t.id"
+        ))
         .bind(&ids)
         .bind(&polls)
         .fetch_all(&self.pool)
         .await?;
-        let mut updated: std::collections::HashSet<Uuid> = updated.into_iter().collect();
+        let mut updated: HashSet<Uuid> = updated.into_iter().collect();
         Ok(ids.iter().map(|id| updated.remove(id)).collect())
     }
 
@@ -618,33 +618,28 @@ mod tests {
         TransactionId::generate()
     }
 
+    fn money(amount: i64, currency: &str) -> Option<Money> {
+        Money::from_parts(Some(amount), Some(currency)).unwrap()
+    }
+
     #[sqlx::test(migrations = "../../migrations")]
     async fn the_first_insert_wins_and_records_its_history(pool: PgPool) {
         let store = Store::from_pool(pool);
         let id = id();
-        assert!(
-            store
-                .insert_pending(id, Some(500), Some("EUR"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .insert_pending(id, Some(999), Some("USD"))
-                .await
-                .unwrap()
-        );
+        assert!(store.insert_pending(id, money(500, "EUR")).await.unwrap());
+        assert!(!store.insert_pending(id, money(999, "USD")).await.unwrap());
         let row = store.get(id).await.unwrap().unwrap();
         assert_eq!(
-            (row.status, row.amount, row.currency.as_deref()),
-            (Status::Pending, Some(500), Some("EUR"))
+            (row.status, row.money),
+            (Status::Pending, money(500, "EUR"))
         );
         assert!(row.next_attempt_at.is_some(), "a submission is owed");
+        assert!(row.owes_submission());
         let history = store.history(id).await.unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(
-            (history[0].status.as_str(), history[0].source.as_str()),
-            ("pending", "api")
+            (history[0].status, history[0].source),
+            (Status::Pending, Source::Api)
         );
     }
 
@@ -652,7 +647,7 @@ mod tests {
     async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: PgPool) {
         let store = Store::from_pool(pool);
         let id = id();
-        store.insert_pending(id, None, None).await.unwrap();
+        store.insert_pending(id, None).await.unwrap();
         let delivery = store
             .apply_status(id, Status::Completed, Source::Webhook)
             .await
@@ -692,8 +687,8 @@ mod tests {
         assert_eq!(
             history,
             vec![
-                ("pending".into(), "api".into()),
-                ("completed".into(), "webhook".into())
+                (Status::Pending, Source::Api),
+                (Status::Completed, Source::Webhook)
             ]
         );
         let notification = store
@@ -713,8 +708,7 @@ mod tests {
         let (a, b) = (id(), id());
         let row = |id, amount| NewRow {
             id,
-            amount: Some(amount),
-            currency: Some("EUR".into()),
+            money: money(amount, "EUR"),
         };
         let inserted = store
             .insert_pending_many(&[row(a, 1), row(b, 2), row(a, 3)])
@@ -726,8 +720,8 @@ mod tests {
             "a duplicate within the batch inserts once"
         );
         assert_eq!(
-            store.get(a).await.unwrap().unwrap().amount,
-            Some(1),
+            store.get(a).await.unwrap().unwrap().money,
+            money(1, "EUR"),
             "the first row wins"
         );
 
@@ -769,8 +763,9 @@ mod tests {
     async fn a_stale_poll_chain_cannot_fork(pool: PgPool) {
         let store = Store::from_pool(pool);
         let id = id();
-        store.insert_pending(id, None, None).await.unwrap();
+        store.insert_pending(id, None).await.unwrap();
         assert!(store.mark_submitted(id, Utc::now()).await.unwrap());
+        assert!(!store.get(id).await.unwrap().unwrap().owes_submission());
         assert!(
             !store.mark_submitted(id, Utc::now()).await.unwrap(),
             "submitted once"
@@ -788,7 +783,7 @@ mod tests {
         let store = Store::from_pool(pool);
         let (late, fresh, submitted) = (id(), id(), id());
         for id in [late, fresh, submitted] {
-            store.insert_pending(id, None, None).await.unwrap();
+            store.insert_pending(id, None).await.unwrap();
         }
         store
             .submission_due(late, Utc::now() - chrono::Duration::seconds(60))
@@ -803,7 +798,7 @@ mod tests {
             .await
             .unwrap();
         let done = id();
-        store.insert_pending(done, None, None).await.unwrap();
+        store.insert_pending(done, None).await.unwrap();
         let delivered = store
             .apply_status(done, Status::Declined, Source::Poll)
             .await

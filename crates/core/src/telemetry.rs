@@ -1,4 +1,4 @@
-//! Logging set-up and the shutdown signal, shared by every binary.
+//! Logging and metrics set-up, shared by every binary.
 
 use std::io::IsTerminal;
 
@@ -28,29 +28,6 @@ pub fn init() {
     } else {
         registry.with(fmt::layer()).try_init()
     };
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutdown signal received");
 }
 
 /// The process's Prometheus recorder, installed on first use; every service renders it at

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Status, TransactionId};
+use crate::{Money, Status, TransactionId};
 
 /// What the third party says about an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +27,12 @@ pub enum ThirdPartyError {
     Rejected(u16),
 }
 
+/// `{id, amount?, currency?}`: the money's fields sit beside the id.
 #[derive(Serialize)]
-struct SubmitBody<'a> {
+struct SubmitBody {
     id: TransactionId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    amount: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    currency: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    money: Option<Money>,
 }
 
 #[derive(Deserialize)]
@@ -88,17 +87,12 @@ impl ThirdParty {
     pub async fn submit(
         &self,
         id: TransactionId,
-        amount: Option<i64>,
-        currency: Option<&str>,
+        money: Option<Money>,
     ) -> Result<bool, ThirdPartyError> {
         let response = self
             .http
             .post(format!("{}/transactions", self.base_url))
-            .json(&SubmitBody {
-                id,
-                amount,
-                currency,
-            })
+            .json(&SubmitBody { id, money })
             .send()
             .await
             .map_err(transient)?;
@@ -108,5 +102,24 @@ impl ThirdParty {
             code if code >= 500 => Err(ThirdPartyError::Transient(format!("HTTP {code}"))),
             code => Err(ThirdPartyError::Rejected(code)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_submission_carries_the_money_beside_the_id_or_only_the_id() {
+        let id = TransactionId::generate();
+        let money = Money::from_parts(Some(1250), Some("EUR")).unwrap();
+        assert_eq!(
+            serde_json::to_value(SubmitBody { id, money }).unwrap(),
+            serde_json::json!({"id": id, "amount": 1250, "currency": "EUR"})
+        );
+        assert_eq!(
+            serde_json::to_value(SubmitBody { id, money: None }).unwrap(),
+            serde_json::json!({"id": id})
+        );
     }
 }

@@ -3,10 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, header},
-    routing::{get, post},
 };
 use queue::{Queue, QueueConfig};
 use redis::aio::ConnectionManager;
@@ -18,13 +17,17 @@ use tower_http::{
     trace::TraceLayer,
 };
 use txn_core::{
+    QueueName,
     id_cache::IdCache,
-    jobs::{CreateJob, UpdateJob, queue_name},
+    jobs::{CreateJob, UpdateJob},
     signature::Verifier,
     store::Store,
 };
 
-use crate::{Config, routes};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{Config, problem::ErrorCause, routes};
 
 /// What every handler shares (behind an `Arc`: see [`Shared`]).
 pub struct AppState {
@@ -50,19 +53,21 @@ impl AppState {
     /// Connects lazily to Redis and Postgres: the producer starts (and answers 503) while
     /// either is down.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let client = queue::redis_client(&config.redis_url)?;
+        let connections = &config.connections;
+        let client = queue::redis_client(&connections.redis_url)?;
         // Requests fail fast: a 503 well inside the request's own timeout.
         let redis = queue::connection_manager(&client, Duration::from_secs(2))?;
-        let queue = |name: &str| QueueConfig::new(config.queue_prefix.clone(), name);
+        let queue =
+            |name: QueueName| QueueConfig::new(connections.queue_prefix.clone(), name.as_str());
         Ok(Self {
             create: Queue::with_connection(
                 client.clone(),
                 redis.clone(),
-                queue(queue_name::CREATE),
+                queue(QueueName::Create),
             )?,
-            update: Queue::with_connection(client, redis.clone(), queue(queue_name::UPDATE))?,
-            cache: IdCache::new(&config.queue_prefix, config.idempotency_ttl_ms),
-            store: Store::connect_lazy(&config.database_url, config.database_max_connections)?,
+            update: Queue::with_connection(client, redis.clone(), queue(QueueName::Update))?,
+            cache: IdCache::new(&connections.queue_prefix, config.idempotency.ttl_ms),
+            store: Store::connect_lazy(&connections.database_url, config.database_max_connections)?,
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,
@@ -89,17 +94,21 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE])
 }
 
-/// The producer's routes and middleware.
+/// The producer's routes and middleware. Each route is registered with its OpenAPI
+/// annotation, so the router and `/openapi.json` cannot drift apart.
 pub fn router(state: AppState, config: &Config) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/transaction", post(routes::transaction::create))
-        .route("/transaction/{id}", get(routes::transaction::get))
-        .route("/webhook", post(routes::webhook::receive))
-        .route("/healthz", get(routes::health::live))
-        .route("/readyz", get(routes::health::ready))
-        .route("/openapi.json", get(crate::openapi::document))
-        .route("/metrics", get(routes::health::metrics))
+    let (routes, document) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(routes::transaction::create))
+        .routes(utoipa_axum::routes!(routes::transaction::get))
+        .routes(utoipa_axum::routes!(routes::webhook::receive))
+        .routes(utoipa_axum::routes!(routes::health::live))
+        .routes(utoipa_axum::routes!(routes::health::ready))
+        .routes(utoipa_axum::routes!(routes::health::metrics))
+        .routes(utoipa_axum::routes!(crate::openapi::document))
+        .split_for_parts();
+    routes
+        .layer(Extension(Arc::new(document)))
         .fallback(routes::health::no_route)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         // Bodies are read as bytes and checked against the limit by the handlers (413 as
@@ -138,7 +147,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
 }
 
 /// Records every request's latency by method, route template and status (the histogram's
-/// `_count` is the request count).
+/// `_count` is the request count), and logs why a request failed on our side: the one place
+/// errors are logged (see `problem::ErrorCause`).
 async fn record_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -157,6 +167,13 @@ async fn record_request(
         .unwrap_or_else(|| "unmatched".into());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    if let Some(ErrorCause(cause)) = response.extensions().get::<ErrorCause>() {
+        if response.status().as_u16() == 500 {
+            tracing::error!(error = %cause, %route, "request failed");
+        } else {
+            tracing::warn!(error = %cause, %route, "request failed");
+        }
+    }
     let status = response.status().as_u16().to_string();
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
         .record(started.elapsed().as_secs_f64());

@@ -1,9 +1,12 @@
-//! Settings of the producer (DESIGN §6), from the environment or flags.
+//! Settings of the producer, from the environment or flags.
 
 use std::net::SocketAddr;
 
 use clap::Parser;
-use txn_core::secret::WebhookSecrets;
+use txn_core::{
+    config::{Connections, IdempotencyWindow, ShutdownGrace},
+    secret::WebhookSecrets,
+};
 
 /// Settings of the producer.
 #[derive(Debug, Clone, Parser)]
@@ -12,28 +15,19 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "PRODUCER_ADDR", default_value = "0.0.0.0:3100")]
     pub addr: SocketAddr,
-    /// Postgres, read by `GET /transaction/{id}` and webhooks past the idempotency window.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/transactions"
-    )]
-    pub database_url: String,
+    /// Postgres (read by `GET /transaction/{id}` and by webhooks past the idempotency
+    /// window), Redis and the queue prefix.
+    #[command(flatten)]
+    pub connections: Connections,
     /// Most Postgres connections this process opens.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
-    /// Redis holding the queues and the id cache.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// Prefix of every queue key of this deployment.
-    #[arg(long, env = "QUEUE_PREFIX", default_value = "txn")]
-    pub queue_prefix: String,
     /// Secret(s) the third party signs webhooks with (comma-separated during rotation).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: WebhookSecrets,
-    /// How long an id is remembered for idempotent POSTs (ms).
-    #[arg(long, env = "IDEMPOTENCY_TTL_MS", default_value_t = 86_400_000)]
-    pub idempotency_ttl_ms: u64,
+    /// How long an id is remembered for idempotent POSTs.
+    #[command(flatten)]
+    pub idempotency: IdempotencyWindow,
     /// Largest accepted request body (bytes).
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536)]
     pub body_limit_bytes: usize,
@@ -57,7 +51,7 @@ pub struct Config {
     /// out with replicas rather than threads.
     #[arg(long, env = "WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
-    /// How long in-flight requests may take to finish on shutdown (ms).
-    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
-    pub shutdown_grace_ms: u64,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[command(flatten)]
+    pub shutdown: ShutdownGrace,
 }

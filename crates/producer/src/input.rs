@@ -2,7 +2,7 @@
 //! works with valid values only.
 
 use serde_json::{Map, Value};
-use txn_core::{Amount, Currency, Status, TransactionId};
+use txn_core::{Amount, Currency, Money, Status, TransactionId};
 
 use crate::problem::{ApiError, FieldError};
 
@@ -12,7 +12,7 @@ pub struct NewTransaction {
     /// The client's id, or a fresh UUIDv7.
     pub id: TransactionId,
     /// Amount and currency come together or not at all.
-    pub money: Option<(Amount, Currency)>,
+    pub money: Option<Money>,
 }
 
 /// A valid `POST /webhook` body.
@@ -102,7 +102,9 @@ pub fn new_transaction(body: &[u8]) -> Result<NewTransaction, ApiError> {
     match (id, errors.is_empty()) {
         (Some(id), true) => Ok(NewTransaction {
             id,
-            money: amount.zip(currency),
+            money: amount
+                .zip(currency)
+                .map(|(amount, currency)| Money { amount, currency }),
         }),
         _ => Err(ApiError::Invalid(errors)),
     }

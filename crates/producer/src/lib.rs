@@ -1,4 +1,4 @@
-//! The transaction API (DESIGN §3): accepts transactions and queues their `create` job in one
+//! The transaction API: accepts transactions and queues their `create` job in one
 //! Redis round trip, answers status reads from Postgres, and turns signed third-party webhooks
 //! into *apply* jobs. It never writes transactions to Postgres.
 #![deny(unsafe_code)]
@@ -13,16 +13,15 @@ mod routes;
 
 pub use config::Config;
 
-use std::{future::Future, time::Duration};
-
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// for at most `SHUTDOWN_GRACE_MS`.
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// finish for at most `SHUTDOWN_GRACE_MS`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut state = app::AppState::new(&config)?;
     let durability = durability::Durability::check(&mut state.redis.clone()).await;
@@ -48,19 +47,14 @@ pub async fn run(
     // Install the recorder before the first request is counted.
     txn_core::telemetry::metrics();
     let router = app::router(state, &config);
-    tracing::info!(addr = %listener.local_addr()?, prefix = %config.queue_prefix, "producer listening");
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let serve = axum::serve(txn_core::listener::no_delay(listener), router).with_graceful_shutdown(
-        async move {
-            shutdown.await;
-            let _ = stopped_tx.send(());
-        },
-    );
-    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, "producer listening");
+    let serve = axum::serve(txn_core::listener::no_delay(listener), router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grace = config.shutdown.duration();
     tokio::select! {
         result = serve => result?,
         _ = async {
-            let _ = stopped_rx.await;
+            shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!("shutdown grace period over; dropping in-flight requests"),
     }

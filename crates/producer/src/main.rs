@@ -22,6 +22,6 @@ fn main() -> anyhow::Result<()> {
     };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
-        producer::run(config, listener, txn_core::telemetry::shutdown_signal()).await
+        producer::run(config, listener, txn_core::shutdown::on_signal()?).await
     })
 }

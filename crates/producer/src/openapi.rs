@@ -1,28 +1,23 @@
-//! The OpenAPI 3.1 document of the API, generated from the handlers' annotations and served
-//! at `/openapi.json`.
+//! The OpenAPI 3.1 document of the API. Its paths come from the handlers' annotations as the
+//! router registers them (`app::router`); this module adds the title and the shared schemas,
+//! and serves the result at `/openapi.json`.
 
-use axum::Json;
+use std::sync::Arc;
+
+use axum::{Extension, Json};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     problem::{FieldError, Problem},
-    routes::{health, transaction, webhook},
+    routes::{health, transaction},
 };
 
-/// The API's OpenAPI document.
+/// The document's frame: title, description and shared schemas (the router adds the paths).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Transaction pipeline API",
         description = "Accepts transactions, reports their status, and receives the third party's signed webhooks. Errors are application/problem+json (RFC 9457)."
-    ),
-    paths(
-        transaction::create,
-        transaction::get,
-        webhook::receive,
-        health::live,
-        health::ready,
-        document
     ),
     components(schemas(
         transaction::Accepted,
@@ -38,9 +33,11 @@ use crate::{
 pub struct ApiDoc;
 
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document", content_type = "application/json")))]
-/// `GET /openapi.json`.
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// `GET /openapi.json`: the document the router was built with.
+pub async fn document(
+    Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(document.as_ref().clone())
 }
 
 // The wire format of the request bodies, for the document; `input.rs` parses the real thing.

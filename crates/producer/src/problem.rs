@@ -1,5 +1,7 @@
 //! Every error the API answers, and the one place that turns them into HTTP: RFC 9457
-//! `application/problem+json` bodies naming exactly what was wrong.
+//! `application/problem+json` bodies naming exactly what was wrong. Conversions from the
+//! libraries' errors have no side effects; a server-side failure travels with its response as
+//! an [`ErrorCause`], which the request layer logs once (`app::record_request`).
 
 use axum::{
     Json,
@@ -58,9 +60,22 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
     /// Redis or Postgres is unavailable (503, retry later).
-    #[error("{0} is unavailable; retry later")]
-    Unavailable(&'static str),
+    #[error("{service} is unavailable; retry later")]
+    Unavailable {
+        /// What is unavailable, as the client is told.
+        service: &'static str,
+        /// Why, for the log only.
+        cause: String,
+    },
+    /// A bug or data this code cannot read (500: retrying will not help).
+    #[error("internal error")]
+    Internal(String),
 }
+
+/// Why a request failed on our side (5xx), attached to its response for the request layer to
+/// log; never sent to the client.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
 
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -123,10 +138,15 @@ impl ApiError {
                 "/problems/method-not-allowed",
                 "Method not allowed",
             ),
-            ApiError::Unavailable(_) => (
+            ApiError::Unavailable { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/unavailable",
                 "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/internal",
+                "Internal error",
             ),
         }
     }
@@ -163,34 +183,91 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        match self {
+            ApiError::Unavailable { cause, .. } | ApiError::Internal(cause) => {
+                response.extensions_mut().insert(ErrorCause(cause));
+            }
+            _ => {}
+        }
         response
     }
 }
 
 impl From<txn_core::store::StoreError> for ApiError {
     fn from(e: txn_core::store::StoreError) -> Self {
-        tracing::warn!(error = %e, "postgres call failed");
-        ApiError::Unavailable("the database")
+        use txn_core::store::StoreError;
+        match e {
+            StoreError::Corrupt(_) => ApiError::Internal(e.to_string()),
+            StoreError::Database(_) | StoreError::Migrate(_) => ApiError::Unavailable {
+                service: "the database",
+                cause: e.to_string(),
+            },
+        }
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis call failed");
-        ApiError::Unavailable("the queue")
+        ApiError::Unavailable {
+            service: "the queue",
+            cause: e.to_string(),
+        }
     }
 }
 
 impl From<queue::QueueError> for ApiError {
     fn from(e: queue::QueueError) -> Self {
-        tracing::warn!(error = %e, "queue call failed");
-        ApiError::Unavailable("the queue")
+        use queue::QueueError;
+        match e {
+            QueueError::Redis(_) => ApiError::Unavailable {
+                service: "the queue",
+                cause: e.to_string(),
+            },
+            QueueError::Codec(_) | QueueError::Config(_) | QueueError::HookArity { .. } => {
+                ApiError::Internal(e.to_string())
+            }
+        }
     }
 }
 
 impl From<txn_core::id_cache::IdCacheError> for ApiError {
     fn from(e: txn_core::id_cache::IdCacheError) -> Self {
-        tracing::warn!(error = %e, "id cache call failed");
-        ApiError::Unavailable("the queue")
+        use txn_core::id_cache::IdCacheError;
+        match e {
+            IdCacheError::Queue(e) => e.into(),
+            IdCacheError::Corrupt(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use txn_core::store::StoreError;
+
+    #[test]
+    fn a_corrupt_row_is_a_500_not_a_retry_later() {
+        let response =
+            ApiError::from(StoreError::Corrupt("status \"done\"".into())).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let cause = response.extensions().get::<ErrorCause>().unwrap();
+        assert!(cause.0.contains("done"), "the cause is kept for the log");
+    }
+
+    #[test]
+    fn an_outage_is_a_503_with_retry_after_and_its_cause_stays_out_of_the_body() {
+        let e = ApiError::Unavailable {
+            service: "the queue",
+            cause: "connection refused".into(),
+        };
+        assert_eq!(e.to_string(), "the queue is unavailable; retry later");
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            response.extensions().get::<ErrorCause>().unwrap().0,
+            "connection refused"
+        );
     }
 }

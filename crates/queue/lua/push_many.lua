@@ -1,5 +1,4 @@
--- Push many jobs in one round trip. KEYS: the queue's 10 keys (see push_lib.lua).
--- ARGV: 1 now (ms), then triples (job id, payload, due ms).
+-- Push many jobs in one round trip. ARGV: 1 now (ms), then triples (job id, payload, due ms).
 -- Returns one 1/0 per job, in order (0 = the id was already held).
 local now = tonumber(ARGV[1])
 local out = {}

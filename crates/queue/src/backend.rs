@@ -21,6 +21,7 @@ use redis::{
 use serde::de::DeserializeOwned;
 use sync_wrapper::SyncWrapper;
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     AckLayer, Delivery, Keys, QueueConfig, QueueError,
@@ -164,7 +165,7 @@ struct FetchState<T> {
     fetching: SyncWrapper<Option<Fetching<T>>>,
     releasing: SyncWrapper<Option<BoxFuture<'static, ()>>>,
     held: Held,
-    closing: Arc<lease::Closing>,
+    closing: CancellationToken,
     renewer: Option<AbortHandle>,
     _marker: PhantomData<T>,
 }
@@ -177,7 +178,7 @@ impl<T> FetchState<T> {
             fetching: SyncWrapper::new(None),
             releasing: SyncWrapper::new(None),
             held: Held::default(),
-            closing: Arc::default(),
+            closing: CancellationToken::new(),
             renewer: None,
             _marker: PhantomData,
         }
@@ -263,7 +264,7 @@ where
         if let Some(fetching) = self.fetch.fetching.get_mut().as_mut() {
             // Interrupts a wait for work; a fetch script already sent completes first, so the
             // jobs it leased are released below instead of waiting out their lease.
-            self.fetch.closing.close();
+            self.fetch.closing.cancel();
             let (fetcher, batch) = futures::ready!(fetching.poll_unpin(cx));
             *self.fetch.fetching.get_mut() = None;
             self.fetch.fetcher = Some(fetcher);

@@ -12,4 +12,12 @@ pub enum QueueError {
     /// The configuration cannot work (e.g. a zero batch size).
     #[error("invalid queue configuration: {0}")]
     Config(String),
+    /// A push hook was given other numbers of keys or arguments than it names.
+    #[error("push hook called with {} keys and {} arguments, but it names {} and {}", keys.0, args.0, keys.1, args.1)]
+    HookArity {
+        /// (given, named) keys.
+        keys: (usize, usize),
+        /// (given, named) arguments.
+        args: (usize, usize),
+    },
 }

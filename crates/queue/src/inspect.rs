@@ -114,7 +114,7 @@ impl<T> Queue<T> {
     /// Ids of the most recently completed jobs, newest first.
     pub async fn recent_done(&self, limit: usize) -> Result<Vec<String>, QueueError> {
         let ids: Vec<String> = redis::cmd("LRANGE")
-            .arg(&self.keys().all()[9])
+            .arg(self.keys().recent())
             .arg(0)
             .arg(limit.saturating_sub(1))
             .query_async(&mut self.conn())
@@ -125,7 +125,7 @@ impl<T> Queue<T> {
     /// Deletes every key of the queue (all jobs in every state and the counters).
     pub async fn delete_all(&self) -> Result<(), QueueError> {
         let _: () = redis::cmd("DEL")
-            .arg(&self.keys().all()[..])
+            .arg(&self.keys().in_script_order()[..])
             .query_async(&mut self.conn())
             .await?;
         Ok(())

@@ -3,16 +3,14 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
 use serde::de::DeserializeOwned;
-use tokio::{sync::Notify, task::AbortHandle};
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{Delivery, QueueError, backend::Shared, now_ms, scripts};
 
@@ -47,24 +45,6 @@ impl Held {
     }
 }
 
-/// Tells a fetch loop to stop waiting for work (the worker is shutting down).
-#[derive(Debug, Default)]
-pub(crate) struct Closing {
-    closed: AtomicBool,
-    notify: Notify,
-}
-
-impl Closing {
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.notify.notify_one();
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-}
-
 /// Backoff for Redis errors inside the backend: 50 ms doubling to 5 s.
 pub(crate) struct ErrorBackoff(Duration);
 
@@ -83,7 +63,8 @@ impl ErrorBackoff {
 pub(crate) struct Fetcher {
     shared: Arc<Shared>,
     held: Held,
-    closing: Arc<Closing>,
+    /// Cancelled when the worker shuts down: a fetch loop then stops waiting for work.
+    closing: CancellationToken,
     /// Blocking pops would stall the shared multiplexed connection, and redis-rs times calls
     /// out after 500 ms by default: waits get their own connection with no response timeout.
     /// Its client id lets us unblock it.
@@ -94,7 +75,7 @@ pub(crate) struct Fetcher {
 type Fetched = (String, u64, String);
 
 impl Fetcher {
-    pub(crate) fn new(shared: Arc<Shared>, held: Held, closing: Arc<Closing>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, held: Held, closing: CancellationToken) -> Self {
         Self {
             shared,
             held,
@@ -108,7 +89,7 @@ impl Fetcher {
     pub(crate) async fn next_batch<T: DeserializeOwned>(mut self) -> (Self, Vec<(Delivery, T)>) {
         let mut backoff = ErrorBackoff::new();
         loop {
-            if self.closing.is_closed() {
+            if self.closing.is_cancelled() {
                 return (self, Vec::new());
             }
             let wake_at = match self.fetch().await {
@@ -205,7 +186,7 @@ impl Fetcher {
         let secs = (timeout + Duration::from_millis(100)).as_secs_f64();
         let mut blpop = redis::cmd("BLPOP");
         blpop
-            .arg(self.shared.keys.signal())
+            .arg(self.shared.keys.wakeups())
             .arg(format!("{secs:.3}"));
         enum Woken {
             Popped(redis::RedisResult<Option<(String, String)>>),
@@ -219,7 +200,7 @@ impl Fetcher {
                 res = &mut pop => Woken::Popped(res),
                 _ = tokio::time::sleep(timeout), if due => Woken::Due,
                 _ = tokio::time::sleep(timeout + Duration::from_secs(5)) => Woken::Abandon,
-                _ = self.closing.notify.notified() => Woken::Abandon,
+                _ = self.closing.cancelled() => Woken::Abandon,
             };
             match woken {
                 Woken::Popped(res) => res.map(|_| true),

@@ -5,24 +5,79 @@ use serde::Serialize;
 
 use crate::{Job, Queue, QueueError, now_ms, scripts};
 
-/// A caller's Lua script that runs with the queue's push function in scope, so it can reserve
-/// something of its own and push a job atomically, in one round trip.
+/// A caller's Lua script that runs with the queue's push in scope, so it can reserve something
+/// of its own and push a job atomically, in one round trip.
 ///
-/// The body sees the queue's ten keys as `KEYS[1..=10]` and its own keys after them;
-/// `ARGV[1..=4]` are the job's id, payload, due time and the current time (ms), its own
-/// arguments follow. It pushes with
-/// `push_job(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))` (1 = pushed, 0 = the id
-/// was already held) and returns whatever it likes.
+/// The caller names its own keys and arguments; the body sees them as Lua locals of those names
+/// (keys after the queue's, so they must share its hash tag: see [`crate::Keys::tag`]). The
+/// body pushes the job with `push_this_job()` (1 = pushed, 0 = the id was already held) and
+/// returns whatever it likes.
 #[derive(Debug, Clone)]
 pub struct PushHook {
     script: Script,
+    keys: usize,
+    args: usize,
+}
+
+/// Names the queue's own script library already uses; a hook may not shadow them.
+const RESERVED: [&str; 16] = [
+    "ready",
+    "scheduled",
+    "leased",
+    "payloads",
+    "deliveries",
+    "dead",
+    "errors",
+    "wakeups",
+    "stats",
+    "recent",
+    "signal",
+    "holds",
+    "delivery_pairs",
+    "schedule",
+    "push_job",
+    "push_this_job",
+];
+
+fn is_lua_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 impl PushHook {
-    /// Wraps `body` (Lua) with the queue's push library.
-    pub fn new(body: &str) -> Self {
+    /// Wraps `body` (Lua), which names its keys `keys` and its arguments `args`.
+    ///
+    /// # Panics
+    /// If a name is not a lower-case Lua identifier or is one of the queue's own: hooks are
+    /// written in code, so this is a programming error, caught by the first test that runs it.
+    pub fn new(keys: &[&str], args: &[&str], body: &str) -> Self {
+        let mut prelude = String::from(
+            "local job_id, job_payload, job_due, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n\
+             local function push_this_job() return push_job(job_id, job_payload, job_due, now) end\n",
+        );
+        let named = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k, format!("KEYS[{}]", 11 + i)))
+            .chain(
+                args.iter()
+                    .enumerate()
+                    .map(|(i, a)| (a, format!("ARGV[{}]", 5 + i))),
+            );
+        for (name, slot) in named {
+            assert!(
+                is_lua_name(name) && !RESERVED.contains(name),
+                "push hook name {name:?} is not a free lower-case Lua identifier"
+            );
+            prelude.push_str(&format!("local {name} = {slot}\n"));
+        }
         Self {
-            script: Script::new(&format!("{}\n{body}", scripts::PUSH_LIB)),
+            script: Script::new(&format!("{}\n{prelude}{body}", scripts::LIB)),
+            keys: keys.len(),
+            args: args.len(),
         }
     }
 }
@@ -59,7 +114,8 @@ impl<T: Serialize> Queue<T> {
         Ok(pushed.into_iter().map(|p| p == 1).collect())
     }
 
-    /// Runs `hook` with `job` and the caller's own keys and arguments (see [`PushHook`]).
+    /// Runs `hook` with `job` and the caller's own keys and arguments, in the order the hook
+    /// named them (see [`PushHook`]).
     pub async fn push_with<R: FromRedisValue>(
         &self,
         hook: &PushHook,
@@ -67,6 +123,12 @@ impl<T: Serialize> Queue<T> {
         keys: &[&str],
         args: &[&str],
     ) -> Result<R, QueueError> {
+        if keys.len() != hook.keys || args.len() != hook.args {
+            return Err(QueueError::HookArity {
+                keys: (keys.len(), hook.keys),
+                args: (args.len(), hook.args),
+            });
+        }
         let mut inv = scripts::invocation(&hook.script, self.keys());
         for key in keys {
             inv.key(*key);
@@ -79,5 +141,24 @@ impl<T: Serialize> Queue<T> {
             inv.arg(*arg);
         }
         Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_names_must_be_free_lua_identifiers() {
+        assert!(is_lua_name("entry") && is_lua_name("ttl_ms") && is_lua_name("_x1"));
+        assert!(
+            !is_lua_name("1x")
+                && !is_lua_name("ttl-ms")
+                && !is_lua_name("")
+                && !is_lua_name("Entry")
+        );
+        let hook = PushHook::new(&["entry"], &["amount", "ttl_ms"], "return push_this_job()");
+        assert_eq!((hook.keys, hook.args), (1, 2));
+        assert!(std::panic::catch_unwind(|| PushHook::new(&["ready"], &[], "")).is_err());
     }
 }

@@ -5,11 +5,11 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Functions every pushing script shares.
-pub(crate) const PUSH_LIB: &str = include_str!("../lua/push_lib.lua");
+/// The keys by name and the rules every script shares, prepended to each.
+pub(crate) const LIB: &str = include_str!("../lua/lib.lua");
 
-fn with_lib(body: &str) -> Script {
-    Script::new(&format!("{PUSH_LIB}\n{body}"))
+pub(crate) fn with_lib(body: &str) -> Script {
+    Script::new(&format!("{LIB}\n{body}"))
 }
 
 macro_rules! script {
@@ -36,7 +36,7 @@ pub(crate) fn invocation<'a>(
     keys: &crate::Keys,
 ) -> redis::ScriptInvocation<'a> {
     let mut inv = script.prepare_invoke();
-    for key in keys.all() {
+    for key in keys.in_script_order() {
         inv.key(key);
     }
     inv

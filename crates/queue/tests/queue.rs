@@ -375,7 +375,7 @@ async fn counts_are_exact_after_a_mixed_run_and_done_jobs_leave_no_memory_behind
 
     queue.purge_dead().await.unwrap();
     redis::cmd("DEL")
-        .arg(&queue.keys().all()[1])
+        .arg(queue.keys().scheduled())
         .query_async::<()>(
             &mut redis::Client::open(redis_url())
                 .unwrap()
@@ -404,7 +404,7 @@ async fn memory_used(queue: &queue::Queue<Msg>) -> u64 {
         .await
         .unwrap();
     let mut total = 0;
-    for key in queue.keys().all() {
+    for key in queue.keys().in_script_order() {
         let used: Option<u64> = redis::cmd("MEMORY")
             .arg("USAGE")
             .arg(key)

@@ -11,7 +11,7 @@ use std::future::Future;
 use anyhow::Context;
 use clap::Parser;
 use sqlx::{Connection, PgConnection};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use txn_core::secret::WebhookSecrets;
 
 /// A secret from the environment, or a generated development one.
@@ -77,18 +77,13 @@ async fn main() -> anyhow::Result<()> {
     let client_sim: client_sim::Config =
         parse("client-sim", &[("client-webhook-secret", &client)])?;
 
-    ensure_database(&consumer.database_url).await?;
-    consumer::migrate(&consumer.database_url)
+    let database_url = &consumer.connections.database_url;
+    ensure_database(database_url).await?;
+    consumer::migrate(database_url)
         .await
         .context("migrations")?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let shutdown = txn_core::shutdown::on_signal()?;
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
@@ -105,19 +100,23 @@ async fn main() -> anyhow::Result<()> {
         "stack up: POST http://127.0.0.1:{}/transaction", producer.addr.port()
     );
     let tasks = [
-        spawn("producer", producer::run(producer, listeners.0, stopped())),
-        spawn("consumer", consumer::run(consumer, listeners.1, stopped())),
+        spawn(
+            "producer",
+            producer::run(producer, listeners.0, shutdown.clone()),
+        ),
+        spawn(
+            "consumer",
+            consumer::run(consumer, listeners.1, shutdown.clone()),
+        ),
         spawn("thirdparty-sim", {
-            let stop = stopped();
+            let stop = shutdown.clone();
             async move { Ok(thirdparty_sim::run(thirdparty, listeners.2, stop).await?) }
         }),
         spawn("client-sim", {
-            let stop = stopped();
+            let stop = shutdown.clone();
             async move { Ok(client_sim::run(client_sim, listeners.3, stop).await?) }
         }),
     ];
-    txn_core::telemetry::shutdown_signal().await;
-    let _ = stop_tx.send(true);
     let mut failed = false;
     for task in tasks {
         failed |= !matches!(task.await, Ok(Ok(())));

@@ -1,8 +1,8 @@
-//! Settings of the third-party simulator (DESIGN §3), from the environment or flags.
+//! Settings of the third-party simulator, from the environment or flags.
 
 use std::net::SocketAddr;
 
-use clap::Parser;
+use clap::{Args, Parser};
 use txn_core::{fault::Rate, secret::WebhookSecrets};
 
 /// Settings of the third-party simulator.
@@ -25,67 +25,87 @@ pub struct Config {
     /// Secret(s) signing the webhooks (`whsec_<base64>`; the first signs).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: WebhookSecrets,
+    /// How it resolves transactions and how it misbehaves.
+    #[command(flatten)]
+    pub behaviour: Behaviour,
+}
+
+/// How the simulator resolves transactions and which faults it injects. The defaults
+/// ([`Behaviour::RELIABLE`]) inject none.
+#[derive(Debug, Clone, Copy, PartialEq, Args)]
+pub struct Behaviour {
     /// Seed of every fault decision.
-    #[arg(long, env = "THIRDPARTY_SEED", default_value_t = 1)]
+    #[arg(long, env = "THIRDPARTY_SEED", default_value_t = Behaviour::RELIABLE.seed)]
     pub seed: u64,
     /// Shortest delay before a transaction resolves (ms).
-    #[arg(long, env = "RESOLVE_MIN_MS", default_value_t = 50)]
+    #[arg(long, env = "RESOLVE_MIN_MS", default_value_t = Behaviour::RELIABLE.resolve_min_ms)]
     pub resolve_min_ms: u64,
     /// Longest delay before a transaction resolves (ms).
-    #[arg(long, env = "RESOLVE_MAX_MS", default_value_t = 500)]
+    #[arg(long, env = "RESOLVE_MAX_MS", default_value_t = Behaviour::RELIABLE.resolve_max_ms)]
     pub resolve_max_ms: u64,
     /// Share of transactions declined.
-    #[arg(long, env = "DECLINE_RATE", default_value = "0")]
+    #[arg(long, env = "DECLINE_RATE", default_value_t = Behaviour::RELIABLE.decline_rate)]
     pub decline_rate: Rate,
     /// Latency added to every call (ms).
-    #[arg(long, env = "THIRDPARTY_LATENCY_MS", default_value_t = 0)]
+    #[arg(long, env = "THIRDPARTY_LATENCY_MS", default_value_t = Behaviour::RELIABLE.latency_ms)]
     pub latency_ms: u64,
     /// Share of creates answered 504 without creating.
-    #[arg(long, env = "CREATE_504_BEFORE_RATE", default_value = "0")]
+    #[arg(long, env = "CREATE_504_BEFORE_RATE", default_value_t = Behaviour::RELIABLE.create_504_before_rate)]
     pub create_504_before_rate: Rate,
     /// Share of creates answered 504 after creating.
-    #[arg(long, env = "CREATE_504_AFTER_RATE", default_value = "0")]
+    #[arg(long, env = "CREATE_504_AFTER_RATE", default_value_t = Behaviour::RELIABLE.create_504_after_rate)]
     pub create_504_after_rate: Rate,
     /// Share of creates that hang past any caller's timeout (after creating).
-    #[arg(long, env = "CREATE_HANG_RATE", default_value = "0")]
+    #[arg(long, env = "CREATE_HANG_RATE", default_value_t = Behaviour::RELIABLE.create_hang_rate)]
     pub create_hang_rate: Rate,
     /// Share of creates refused with a permanent 422 (nothing created).
-    #[arg(long, env = "CREATE_4XX_RATE", default_value = "0")]
+    #[arg(long, env = "CREATE_4XX_RATE", default_value_t = Behaviour::RELIABLE.create_4xx_rate)]
     pub create_4xx_rate: Rate,
     /// Share of status checks answered 504.
-    #[arg(long, env = "STATUS_504_RATE", default_value = "0")]
+    #[arg(long, env = "STATUS_504_RATE", default_value_t = Behaviour::RELIABLE.status_504_rate)]
     pub status_504_rate: Rate,
     /// Share of final webhooks never sent.
-    #[arg(long, env = "WEBHOOK_DROP_RATE", default_value = "0")]
+    #[arg(long, env = "WEBHOOK_DROP_RATE", default_value_t = Behaviour::RELIABLE.webhook_drop_rate)]
     pub webhook_drop_rate: Rate,
     /// Share of final webhooks sent twice (same `webhook-id`).
-    #[arg(long, env = "WEBHOOK_DUP_RATE", default_value = "0")]
+    #[arg(long, env = "WEBHOOK_DUP_RATE", default_value_t = Behaviour::RELIABLE.webhook_dup_rate)]
     pub webhook_dup_rate: Rate,
     /// Share of transactions followed by a stale `pending` webhook after the final one.
-    #[arg(long, env = "WEBHOOK_STALE_RATE", default_value = "0")]
+    #[arg(long, env = "WEBHOOK_STALE_RATE", default_value_t = Behaviour::RELIABLE.webhook_stale_rate)]
     pub webhook_stale_rate: Rate,
 }
 
+impl Behaviour {
+    /// No faults, transactions resolved 50–500 ms after they are created: the flags' defaults.
+    pub const RELIABLE: Behaviour = Behaviour {
+        seed: 1,
+        resolve_min_ms: 50,
+        resolve_max_ms: 500,
+        decline_rate: Rate::NEVER,
+        latency_ms: 0,
+        create_504_before_rate: Rate::NEVER,
+        create_504_after_rate: Rate::NEVER,
+        create_hang_rate: Rate::NEVER,
+        create_4xx_rate: Rate::NEVER,
+        status_504_rate: Rate::NEVER,
+        webhook_drop_rate: Rate::NEVER,
+        webhook_dup_rate: Rate::NEVER,
+        webhook_stale_rate: Rate::NEVER,
+    };
+}
+
 impl Config {
-    /// Settings with every fault off, for tests and the stack.
-    pub fn reliable(webhook_url: String, webhook_secret: WebhookSecrets) -> Self {
+    /// A simulator on a free local port that behaves as `behaviour` says (tests, the bench).
+    pub fn local(
+        webhook_url: String,
+        webhook_secret: WebhookSecrets,
+        behaviour: Behaviour,
+    ) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             webhook_url,
             webhook_secret,
-            seed: 1,
-            resolve_min_ms: 50,
-            resolve_max_ms: 500,
-            decline_rate: Rate::NEVER,
-            latency_ms: 0,
-            create_504_before_rate: Rate::NEVER,
-            create_504_after_rate: Rate::NEVER,
-            create_hang_rate: Rate::NEVER,
-            create_4xx_rate: Rate::NEVER,
-            status_504_rate: Rate::NEVER,
-            webhook_drop_rate: Rate::NEVER,
-            webhook_dup_rate: Rate::NEVER,
-            webhook_stale_rate: Rate::NEVER,
+            behaviour,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! A payment processor that misbehaves on purpose (DESIGN §3): it accepts transactions,
+//! A payment processor that misbehaves on purpose: it accepts transactions,
 //! resolves them after a random delay, and reports the outcome by signed webhook — and, at
 //! configurable rates, answers 504 before or after creating, hangs, refuses, drops, duplicates
 //! or follows a final webhook with a stale `pending`. `/stats` counts what it did, including
@@ -8,31 +8,26 @@
 mod config;
 mod sim;
 
-pub use config::Config;
+pub use config::{Behaviour, Config};
 pub use sim::{Stats, router};
-
-use std::future::Future;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves the simulator on `listener` until `shutdown` resolves; pending resolutions, hung
+/// Serves the simulator on `listener` until `shutdown` is cancelled; pending resolutions, hung
 /// calls and webhooks in flight are cancelled then.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let stop = CancellationToken::new();
+    // Its own stop as well, so the tasks it spawned end even if serving fails.
+    let stop = shutdown.child_token();
     let app = router(config, stop.clone()).map_err(std::io::Error::other)?;
     tracing::info!(addr = %listener.local_addr()?, "thirdparty-sim listening");
-    let stopping = stop.clone();
-    axum::serve(txn_core::listener::no_delay(listener), app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.cancel();
-        })
-        .await?;
+    let served = axum::serve(txn_core::listener::no_delay(listener), app)
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await;
     stop.cancel();
-    Ok(())
+    served
 }

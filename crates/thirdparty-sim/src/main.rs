@@ -13,6 +13,6 @@ async fn main() -> anyhow::Result<()> {
     txn_core::telemetry::init();
     let config = Config::parse();
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    thirdparty_sim::run(config, listener, txn_core::telemetry::shutdown_signal()).await?;
+    thirdparty_sim::run(config, listener, txn_core::shutdown::on_signal()?).await?;
     Ok(())
 }

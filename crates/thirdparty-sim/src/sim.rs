@@ -83,12 +83,12 @@ impl Sim {
     }
 
     fn hits(&self, rate: fault::Rate, id: Uuid, call: u64, kind: u64) -> bool {
-        fault::hits(rate, self.config.seed, id.as_u128(), call, kind)
+        fault::hits(rate, self.config.behaviour.seed, id.as_u128(), call, kind)
     }
 
     async fn latency(&self) {
-        if self.config.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(self.config.latency_ms)).await;
+        if self.config.behaviour.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.config.behaviour.latency_ms)).await;
         }
     }
 
@@ -147,7 +147,7 @@ const LOOKUP: u8 = 2;
 async fn create(State(sim): State<Shared>, Json(body): Json<CreateBody>) -> Response {
     let id = body.id;
     let call = sim.next_call(id, CREATE);
-    let c = &sim.config;
+    let c = &sim.config.behaviour;
     if sim.hits(c.create_504_before_rate, id, call, kind::CREATE_504_BEFORE) {
         sim.latency().await;
         return StatusCode::GATEWAY_TIMEOUT.into_response();
@@ -194,7 +194,12 @@ async fn lookup(State(sim): State<Shared>, Path(id): Path<Uuid>) -> Response {
     sim.counters.status_checks.fetch_add(1, Ordering::Relaxed);
     let call = sim.next_call(id, LOOKUP);
     sim.latency().await;
-    if sim.hits(sim.config.status_504_rate, id, call, kind::STATUS_504) {
+    if sim.hits(
+        sim.config.behaviour.status_504_rate,
+        id,
+        call,
+        kind::STATUS_504,
+    ) {
         return StatusCode::GATEWAY_TIMEOUT.into_response();
     }
     let status = sim
@@ -226,7 +231,7 @@ async fn ledger(State(sim): State<Shared>) -> Json<HashMap<Uuid, Status>> {
 /// Resolves `id` after its delay, then reports the outcome by webhook (or not, or twice, or
 /// followed by a stale `pending`, as the fault rates decide).
 async fn resolve(sim: Shared, id: Uuid) {
-    let c = &sim.config;
+    let c = &sim.config.behaviour;
     let span = c.resolve_max_ms.saturating_sub(c.resolve_min_ms) as f64;
     let delay = c.resolve_min_ms
         + (fault::uniform(c.seed, id.as_u128(), 0, kind::RESOLVE_DELAY) * span) as u64;

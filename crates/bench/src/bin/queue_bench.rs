@@ -18,11 +18,13 @@ use bench::{command_counts, delta, percentile};
 use clap::Parser;
 use queue::{Job, Queue, QueueConfig, now_ms};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use txn_core::config::DEFAULT_REDIS_URL;
 
 #[derive(Parser)]
 struct Args {
     /// Redis to run against.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     redis: String,
     /// Jobs pushed and drained.
     #[arg(long, default_value_t = 200_000)]
@@ -71,12 +73,10 @@ fn start_pool(
     queue: &Queue<Payload>,
     concurrency: usize,
     probe: Arc<Probe>,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let queue = queue.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let monitor = Monitor::new().register(move |_| {
         WorkerBuilder::new("bench")
             .backend(queue.clone())
@@ -87,7 +87,7 @@ fn start_pool(
     let task = tokio::spawn(async move {
         let _ = monitor
             .run_with_signal(async move {
-                let _ = stopped.await;
+                stopped.cancelled().await;
                 Ok(())
             })
             .await;
@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
         .clone();
     late.sort_by(f64::total_cmp);
 
-    let _ = stop.send(());
+    stop.cancel();
     let _ = pool.await;
     queue.delete_all().await?;
 

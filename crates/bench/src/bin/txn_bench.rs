@@ -25,7 +25,11 @@ use bytes::Bytes;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use txn_core::secret::WebhookSecrets;
+use tokio_util::sync::CancellationToken;
+use txn_core::{
+    config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL},
+    secret::WebhookSecrets,
+};
 
 #[derive(Parser)]
 #[command(
@@ -37,14 +41,10 @@ struct Args {
     #[arg(long, default_value = "http://127.0.0.1:3100")]
     producer: String,
     /// Redis (phase 1's producer, and command counts).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     redis: String,
     /// The stack's database (commit counts).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/transactions"
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     database: String,
     /// The running stack's client simulator (phase 2 counts completions there).
     #[arg(long, default_value = "http://127.0.0.1:3400")]
@@ -185,15 +185,18 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config = <producer::Config as Parser>::try_parse_from([
+    let mut config = <producer::Config as Parser>::try_parse_from([
         "producer".to_string(),
-        format!("--redis-url={redis_url}"),
-        format!("--database-url={}", args.database),
-        format!("--queue-prefix={prefix}"),
         format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
     ])?;
+    config.connections = Connections {
+        database_url: args.database.clone(),
+        redis_url: redis_url.to_string(),
+        queue_prefix: prefix.clone(),
+    };
     // As the `producer` binary runs it: a runtime of one thread, apart from the load generator.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let listener = listener.into_std()?;
     let server = std::thread::spawn(move || -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -201,10 +204,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
             .build()?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            producer::run(config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
+            producer::run(config, listener, stopped).await
         })
     });
     let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> =
@@ -242,7 +242,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     .await?;
     progress.abort();
 
-    let _ = stop.send(());
+    stop.cancel();
     server
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;

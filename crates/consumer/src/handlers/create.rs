@@ -3,7 +3,7 @@
 use apalis::prelude::BoxDynError;
 use queue::Job;
 use txn_core::{
-    jobs::{CreateJob, ProcessJob},
+    jobs::{CreateJob, ProcessFrom, ProcessJob},
     store::NewRow,
 };
 
@@ -15,26 +15,22 @@ use super::Ctx;
 pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
     let row = NewRow {
         id: job.id,
-        amount: job.amount,
-        currency: job.currency.clone(),
+        money: job.money,
     };
-    let inserted = p.writes.inserts.call(row).await?;
-    if !inserted {
+    let from = if p.writes.inserts.call(row).await? {
+        ProcessFrom::Insert { money: job.money }
+    } else {
         let owed = p
             .store
             .get(job.id)
             .await?
-            .is_some_and(|row| !row.status.is_terminal() && row.submitted_at.is_none());
+            .is_some_and(|row| row.owes_submission());
         if !owed {
             return Ok(());
         }
-    }
-    let next = ProcessJob {
-        id: job.id,
-        recovered: !inserted,
-        // A row inserted just now is pending and unsubmitted: its first attempt needs no read.
-        money: inserted.then(|| (job.amount, job.currency.clone())),
+        ProcessFrom::Recovery
     };
+    let next = ProcessJob { id: job.id, from };
     p.process.push(Job::now(next.job_id(), next)).await?;
     Ok(())
 }

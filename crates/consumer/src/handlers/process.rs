@@ -7,9 +7,8 @@
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
 use txn_core::{
-    Status, TransactionId,
-    jobs::ProcessJob,
-    store::Source,
+    Source, Status, TransactionId,
+    jobs::{ProcessFrom, ProcessJob},
     thirdparty::{Lookup, ThirdPartyError},
 };
 
@@ -19,26 +18,28 @@ use super::{Ctx, after};
 pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let id = job.id;
     let attempt = attempt.current().max(1) as u32;
-    let money = match (&job.money, attempt, job.recovered) {
-        (Some(money), 1, false) => money.clone(),
+    let recovered = job.from == ProcessFrom::Recovery;
+    let money = match job.from {
+        // A row inserted just now is pending and unsubmitted: its first attempt needs no read.
+        ProcessFrom::Insert { money } if attempt == 1 => money,
         _ => {
             let Some(row) = p.store.get(id).await? else {
                 return Err(format!("transaction {id} has no row yet").into());
             };
-            if row.status.is_terminal() || row.submitted_at.is_some() {
+            if !row.owes_submission() {
                 return Ok(());
             }
-            (row.amount, row.currency)
+            row.money
         }
     };
-    if attempt > 1 || job.recovered {
+    if attempt > 1 || recovered {
         match p.thirdparty.lookup(id).await {
             Ok(Lookup::Found(_)) => return submitted(&p, id).await,
             Ok(Lookup::NotFound) => {}
             Err(e) => return retry_or_fail(&p, id, attempt, e).await,
         }
     }
-    match p.thirdparty.submit(id, money.0, money.1.as_deref()).await {
+    match p.thirdparty.submit(id, money).await {
         Ok(_) => submitted(&p, id).await,
         Err(e @ ThirdPartyError::Transient(_)) => retry_or_fail(&p, id, attempt, e).await,
         Err(e @ ThirdPartyError::Rejected(_)) => fail_unless_held(&p, id, attempt, e).await,

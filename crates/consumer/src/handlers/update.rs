@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
 use chrono::Utc;
-use txn_core::{TransactionId, jobs::UpdateJob, store::Source, thirdparty::Lookup};
+use txn_core::{Source, TransactionId, jobs::UpdateJob, thirdparty::Lookup};
 
 use super::{Ctx, after};
 

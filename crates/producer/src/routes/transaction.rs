@@ -10,9 +10,10 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use txn_core::{
-    Status, TransactionId,
+    Amount, Currency, Source, Status, TransactionId,
     id_cache::{Cached, Reservation},
     jobs::CreateJob,
+    money::differing_parts,
     store::HistoryEntry,
 };
 use utoipa::ToSchema;
@@ -46,6 +47,7 @@ pub struct Accepted {
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable; nothing was accepted (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 /// `POST /transaction`: 201 for a new id (reserved and queued in one atomic Redis script),
@@ -58,8 +60,7 @@ pub async fn create(
     let new = input::new_transaction(&body)?;
     let job = CreateJob {
         id: new.id,
-        amount: new.money.map(|(a, _)| a.minor_units()),
-        currency: new.money.map(|(_, c)| c.to_string()),
+        money: new.money,
     };
     match state.cache.reserve(&state.create, &job).await? {
         Reservation::New => {
@@ -72,7 +73,7 @@ pub async fn create(
             Ok((StatusCode::CREATED, [(header::LOCATION, location)], body).into_response())
         }
         Reservation::Known(cached) => {
-            same_parameters(&new, &job, &cached)?;
+            same_parameters(&new, &cached)?;
             Ok((
                 StatusCode::OK,
                 Json(Accepted {
@@ -86,14 +87,8 @@ pub async fn create(
 }
 
 /// A known id must come with exactly the parameters it was first accepted with (absent ≠ present).
-fn same_parameters(new: &NewTransaction, job: &CreateJob, cached: &Cached) -> Result<(), ApiError> {
-    let mut differing = Vec::new();
-    if job.amount != cached.amount {
-        differing.push("amount");
-    }
-    if job.currency != cached.currency {
-        differing.push("currency");
-    }
+fn same_parameters(new: &NewTransaction, cached: &Cached) -> Result<(), ApiError> {
+    let differing = differing_parts(new.money, cached.money);
     if differing.is_empty() {
         return Ok(());
     }
@@ -114,9 +109,11 @@ pub struct TransactionView {
     #[schema(value_type = String, example = "completed")]
     status: Status,
     /// Amount in minor units.
-    amount: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    amount: Option<Amount>,
     /// ISO 4217 code.
-    currency: Option<String>,
+    #[schema(value_type = Option<String>)]
+    currency: Option<Currency>,
     /// When the consumer created the row (null while only accepted).
     created_at: Option<DateTime<Utc>>,
     /// When it last changed.
@@ -133,9 +130,11 @@ pub struct TransactionView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryView {
     /// The status entered.
-    status: String,
+    #[schema(value_type = String, example = "pending")]
+    status: Status,
     /// Who caused it: api, process, webhook or poll.
-    source: String,
+    #[schema(value_type = String, example = "api")]
+    source: Source,
     /// When.
     at: DateTime<Utc>,
 }
@@ -159,6 +158,7 @@ impl From<HistoryEntry> for HistoryView {
         (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 /// `GET /transaction/{id}`: the row with its history; an id accepted but not yet created by
@@ -174,8 +174,8 @@ pub async fn get(
         return Ok(Json(TransactionView {
             id,
             status: row.status,
-            amount: row.amount,
-            currency: row.currency,
+            amount: row.money.map(|m| m.amount),
+            currency: row.money.map(|m| m.currency),
             created_at: Some(row.created_at),
             updated_at: Some(row.updated_at),
             submitted_at: row.submitted_at,
@@ -188,8 +188,8 @@ pub async fn get(
     Ok(Json(TransactionView {
         id,
         status: cached.status,
-        amount: cached.amount,
-        currency: cached.currency,
+        amount: cached.money.map(|m| m.amount),
+        currency: cached.money.map(|m| m.currency),
         created_at: None,
         updated_at: None,
         submitted_at: None,

@@ -30,6 +30,7 @@ use crate::{
         (status = 409, description = "A different terminal status after a terminal one", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Status not one of pending, completed, declined", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis or Postgres unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 /// Verifies the signature, decides the answer with the one transition function, and for a

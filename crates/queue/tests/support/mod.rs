@@ -15,7 +15,7 @@ use std::{
 use apalis::prelude::*;
 use queue::{Queue, QueueConfig, now_ms};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// The Redis the tests run against.
 pub fn redis_url() -> String {
@@ -41,7 +41,7 @@ impl Drop for Cleanup {
 /// A private queue of `Msg`, and the guard that deletes it.
 pub fn private_queue(config: QueueConfig) -> (Queue<Msg>, Cleanup) {
     let queue = Queue::connect(&redis_url(), config).expect("queue");
-    let cleanup = Cleanup(queue.keys().all().to_vec());
+    let cleanup = Cleanup(queue.keys().in_script_order().map(String::from).to_vec());
     (queue, cleanup)
 }
 
@@ -129,14 +129,15 @@ pub async fn handle(
 
 /// A running worker pool; `stop` shuts it down gracefully.
 pub struct Pool {
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl Pool {
     pub fn start(queue: &Queue<Msg>, concurrency: usize, probe: Arc<Probe>) -> Self {
         let queue = queue.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let monitor = Monitor::new()
             .register(move |_| {
                 WorkerBuilder::new(format!("test-{}", uuid::Uuid::new_v4().simple()))
@@ -149,23 +150,18 @@ impl Pool {
         let done = tokio::spawn(async move {
             monitor
                 .run_with_signal(async move {
-                    let _ = stopped.await;
+                    stopped.cancelled().await;
                     Ok(())
                 })
                 .await
                 .expect("monitor ran");
         });
-        Self {
-            stop: Some(stop),
-            done,
-        }
+        Self { stop, done }
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.done).await.expect("pool task");
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.done.await.expect("pool task");
     }
 }
 
