@@ -15,6 +15,12 @@ use uuid::Uuid;
 
 const PROBLEM: &str = "application/problem+json";
 
+/// Sends `request`; its status code and content type.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
+    let r = request.send().await.unwrap();
+    (r.status().as_u16(), content_type(&r))
+}
+
 async fn producer_only() -> Stack {
     spawn_stack(Options {
         run_consumer: false,
@@ -264,14 +270,13 @@ async fn get_transaction_and_routing_contract() {
         (r.status().as_u16(), content_type(&r)),
         (404, PROBLEM.to_string())
     );
-    let r = stack
-        .http
-        .get(format!("{}/transaction/not-a-uuid", stack.producer))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
+        answer(
+            stack
+                .http
+                .get(format!("{}/transaction/not-a-uuid", stack.producer))
+        )
+        .await,
         (422, PROBLEM.to_string())
     );
 
@@ -285,14 +290,8 @@ async fn get_transaction_and_routing_contract() {
         (r.status().as_u16(), content_type(&r)),
         (404, PROBLEM.to_string())
     );
-    let r = stack
-        .http
-        .delete(format!("{}/transaction", stack.producer))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
+        answer(stack.http.delete(format!("{}/transaction", stack.producer))).await,
         (405, PROBLEM.to_string())
     );
 

@@ -622,28 +622,17 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// Whether every transaction is terminal in Postgres and every notification owed has an end
-/// (delivered or given up).
-pub async fn settled(database_url: &str, expected: usize) -> bool {
-    let Ok(mut conn) = PgConnection::connect(database_url).await else {
-        return false;
-    };
-    let (total, pending): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM transactions",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap_or((0, 1));
-    let (owed,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM notifications WHERE delivered_at IS NULL AND failed_at IS NULL",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap_or((1,));
-    total as usize == expected && pending == 0 && owed == 0
-}
-
 impl Stack {
+    /// Waits (at most `within`) until each of `ids` is terminal and no notification is owed,
+    /// then checks the end state ([`Stack::assert_consistent`]); returns how long it took.
+    pub async fn settles(&self, ids: &[Uuid], within: Duration, what: &str) -> Duration {
+        let started = std::time::Instant::now();
+        eventually(within, what, || settled_ids(&self.database_url, ids)).await;
+        let took = started.elapsed();
+        self.assert_consistent(ids).await;
+        took
+    }
+
     /// The end-state assertions of every scenario: each transaction terminal; `failed` only if
     /// the third party does not have it, otherwise the third party's status; no blind
     /// re-submission; the client told each terminal status under one delivery id.

@@ -1,6 +1,5 @@
 //! `client-sim`: parse the settings, bind, serve until Ctrl-C or SIGTERM.
 
-use clap::Parser;
 use client_sim::Config;
 
 // glibc malloc spends a sixth of the producer's CPU under load (measured with perf).
@@ -9,10 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    txn_core::load_dotenv();
-    txn_core::telemetry::init();
-    let config = Config::parse();
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let config: Config = txn_core::start::settings();
+    let listener = txn_core::start::bind(config.addr).await?;
     client_sim::run(config, listener, txn_core::shutdown::on_signal()?).await?;
     Ok(())
 }

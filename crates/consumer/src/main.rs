@@ -33,9 +33,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    txn_core::load_dotenv();
-    txn_core::telemetry::init();
-    let cli = Cli::parse();
+    let cli: Cli = txn_core::start::settings();
     match (cli.command, cli.config) {
         (Some(Command::Migrate { database_url }), _) => {
             consumer::migrate(&database_url).await?;
@@ -43,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         (None, Some(config)) => {
-            let listener = tokio::net::TcpListener::bind(config.addr).await?;
+            let listener = txn_core::start::bind(config.addr).await?;
             consumer::run(config, listener, txn_core::shutdown::on_signal()?).await
         }
         (None, None) => anyhow::bail!("no configuration"),

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod secret;
 pub mod shutdown;
 pub mod signature;
+pub mod start;
 pub mod status;
 pub mod store;
 pub mod telemetry;
@@ -25,9 +26,3 @@ pub use jobs::QueueName;
 pub use money::{Amount, Currency, Money};
 pub use status::{Source, Status, WebhookDecision};
 pub use transaction_id::TransactionId;
-
-/// Reads `.env` from the working directory, if there is one, for settings not already in the
-/// environment (development convenience; production sets the environment itself).
-pub fn load_dotenv() {
-    let _ = dotenvy::dotenv();
-}

@@ -1,6 +1,5 @@
 //! `producer`: parse the settings, build the runtime, bind, serve until Ctrl-C or SIGTERM.
 
-use clap::Parser;
 use producer::Config;
 
 // glibc malloc spends a sixth of the producer's CPU under load (measured with perf).
@@ -8,9 +7,7 @@ use producer::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    txn_core::load_dotenv();
-    txn_core::telemetry::init();
-    let config = Config::parse();
+    let config: Config = txn_core::start::settings();
     let runtime = match config.worker_threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -21,7 +18,7 @@ fn main() -> anyhow::Result<()> {
             .build()?,
     };
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        let listener = txn_core::start::bind(config.addr).await?;
         producer::run(config, listener, txn_core::shutdown::on_signal()?).await
     })
 }

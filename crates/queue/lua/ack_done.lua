@@ -2,17 +2,7 @@
 -- token). Only a delivery that still holds its lease is accepted (fencing).
 -- Returns one 1 (accepted) / 0 (stale, refused) per pair, in order.
 local cap = tonumber(ARGV[1])
-local ids, tokens = delivery_pairs(2)
-local held = holds(ids, tokens)
-local accepted, out = {}, {}
-for i, id in ipairs(ids) do
-  if held[i] then
-    accepted[#accepted + 1] = id
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
+local accepted, answers = fenced(delivery_pairs(2))
 if #accepted > 0 then
   -- Done jobs leave nothing behind but a counter and a capped list of recent ids.
   redis.call('ZREM', leased, unpack(accepted))
@@ -22,4 +12,4 @@ if #accepted > 0 then
   redis.call('LPUSH', recent, unpack(accepted))
   redis.call('LTRIM', recent, 0, cap - 1)
 end
-return out
+return answers

@@ -31,6 +31,22 @@ local function holds(ids, tokens)
   return out
 end
 
+-- The ids of the deliveries that still hold their lease, and a 1 (held) / 0 (stale) per
+-- delivery, in order: what every batched fencing script answers.
+local function fenced(ids, tokens)
+  local held = holds(ids, tokens)
+  local kept, answers = {}, {}
+  for i, id in ipairs(ids) do
+    if held[i] then
+      kept[#kept + 1] = id
+      answers[i] = 1
+    else
+      answers[i] = 0
+    end
+  end
+  return kept, answers
+end
+
 -- Splits ARGV[first..] (pairs of job id, delivery token) into a list of ids and one of tokens.
 local function delivery_pairs(first)
   local ids, tokens = {}, {}

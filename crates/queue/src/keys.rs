@@ -1,5 +1,19 @@
 //! Redis key names of one queue, all under the Cluster hash tag `{prefix:name}`.
 
+/// The Lua names of the keys, in script order (`lua/lib.lua` binds `KEYS[i]` to each).
+pub(crate) const LUA_NAMES: [&str; 10] = [
+    "ready",
+    "scheduled",
+    "leased",
+    "payloads",
+    "deliveries",
+    "dead",
+    "errors",
+    "wakeups",
+    "stats",
+    "recent",
+];
+
 /// The keys of one queue. Scripts receive them as `KEYS[1..=10]` in [`Keys::in_script_order`]
 /// and name them in `lua/lib.lua`.
 #[derive(Debug, Clone)]
@@ -106,19 +120,7 @@ mod tests {
     fn the_script_order_matches_the_names_in_the_lua_library() {
         let lib = include_str!("../lua/lib.lua");
         let keys = Keys::new("p", "q");
-        let names = [
-            "ready",
-            "scheduled",
-            "leased",
-            "payloads",
-            "deliveries",
-            "dead",
-            "errors",
-            "wakeups",
-            "stats",
-            "recent",
-        ];
-        for (i, name) in names.iter().enumerate() {
+        for (i, name) in LUA_NAMES.iter().enumerate() {
             let line = format!("local {name} = KEYS[{}]", i + 1);
             assert!(
                 lib.lines().any(|l| l.starts_with(&line)),

@@ -19,25 +19,24 @@ pub struct PushHook {
     args: usize,
 }
 
-/// Names the queue's own script library already uses; a hook may not shadow them.
-const RESERVED: [&str; 16] = [
-    "ready",
-    "scheduled",
-    "leased",
-    "payloads",
-    "deliveries",
-    "dead",
-    "errors",
-    "wakeups",
-    "stats",
-    "recent",
+/// Functions and locals of the queue's script library (besides the key names); a hook may not
+/// shadow them.
+const LIBRARY_NAMES: [&str; 10] = [
     "signal",
     "holds",
+    "fenced",
     "delivery_pairs",
     "schedule",
     "push_job",
     "push_this_job",
+    "job_id",
+    "job_payload",
+    "job_due",
 ];
+
+fn is_reserved(name: &str) -> bool {
+    crate::keys::LUA_NAMES.contains(&name) || LIBRARY_NAMES.contains(&name) || name == "now"
+}
 
 fn is_lua_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -69,7 +68,7 @@ impl PushHook {
             );
         for (name, slot) in named {
             assert!(
-                is_lua_name(name) && !RESERVED.contains(name),
+                is_lua_name(name) && !is_reserved(name),
                 "push hook name {name:?} is not a free lower-case Lua identifier"
             );
             prelude.push_str(&format!("local {name} = {slot}\n"));

@@ -11,7 +11,6 @@ use std::future::Future;
 use anyhow::Context;
 use clap::Parser;
 use sqlx::{Connection, PgConnection};
-use tokio::net::TcpListener;
 use txn_core::secret::WebhookSecrets;
 
 /// A secret from the environment, or a generated development one.
@@ -65,8 +64,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    txn_core::load_dotenv();
-    txn_core::telemetry::init();
+    txn_core::start::prepare();
     let webhook = secret("WEBHOOK_SECRET")?;
     let client = secret("CLIENT_WEBHOOK_SECRET")?;
 
@@ -84,11 +82,7 @@ async fn main() -> anyhow::Result<()> {
         .context("migrations")?;
 
     let shutdown = txn_core::shutdown::on_signal()?;
-    let bind = |addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))
-    };
+    let bind = txn_core::start::bind;
     let listeners = (
         bind(producer.addr).await?,
         bind(consumer.addr).await?,
