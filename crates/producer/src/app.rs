@@ -94,11 +94,10 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE])
 }
 
-/// The producer's routes and middleware. Each route is registered with its OpenAPI
-/// annotation, so the router and `/openapi.json` cannot drift apart.
-pub fn router(state: AppState, config: &Config) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let (routes, document) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+/// The API's routes, each registered with its OpenAPI annotation, so the router and
+/// `/openapi.json` cannot drift apart.
+pub fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(routes::transaction::create))
         .routes(utoipa_axum::routes!(routes::transaction::get))
         .routes(utoipa_axum::routes!(routes::webhook::receive))
@@ -106,7 +105,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .routes(utoipa_axum::routes!(routes::health::ready))
         .routes(utoipa_axum::routes!(routes::health::metrics))
         .routes(utoipa_axum::routes!(crate::openapi::document))
-        .split_for_parts();
+}
+
+/// The producer's routes and middleware.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let (routes, document) = routes().split_for_parts();
     routes
         .layer(Extension(Arc::new(document)))
         .fallback(routes::health::no_route)

@@ -1,0 +1,65 @@
+//! The documents in the repository stay true to the code: every setting a binary reads is in
+//! `docs/configuration.md` and `.env.example`, and every route of the API is in `docs/http.md`.
+
+use clap::CommandFactory;
+
+fn read(path: &str) -> String {
+    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The environment variables a binary's settings read.
+fn variables(command: clap::Command) -> Vec<String> {
+    command
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn every_setting_is_documented_and_listed_in_the_env_example() {
+    let docs = read("docs/configuration.md");
+    let example = read(".env.example");
+    let binaries = [
+        ("producer", variables(producer::Config::command())),
+        ("consumer", variables(consumer::Config::command())),
+        (
+            "thirdparty-sim",
+            variables(thirdparty_sim::Config::command()),
+        ),
+        ("client-sim", variables(client_sim::Config::command())),
+    ];
+    for (binary, vars) in binaries {
+        assert!(
+            vars.len() > 3,
+            "{binary} reads its settings from the environment"
+        );
+        for var in vars {
+            assert!(
+                docs.contains(&format!("`{var}`")),
+                "{binary}'s {var} is not in docs/configuration.md"
+            );
+            assert!(
+                example
+                    .lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{var}="))),
+                "{binary}'s {var} is not in .env.example"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_route_of_the_api_is_documented() {
+    let docs = read("docs/http.md");
+    let (_, document) = producer::app::routes().split_for_parts();
+    let paths: Vec<&String> = document.paths.paths.keys().collect();
+    assert!(paths.len() >= 7, "{paths:?}");
+    for path in paths {
+        assert!(
+            docs.contains(&format!(" {path}`")),
+            "{path} is not in docs/http.md"
+        );
+    }
+}
