@@ -8,10 +8,13 @@ use std::{process::Stdio, time::Duration};
 
 use fantoccini::{ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use queue::{Job, Queue, QueueConfig};
+use queue::{Job, Queue};
 use serde_json::{Value, json};
 use support::*;
-use txn_core::jobs::{ProcessFrom, ProcessJob};
+use txn_core::{
+    QueueName,
+    jobs::{ProcessFrom, ProcessJob},
+};
 use uuid::Uuid;
 
 /// chromedriver on a free port, killed on drop.
@@ -76,11 +79,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
 
     // A submission for a transaction that has no row yet fails, and is dead-lettered.
     let id = Uuid::now_v7();
-    let process: Queue<ProcessJob> = Queue::connect(
-        &stack.redis_url,
-        QueueConfig::new(stack.prefix.clone(), "process"),
-    )
-    .unwrap();
+    let process: Queue<ProcessJob> = stack.queue(QueueName::Process);
     let job = ProcessJob {
         id: id.into(),
         from: ProcessFrom::Recovery,
@@ -188,7 +187,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_api_is_closed_without_its_token() {
     let mut options = Options::default();
-    options.consumer.board_token = Some("s3cret".into());
+    options.consumer.board_token = Some(txn_core::secret::Secret::new("s3cret"));
     let stack = spawn_stack(options).await;
     let url = format!("{}/board/api/queues", stack.consumer);
     assert_eq!(stack.http.get(&url).send().await.unwrap().status(), 401);

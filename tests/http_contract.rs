@@ -375,11 +375,7 @@ async fn every_secret_of_a_rotation_is_accepted() {
     let rotated = format!("{},{}", stack.webhook_secret.expose(), old.expose());
     let mut config = Options::default().producer;
     config.webhook_secret = WebhookSecrets::parse(&rotated).unwrap();
-    config.connections = Connections {
-        database_url: stack.database_url.clone(),
-        redis_url: redis_url(),
-        queue_prefix: stack.prefix.clone(),
-    };
+    config.connections = stack.connections.clone();
     let stop = CancellationToken::new();
     let server = tokio::spawn(producer::run(config, listener, stop.clone()));
     let id = accepted(&stack).await;
@@ -472,11 +468,11 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = Options::default().producer;
-    config.connections = Connections {
-        database_url: "postgres://postgres@127.0.0.1:1/none".into(),
-        redis_url: "redis://127.0.0.1:1".into(),
-        queue_prefix: "unreachable".into(),
-    };
+    config.connections = Connections::local(
+        "postgres://postgres@127.0.0.1:1/none".parse().unwrap(),
+        "redis://127.0.0.1:1".parse().unwrap(),
+        "unreachable",
+    );
     let stop = CancellationToken::new();
     let server = tokio::spawn(producer::run(config, listener, stop.clone()));
     let http = reqwest::Client::builder()

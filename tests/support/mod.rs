@@ -50,8 +50,17 @@ pub struct Options {
     pub producer: producer::Config,
     /// Whether to run the consumer (without it, only the producer decides answers).
     pub run_consumer: bool,
-    /// Redis to use instead of the shared one.
+    /// Redis to use instead of the shared one (URL, and a CA bundle for `rediss://`).
     pub redis_url: Option<String>,
+    /// A certificate and key (PEM files) the producer and both simulators serve HTTPS with.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The key the third-party simulator requires.
+    pub thirdparty_api_key: Option<txn_core::secret::Secret>,
+    /// The CA bundle that `rediss://` and `https://` connections trust.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A Postgres server to use instead of the shared one, as `postgres://user@host:port`, and
+    /// the query string every connection to it carries (e.g. `?sslmode=verify-full&…`).
+    pub postgres: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -89,6 +98,10 @@ impl Default for Options {
             producer,
             run_consumer: true,
             redis_url: None,
+            tls: None,
+            thirdparty_api_key: None,
+            ca_file: None,
+            postgres: None,
         }
     }
 }
@@ -102,12 +115,14 @@ pub struct Stack {
     pub database_url: String,
     pub redis_url: String,
     pub prefix: String,
+    /// Postgres, Redis and the prefix, as the services got them.
+    pub connections: Connections,
     pub http: reqwest::Client,
     /// The secret the third party signs webhooks with.
     pub webhook_secret: WebhookSecrets,
     /// The consumer's settings (to start one in a child process).
     pub consumer_config: consumer::Config,
-    database: String,
+    database: Database,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     cleaned: bool,
@@ -119,54 +134,112 @@ async fn listener() -> (TcpListener, SocketAddr) {
     (l, addr)
 }
 
-/// Creates a private database, migrated.
-pub async fn private_database() -> (String, String) {
+/// A database of a test's own.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// The server's `postgres` database, from which it is created and dropped.
+    admin: String,
+}
+
+impl Database {
+    /// Drops it.
+    pub async fn drop(&self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+/// Creates a private database on the shared server, migrated.
+pub async fn private_database() -> Database {
+    private_database_on(&postgres_server(), "").await
+}
+
+/// Creates a private database on `server` (`postgres://user@host:port`), every connection
+/// carrying `params` (a query string or ""), migrated.
+pub async fn private_database_on(server: &str, params: &str) -> Database {
     let name = format!("e2e_{}", Uuid::new_v4().simple());
-    let server = postgres_server();
-    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .expect("postgres");
+    let admin = format!("{server}/postgres{params}");
+    let mut conn = PgConnection::connect(&admin).await.expect("postgres");
     sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
+        .execute(&mut conn)
         .await
         .expect("create database");
-    let url = format!("{server}/{name}");
+    let url = format!("{server}/{name}{params}");
     consumer::migrate(&url).await.expect("migrate");
-    (name, url)
+    Database { name, url, admin }
 }
 
 /// Starts the four services.
 pub async fn spawn_stack(options: Options) -> Stack {
-    let (database, database_url) = private_database().await;
+    let database = match &options.postgres {
+        Some((server, params)) => private_database_on(server, params).await,
+        None => private_database().await,
+    };
+    let database_url = database.url.clone();
     let redis = options.redis_url.clone().unwrap_or_else(redis_url);
     let prefix = format!("e2e-{}", Uuid::new_v4().simple());
     let (pl, p_addr) = listener().await;
     let (cl, c_addr) = listener().await;
     let (tl, t_addr) = listener().await;
     let (sl, s_addr) = listener().await;
-    let connections = Connections {
-        database_url: database_url.clone(),
-        redis_url: redis.clone(),
-        queue_prefix: prefix.clone(),
-    };
+    let mut connections = Connections::local(
+        database_url.parse().expect("database URL"),
+        redis.parse().expect("redis URL"),
+        &prefix,
+    );
+    connections.redis_ca_file = options.ca_file.clone();
 
     let mut producer = options.producer;
     producer.addr = p_addr;
     producer.connections = connections.clone();
     let mut consumer = options.consumer;
     consumer.addr = c_addr;
-    consumer.connections = connections;
-    consumer.thirdparty_url = format!("http://{t_addr}");
-    consumer.client_url = format!("http://{s_addr}");
+    consumer.connections = connections.clone();
+    // A certificate means the producer and both simulators serve HTTPS.
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = |addr: SocketAddr, path: &str| -> txn_core::config::HttpUrl {
+        format!("{scheme}://localhost:{}{path}", addr.port())
+            .parse()
+            .expect("service URL")
+    };
+    consumer.thirdparty_url = url(t_addr, "");
+    consumer.client_url = url(s_addr, "");
+    consumer.https_ca_file = options.ca_file.clone();
     let mut thirdparty = thirdparty_sim::Config::local(
-        format!("http://{p_addr}/webhook"),
+        url(p_addr, "/webhook"),
         producer.webhook_secret.clone(),
         options.thirdparty,
     );
     thirdparty.addr = t_addr;
+    thirdparty.https_ca_file = options.ca_file.clone();
+    thirdparty.api_key = options.thirdparty_api_key.clone();
     let mut client =
         client_sim::Config::local(consumer.client_webhook_secret.clone(), options.client);
     client.addr = s_addr;
+    if let Some((cert, key)) = &options.tls {
+        for server in [
+            &mut producer.server,
+            &mut thirdparty.server,
+            &mut client.server,
+        ] {
+            server.tls_cert_file = Some(cert.clone());
+            server.tls_key_file = Some(key.clone());
+        }
+    }
 
     let stop = CancellationToken::new();
     let webhook_secret = producer.webhook_secret.clone();
@@ -186,14 +259,16 @@ pub async fn spawn_stack(options: Options) -> Stack {
         }),
     ]);
     Stack {
-        producer: format!("http://{p_addr}"),
-        thirdparty: format!("http://{t_addr}"),
-        client: format!("http://{s_addr}"),
+        producer: url(p_addr, "").as_str().to_string(),
+        thirdparty: url(t_addr, "").as_str().to_string(),
+        client: url(s_addr, "").as_str().to_string(),
         consumer: format!("http://{c_addr}"),
         database_url,
         redis_url: redis,
         prefix,
-        http: reqwest::Client::new(),
+        connections,
+        http: txn_core::http_client::client(Duration::from_secs(30), options.ca_file.as_deref())
+            .expect("test client"),
         webhook_secret,
         consumer_config,
         database,
@@ -295,13 +370,18 @@ impl Stack {
             .expect("json")
     }
 
-    /// The counts of this stack's queue `name`.
-    pub async fn queue_counts(&self, name: QueueName) -> queue::Counts {
-        let queue: queue::Queue<serde_json::Value> = queue::Queue::connect(
-            &self.redis_url,
+    /// A handle on this stack's queue `name`.
+    pub fn queue<T>(&self, name: QueueName) -> queue::Queue<T> {
+        queue::Queue::connect(
+            &self.connections.redis(),
             queue::QueueConfig::new(self.prefix.clone(), name.as_str()),
         )
-        .expect("queue handle");
+        .expect("queue handle")
+    }
+
+    /// The counts of this stack's queue `name`.
+    pub async fn queue_counts(&self, name: QueueName) -> queue::Counts {
+        let queue: queue::Queue<serde_json::Value> = self.queue(name);
         queue.counts().await.expect("queue counts")
     }
 
@@ -350,8 +430,8 @@ impl Stack {
                 other => panic!("a service did not stop cleanly: {other:?}"),
             }
         }
-        drop_database(&self.database).await;
-        delete_keys_on(&self.redis_url, &self.prefix).await;
+        self.database.drop().await;
+        delete_keys_on(&self.connections.redis(), &self.prefix).await;
         self.cleaned = true;
     }
 }
@@ -365,7 +445,7 @@ impl Drop for Stack {
         self.stop.cancel();
         let (database, redis, prefix) = (
             self.database.clone(),
-            self.redis_url.clone(),
+            self.connections.redis(),
             self.prefix.clone(),
         );
         // Drop cannot await, and may run inside the test's runtime: clean up from a thread.
@@ -375,7 +455,7 @@ impl Drop for Stack {
                 .build()
             {
                 runtime.block_on(async {
-                    drop_database(&database).await;
+                    database.drop().await;
                     delete_keys_on(&redis, &prefix).await;
                 });
             }
@@ -384,23 +464,14 @@ impl Drop for Stack {
     }
 }
 
-/// Drops a test database.
-pub async fn drop_database(name: &str) {
-    if let Ok(mut admin) = PgConnection::connect(&format!("{}/postgres", postgres_server())).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
-}
-
 /// Deletes every key under a test prefix; returns how many there were.
 pub async fn delete_keys(prefix: &str) -> usize {
-    delete_keys_on(&redis_url(), prefix).await
+    delete_keys_on(&queue::RedisSettings::url(&redis_url()), prefix).await
 }
 
-/// Deletes every key under a test prefix on `url`; returns how many there were.
-pub async fn delete_keys_on(url: &str, prefix: &str) -> usize {
-    let Ok(client) = redis::Client::open(url) else {
+/// Deletes every key under a test prefix on `redis`; returns how many there were.
+pub async fn delete_keys_on(redis: &queue::RedisSettings, prefix: &str) -> usize {
+    let Ok(client) = queue::redis_client(redis) else {
         return 0;
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {

@@ -3,20 +3,28 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser};
-use txn_core::{fault::Rate, secret::WebhookSecrets};
+use txn_core::{
+    config::HttpServer,
+    fault::Rate,
+    secret::{WebhookSecrets, parser},
+};
 
 /// Settings of the client simulator.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "client-sim",
-    about = "A client app that receives status callbacks"
+    about = "A client app that receives status callbacks",
+    after_help = txn_core::start::CHECK_CONFIG_HELP
 )]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "CLIENT_SIM_ADDR", default_value = "0.0.0.0:3400")]
+    #[arg(long, env = "CLIENT_SIM_ADDR", default_value = "127.0.0.1:3400")]
     pub addr: SocketAddr,
+    /// How it serves HTTP (HTTPS with TLS_CERT_FILE and TLS_KEY_FILE).
+    #[command(flatten)]
+    pub server: HttpServer,
     /// Secret(s) the callbacks must be signed with (any of them verifies).
-    #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub client_webhook_secret: WebhookSecrets,
     /// Which faults it injects.
     #[command(flatten)]
@@ -35,6 +43,12 @@ pub struct Faults {
     /// Latency added to every callback (ms).
     #[arg(long, env = "CLIENT_SIM_LATENCY_MS", default_value_t = Faults::NONE.latency_ms)]
     pub latency_ms: u64,
+    /// Share of callbacks answered 429 with `Retry-After`.
+    #[arg(long, env = "CLIENT_SIM_RATE_LIMIT_RATE", default_value_t = Faults::NONE.rate_limit_rate)]
+    pub rate_limit_rate: Rate,
+    /// The `Retry-After` of a 429 (seconds).
+    #[arg(long, env = "CLIENT_SIM_RETRY_AFTER_S", default_value_t = Faults::NONE.retry_after_s)]
+    pub retry_after_s: u64,
 }
 
 impl Faults {
@@ -43,6 +57,8 @@ impl Faults {
         seed: 1,
         fail_rate: Rate::NEVER,
         latency_ms: 0,
+        rate_limit_rate: Rate::NEVER,
+        retry_after_s: 1,
     };
 }
 
@@ -51,6 +67,7 @@ impl Config {
     pub fn local(client_webhook_secret: WebhookSecrets, faults: Faults) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            server: HttpServer::plain(),
             client_webhook_secret,
             faults,
         }

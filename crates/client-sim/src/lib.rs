@@ -18,8 +18,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "client-sim listening");
-    axum::serve(txn_core::listener::no_delay(listener), router(config))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    tracing::info!(addr = %listener.local_addr()?, tls = config.server.tls_cert_file.is_some(), "client-sim listening");
+    let server = config.server.clone();
+    txn_core::serve::serve(listener, router(config), &server, shutdown).await
 }

@@ -3,14 +3,14 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
     Json, Router,
     body::Bytes,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header::RETRY_AFTER},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -41,6 +41,9 @@ struct Receiver {
     /// Transactions heard of, kept as they arrive so `/stats` stays cheap.
     heard: Mutex<std::collections::HashSet<Uuid>>,
     calls: Mutex<HashMap<String, u64>>,
+    /// Per delivery, when the last `Retry-After` given for it runs out.
+    not_before: Mutex<HashMap<String, Instant>>,
+    early_retries: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +60,8 @@ pub fn router(config: Config) -> Router {
         received: Mutex::default(),
         heard: Mutex::default(),
         calls: Mutex::default(),
+        not_before: Mutex::default(),
+        early_retries: Default::default(),
     });
     Router::new()
         .route("/transactions/{id}/status", post(callback))
@@ -97,6 +102,19 @@ async fn callback(
         *n += 1;
         *n
     };
+    let now = Instant::now();
+    if receiver
+        .not_before
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&delivery_id)
+        .is_some_and(|t| now < *t)
+    {
+        receiver
+            .early_retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(delivery_id, "notified again before its Retry-After");
+    }
     if receiver.config.faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(receiver.config.faults.latency_ms)).await;
     }
@@ -111,6 +129,26 @@ async fn callback(
         1,
     ) {
         return (StatusCode::SERVICE_UNAVAILABLE, "failing on purpose").into_response();
+    }
+    let retry_after = receiver.config.faults.retry_after_s;
+    if fault::hits(
+        receiver.config.faults.rate_limit_rate,
+        receiver.config.faults.seed,
+        subject,
+        call,
+        2,
+    ) {
+        receiver
+            .not_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(delivery_id, now + Duration::from_secs(retry_after));
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, retry_after.to_string())],
+            "slow down",
+        )
+            .into_response();
     }
     receiver
         .heard
@@ -155,6 +193,8 @@ pub struct ReceivedStats {
     pub received: usize,
     /// Distinct transactions among them.
     pub transactions: usize,
+    /// Callbacks of a delivery that came before the `Retry-After` it was given had passed.
+    pub early_retries: u64,
 }
 
 async fn stats(State(receiver): State<Arc<Receiver>>) -> Json<ReceivedStats> {
@@ -171,5 +211,8 @@ async fn stats(State(receiver): State<Arc<Receiver>>) -> Json<ReceivedStats> {
     Json(ReceivedStats {
         received,
         transactions,
+        early_retries: receiver
+            .early_retries
+            .load(std::sync::atomic::Ordering::Relaxed),
     })
 }

@@ -6,9 +6,9 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use txn_core::{
     QueueName,
-    config::{Connections, IdempotencyWindow, ShutdownGrace},
+    config::{Connections, HttpServer, HttpUrl, IdempotencyWindow, ShutdownGrace},
     schedule::Schedules,
-    secret::WebhookSecrets,
+    secret::{Secret, WebhookSecrets, parser},
 };
 
 /// Which queues this process works on.
@@ -51,12 +51,18 @@ impl FromStr for QueueSet {
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(
     name = "consumer",
-    about = "The worker pools of the transaction pipeline"
+    about = "The worker pools of the transaction pipeline",
+    after_help = "Run `consumer migrate` to apply the database migrations (it needs only DATABASE_URL).\n\n\
+Run `consumer check-config [flags]` to parse the settings exactly as a start would, print the \
+effective values (secrets redacted) and exit: 0 if they are valid, 2 if not."
 )]
 pub struct Config {
-    /// Address of the health endpoints.
-    #[arg(long, env = "CONSUMER_ADDR", default_value = "0.0.0.0:3200")]
+    /// Address of the health endpoints, metrics and the board.
+    #[arg(long, env = "CONSUMER_ADDR", default_value = "127.0.0.1:3200")]
     pub addr: SocketAddr,
+    /// How it serves HTTP.
+    #[command(flatten)]
+    pub server: HttpServer,
     /// Postgres, Redis and the queue prefix.
     #[command(flatten)]
     pub connections: Connections,
@@ -102,14 +108,24 @@ pub struct Config {
     /// Apply migrations at start-up (under sqlx's advisory lock).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
-    /// The third party's base URL.
-    #[arg(long, env = "THIRDPARTY_URL", default_value = "http://127.0.0.1:3300")]
-    pub thirdparty_url: String,
+    /// The third party's base URL (`http://` or `https://`).
+    #[arg(long, env = "THIRDPARTY_URL", default_value = "http://127.0.0.1:3300", value_parser = parser::<HttpUrl>())]
+    pub thirdparty_url: HttpUrl,
+    /// Key sent on every third-party call (`Authorization: Bearer <key>` unless
+    /// THIRDPARTY_AUTH_HEADER names another header).
+    #[arg(long, env = "THIRDPARTY_API_KEY", hide_env_values = true, value_parser = parser::<Secret>())]
+    pub thirdparty_api_key: Option<Secret>,
+    /// A header that carries the raw API key instead of `Authorization: Bearer`.
+    #[arg(long, env = "THIRDPARTY_AUTH_HEADER", value_parser = txn_core::thirdparty::header_name)]
+    pub thirdparty_auth_header: Option<String>,
     /// The client app's base URL (`/transactions/{id}/status` is appended).
-    #[arg(long, env = "CLIENT_URL", default_value = "http://127.0.0.1:3400")]
-    pub client_url: String,
+    #[arg(long, env = "CLIENT_URL", default_value = "http://127.0.0.1:3400", value_parser = parser::<HttpUrl>())]
+    pub client_url: HttpUrl,
+    /// PEM bundle trusted for `https://` calls besides the system roots (and `SSL_CERT_FILE`).
+    #[arg(long, env = "HTTPS_CA_FILE")]
+    pub https_ca_file: Option<std::path::PathBuf>,
     /// Secret(s) signing client notifications (the first signs).
-    #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub client_webhook_secret: WebhookSecrets,
     /// Every retry and poll delay.
     #[command(flatten)]
@@ -121,8 +137,8 @@ pub struct Config {
     #[command(flatten)]
     pub shutdown: ShutdownGrace,
     /// Token protecting the queue board (`?token=` or `Authorization: Bearer`); unset = open.
-    #[arg(long, env = "BOARD_TOKEN", hide_env_values = true)]
-    pub board_token: Option<String>,
+    #[arg(long, env = "BOARD_TOKEN", hide_env_values = true, value_parser = parser::<Secret>())]
+    pub board_token: Option<Secret>,
     /// The id cache's window; the consumer refreshes entries in it.
     #[command(flatten)]
     pub idempotency: IdempotencyWindow,

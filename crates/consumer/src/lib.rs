@@ -35,7 +35,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     if config.migrate_on_start {
-        migrate(&config.connections.database_url).await?;
+        migrate(config.connections.database_url.as_str()).await?;
     }
     txn_core::telemetry::metrics();
     let p = Arc::new(Pipeline::new(&config)?);
@@ -43,7 +43,7 @@ pub async fn run(
         p.redis_client.clone(),
         p.redis.clone(),
         &config.connections.queue_prefix,
-        config.board_token.clone(),
+        config.board_token.as_ref().map(|t| t.expose().to_string()),
     )?;
     // Stops this process's parts: on shutdown, or when the pools end by themselves (an error).
     let stop = shutdown.child_token();
@@ -79,14 +79,14 @@ pub async fn run(
         ))
     });
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
-    let http = tokio::spawn(
-        axum::serve(
-            txn_core::listener::no_delay(listener),
+    let http = tokio::spawn({
+        let (router, server, stop) = (
             http::router(p.clone(), board),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future(),
-    );
+            config.server.clone(),
+            stop.clone(),
+        );
+        async move { txn_core::serve::serve(listener, router, &server, stop).await }
+    });
 
     let workers = monitor
         .run_with_signal({

@@ -8,13 +8,14 @@ use queue::{Job, Queue, QueueConfig, RetryPolicy};
 use redis::aio::ConnectionManager;
 use txn_core::{
     QueueName, Source, Status, TransactionId,
+    answer::CallError,
     batch::Batcher,
     id_cache::IdCache,
     jobs::{CreateJob, NotifyJob, ProcessJob, UpdateJob},
     notifier::Notifier,
     schedule::{self, Schedules},
     store::{NewRow, Store, StoreError, TransactionRow},
-    thirdparty::ThirdParty,
+    thirdparty::{ApiKey, ThirdParty},
 };
 
 use crate::Config;
@@ -138,7 +139,7 @@ impl Pipeline {
     /// Builds the context; connections are made lazily.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let connections = &config.connections;
-        let client = queue::redis_client(&connections.redis_url)?;
+        let client = queue::redis_client(&connections.redis())?;
         let redis = queue::connection_manager(&client, queue::BACKGROUND_TIMEOUT)?;
         let queue = |name| QueueHandle {
             config,
@@ -147,8 +148,21 @@ impl Pipeline {
             name,
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
-        let store =
-            Store::connect_lazy(&connections.database_url, config.database_max_connections)?;
+        let http = txn_core::http_client::client(timeout, config.https_ca_file.as_deref())?;
+        let api_key = config.thirdparty_api_key.clone().map(|key| ApiKey {
+            key,
+            header: config
+                .thirdparty_auth_header
+                .as_deref()
+                .and_then(|h| h.parse().ok()),
+        });
+        if let Some(key) = &api_key {
+            key.check().map_err(anyhow::Error::msg)?;
+        }
+        let store = Store::connect_lazy(
+            connections.database_url.as_str(),
+            config.database_max_connections,
+        )?;
         Ok(Self {
             writes: Writes::spawn(&store),
             store,
@@ -159,10 +173,17 @@ impl Pipeline {
             cache: IdCache::new(&connections.queue_prefix, config.idempotency.ttl_ms),
             redis,
             redis_client: client,
-            thirdparty: ThirdParty::new(&config.thirdparty_url, timeout)?,
-            notifier: Notifier::new(&config.client_url, &config.client_webhook_secret, timeout)?,
+            thirdparty: ThirdParty::new(&config.thirdparty_url, http.clone(), api_key),
+            notifier: Notifier::new(&config.client_url, &config.client_webhook_secret, http),
             schedules: config.schedules,
         })
+    }
+
+    /// Records that a peer refused our credentials: an error log and
+    /// `outbound_auth_failures_total{target}`. Never a reason to fail a transaction.
+    pub fn auth_failed(&self, target: &'static str, id: TransactionId, error: &CallError) {
+        tracing::error!(txn_id = %id, target_service = target, error = %error, "credentials refused; will retry");
+        metrics::counter!("outbound_auth_failures_total", "target" => target).increment(1);
     }
 
     /// Moves `id` to terminal `status` (history and notification in the same statement), then

@@ -2,9 +2,11 @@
 //! binary's own settings struct (`#[command(flatten)]`), so a variable has one name, one
 //! default and one meaning everywhere.
 
-use std::time::Duration;
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Serialize};
+
+use crate::secret::{Secret, parser};
 
 /// Default `DATABASE_URL`: the local Postgres.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/transactions";
@@ -13,18 +15,163 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Default `QUEUE_PREFIX`.
 pub const DEFAULT_QUEUE_PREFIX: &str = "txn";
 
+/// A URL whose scheme was checked at start-up. `Debug` and `Display` hide its password;
+/// [`Self::as_str`] is the URL itself, to connect with.
+macro_rules! checked_url {
+    ($name:ident, $schemes:expr, $rule:literal) => {
+        #[doc = concat!("A URL that is ", $rule, ".")]
+        #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The URL itself (it may hold a password: never log it).
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UrlError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                check_url(s.trim(), &$schemes, $rule).map(|()| Self(s.trim().to_string()))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UrlError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(u: $name) -> String {
+                u.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&redacted(&self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), redacted(&self.0))
+            }
+        }
+    };
+}
+
+/// A URL setting that is malformed or has the wrong scheme (the message never repeats it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be {0}")]
+pub struct UrlError(&'static str);
+
+fn check_url(s: &str, schemes: &[&str], rule: &'static str) -> Result<(), UrlError> {
+    let url = url::Url::parse(s).map_err(|_| UrlError(rule))?;
+    if schemes.contains(&url.scheme()) && url.has_host() {
+        Ok(())
+    } else {
+        Err(UrlError(rule))
+    }
+}
+
+/// The URL with its password (if any) replaced by `***`.
+fn redacted(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => s.to_string(),
+        Err(_) => "[unparsable URL]".to_string(),
+    }
+}
+
+checked_url!(
+    PostgresUrl,
+    ["postgres", "postgresql"],
+    "a postgres:// or postgresql:// URL with a host"
+);
+impl PostgresUrl {
+    /// The database it names, if any.
+    pub fn database(&self) -> Option<String> {
+        let url = url::Url::parse(&self.0).ok()?;
+        let name = url.path().trim_start_matches('/');
+        (!name.is_empty()).then(|| name.to_string())
+    }
+
+    /// The same server, user and parameters (`sslmode`, …), another database.
+    pub fn with_database(&self, name: &str) -> PostgresUrl {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) => {
+                url.set_path(&format!("/{name}"));
+                PostgresUrl(url.to_string())
+            }
+            Err(_) => self.clone(),
+        }
+    }
+}
+
+checked_url!(
+    RedisUrl,
+    ["redis", "rediss"],
+    "a redis:// or rediss:// (TLS) URL with a host"
+);
+checked_url!(
+    HttpUrl,
+    ["http", "https"],
+    "an http:// or https:// URL with a host"
+);
+
 /// Where the record (Postgres) and the conveyor (Redis) are, and this deployment's key prefix.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct Connections {
-    /// Postgres, the record.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
-    /// Redis holding the queues and the id cache.
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
-    pub redis_url: String,
+    /// Postgres, the record; honours `sslmode` and `sslrootcert` (and `PGPASSWORD`).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]
+    pub database_url: PostgresUrl,
+    /// Redis holding the queues and the id cache: `redis://`, or `rediss://` for TLS.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true, value_parser = parser::<RedisUrl>())]
+    pub redis_url: RedisUrl,
+    /// Redis user (overrides the URL's).
+    #[arg(long, env = "REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+    /// Redis password (overrides the URL's; keep it in a secret, not in the URL).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true, value_parser = parser::<Secret>())]
+    pub redis_password: Option<Secret>,
+    /// PEM bundle trusted for `rediss://` besides the system roots.
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of every queue key of this deployment (several can share one Redis).
     #[arg(long, env = "QUEUE_PREFIX", default_value = DEFAULT_QUEUE_PREFIX)]
     pub queue_prefix: String,
+}
+
+impl Connections {
+    /// Local Postgres and Redis with `prefix` (tests, benches).
+    pub fn local(database_url: PostgresUrl, redis_url: RedisUrl, prefix: &str) -> Self {
+        Self {
+            database_url,
+            redis_url,
+            redis_username: None,
+            redis_password: None,
+            redis_ca_file: None,
+            queue_prefix: prefix.to_string(),
+        }
+    }
+
+    /// How the queue reaches Redis.
+    pub fn redis(&self) -> queue::RedisSettings {
+        queue::RedisSettings {
+            url: self.redis_url.as_str().to_string(),
+            username: self.redis_username.clone(),
+            password: self.redis_password.as_ref().map(|p| p.expose().to_string()),
+            ca_file: self.redis_ca_file.clone(),
+        }
+    }
 }
 
 /// How long the producer's id cache remembers an id. The producer writes entries and the
@@ -38,6 +185,31 @@ pub struct IdempotencyWindow {
         default_value_t = 86_400_000
     )]
     pub ttl_ms: u64,
+}
+
+/// How a service serves HTTP (see `serve`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+pub struct HttpServer {
+    /// A client that has not sent its request headers within this time is disconnected (ms).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs TLS_KEY_FILE.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of TLS_CERT_FILE.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl HttpServer {
+    /// Plain HTTP with the default header timeout (tests, benches).
+    pub fn plain() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
 }
 
 /// How long a stopping service lets work in progress finish.
@@ -56,5 +228,44 @@ impl ShutdownGrace {
     /// The grace period.
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_have_their_scheme_and_a_host() {
+        assert!(
+            "postgres://u:p@db:5432/x?sslmode=require"
+                .parse::<PostgresUrl>()
+                .is_ok()
+        );
+        assert!("postgresql://db/x".parse::<PostgresUrl>().is_ok());
+        for bad in ["mysql://db/x", "db:5432", "", "postgres://"] {
+            let err = bad.parse::<PostgresUrl>().unwrap_err();
+            assert!(!err.to_string().contains("mysql"), "{err}");
+        }
+        assert!("rediss://cache:6380".parse::<RedisUrl>().is_ok());
+        assert!("redis://cache".parse::<RedisUrl>().is_ok());
+        assert!("http://cache".parse::<RedisUrl>().is_err());
+        assert!("https://api.example".parse::<HttpUrl>().is_ok());
+        assert!("thirdparty:3300".parse::<HttpUrl>().is_err());
+        assert!("ftp://x".parse::<HttpUrl>().is_err());
+    }
+
+    #[test]
+    fn a_url_never_shows_its_password() {
+        let url: PostgresUrl = "postgres://app:hunter2@db/x".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://app:***@db/x");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.as_str().contains("hunter2"), "the real one connects");
+        let tls: PostgresUrl = "postgres://app@db/x?sslmode=require".parse().unwrap();
+        assert_eq!(tls.database().as_deref(), Some("x"));
+        assert_eq!(
+            tls.with_database("postgres").as_str(),
+            "postgres://app@db/postgres?sslmode=require"
+        );
     }
 }

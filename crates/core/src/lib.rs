@@ -3,16 +3,18 @@
 //! `id_cache` (Redis) and the HTTP clients, which are thin.
 #![deny(unsafe_code)]
 
+pub mod answer;
 pub mod batch;
 pub mod config;
 pub mod fault;
+pub mod http_client;
 pub mod id_cache;
 pub mod jobs;
-pub mod listener;
 pub mod money;
 pub mod notifier;
 pub mod schedule;
 pub mod secret;
+pub mod serve;
 pub mod shutdown;
 pub mod signature;
 pub mod start;

@@ -1,23 +1,21 @@
 //! The HTTP client that tells the client app about a status: `POST {CLIENT_URL}/transactions/{id}/status`,
 //! signed, with the notification's delivery id as `webhook-id` (the same on every retry).
 
-use std::time::Duration;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{Status, TransactionId, secret::WebhookSecrets, signature::Signer};
+use crate::{
+    Status, TransactionId,
+    answer::{Answer, CallError, classify, transport_error},
+    config::HttpUrl,
+    secret::WebhookSecrets,
+    signature::Signer,
+};
 
-/// Why a notification was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotifyError {
-    /// 5xx, a timeout or a connection error: retry later.
-    #[error("client unavailable: {0}")]
-    Transient(String),
-    /// A 4xx: the client will never accept it.
-    #[error("client refused the notification: HTTP {0}")]
-    Rejected(u16),
-}
+/// Why a notification was not accepted (see `answer` for the rule).
+pub type NotifyError = CallError;
 
 /// The body the client receives.
 #[derive(Debug, Serialize)]
@@ -36,17 +34,13 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A notifier signing with `secrets`, whose calls time out after `timeout`.
-    pub fn new(
-        base_url: &str,
-        secrets: &WebhookSecrets,
-        timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
-            base_url: base_url.trim_end_matches('/').to_string(),
+    /// A notifier of `base_url` signing with `secrets`, calling with `http`.
+    pub fn new(base_url: &HttpUrl, secrets: &WebhookSecrets, http: reqwest::Client) -> Self {
+        Self {
+            http,
+            base_url: base_url.as_str().trim_end_matches('/').to_string(),
             signer: Signer::new(secrets),
-        })
+        }
     }
 
     /// Sends one delivery attempt.
@@ -56,8 +50,12 @@ impl Notifier {
         id: TransactionId,
         status: Status,
     ) -> Result<(), NotifyError> {
-        let body = serde_json::to_vec(&StatusNotification { id, status })
-            .map_err(|e| NotifyError::Transient(e.to_string()))?;
+        let body = serde_json::to_vec(&StatusNotification { id, status }).map_err(|e| {
+            CallError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            }
+        })?;
         let headers = self.signer.headers_now(&delivery_id.to_string(), &body);
         let response = self
             .http
@@ -67,17 +65,16 @@ impl Notifier {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                NotifyError::Transient(if e.is_timeout() {
-                    "timeout".into()
-                } else {
-                    e.to_string()
-                })
-            })?;
-        match response.status().as_u16() {
-            200..=299 => Ok(()),
-            code if (400..500).contains(&code) => Err(NotifyError::Rejected(code)),
-            code => Err(NotifyError::Transient(format!("HTTP {code}"))),
+            .map_err(|e| transport_error(&e))?;
+        match classify(
+            response.status().as_u16(),
+            response.headers(),
+            SystemTime::now(),
+        ) {
+            Answer::Success => Ok(()),
+            Answer::NotFound => Err(CallError::Refused(404)),
+            Answer::Conflict => Err(CallError::Refused(409)),
+            Answer::Failed(e) => Err(e),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Schedules {
     /// The first notification retry's delay (ms); later ones double, with jitter.
     #[arg(long, env = "NOTIFY_BACKOFF_MS", default_value_t = Schedules::DEFAULT.notify_backoff_ms)]
     pub notify_backoff_ms: u64,
+    /// Cap of a peer's `Retry-After` (ms): a longer one is waited only this long.
+    #[arg(long, env = "RETRY_AFTER_MAX_MS", default_value_t = Schedules::DEFAULT.retry_after_max_ms)]
+    pub retry_after_max_ms: u64,
 }
 
 impl Schedules {
@@ -45,6 +48,7 @@ impl Schedules {
         poll_max_total_ms: 3_600_000,
         notify_retries: 8,
         notify_backoff_ms: 1_000,
+        retry_after_max_ms: 600_000,
     };
 }
 
@@ -97,6 +101,15 @@ impl Schedules {
     pub fn process_recheck(&self) -> Duration {
         self.process_retry(self.process_retries.max(1))
             .unwrap_or(Duration::from_millis(self.process_backoff_ms))
+    }
+
+    /// `delay`, but never shorter than the peer's `retry_after` (itself capped at
+    /// `RETRY_AFTER_MAX_MS`): a peer that said when to come back is not called earlier.
+    pub fn at_least_retry_after(&self, delay: Duration, retry_after: Option<Duration>) -> Duration {
+        let floor = retry_after
+            .unwrap_or_default()
+            .min(Duration::from_millis(self.retry_after_max_ms));
+        delay.max(floor)
     }
 
     /// Delay before notification retry `retry` (1-based), or `None` when retries are exhausted.
@@ -188,6 +201,26 @@ mod tests {
         let s = Schedules::default();
         assert!(!s.poll_expired(Duration::from_millis(3_599_999)));
         assert!(s.poll_expired(Duration::from_millis(3_600_000)));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_under_the_cap() {
+        let s = Schedules {
+            retry_after_max_ms: 10_000,
+            ..Schedules::DEFAULT
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(s.at_least_retry_after(ms(100), None), ms(100));
+        assert_eq!(s.at_least_retry_after(ms(100), Some(ms(2_000))), ms(2_000));
+        assert_eq!(
+            s.at_least_retry_after(ms(5_000), Some(ms(2_000))),
+            ms(5_000)
+        );
+        assert_eq!(
+            s.at_least_retry_after(ms(100), Some(ms(99_000))),
+            ms(10_000),
+            "capped"
+        );
     }
 
     proptest! {

@@ -1,10 +1,16 @@
 //! The HTTP client of the third-party processor: look a transaction up, submit it.
 
-use std::time::Duration;
+use std::time::SystemTime;
 
+use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 
-use crate::{Money, Status, TransactionId};
+use crate::{
+    Money, Status, TransactionId,
+    answer::{Answer, CallError, classify, transport_error},
+    config::HttpUrl,
+    secret::Secret,
+};
 
 /// What the third party says about an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,17 +21,8 @@ pub enum Lookup {
     NotFound,
 }
 
-/// Why a call to the third party did not give an answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ThirdPartyError {
-    /// 504, other 5xx, a timeout or a connection error: worth retrying, and the call may or
-    /// may not have taken effect.
-    #[error("third party unavailable: {0}")]
-    Transient(String),
-    /// A 4xx other than 404/409: the request will never succeed.
-    #[error("third party refused the request: HTTP {0}")]
-    Rejected(u16),
-}
+/// Why a call to the third party did not give an answer (see `answer` for the rule).
+pub type ThirdPartyError = CallError;
 
 /// `{id, amount?, currency?}`: the money's fields sit beside the id.
 #[derive(Serialize)]
@@ -40,46 +37,91 @@ struct StatusBody {
     status: Status,
 }
 
+/// How calls prove who we are: `Authorization: Bearer <key>`, or the raw key in a header of
+/// the third party's choosing.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// The key.
+    pub key: Secret,
+    /// The header carrying the raw key; `None` = `Authorization: Bearer`.
+    pub header: Option<HeaderName>,
+}
+
+impl ApiKey {
+    /// Checks at start-up that the key can travel in a header (it names no value).
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.header()
+            .map(|_| ())
+            .map_err(|_| "THIRDPARTY_API_KEY holds characters a header cannot carry")
+    }
+
+    fn header(&self) -> Result<(HeaderName, HeaderValue), CallError> {
+        let (name, value) = match &self.header {
+            Some(name) => (name.clone(), self.key.expose().to_string()),
+            None => (AUTHORIZATION, format!("Bearer {}", self.key.expose())),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| CallError::Unauthorized(0))?;
+        value.set_sensitive(true);
+        Ok((name, value))
+    }
+}
+
+/// Parses a header name for `THIRDPARTY_AUTH_HEADER` (lower-cased, as HTTP/2 sends it).
+pub fn header_name(s: &str) -> Result<String, String> {
+    HeaderName::from_bytes(s.trim().as_bytes())
+        .map(|h| h.as_str().to_string())
+        .map_err(|_| "must be an HTTP header name such as x-api-key".to_string())
+}
+
 /// Client of the third party at `base_url`.
 #[derive(Debug, Clone)]
 pub struct ThirdParty {
     http: reqwest::Client,
     base_url: String,
-}
-
-fn transient(e: reqwest::Error) -> ThirdPartyError {
-    ThirdPartyError::Transient(if e.is_timeout() {
-        "timeout".into()
-    } else {
-        e.to_string()
-    })
+    api_key: Option<ApiKey>,
 }
 
 impl ThirdParty {
-    /// A client whose calls time out after `timeout`.
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: reqwest::Client::builder().timeout(timeout).build()?,
-            base_url: base_url.trim_end_matches('/').to_string(),
-        })
+    /// A client of `base_url` calling with `http`, authenticated by `api_key` when given.
+    pub fn new(base_url: &HttpUrl, http: reqwest::Client, api_key: Option<ApiKey>) -> Self {
+        Self {
+            http,
+            base_url: base_url.as_str().trim_end_matches('/').to_string(),
+            api_key,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+        let request = match &self.api_key {
+            Some(key) => {
+                let (name, value) = key.header()?;
+                request.header(name, value)
+            }
+            None => request,
+        };
+        request.send().await.map_err(|e| transport_error(&e))
     }
 
     /// `GET /transactions/{id}`: does the third party have it, and in which status?
     pub async fn lookup(&self, id: TransactionId) -> Result<Lookup, ThirdPartyError> {
         let response = self
-            .http
-            .get(format!("{}/transactions/{id}", self.base_url))
-            .send()
-            .await
-            .map_err(transient)?;
-        match response.status().as_u16() {
-            200 => {
-                let body: StatusBody = response.json().await.map_err(transient)?;
+            .send(
+                self.http
+                    .get(format!("{}/transactions/{id}", self.base_url)),
+            )
+            .await?;
+        match classify(
+            response.status().as_u16(),
+            response.headers(),
+            SystemTime::now(),
+        ) {
+            Answer::Success => {
+                let body: StatusBody = response.json().await.map_err(|e| transport_error(&e))?;
                 Ok(Lookup::Found(body.status))
             }
-            404 => Ok(Lookup::NotFound),
-            code if code >= 500 => Err(ThirdPartyError::Transient(format!("HTTP {code}"))),
-            code => Err(ThirdPartyError::Rejected(code)),
+            Answer::NotFound => Ok(Lookup::NotFound),
+            Answer::Conflict => Err(CallError::Refused(409)),
+            Answer::Failed(e) => Err(e),
         }
     }
 
@@ -90,17 +132,21 @@ impl ThirdParty {
         money: Option<Money>,
     ) -> Result<bool, ThirdPartyError> {
         let response = self
-            .http
-            .post(format!("{}/transactions", self.base_url))
-            .json(&SubmitBody { id, money })
-            .send()
-            .await
-            .map_err(transient)?;
-        match response.status().as_u16() {
-            200 | 201 => Ok(true),
-            409 => Ok(false),
-            code if code >= 500 => Err(ThirdPartyError::Transient(format!("HTTP {code}"))),
-            code => Err(ThirdPartyError::Rejected(code)),
+            .send(
+                self.http
+                    .post(format!("{}/transactions", self.base_url))
+                    .json(&SubmitBody { id, money }),
+            )
+            .await?;
+        match classify(
+            response.status().as_u16(),
+            response.headers(),
+            SystemTime::now(),
+        ) {
+            Answer::Success => Ok(true),
+            Answer::Conflict => Ok(false),
+            Answer::NotFound => Err(CallError::Refused(404)),
+            Answer::Failed(e) => Err(e),
         }
     }
 }
@@ -120,6 +166,25 @@ mod tests {
         assert_eq!(
             serde_json::to_value(SubmitBody { id, money: None }).unwrap(),
             serde_json::json!({"id": id})
+        );
+    }
+
+    #[test]
+    fn the_key_goes_as_a_bearer_token_or_raw_in_the_named_header() {
+        let key = |header: Option<&str>| ApiKey {
+            key: Secret::new("sk_test_1"),
+            header: header.map(|h| h.parse().unwrap()),
+        };
+        let (name, value) = key(None).header().unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("authorization", "Bearer sk_test_1")
+        );
+        assert!(value.is_sensitive());
+        let (name, value) = key(Some("x-api-key")).header().unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("x-api-key", "sk_test_1")
         );
     }
 }

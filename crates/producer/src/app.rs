@@ -54,7 +54,7 @@ impl AppState {
     /// either is down.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let connections = &config.connections;
-        let client = queue::redis_client(&connections.redis_url)?;
+        let client = queue::redis_client(&connections.redis())?;
         // Requests fail fast: a 503 well inside the request's own timeout.
         let redis = queue::connection_manager(&client, Duration::from_secs(2))?;
         let queue =
@@ -67,7 +67,10 @@ impl AppState {
             )?,
             update: Queue::with_connection(client, redis.clone(), queue(QueueName::Update))?,
             cache: IdCache::new(&connections.queue_prefix, config.idempotency.ttl_ms),
-            store: Store::connect_lazy(&connections.database_url, config.database_max_connections)?,
+            store: Store::connect_lazy(
+                connections.database_url.as_str(),
+                config.database_max_connections,
+            )?,
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,

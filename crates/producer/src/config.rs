@@ -4,17 +4,26 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use txn_core::{
-    config::{Connections, IdempotencyWindow, ShutdownGrace},
-    secret::WebhookSecrets,
+    config::{Connections, HttpServer, IdempotencyWindow, ShutdownGrace},
+    secret::{WebhookSecrets, parser},
 };
+
+use crate::durability::DurabilityMode;
 
 /// Settings of the producer.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "producer", about = "The transaction API")]
+#[command(
+    name = "producer",
+    about = "The transaction API",
+    after_help = txn_core::start::CHECK_CONFIG_HELP
+)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "PRODUCER_ADDR", default_value = "0.0.0.0:3100")]
+    #[arg(long, env = "PRODUCER_ADDR", default_value = "127.0.0.1:3100")]
     pub addr: SocketAddr,
+    /// How it serves HTTP.
+    #[command(flatten)]
+    pub server: HttpServer,
     /// Postgres (read by `GET /transaction/{id}` and by webhooks past the idempotency
     /// window), Redis and the queue prefix.
     #[command(flatten)]
@@ -23,7 +32,7 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
     /// Secret(s) the third party signs webhooks with (comma-separated during rotation).
-    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub webhook_secret: WebhookSecrets,
     /// How long an id is remembered for idempotent POSTs.
     #[command(flatten)]
@@ -46,6 +55,10 @@ pub struct Config {
     /// appendfsync always), so no 201 can be lost in a Redis crash.
     #[arg(long, env = "REQUIRE_DURABLE_REDIS", default_value_t = false, action = clap::ArgAction::Set)]
     pub require_durable_redis: bool,
+    /// `check`: read Redis's persistence settings at start-up; `assume`: take durability as
+    /// the provider's promise (managed Redis whose ACL forbids `CONFIG`).
+    #[arg(long, env = "REDIS_DURABILITY", value_enum, default_value_t = DurabilityMode::Check)]
+    pub redis_durability: DurabilityMode,
     /// Runtime threads. 1 (the default) serves from one thread, which avoids cross-thread
     /// wake-ups and measured 28% more requests/s than two threads on a two-core machine; scale
     /// out with replicas rather than threads.

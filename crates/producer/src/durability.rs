@@ -6,11 +6,22 @@ use std::fmt;
 
 use redis::aio::ConnectionLike;
 
+/// How the producer learns whether Redis is durable (`REDIS_DURABILITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityMode {
+    /// Read `appendonly` and `appendfsync` with `CONFIG GET`.
+    Check,
+    /// Take durability as the provider's promise, for managed Redis whose ACL forbids `CONFIG`.
+    Assume,
+}
+
 /// What the producer knows about Redis's durability.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Durability {
     /// AOF on, fsync before every reply.
     Durable,
+    /// Asserted by the operator (`REDIS_DURABILITY=assume`), not checked.
+    Assumed,
     /// Acknowledged writes can be lost in a crash; the reason says which setting.
     NotDurable(String),
     /// Could not tell (Redis down, or `CONFIG` not permitted).
@@ -20,7 +31,15 @@ pub enum Durability {
 impl Durability {
     /// Whether a 201 is known to survive a Redis crash.
     pub fn is_durable(&self) -> bool {
-        matches!(self, Durability::Durable)
+        matches!(self, Durability::Durable | Durability::Assumed)
+    }
+
+    /// Learns Redis's durability as `mode` says.
+    pub async fn learn<C: ConnectionLike>(mode: DurabilityMode, conn: &mut C) -> Self {
+        match mode {
+            DurabilityMode::Check => Self::check(conn).await,
+            DurabilityMode::Assume => Durability::Assumed,
+        }
     }
 
     /// Decides from `appendonly` and `appendfsync`.
@@ -65,6 +84,9 @@ impl fmt::Display for Durability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Durability::Durable => f.write_str("durable (appendonly yes, appendfsync always)"),
+            Durability::Assumed => {
+                f.write_str("assumed durable (REDIS_DURABILITY=assume): asserted, not checked")
+            }
             Durability::NotDurable(why) => write!(f, "not durable: {why}"),
             Durability::Unknown(why) => write!(f, "unknown: {why}"),
         }
@@ -80,5 +102,7 @@ mod tests {
         assert!(Durability::from_settings("yes", "always").is_durable());
         assert!(!Durability::from_settings("yes", "everysec").is_durable());
         assert!(!Durability::from_settings("no", "always").is_durable());
+        assert!(Durability::Assumed.is_durable());
+        assert!(Durability::Assumed.to_string().contains("not checked"));
     }
 }

@@ -24,10 +24,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut state = app::AppState::new(&config)?;
-    let durability = durability::Durability::check(&mut state.redis.clone()).await;
+    let durability =
+        durability::Durability::learn(config.redis_durability, &mut state.redis.clone()).await;
     match &durability {
         durability::Durability::Durable => {
             tracing::info!(redis = %durability, "acceptance is durable")
+        }
+        durability::Durability::Assumed => {
+            tracing::warn!(redis = %durability, "acceptance durability is asserted by REDIS_DURABILITY=assume, not checked")
         }
         _ if config.require_durable_redis => {
             anyhow::bail!("REQUIRE_DURABLE_REDIS is set but Redis is {durability}");
@@ -48,8 +52,7 @@ pub async fn run(
     txn_core::telemetry::metrics();
     let router = app::router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, "producer listening");
-    let serve = axum::serve(txn_core::listener::no_delay(listener), router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve = txn_core::serve::serve(listener, router, &config.server, shutdown.clone());
     let grace = config.shutdown.duration();
     tokio::select! {
         result = serve => result?,

@@ -5,7 +5,6 @@ use std::{
     marker::PhantomData,
     sync::{Arc, OnceLock},
     task::{Context, Poll},
-    time::Duration,
 };
 
 use apalis_core::{
@@ -14,10 +13,7 @@ use apalis_core::{
     worker::context::WorkerContext,
 };
 use futures::{FutureExt, future::BoxFuture};
-use redis::{
-    Client,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{Client, aio::ConnectionManager};
 use serde::de::DeserializeOwned;
 use sync_wrapper::SyncWrapper;
 use tokio::task::AbortHandle;
@@ -26,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     AckLayer, Delivery, Keys, QueueConfig, QueueError,
     ack::Acker,
+    connection::{BACKGROUND_TIMEOUT, RedisSettings, connection_manager, redis_client},
     lease::{self, Held},
 };
 
@@ -72,40 +69,11 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
-/// A Redis client whose connections send at once: redis-rs leaves Nagle's algorithm on by
-/// default, which can hold a small command back until the previous one is acknowledged.
-/// Every Redis client of the project is made here.
-pub fn redis_client(redis_url: &str) -> redis::RedisResult<Client> {
-    use redis::IntoConnectionInfo;
-    let info = redis_url
-        .into_connection_info()?
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    Client::open(info)
-}
-
-/// How long a background caller (a worker, the acker) waits for Redis: a slow Redis (fsync on
-/// every write) must not fail calls.
-pub const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A shared, reconnecting connection that connects lazily (so a service starts while Redis is
-/// down) and gives up on a call after `response_timeout`. Every shared connection of the
-/// project is made here.
-pub fn connection_manager(
-    client: &Client,
-    response_timeout: Duration,
-) -> redis::RedisResult<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(response_timeout))
-        .set_connection_timeout(Some((response_timeout / 2).min(Duration::from_secs(2))))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client.clone(), config)
-}
-
 impl<T> Queue<T> {
-    /// A queue on `redis_url`; the connection is made lazily, so this succeeds while Redis is down.
-    pub fn connect(redis_url: &str, config: QueueConfig) -> Result<Self, QueueError> {
-        let client = redis_client(redis_url)?;
+    /// A queue on the Redis at `redis`; the connection is made lazily, so this succeeds while
+    /// Redis is down.
+    pub fn connect(redis: &RedisSettings, config: QueueConfig) -> Result<Self, QueueError> {
+        let client = redis_client(redis)?;
         let conn = connection_manager(&client, BACKGROUND_TIMEOUT)?;
         Self::with_connection(client, conn, config)
     }

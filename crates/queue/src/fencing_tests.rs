@@ -32,7 +32,11 @@ async fn ack(queue: &Queue<u32>, token: u64) -> Vec<u8> {
 async fn a_stale_delivery_cannot_ack_or_renew() {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("qtest-fence-{}", now_ms());
-    let queue: Queue<u32> = Queue::connect(&url, QueueConfig::new(prefix, "fence")).unwrap();
+    let queue: Queue<u32> = Queue::connect(
+        &crate::RedisSettings::url(&url),
+        QueueConfig::new(prefix, "fence"),
+    )
+    .unwrap();
     queue.push(Job::now("job", 7)).await.unwrap();
 
     let (first, _) = fetch(&queue).await;

@@ -6,7 +6,7 @@
 //! the caller's delay or moved to a dead set with their last error.
 //!
 //! ```ignore
-//! let queue: Queue<Email> = Queue::connect("redis://127.0.0.1", QueueConfig::new("app", "email")).await?;
+//! let queue: Queue<Email> = Queue::connect(&RedisSettings::url("redis://127.0.0.1"), QueueConfig::new("app", "email"))?;
 //! queue.push(Job::now("email:42", email)).await?;
 //! let worker = WorkerBuilder::new("email").backend(queue.clone()).concurrency(8).build(send_email);
 //! ```
@@ -18,6 +18,7 @@
 mod ack;
 mod backend;
 mod config;
+mod connection;
 mod error;
 mod inspect;
 mod job;
@@ -30,8 +31,9 @@ mod scripts;
 mod fencing_tests;
 
 pub use ack::{AckLayer, AckService};
-pub use backend::{BACKGROUND_TIMEOUT, Queue, connection_manager, redis_client};
+pub use backend::Queue;
 pub use config::{QueueConfig, RetryPolicy};
+pub use connection::{BACKGROUND_TIMEOUT, RedisSettings, connection_manager, redis_client};
 pub use error::QueueError;
 pub use inspect::{Counts, DeadJob};
 pub use job::{Delivery, Job};

@@ -129,7 +129,7 @@ async fn child_worker_process() {
     };
     let mut config = QueueConfig::new(prefix, "killed");
     config.lease = Duration::from_millis(lease.parse().unwrap());
-    let queue = queue::Queue::connect(&redis_url(), config).unwrap();
+    let queue = queue::Queue::connect(&queue::RedisSettings::url(&redis_url()), config).unwrap();
     let _pool = Pool::start(&queue, 64, Arc::new(Probe::default()));
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }

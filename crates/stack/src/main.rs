@@ -11,7 +11,7 @@ use std::future::Future;
 use anyhow::Context;
 use clap::Parser;
 use sqlx::{Connection, PgConnection};
-use txn_core::secret::WebhookSecrets;
+use txn_core::{config::PostgresUrl, secret::WebhookSecrets};
 
 /// A secret from the environment, or a generated development one.
 fn secret(var: &str) -> anyhow::Result<String> {
@@ -31,22 +31,22 @@ fn secret(var: &str) -> anyhow::Result<String> {
 }
 
 /// Creates the database named in `url` if it does not exist (a fresh machine has none).
-async fn ensure_database(url: &str) -> anyhow::Result<()> {
-    let (server, name) = url
-        .rsplit_once('/')
+async fn ensure_database(url: &PostgresUrl) -> anyhow::Result<()> {
+    let name = url
+        .database()
         .context("DATABASE_URL has no database name")?;
-    let name = name.split('?').next().unwrap_or(name);
-    if PgConnection::connect(url).await.is_ok() {
+    if PgConnection::connect(url.as_str()).await.is_ok() {
         return Ok(());
     }
-    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+    let server = url.with_database("postgres");
+    let mut admin = PgConnection::connect(server.as_str())
         .await
         .with_context(|| format!("cannot reach Postgres at {server}"))?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     sqlx::query(&format!("CREATE DATABASE {quoted}"))
         .execute(&mut admin)
         .await?;
-    tracing::info!(database = name, "database created");
+    tracing::info!(database = %name, "database created");
     Ok(())
 }
 
@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
 
     let database_url = &consumer.connections.database_url;
     ensure_database(database_url).await?;
-    consumer::migrate(database_url)
+    consumer::migrate(database_url.as_str())
         .await
         .context("migrations")?;
 

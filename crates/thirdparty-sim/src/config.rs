@@ -3,28 +3,42 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser};
-use txn_core::{fault::Rate, secret::WebhookSecrets};
+use txn_core::{
+    config::{HttpServer, HttpUrl},
+    fault::Rate,
+    secret::{Secret, WebhookSecrets, parser},
+};
 
 /// Settings of the third-party simulator.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "thirdparty-sim",
-    about = "A deliberately unreliable third-party payment processor"
+    about = "A deliberately unreliable third-party payment processor",
+    after_help = txn_core::start::CHECK_CONFIG_HELP
 )]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "THIRDPARTY_ADDR", default_value = "0.0.0.0:3300")]
+    #[arg(long, env = "THIRDPARTY_ADDR", default_value = "127.0.0.1:3300")]
     pub addr: SocketAddr,
+    /// How it serves HTTP (HTTPS with TLS_CERT_FILE and TLS_KEY_FILE).
+    #[command(flatten)]
+    pub server: HttpServer,
     /// Where to send status webhooks (the producer's `/webhook`).
-    #[arg(
-        long,
-        env = "WEBHOOK_URL",
-        default_value = "http://127.0.0.1:3100/webhook"
-    )]
-    pub webhook_url: String,
+    #[arg(long, env = "WEBHOOK_URL", default_value = "http://127.0.0.1:3100/webhook", value_parser = parser::<HttpUrl>())]
+    pub webhook_url: HttpUrl,
+    /// PEM bundle trusted for an `https://` WEBHOOK_URL besides the system roots.
+    #[arg(long, env = "HTTPS_CA_FILE")]
+    pub https_ca_file: Option<std::path::PathBuf>,
     /// Secret(s) signing the webhooks (`whsec_<base64>`; the first signs).
-    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub webhook_secret: WebhookSecrets,
+    /// When set, every call must carry this key (`Authorization: Bearer <key>`, or raw in
+    /// THIRDPARTY_AUTH_HEADER); others are answered 401.
+    #[arg(long, env = "THIRDPARTY_API_KEY", hide_env_values = true, value_parser = parser::<Secret>())]
+    pub api_key: Option<Secret>,
+    /// The header carrying the raw key instead of `Authorization: Bearer`.
+    #[arg(long, env = "THIRDPARTY_AUTH_HEADER", value_parser = txn_core::thirdparty::header_name)]
+    pub auth_header: Option<String>,
     /// How it resolves transactions and how it misbehaves.
     #[command(flatten)]
     pub behaviour: Behaviour,
@@ -61,6 +75,18 @@ pub struct Behaviour {
     /// Share of creates refused with a permanent 422 (nothing created).
     #[arg(long, env = "CREATE_4XX_RATE", default_value_t = Behaviour::RELIABLE.create_4xx_rate)]
     pub create_4xx_rate: Rate,
+    /// Share of calls (creates and status checks) answered 429 with `Retry-After`.
+    #[arg(long, env = "RATE_LIMIT_RATE", default_value_t = Behaviour::RELIABLE.rate_limit_rate)]
+    pub rate_limit_rate: Rate,
+    /// The `Retry-After` of a 429 (seconds).
+    #[arg(long, env = "RETRY_AFTER_S", default_value_t = Behaviour::RELIABLE.retry_after_s)]
+    pub retry_after_s: u64,
+    /// Share of calls answered 408 (nothing created).
+    #[arg(long, env = "REQUEST_TIMEOUT_RATE", default_value_t = Behaviour::RELIABLE.request_timeout_rate)]
+    pub request_timeout_rate: Rate,
+    /// Share of calls answered 401, as if the key were wrong (nothing created).
+    #[arg(long, env = "UNAUTHORIZED_RATE", default_value_t = Behaviour::RELIABLE.unauthorized_rate)]
+    pub unauthorized_rate: Rate,
     /// Share of status checks answered 504.
     #[arg(long, env = "STATUS_504_RATE", default_value_t = Behaviour::RELIABLE.status_504_rate)]
     pub status_504_rate: Rate,
@@ -87,6 +113,10 @@ impl Behaviour {
         create_504_after_rate: Rate::NEVER,
         create_hang_rate: Rate::NEVER,
         create_4xx_rate: Rate::NEVER,
+        rate_limit_rate: Rate::NEVER,
+        retry_after_s: 1,
+        request_timeout_rate: Rate::NEVER,
+        unauthorized_rate: Rate::NEVER,
         status_504_rate: Rate::NEVER,
         webhook_drop_rate: Rate::NEVER,
         webhook_dup_rate: Rate::NEVER,
@@ -97,14 +127,18 @@ impl Behaviour {
 impl Config {
     /// A simulator on a free local port that behaves as `behaviour` says (tests, the bench).
     pub fn local(
-        webhook_url: String,
+        webhook_url: HttpUrl,
         webhook_secret: WebhookSecrets,
         behaviour: Behaviour,
     ) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            server: HttpServer::plain(),
             webhook_url,
+            https_ca_file: None,
             webhook_secret,
+            api_key: None,
+            auth_header: None,
             behaviour,
         }
     }

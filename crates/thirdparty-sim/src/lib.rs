@@ -23,11 +23,10 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Its own stop as well, so the tasks it spawned end even if serving fails.
     let stop = shutdown.child_token();
+    let server = config.server.clone();
     let app = router(config, stop.clone()).map_err(std::io::Error::other)?;
-    tracing::info!(addr = %listener.local_addr()?, "thirdparty-sim listening");
-    let served = axum::serve(txn_core::listener::no_delay(listener), app)
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await;
+    tracing::info!(addr = %listener.local_addr()?, tls = server.tls_cert_file.is_some(), "thirdparty-sim listening");
+    let served = txn_core::serve::serve(listener, app, &server, stop.clone()).await;
     stop.cancel();
     served
 }

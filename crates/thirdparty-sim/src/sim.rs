@@ -6,13 +6,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode, header::RETRY_AFTER},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -36,6 +36,12 @@ pub struct Stats {
     pub webhooks_sent: u64,
     /// Final webhooks deliberately not sent.
     pub webhooks_dropped: u64,
+    /// Calls refused 401 (missing or wrong key, or the injected fault).
+    pub unauthorized: u64,
+    /// Calls answered 429 with `Retry-After`.
+    pub rate_limited: u64,
+    /// Calls for an id made before the `Retry-After` it was given had passed.
+    pub early_retries: u64,
 }
 
 /// Fault kinds, the salt of each roll.
@@ -50,6 +56,9 @@ mod kind {
     pub const DROP: u64 = 8;
     pub const DUP: u64 = 9;
     pub const STALE: u64 = 10;
+    pub const UNAUTHORIZED: u64 = 11;
+    pub const RATE_LIMIT: u64 = 12;
+    pub const REQUEST_TIMEOUT: u64 = 13;
 }
 
 #[derive(Default)]
@@ -59,6 +68,9 @@ struct Counters {
     status_checks: AtomicU64,
     webhooks_sent: AtomicU64,
     webhooks_dropped: AtomicU64,
+    unauthorized: AtomicU64,
+    rate_limited: AtomicU64,
+    early_retries: AtomicU64,
 }
 
 struct Sim {
@@ -69,6 +81,8 @@ struct Sim {
     transactions: Mutex<HashMap<Uuid, Status>>,
     /// Calls so far per (id, route), so every call of a retry rolls afresh, repeatably.
     calls: Mutex<HashMap<(Uuid, u8), u64>>,
+    /// Per id, when the last `Retry-After` given for it runs out.
+    not_before: Mutex<HashMap<Uuid, Instant>>,
     counters: Counters,
 }
 
@@ -100,21 +114,90 @@ impl Sim {
             status_checks: c.status_checks.load(Ordering::Relaxed),
             webhooks_sent: c.webhooks_sent.load(Ordering::Relaxed),
             webhooks_dropped: c.webhooks_dropped.load(Ordering::Relaxed),
+            unauthorized: c.unauthorized.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            early_retries: c.early_retries.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether the call carries the configured key (always, when none is configured).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(key) = &self.config.api_key else {
+            return true;
+        };
+        let (name, expected) = match &self.config.auth_header {
+            Some(name) => (name.as_str(), key.expose().to_string()),
+            None => ("authorization", format!("Bearer {}", key.expose())),
+        };
+        headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes() == expected.as_bytes())
+    }
+
+    /// What every call to `/transactions` passes first, before it has any effect: the
+    /// credentials, then the refusals that change nothing (401, 429 with `Retry-After`, 408).
+    /// Also counts a call for an id that comes before the `Retry-After` it was given.
+    fn gate(&self, headers: &HeaderMap, id: Uuid, call: u64, route: u8) -> Option<Response> {
+        let now = Instant::now();
+        {
+            let not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+            if not_before.get(&id).is_some_and(|t| now < *t) {
+                self.counters.early_retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(txn_id = %id, "called again before its Retry-After");
+            }
+        }
+        let c = &self.config.behaviour;
+        // Every route rolls apart, so a create and a lookup of one call number differ.
+        let salt = u64::from(route) << 32;
+        if !self.authorized(headers)
+            || self.hits(c.unauthorized_rate, id, call, kind::UNAUTHORIZED | salt)
+        {
+            self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return Some((StatusCode::UNAUTHORIZED, "missing or wrong API key").into_response());
+        }
+        if self.hits(c.rate_limit_rate, id, call, kind::RATE_LIMIT | salt) {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.not_before
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, now + Duration::from_secs(c.retry_after_s));
+            return Some(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(RETRY_AFTER, c.retry_after_s.to_string())],
+                    "slow down",
+                )
+                    .into_response(),
+            );
+        }
+        if self.hits(
+            c.request_timeout_rate,
+            id,
+            call,
+            kind::REQUEST_TIMEOUT | salt,
+        ) {
+            return Some(StatusCode::REQUEST_TIMEOUT.into_response());
+        }
+        None
     }
 }
 
 /// The simulator's routes.
-pub fn router(config: Config, stop: CancellationToken) -> Result<Router, reqwest::Error> {
+pub fn router(
+    config: Config,
+    stop: CancellationToken,
+) -> Result<Router, txn_core::http_client::HttpClientError> {
     let sim = Arc::new(Sim {
         signer: Signer::new(&config.webhook_secret),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?,
+        http: txn_core::http_client::client(
+            Duration::from_secs(5),
+            config.https_ca_file.as_deref(),
+        )?,
         config,
         stop,
         transactions: Mutex::default(),
         calls: Mutex::default(),
+        not_before: Mutex::default(),
         counters: Counters::default(),
     });
     Ok(Router::new()
@@ -144,9 +227,17 @@ fn status_body(id: Uuid, status: Status) -> Json<StatusBody> {
 const CREATE: u8 = 1;
 const LOOKUP: u8 = 2;
 
-async fn create(State(sim): State<Shared>, Json(body): Json<CreateBody>) -> Response {
+async fn create(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<CreateBody>,
+) -> Response {
     let id = body.id;
     let call = sim.next_call(id, CREATE);
+    if let Some(refused) = sim.gate(&headers, id, call, CREATE) {
+        sim.latency().await;
+        return refused;
+    }
     let c = &sim.config.behaviour;
     if sim.hits(c.create_504_before_rate, id, call, kind::CREATE_504_BEFORE) {
         sim.latency().await;
@@ -190,10 +281,13 @@ async fn create(State(sim): State<Shared>, Json(body): Json<CreateBody>) -> Resp
     response
 }
 
-async fn lookup(State(sim): State<Shared>, Path(id): Path<Uuid>) -> Response {
+async fn lookup(State(sim): State<Shared>, headers: HeaderMap, Path(id): Path<Uuid>) -> Response {
     sim.counters.status_checks.fetch_add(1, Ordering::Relaxed);
     let call = sim.next_call(id, LOOKUP);
     sim.latency().await;
+    if let Some(refused) = sim.gate(&headers, id, call, LOOKUP) {
+        return refused;
+    }
     if sim.hits(
         sim.config.behaviour.status_504_rate,
         id,
@@ -277,7 +371,7 @@ async fn send_webhook(sim: &Sim, msg_id: &str, id: Uuid, status: Status) {
         let headers = sim.signer.headers_now(msg_id, &body);
         let sent = sim
             .http
-            .post(&sim.config.webhook_url)
+            .post(sim.config.webhook_url.as_str())
             .headers(headers)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone())

@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
     let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let mut config = QueueConfig::new(prefix, "bench");
     config.fetch_batch = args.batch;
-    let queue: Queue<Payload> = Queue::connect(&args.redis, config)?;
+    let queue: Queue<Payload> = Queue::connect(&queue::RedisSettings::url(&args.redis), config)?;
     let mut stats_conn = redis::Client::open(args.redis.as_str())?
         .get_multiplexed_async_connection()
         .await?;

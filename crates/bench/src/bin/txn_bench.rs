@@ -189,11 +189,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         "producer".to_string(),
         format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
     ])?;
-    config.connections = Connections {
-        database_url: args.database.clone(),
-        redis_url: redis_url.to_string(),
-        queue_prefix: prefix.clone(),
-    };
+    config.connections = Connections::local(args.database.parse()?, redis_url.parse()?, &prefix);
     // As the `producer` binary runs it: a runtime of one thread, apart from the load generator.
     let stop = CancellationToken::new();
     let stopped = stop.clone();

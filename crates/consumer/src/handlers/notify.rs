@@ -1,49 +1,54 @@
 //! `notify`: tell the client app a terminal status, with the same `webhook-id` on every retry.
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
-use txn_core::{jobs::NotifyJob, notifier::NotifyError};
+use txn_core::{answer::CallError, jobs::NotifyJob};
 
 use super::{Ctx, after};
 
-/// Delivers one notification: 2xx → delivered; 4xx or retries exhausted → failed (the sweeper
-/// leaves it alone); 5xx or timeout → re-scheduled with backoff.
+/// Delivers one notification: 2xx → delivered; another 4xx, or transient failures past the
+/// retries → failed (the sweeper leaves it alone); 5xx, 408, 429 or a timeout → re-scheduled
+/// with backoff (never before the client's `Retry-After`); 401/403 → re-scheduled, never
+/// failed: our credentials are wrong, not the notification.
 pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let id = job.delivery_id;
     let attempt = attempt.current().max(1);
     // The job carries what to tell, so a delivery needs no read. A duplicate job of a delivered
     // notification can only come from a redelivery; the client sees the same delivery id.
     let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
-    match p.notifier.notify(id, job.id, job.status).await {
+    let error = match p.notifier.notify(id, job.id, job.status).await {
         Ok(()) => {
             p.writes.deliveries.call((id, attempts)).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
             tracing::info!(txn_id = %job.id, delivery_id = %id, status = %job.status, "client notified");
-            Ok(())
+            return Ok(());
         }
-        Err(e @ NotifyError::Rejected(_)) => {
-            tracing::warn!(txn_id = %job.id, delivery_id = %id, error = %e, "notification refused; giving up");
+        Err(e) => e,
+    };
+    let retry = p.schedules.notify_retry(attempt as u32);
+    let (delay, reason) = match (&error, retry) {
+        (CallError::Refused(_), _) => (None, "refused"),
+        (CallError::Unauthorized(_), retry) => {
+            p.auth_failed("client", job.id, &error);
+            let last = p.schedules.notify_retry(p.schedules.notify_retries.max(1));
+            (retry.or(last), "unauthorized")
+        }
+        (CallError::Transient { .. }, retry) => (retry, "retries exhausted"),
+    };
+    match delay {
+        Some(delay) => {
+            let delay = p.schedules.at_least_retry_after(delay, error.retry_after());
             p.store
-                .notification_failed(id, attempts, &e.to_string())
+                .notification_retry(id, attempts, &error.to_string(), after(delay))
                 .await?;
-            metrics::counter!("notifications_failed_total", "reason" => "refused").increment(1);
+            Err(RetryAfterError::new(error, delay).into())
+        }
+        None => {
+            tracing::warn!(txn_id = %job.id, delivery_id = %id, error = %error, reason, "notification given up");
+            p.store
+                .notification_failed(id, attempts, &error.to_string())
+                .await?;
+            metrics::counter!("notifications_failed_total", "reason" => reason).increment(1);
             Ok(())
         }
-        Err(e @ NotifyError::Transient(_)) => match p.schedules.notify_retry(attempt as u32) {
-            Some(delay) => {
-                p.store
-                    .notification_retry(id, attempts, &e.to_string(), after(delay))
-                    .await?;
-                Err(RetryAfterError::new(e, delay).into())
-            }
-            None => {
-                tracing::warn!(txn_id = %job.id, delivery_id = %id, error = %e, "notification retries exhausted");
-                p.store
-                    .notification_failed(id, attempts, &e.to_string())
-                    .await?;
-                metrics::counter!("notifications_failed_total", "reason" => "retries exhausted")
-                    .increment(1);
-                Ok(())
-            }
-        },
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! A 504 or a timeout may have created it there, so every attempt after the first (and every
 //! job the sweeper re-pushed) asks before submitting. 409 means the third party has it:
-//! success. Transient failures are retried as re-scheduled jobs; a permanent refusal or
-//! exhausted retries end in `failed` — but only if the third party does not have it.
+//! success. Transient failures are retried as re-scheduled jobs, never before the third
+//! party's `Retry-After`; a permanent refusal or exhausted retries end in `failed` — but only
+//! if the third party does not have it. Refused credentials (401/403) never fail a
+//! transaction: they are retried on the backoff schedule until someone fixes the key.
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
 use txn_core::{
     Source, Status, TransactionId,
+    answer::CallError,
     jobs::{ProcessFrom, ProcessJob},
-    thirdparty::{Lookup, ThirdPartyError},
+    thirdparty::Lookup,
 };
 
 use super::{Ctx, after};
@@ -36,13 +39,33 @@ pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), Bo
         match p.thirdparty.lookup(id).await {
             Ok(Lookup::Found(_)) => return submitted(&p, id).await,
             Ok(Lookup::NotFound) => {}
-            Err(e) => return retry_or_fail(&p, id, attempt, e).await,
+            Err(e) => return failed_attempt(&p, id, attempt, e).await,
         }
     }
     match p.thirdparty.submit(id, money).await {
         Ok(_) => submitted(&p, id).await,
-        Err(e @ ThirdPartyError::Transient(_)) => retry_or_fail(&p, id, attempt, e).await,
-        Err(e @ ThirdPartyError::Rejected(_)) => fail_unless_held(&p, id, attempt, e).await,
+        Err(e) => failed_attempt(&p, id, attempt, e).await,
+    }
+}
+
+/// What a failed call means for the submission (the rule of `answer`).
+async fn failed_attempt(
+    p: &Ctx,
+    id: TransactionId,
+    attempt: u32,
+    error: CallError,
+) -> Result<(), BoxDynError> {
+    match error {
+        CallError::Transient { .. } => retry_or_fail(p, id, attempt, error).await,
+        CallError::Unauthorized(_) => {
+            p.auth_failed("thirdparty", id, &error);
+            let delay = p
+                .schedules
+                .process_retry(attempt)
+                .unwrap_or_else(|| p.schedules.process_recheck());
+            reschedule(p, id, delay, error).await
+        }
+        CallError::Refused(_) => fail_unless_held(p, id, attempt, error).await,
     }
 }
 
@@ -62,7 +85,7 @@ async fn retry_or_fail(
     p: &Ctx,
     id: TransactionId,
     attempt: u32,
-    error: ThirdPartyError,
+    error: CallError,
 ) -> Result<(), BoxDynError> {
     let Some(delay) = p.schedules.process_retry(attempt) else {
         return fail_unless_held(p, id, attempt, error).await;
@@ -72,13 +95,15 @@ async fn retry_or_fail(
 }
 
 /// Records when the next attempt is due (the outbox: if Redis loses the re-scheduled job, the
-/// sweeper redoes it), then has the queue re-schedule this job after `delay`.
+/// sweeper redoes it), then has the queue re-schedule this job after `delay` — or after the
+/// third party's `Retry-After`, if that is later.
 async fn reschedule(
     p: &Ctx,
     id: TransactionId,
     delay: std::time::Duration,
-    error: ThirdPartyError,
+    error: CallError,
 ) -> Result<(), BoxDynError> {
+    let delay = p.schedules.at_least_retry_after(delay, error.retry_after());
     p.store.submission_due(id, after(delay)).await?;
     Err(RetryAfterError::new(error, delay).into())
 }
@@ -89,7 +114,7 @@ async fn fail_unless_held(
     p: &Ctx,
     id: TransactionId,
     attempt: u32,
-    error: ThirdPartyError,
+    error: CallError,
 ) -> Result<(), BoxDynError> {
     match p.thirdparty.lookup(id).await {
         Ok(Lookup::Found(_)) => submitted(p, id).await,
@@ -98,6 +123,9 @@ async fn fail_unless_held(
             p.finish(id, Status::Failed, Source::Process).await
         }
         Err(check) => {
+            if matches!(check, CallError::Unauthorized(_)) {
+                p.auth_failed("thirdparty", id, &check);
+            }
             tracing::warn!(txn_id = %id, error = %check, "cannot confirm the third party lacks it; asking again later");
             reschedule(p, id, p.schedules.process_recheck(), check).await
         }

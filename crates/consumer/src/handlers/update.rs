@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
 use chrono::Utc;
-use txn_core::{Source, TransactionId, jobs::UpdateJob, thirdparty::Lookup};
+use txn_core::{Source, TransactionId, answer::CallError, jobs::UpdateJob, thirdparty::Lookup};
 
 use super::{Ctx, after};
 
@@ -36,16 +36,27 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
         }
         return Ok(());
     }
+    let mut retry_after = None;
     match p.thirdparty.lookup(id).await {
         Ok(Lookup::Found(status)) if status.is_terminal() => {
             return p.finish(id, status, Source::Poll).await;
         }
         Ok(_) => {}
-        // A failed poll is just a poll without news: the schedule goes on.
-        Err(e) => tracing::debug!(txn_id = %id, poll = n, error = %e, "poll failed"),
+        // A failed poll is just a poll without news: the schedule goes on, never sooner than
+        // the third party asked.
+        Err(e) => {
+            if matches!(e, CallError::Unauthorized(_)) {
+                p.auth_failed("thirdparty", id, &e);
+            } else {
+                tracing::debug!(txn_id = %id, poll = n, error = %e, "poll failed");
+            }
+            retry_after = e.retry_after();
+        }
     }
     let next = n + 1;
-    let delay = p.schedules.poll_delay(next as u32);
+    let delay = p
+        .schedules
+        .at_least_retry_after(p.schedules.poll_delay(next as u32), retry_after);
     if p.store.schedule_next_poll(id, n, after(delay)).await? {
         p.push_poll(id, next, delay).await?;
     }

@@ -40,7 +40,7 @@ impl Drop for Cleanup {
 
 /// A private queue of `Msg`, and the guard that deletes it.
 pub fn private_queue(config: QueueConfig) -> (Queue<Msg>, Cleanup) {
-    let queue = Queue::connect(&redis_url(), config).expect("queue");
+    let queue = Queue::connect(&queue::RedisSettings::url(&redis_url()), config).expect("queue");
     let cleanup = Cleanup(queue.keys().in_script_order().map(String::from).to_vec());
     (queue, cleanup)
 }

@@ -1,0 +1,171 @@
+//! What an HTTP answer from the third party or the client app means: the one rule both
+//! clients use.
+//!
+//! | answer | meaning |
+//! |---|---|
+//! | 2xx | done; 404 on a lookup = it lacks the transaction; 409 on a submit = it has it |
+//! | 408, 425, 429, 5xx, timeout, connection error | transient: retry, not before `Retry-After` |
+//! | 401, 403 | our credentials are wrong: never a reason to fail a transaction |
+//! | other 4xx | the request will never succeed |
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, header::RETRY_AFTER};
+
+/// How an answer is classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 2xx.
+    Success,
+    /// 404 (meaningful on a lookup).
+    NotFound,
+    /// 409 (meaningful on a submit).
+    Conflict,
+    /// The call gave no usable answer.
+    Failed(CallError),
+}
+
+/// Why a call to the third party or the client app gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// 408, 425, 429, 5xx, a timeout or a connection error: retry, not before `retry_after`
+    /// (the peer's `Retry-After`, uncapped). The call may or may not have taken effect.
+    #[error("unavailable: {reason}")]
+    Transient {
+        /// What happened.
+        reason: String,
+        /// The peer's `Retry-After`, if it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// 401 or 403: our credentials are wrong. Never a reason to fail a transaction.
+    #[error("refused our credentials: HTTP {0}")]
+    Unauthorized(u16),
+    /// Any other 4xx: this request will never succeed.
+    #[error("refused the request: HTTP {0}")]
+    Refused(u16),
+}
+
+impl CallError {
+    /// The peer's `Retry-After`, if this is a transient failure that carried one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Classifies an answer by its status code and headers, `now` being when it arrived.
+pub fn classify(status: u16, headers: &HeaderMap, now: SystemTime) -> Answer {
+    match status {
+        200..=299 => Answer::Success,
+        404 => Answer::NotFound,
+        409 => Answer::Conflict,
+        401 | 403 => Answer::Failed(CallError::Unauthorized(status)),
+        408 | 425 | 429 | 500..=599 => Answer::Failed(CallError::Transient {
+            reason: format!("HTTP {status}"),
+            retry_after: retry_after(headers, now),
+        }),
+        _ => Answer::Failed(CallError::Refused(status)),
+    }
+}
+
+/// A call that failed before any answer (timeout, connection refused, TLS): transient.
+pub fn transport_error(e: &reqwest::Error) -> CallError {
+    CallError::Transient {
+        reason: if e.is_timeout() {
+            "timeout".into()
+        } else {
+            // The whole chain: "error sending request" alone hides a TLS or DNS failure.
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                reason.push_str(": ");
+                reason.push_str(&s.to_string());
+                source = s.source();
+            }
+            reason
+        },
+        retry_after: None,
+    }
+}
+
+/// `Retry-After` as a delay from `now`: delay-seconds or an HTTP date (a date in the past is
+/// no delay). Anything else is ignored.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retry_after(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn each_status_falls_in_its_row_of_the_table() {
+        let none = HeaderMap::new();
+        let now = SystemTime::now();
+        for ok in [200, 201, 204] {
+            assert_eq!(classify(ok, &none, now), Answer::Success);
+        }
+        assert_eq!(classify(404, &none, now), Answer::NotFound);
+        assert_eq!(classify(409, &none, now), Answer::Conflict);
+        for transient in [408, 425, 429, 500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    classify(transient, &none, now),
+                    Answer::Failed(CallError::Transient { .. })
+                ),
+                "{transient}"
+            );
+        }
+        for auth in [401, 403] {
+            assert_eq!(
+                classify(auth, &none, now),
+                Answer::Failed(CallError::Unauthorized(auth))
+            );
+        }
+        for refused in [400, 405, 410, 413, 422] {
+            assert_eq!(
+                classify(refused, &none, now),
+                Answer::Failed(CallError::Refused(refused))
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_an_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let answer = classify(429, &with_retry_after("2"), now);
+        assert_eq!(
+            answer,
+            Answer::Failed(CallError::Transient {
+                reason: "HTTP 429".into(),
+                retry_after: Some(Duration::from_secs(2)),
+            })
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            retry_after(&with_retry_after(&later), now),
+            Some(Duration::from_secs(90))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(
+            retry_after(&with_retry_after(&earlier), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&with_retry_after("soon"), now), None);
+        assert_eq!(retry_after(&with_retry_after("-3"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+}

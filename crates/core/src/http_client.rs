@@ -1,0 +1,48 @@
+//! The HTTP clients the pipeline calls out with (the third party, the client app, the
+//! simulator's webhooks): TLS by rustls, trusting the system roots (and `SSL_CERT_FILE`), plus
+//! an extra PEM bundle when one is configured (`HTTPS_CA_FILE`).
+
+use std::{path::Path, time::Duration};
+
+/// Why an HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    /// The extra CA bundle cannot be read.
+    #[error("HTTPS_CA_FILE {path}: {error}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// reqwest refused the settings.
+    #[error(transparent)]
+    Build(#[from] reqwest::Error),
+}
+
+/// A client whose calls time out after `timeout`, trusting `ca_file` besides the system roots.
+pub fn client(
+    timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, HttpClientError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .use_rustls_tls()
+        .tcp_nodelay(true);
+    if let Some(path) = ca_file {
+        let ca_error = |error: String| HttpClientError::CaFile {
+            path: path.display().to_string(),
+            error,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_error("no certificate in it".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
+}
