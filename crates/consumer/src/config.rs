@@ -6,7 +6,10 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use txn_core::{
     QueueName,
-    config::{Connections, HttpServer, HttpUrl, IdempotencyWindow, ShutdownGrace},
+    config::{
+        Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, IdempotencyWindow, PostgresUrl,
+        ShutdownGrace,
+    },
     schedule::Schedules,
     secret::{Secret, WebhookSecrets, parser},
 };
@@ -45,6 +48,19 @@ impl FromStr for QueueSet {
         }
         Ok(Self(set))
     }
+}
+
+/// Settings of `consumer migrate`: the database and nothing else.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "consumer migrate",
+    about = "Apply the database migrations and exit",
+    after_help = txn_core::start::CHECK_CONFIG_HELP
+)]
+pub struct MigrateConfig {
+    /// The database to migrate.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]
+    pub database_url: PostgresUrl,
 }
 
 /// Settings of the consumer.

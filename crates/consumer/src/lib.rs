@@ -9,7 +9,7 @@ mod http;
 pub mod pipeline;
 pub mod sweeper;
 
-pub use config::{Config, QueueSet};
+pub use config::{Config, MigrateConfig, QueueSet};
 
 use std::{sync::Arc, time::Duration};
 

@@ -166,9 +166,12 @@ where
         value: &std::ffi::OsStr,
     ) -> Result<T, clap::Error> {
         let name = arg
-            .map(|a| match a.get_env() {
-                Some(env) => format!("{} (--{})", env.to_string_lossy(), a.get_id()),
-                None => format!("--{}", a.get_id()),
+            .map(|a| {
+                let flag = a.get_long().unwrap_or(a.get_id().as_str());
+                match a.get_env() {
+                    Some(env) => format!("{} (--{flag})", env.to_string_lossy()),
+                    None => format!("--{flag}"),
+                }
             })
             .unwrap_or_else(|| "a setting".into());
         let refused = |rule: String| {

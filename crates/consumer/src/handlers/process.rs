@@ -88,6 +88,11 @@ async fn retry_or_fail(
     error: CallError,
 ) -> Result<(), BoxDynError> {
     let Some(delay) = p.schedules.process_retry(attempt) else {
+        if error.retry_after().is_some() {
+            // Rate-limited on the last attempt: the final check may not come before the
+            // third party's Retry-After either, so it waits for the next delivery.
+            return reschedule(p, id, p.schedules.process_recheck(), error).await;
+        }
         return fail_unless_held(p, id, attempt, error).await;
     };
     tracing::info!(txn_id = %id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "submission retry scheduled");
