@@ -6,8 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
-use serde_json::json;
 use support::*;
 use txn_core::QueueName;
 use uuid::Uuid;
@@ -17,22 +15,6 @@ use uuid::Uuid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_consumer_process() {
     run_child_consumer().await;
-}
-
-async fn post_all(stack: &Stack, n: usize) -> Vec<Uuid> {
-    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-    let codes: Vec<u16> = stream::iter(ids.iter())
-        .map(|id| async move {
-            stack
-                .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
-                .await
-                .0
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    assert!(codes.iter().all(|c| *c == 201), "every POST answered 201");
-    ids
 }
 
 async fn count_terminal(stack: &Stack) -> usize {

@@ -278,6 +278,59 @@ pub async fn spawn_stack(options: Options) -> Stack {
     }
 }
 
+/// POSTs `n` new transactions (EUR 1.00 each, 32 at a time) and asserts each was accepted (201).
+pub async fn post_all(stack: &Stack, n: usize) -> Vec<Uuid> {
+    use futures::{StreamExt, stream};
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let codes: Vec<u16> = stream::iter(ids.iter())
+        .map(|id| async move {
+            stack
+                .post(serde_json::json!({"id": id, "amount": 100, "currency": "EUR"}))
+                .await
+                .0
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(codes.iter().all(|c| *c == 201), "every POST answered 201");
+    ids
+}
+
+/// A consumer started by a test on its own (beside the stack's), with its own stop.
+pub struct RunningConsumer {
+    /// Its base URL (health, metrics, board).
+    pub url: String,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningConsumer {
+    /// Stops it gracefully and waits until it has.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("the consumer did not stop cleanly: {other:?}"),
+        }
+    }
+
+    /// The value of the counter `name` with `labels` (e.g. `target="thirdparty"`) in its
+    /// `/metrics`, 0 when absent.
+    pub async fn counter(&self, name: &str, labels: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let series = format!("{name}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// What the client simulator recorded.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Received {
@@ -287,14 +340,7 @@ pub struct Received {
 }
 
 /// The third party's counters.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct ThirdPartyStats {
-    pub created: u64,
-    pub conflicts: u64,
-    pub status_checks: u64,
-    pub webhooks_sent: u64,
-    pub webhooks_dropped: u64,
-}
+pub type ThirdPartyStats = thirdparty_sim::Stats;
 
 impl Stack {
     /// `POST /transaction` with `body`; the status code and the JSON answer.
@@ -346,6 +392,18 @@ impl Stack {
         by_id
     }
 
+    /// The client simulator's counters.
+    pub async fn client_stats(&self) -> client_sim::ReceivedStats {
+        self.http
+            .get(format!("{}/stats", self.client))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// The third party's counters.
     pub async fn thirdparty_stats(&self) -> ThirdPartyStats {
         self.http
@@ -368,6 +426,19 @@ impl Stack {
             .json()
             .await
             .expect("json")
+    }
+
+    /// Starts a consumer with `config` (the stack's settings, changed by the test) in this
+    /// process.
+    pub async fn start_consumer(&self, config: consumer::Config) -> RunningConsumer {
+        let (listener, addr) = listener().await;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(consumer::run(config, listener, stop.clone()));
+        RunningConsumer {
+            url: format!("http://{addr}"),
+            stop,
+            task,
+        }
     }
 
     /// A handle on this stack's queue `name`.

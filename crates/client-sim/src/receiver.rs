@@ -43,6 +43,7 @@ struct Receiver {
     calls: Mutex<HashMap<String, u64>>,
     /// Per delivery, when the last `Retry-After` given for it runs out.
     not_before: Mutex<HashMap<String, Instant>>,
+    rate_limited: std::sync::atomic::AtomicU64,
     early_retries: std::sync::atomic::AtomicU64,
 }
 
@@ -61,6 +62,7 @@ pub fn router(config: Config) -> Router {
         heard: Mutex::default(),
         calls: Mutex::default(),
         not_before: Mutex::default(),
+        rate_limited: Default::default(),
         early_retries: Default::default(),
     });
     Router::new()
@@ -143,6 +145,9 @@ async fn callback(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(delivery_id, now + Duration::from_secs(retry_after));
+        receiver
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(RETRY_AFTER, retry_after.to_string())],
@@ -193,6 +198,8 @@ pub struct ReceivedStats {
     pub received: usize,
     /// Distinct transactions among them.
     pub transactions: usize,
+    /// Callbacks answered 429 with `Retry-After`.
+    pub rate_limited: u64,
     /// Callbacks of a delivery that came before the `Retry-After` it was given had passed.
     pub early_retries: u64,
 }
@@ -211,6 +218,9 @@ async fn stats(State(receiver): State<Arc<Receiver>>) -> Json<ReceivedStats> {
     Json(ReceivedStats {
         received,
         transactions,
+        rate_limited: receiver
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
         early_retries: receiver
             .early_retries
             .load(std::sync::atomic::Ordering::Relaxed),
