@@ -1,0 +1,303 @@
+//! Every connection encrypted: a Redis that only speaks TLS, a Postgres that only accepts
+//! `hostssl`, and the producer and both simulators serving HTTPS, all with certificates of a
+//! CA this test makes and the services trust through their settings. The pipeline must work
+//! end to end — every transaction terminal, every client told over HTTPS — and a plaintext
+//! connection to the Postgres must be refused.
+
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use sqlx::{Connection, PgConnection};
+use support::*;
+use uuid::Uuid;
+
+/// A CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files in a temporary
+/// directory.
+struct Pki {
+    dir: PathBuf,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    fn make() -> Self {
+        let dir = std::env::temp_dir().join(format!("pki-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "txn test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let key = KeyPair::generate().expect("server key");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("server params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("write pem");
+            path
+        };
+        Self {
+            ca: write("ca.pem", ca.pem()),
+            cert: write("cert.pem", cert.pem()),
+            key: write("key.pem", key.serialize_pem()),
+            dir,
+        }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A `redis-server` of the test's own that listens on TLS only.
+struct TlsRedis {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl TlsRedis {
+    async fn start(pki: &Pki) -> Self {
+        let dir = std::env::temp_dir().join(format!("redis-tls-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--tls-cert-file")
+            .arg(&pki.cert)
+            .arg("--tls-key-file")
+            .arg(&pki.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&pki.ca)
+            .args(["--tls-auth-clients", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let redis = Self { child, dir, port };
+        let settings = queue::RedisSettings {
+            ca_file: Some(pki.ca.clone()),
+            ..queue::RedisSettings::url(&redis.url())
+        };
+        eventually(Duration::from_secs(20), "the TLS redis answers", || {
+            let settings = settings.clone();
+            async move {
+                let Ok(client) = queue::redis_client(&settings) else {
+                    return false;
+                };
+                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("rediss://localhost:{}", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Postgres of the test's own (initdb in a temporary directory) that accepts TCP connections
+/// over TLS only (`hostssl`), with the test's certificate.
+struct TlsPostgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+/// Runs `program` as the `postgres` user when this process is root (initdb refuses root).
+fn as_postgres(program: &Path) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl TlsPostgres {
+    fn start(pki: &Pki) -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Postgres server binaries in /usr/lib/postgresql")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let dir = std::env::temp_dir().join(format!("pg-tls-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("postgres dir");
+        let data = dir.join("data");
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&dir)
+            .status();
+        run(
+            as_postgres(&bin.join("initdb"))
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+                .arg(&data),
+            "initdb",
+        );
+        for (from, to) in [(&pki.cert, "server.crt"), (&pki.key, "server.key")] {
+            let target = data.join(to);
+            std::fs::copy(from, &target).expect("copy the certificate");
+            let _ = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&target)
+                .status();
+            let _ = Command::new("chmod").arg("600").arg(&target).status();
+        }
+        let port = free_port();
+        let conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nfsync = off\n",
+            dir.display()
+        );
+        let mut pg_conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        pg_conf.push_str(&conf);
+        std::fs::write(data.join("postgresql.conf"), pg_conf).expect("conf");
+        // TCP only over TLS: no `host` line, so a plaintext connection has no entry.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("hba");
+        run(
+            as_postgres(&bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("log"))
+                .args(["-w", "start"]),
+            "pg_ctl start",
+        );
+        Self { dir, bin, port }
+    }
+
+    /// `postgres://postgres@localhost:<port>`.
+    fn server(&self) -> String {
+        format!("postgres://postgres@localhost:{}", self.port)
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_works_with_every_connection_encrypted() {
+    let started = Instant::now();
+    let pki = Pki::make();
+    let redis = TlsRedis::start(&pki).await;
+    let postgres = TlsPostgres::start(&pki);
+    let verify = format!("?sslmode=verify-full&sslrootcert={}", pki.ca.display());
+
+    // The Postgres refuses plaintext and accepts TLS with the test's CA.
+    let plaintext = format!("{}/postgres?sslmode=disable", postgres.server());
+    let refused = PgConnection::connect(&plaintext).await;
+    assert!(refused.is_err(), "a plaintext connection must be refused");
+    PgConnection::connect(&format!("{}/postgres{verify}", postgres.server()))
+        .await
+        .expect("a verified TLS connection");
+    // And the Redis speaks no plaintext.
+    let plain_redis = format!("redis://localhost:{}", redis.port);
+    let plain = async {
+        let client = redis::Client::open(plain_redis.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    let plain = tokio::time::timeout(Duration::from_secs(5), plain).await;
+    assert!(
+        !matches!(plain, Ok(Ok(_))),
+        "a plaintext Redis client must not get an answer"
+    );
+
+    let stack = spawn_stack(Options {
+        postgres: Some((postgres.server(), verify)),
+        redis_url: Some(redis.url()),
+        ca_file: Some(pki.ca.clone()),
+        tls: Some((pki.cert.clone(), pki.key.clone())),
+        ..Options::default()
+    })
+    .await;
+    assert!(stack.producer.starts_with("https://") && stack.client.starts_with("https://"));
+    let up = started.elapsed();
+    let ids = post_all(&stack, 100).await;
+    let took = stack
+        .settles(
+            &ids,
+            Duration::from_secs(120),
+            "every transaction settled over TLS",
+        )
+        .await;
+    let received = stack.received().await;
+    assert_eq!(
+        received.len(),
+        ids.len(),
+        "the client was told every outcome over HTTPS"
+    );
+    eprintln!(
+        "TLS everywhere: servers up in {up:?}; {} transactions settled in {took:?}",
+        ids.len()
+    );
+    stack.shutdown().await;
+}
