@@ -313,6 +313,17 @@ fn a_failed_start_and_the_help_never_print_a_secret() {
             "{key}: the error repeats the secret:\n{printed}"
         );
     }
+    // A third party without a scheme stops the consumer at start, naming the setting.
+    let env = Env::from([
+        (
+            "CLIENT_WEBHOOK_SECRET".to_string(),
+            "whsec_cGxhY2Vob2xkZXItY2xpZW50LXNlY3JldA==".into(),
+        ),
+        ("THIRDPARTY_URL".to_string(), "thirdparty:3300".into()),
+    ]);
+    let (code, printed) = check_config("consumer", &[], &env);
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("THIRDPARTY_URL"), "{printed}");
     // `--help` shows no environment value of a secret or a URL.
     let env = Env::from([
         ("WEBHOOK_SECRET".to_string(), format!("whsec_{secret}")),

@@ -613,3 +613,67 @@ async fn the_client_simulator_rejects_unsigned_or_forged_notifications() {
     assert!(stack.received().await.is_empty(), "nothing was recorded");
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_dribbles_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut options = Options {
+        run_consumer: false,
+        ..Options::default()
+    };
+    options.producer.server.header_read_timeout_ms = 500;
+    let stack = spawn_stack(options).await;
+    let addr = stack.producer.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // One header byte every 100 ms, as a slow-loris client sends them, until the server hangs up.
+    let mut buf = [0u8; 512];
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still connected 10 s into a header that never ends"
+        );
+        if tcp.write_all(b"x").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not disconnected before the timeout ({:?})",
+        started.elapsed()
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_can_be_asserted_where_config_is_hidden_and_readyz_says_so() {
+    let mut options = Options {
+        run_consumer: false,
+        ..Options::default()
+    };
+    // The shared Redis is not durable: only an assertion lets a strict producer start.
+    options.producer.require_durable_redis = true;
+    options.producer.redis_durability = producer::durability::DurabilityMode::Assume;
+    let stack = spawn_stack(options).await;
+    let r = stack
+        .http
+        .get(format!("{}/readyz", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["durable_acceptance"], true, "{body}");
+    assert!(
+        body["redis"].as_str().unwrap().contains("not checked"),
+        "{body}"
+    );
+    stack.shutdown().await;
+}
