@@ -57,6 +57,25 @@ fn strings(v: &Yaml) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `value` with compose's `${VAR}` and `${VAR:-default}` replaced from `vars`.
+fn interpolate(value: &str, vars: &Env) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let expr = &rest[start + 2..start + end];
+        let (name, default) = expr.split_once(":-").unwrap_or((expr, ""));
+        let set = vars.get(name).filter(|v| !v.is_empty());
+        out.push_str(set.map(String::as_str).unwrap_or(default));
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `KEY=VALUE` lines, as compose reads an env file.
 fn env_file(path: &Path) -> Env {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
@@ -161,13 +180,14 @@ fn assert_starts(what: &str, binary: &str, args: &[String], env: &Env, secrets: 
 #[test]
 fn every_compose_service_accepts_the_environment_compose_gives_it() {
     let compose = &yaml(&root().join("docker-compose.yml"))[0];
-    // What a user has after `cp .env.example .env`, and what a fresh clone without one has.
-    let env_file_path = root().join(".env.example");
-    let dotenv = env_file(&env_file_path);
-    let secrets: Vec<String> = ["WEBHOOK_SECRET", "CLIENT_WEBHOOK_SECRET"]
-        .iter()
-        .filter_map(|k| dotenv.get(*k).cloned())
-        .collect();
+    // Both as a fresh clone has it (no .env, nothing set: the defaults in the file) and as a
+    // user has it after `cp .env.example .env`.
+    for vars in [Env::new(), env_file(&root().join(".env.example"))] {
+        check_compose(compose, &vars);
+    }
+}
+
+fn check_compose(compose: &Yaml, vars: &Env) {
     let mut checked = 0;
     for (name, service) in merged(&compose["services"]) {
         let service = merged(&service);
@@ -176,14 +196,18 @@ fn every_compose_service_accepts_the_environment_compose_gives_it() {
         };
         let dockerfile = scalar(&merged(build)["dockerfile"]);
         let (mut env, entrypoint) = image(&dockerfile);
-        if service.contains_key("env_file") {
-            env.extend(dotenv.clone());
+        if let Some(file) = service.get("env_file") {
+            env.extend(env_file(&root().join(scalar(file))));
         }
         if let Some(environment) = service.get("environment") {
             for (k, v) in merged(environment) {
-                env.insert(k, scalar(&v));
+                env.insert(k, interpolate(&scalar(&v), vars));
             }
         }
+        let secrets: Vec<String> = ["WEBHOOK_SECRET", "CLIENT_WEBHOOK_SECRET"]
+            .iter()
+            .filter_map(|k| env.get(*k).cloned())
+            .collect();
         let command = service.get("command").map(strings).unwrap_or_default();
         let (binary, args) = match entrypoint.first() {
             Some(path) => (path.rsplit('/').next().unwrap_or(path).to_string(), command),
@@ -270,6 +294,14 @@ fn every_kubernetes_workload_accepts_the_configmap_and_the_secret() {
         checked >= 6,
         "the migrate Job, the producer and four consumers: {checked}"
     );
+}
+
+#[test]
+fn compose_interpolation_takes_the_default_unless_the_variable_is_set() {
+    let vars = Env::from([("SET".to_string(), "x".to_string())]);
+    assert_eq!(interpolate("a${SET:-d}b", &vars), "axb");
+    assert_eq!(interpolate("a${UNSET:-d}b${SET}", &vars), "adbx");
+    assert_eq!(interpolate("plain", &vars), "plain");
 }
 
 #[test]

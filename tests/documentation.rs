@@ -25,6 +25,10 @@ fn every_setting_is_documented_and_listed_in_the_env_example() {
         ("producer", variables(producer::Config::command())),
         ("consumer", variables(consumer::Config::command())),
         (
+            "consumer migrate",
+            variables(consumer::MigrateConfig::command()),
+        ),
+        (
             "thirdparty-sim",
             variables(thirdparty_sim::Config::command()),
         ),
@@ -32,7 +36,7 @@ fn every_setting_is_documented_and_listed_in_the_env_example() {
     ];
     for (binary, vars) in binaries {
         assert!(
-            vars.len() > 3,
+            !vars.is_empty(),
             "{binary} reads its settings from the environment"
         );
         for var in vars {

@@ -61,6 +61,10 @@ pub struct MigrateConfig {
     /// The database to migrate.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]
     pub database_url: PostgresUrl,
+    /// How long to wait for the database to accept connections (ms): started beside its
+    /// database, the migration must not lose the race.
+    #[arg(long, env = "MIGRATE_WAIT_MS", default_value_t = 60_000)]
+    pub wait_ms: u64,
 }
 
 /// Settings of the consumer.

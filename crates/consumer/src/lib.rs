@@ -20,9 +20,25 @@ use txn_core::{QueueName, store::Store};
 
 use crate::pipeline::Pipeline;
 
-/// Applies the migrations (`consumer migrate`).
+/// Applies the migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     Store::connect_lazy(database_url, 2)?.migrate().await?;
+    Ok(())
+}
+
+/// `consumer migrate`: waits up to `wait` for the database to accept connections, then applies
+/// the migrations.
+pub async fn migrate_when_ready(database_url: &str, wait: Duration) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(database_url, 2)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Err(e) = store.ping().await {
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("the database did not answer within {wait:?}: {e}");
+        }
+        tracing::info!(error = %e, "waiting for the database");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    store.migrate().await?;
     Ok(())
 }
 

@@ -13,7 +13,8 @@ async fn main() -> anyhow::Result<()> {
         args.remove(1);
         txn_core::start::prepare();
         let migrate: MigrateConfig = txn_core::start::settings_from(args);
-        consumer::migrate(migrate.database_url.as_str()).await?;
+        let wait = std::time::Duration::from_millis(migrate.wait_ms);
+        consumer::migrate_when_ready(migrate.database_url.as_str(), wait).await?;
         tracing::info!("migrations applied");
         return Ok(());
     }

@@ -46,7 +46,7 @@ pub struct AppState {
     /// Largest accepted body.
     pub body_limit: usize,
     /// Whether Redis was found durable at start-up (shown by `/readyz`).
-    pub durability: Arc<crate::durability::Durability>,
+    pub durability: Arc<std::sync::RwLock<crate::durability::Durability>>,
 }
 
 impl AppState {
@@ -74,8 +74,8 @@ impl AppState {
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,
-            durability: Arc::new(crate::durability::Durability::Unknown(
-                "not checked yet".into(),
+            durability: Arc::new(std::sync::RwLock::new(
+                crate::durability::Durability::Unknown("not checked yet".into()),
             )),
         })
     }

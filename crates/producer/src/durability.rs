@@ -24,8 +24,10 @@ pub enum Durability {
     Assumed,
     /// Acknowledged writes can be lost in a crash; the reason says which setting.
     NotDurable(String),
-    /// Could not tell (Redis down, or `CONFIG` not permitted).
+    /// Could not tell (`CONFIG` not permitted, say).
     Unknown(String),
+    /// Redis did not answer.
+    Unreachable(String),
 }
 
 impl Durability {
@@ -34,11 +36,26 @@ impl Durability {
         matches!(self, Durability::Durable | Durability::Assumed)
     }
 
-    /// Learns Redis's durability as `mode` says.
-    pub async fn learn<C: ConnectionLike>(mode: DurabilityMode, conn: &mut C) -> Self {
-        match mode {
-            DurabilityMode::Check => Self::check(conn).await,
-            DurabilityMode::Assume => Durability::Assumed,
+    /// Learns Redis's durability as `mode` says, waiting up to `wait` for Redis to answer:
+    /// started beside its Redis (compose starts everything at once), the producer must not
+    /// settle for "unknown".
+    pub async fn learn<C: ConnectionLike>(
+        mode: DurabilityMode,
+        conn: &mut C,
+        wait: std::time::Duration,
+    ) -> Self {
+        if mode == DurabilityMode::Assume {
+            return Durability::Assumed;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match Self::check(conn).await {
+                Durability::Unreachable(why) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(error = %why, "waiting for Redis to check its durability");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                known => return known,
+            }
         }
     }
 
@@ -75,6 +92,9 @@ impl Durability {
         };
         match read.await {
             Ok((on, fsync)) => Self::from_settings(&on, &fsync),
+            Err(e) if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() => {
+                Durability::Unreachable(format!("Redis did not answer: {e}"))
+            }
             Err(e) => Durability::Unknown(format!("cannot read the Redis configuration: {e}")),
         }
     }
@@ -88,7 +108,7 @@ impl fmt::Display for Durability {
                 f.write_str("assumed durable (REDIS_DURABILITY=assume): asserted, not checked")
             }
             Durability::NotDurable(why) => write!(f, "not durable: {why}"),
-            Durability::Unknown(why) => write!(f, "unknown: {why}"),
+            Durability::Unknown(why) | Durability::Unreachable(why) => write!(f, "unknown: {why}"),
         }
     }
 }

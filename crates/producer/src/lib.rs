@@ -13,28 +13,23 @@ mod routes;
 
 pub use config::Config;
 
+use std::sync::{Arc, RwLock};
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish for at most `SHUTDOWN_GRACE_MS`.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut state = app::AppState::new(&config)?;
-    let durability =
-        durability::Durability::learn(config.redis_durability, &mut state.redis.clone()).await;
-    match &durability {
-        durability::Durability::Durable => {
-            tracing::info!(redis = %durability, "acceptance is durable")
-        }
-        durability::Durability::Assumed => {
-            tracing::warn!(redis = %durability, "acceptance durability is asserted by REDIS_DURABILITY=assume, not checked")
-        }
-        _ if config.require_durable_redis => {
-            anyhow::bail!("REQUIRE_DURABLE_REDIS is set but Redis is {durability}");
+use crate::durability::Durability;
+
+/// Logs what is known of Redis's durability and sets `redis_durable_acceptance`.
+fn report(durability: &Durability) {
+    match durability {
+        Durability::Durable => tracing::info!(redis = %durability, "acceptance is durable"),
+        Durability::Assumed => tracing::warn!(
+            redis = %durability,
+            "acceptance durability is asserted by REDIS_DURABILITY=assume, not checked"
+        ),
+        Durability::Unreachable(_) => {
+            tracing::warn!(redis = %durability, "Redis durability not known yet; asking again")
         }
         _ => tracing::warn!(
             redis = %durability,
@@ -47,7 +42,47 @@ pub async fn run(
     } else {
         0.0
     });
-    state.durability = std::sync::Arc::new(durability);
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// finish for at most `SHUTDOWN_GRACE_MS`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut state = app::AppState::new(&config)?;
+    // A strict producer must know before it serves; otherwise it serves at once and keeps
+    // asking while Redis is unreachable (compose starts everything together).
+    let wait = if config.require_durable_redis {
+        std::time::Duration::from_secs(30)
+    } else {
+        std::time::Duration::ZERO
+    };
+    let mut conn = state.redis.clone();
+    let durability = Durability::learn(config.redis_durability, &mut conn, wait).await;
+    if config.require_durable_redis && !durability.is_durable() {
+        anyhow::bail!("REQUIRE_DURABLE_REDIS is set but Redis is {durability}");
+    }
+    let unreachable = matches!(durability, Durability::Unreachable(_));
+    report(&durability);
+    state.durability = Arc::new(RwLock::new(durability));
+    if unreachable {
+        let (known, mode, stop) = (
+            state.durability.clone(),
+            config.redis_durability,
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            let learned = tokio::select! {
+                // Until it answers: a year is "forever" without overflowing the deadline.
+                d = Durability::learn(mode, &mut conn, std::time::Duration::from_secs(365 * 86_400)) => d,
+                _ = stop.cancelled() => return,
+            };
+            report(&learned);
+            *known.write().unwrap_or_else(|e| e.into_inner()) = learned;
+        });
+    }
     // Install the recorder before the first request is counted.
     txn_core::telemetry::metrics();
     let router = app::router(state, &config);

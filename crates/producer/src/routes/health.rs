@@ -34,10 +34,11 @@ pub async fn ready(State(state): State<Shared>) -> Result<Json<Readiness>, ApiEr
     let _: String = redis::cmd("PING")
         .query_async(&mut state.redis.clone())
         .await?;
+    let durability = state.durability.read().unwrap_or_else(|e| e.into_inner());
     Ok(Json(Readiness {
         status: "ready",
-        durable_acceptance: state.durability.is_durable(),
-        redis: state.durability.to_string(),
+        durable_acceptance: durability.is_durable(),
+        redis: durability.to_string(),
     }))
 }
 
