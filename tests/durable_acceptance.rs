@@ -31,15 +31,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
         ..Options::default()
     })
     .await;
-    let (code, ready) = {
-        let r = stack
-            .http
-            .get(format!("{}/readyz", stack.producer))
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json::<serde_json::Value>().await.unwrap())
-    };
+    let (code, ready) = stack.readyz().await;
     assert_eq!(code, 200, "{ready}");
     assert_eq!(ready["durable_acceptance"], true, "{ready}");
 

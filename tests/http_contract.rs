@@ -662,14 +662,8 @@ async fn durability_can_be_asserted_where_config_is_hidden_and_readyz_says_so() 
     options.producer.require_durable_redis = true;
     options.producer.redis_durability = producer::durability::DurabilityMode::Assume;
     let stack = spawn_stack(options).await;
-    let r = stack
-        .http
-        .get(format!("{}/readyz", stack.producer))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
+    let (code, body) = stack.readyz().await;
+    assert_eq!(code, 200);
     assert_eq!(body["durable_acceptance"], true, "{body}");
     assert!(
         body["redis"].as_str().unwrap().contains("not checked"),

@@ -100,24 +100,9 @@ impl TlsRedis {
             .spawn()
             .expect("redis-server on PATH");
         let redis = Self { child, dir, port };
-        let settings = queue::RedisSettings {
+        wait_for_redis(&queue::RedisSettings {
             ca_file: Some(pki.ca.clone()),
             ..queue::RedisSettings::url(&redis.url())
-        };
-        eventually(Duration::from_secs(20), "the TLS redis answers", || {
-            let settings = settings.clone();
-            async move {
-                let Ok(client) = queue::redis_client(&settings) else {
-                    return false;
-                };
-                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-                    return false;
-                };
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            }
         })
         .await;
         redis

@@ -392,28 +392,26 @@ impl Stack {
         by_id
     }
 
+    /// `GET url`: its status code and its JSON body.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> (u16, T) {
+        let r = self.http.get(url).send().await.expect("GET");
+        let code = r.status().as_u16();
+        (code, r.json().await.expect("a JSON body"))
+    }
+
+    /// The producer's `/readyz`: its status code and body.
+    pub async fn readyz(&self) -> (u16, serde_json::Value) {
+        self.get_json(&format!("{}/readyz", self.producer)).await
+    }
+
     /// The client simulator's counters.
     pub async fn client_stats(&self) -> client_sim::ReceivedStats {
-        self.http
-            .get(format!("{}/stats", self.client))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json")
+        self.get_json(&format!("{}/stats", self.client)).await.1
     }
 
     /// The third party's counters.
     pub async fn thirdparty_stats(&self) -> ThirdPartyStats {
-        self.http
-            .get(format!("{}/stats", self.thirdparty))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json")
+        self.get_json(&format!("{}/stats", self.thirdparty)).await.1
     }
 
     /// What the third party holds, by transaction (fault-free).
@@ -668,6 +666,23 @@ pub async fn settled_ids(database_url: &str, ids: &[Uuid]) -> bool {
     terminal as usize == ids.len() && owed == 0
 }
 
+/// Waits until the Redis at `redis` answers PING.
+pub async fn wait_for_redis(redis: &queue::RedisSettings) {
+    eventually(Duration::from_secs(20), "the redis answers", || async {
+        let Ok(client) = queue::redis_client(redis) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return false;
+        };
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok()
+    })
+    .await;
+}
+
 /// A `redis-server` of the test's own: a temporary directory, a free port, the AOF fsynced
 /// before every reply. It can be SIGKILLed and restarted on the same data.
 pub struct PrivateRedis {
@@ -723,23 +738,7 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server on PATH");
         self.child = Some(child);
-        let url = self.url();
-        eventually(Duration::from_secs(20), "the private redis answers", || {
-            let url = url.clone();
-            async move {
-                let Ok(client) = redis::Client::open(url) else {
-                    return false;
-                };
-                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-                    return false;
-                };
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            }
-        })
-        .await;
+        wait_for_redis(&queue::RedisSettings::url(&self.url())).await;
     }
 
     /// SIGKILL: whatever was not fsynced is gone.
