@@ -79,6 +79,9 @@ impl Verifier {
     /// Accepts `body` if one secret signed it and its timestamp is within 5 minutes.
     pub fn verify(&self, body: &[u8], headers: &HeaderMap) -> Result<(), SignatureError> {
         use standardwebhooks::WebhookError as E;
+        // The tolerance is checked here first, without overflow: the crate's own check
+        // overflows on extreme timestamps (`i64::MIN` passed it).
+        check_timestamp(headers, chrono::Utc::now().timestamp())?;
         let mut last = SignatureError::Signature;
         for webhook in &self.webhooks {
             match webhook.verify(body, headers) {
@@ -99,9 +102,44 @@ impl Verifier {
     }
 }
 
+/// How far a webhook's timestamp may be from now (seconds).
+const TOLERANCE_SECS: u64 = 5 * 60;
+
+/// The `webhook-timestamp` header must be Unix seconds within [`TOLERANCE_SECS`] of `now`.
+fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), SignatureError> {
+    let timestamp: i64 = headers
+        .get(HEADER_WEBHOOK_TIMESTAMP)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| SignatureError::Headers(HEADER_WEBHOOK_TIMESTAMP.into()))?;
+    if now.abs_diff(timestamp) > TOLERANCE_SECS {
+        return Err(SignatureError::Timestamp);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_timestamps_are_outside_the_tolerance_without_overflow() {
+        let (a, _) = secrets();
+        let (signer, verifier) = (Signer::new(&a), Verifier::new(&a));
+        let now = chrono::Utc::now().timestamp();
+        for ts in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX, now - 301, now + 301] {
+            let headers = signer.headers("msg_x", ts, b"{}");
+            assert_eq!(
+                verifier.verify(b"{}", &headers),
+                Err(SignatureError::Timestamp),
+                "timestamp {ts}"
+            );
+        }
+        for ts in [now - 299, now, now + 299] {
+            let headers = signer.headers("msg_x", ts, b"{}");
+            assert_eq!(verifier.verify(b"{}", &headers), Ok(()), "timestamp {ts}");
+        }
+    }
 
     fn secrets() -> (WebhookSecrets, WebhookSecrets) {
         (WebhookSecrets::generate(), WebhookSecrets::generate())
