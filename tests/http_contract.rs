@@ -671,3 +671,37 @@ async fn durability_can_be_asserted_where_config_is_hidden_and_readyz_says_so() 
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_makes_a_post_without_an_id_safe_to_retry() {
+    let stack = producer_only().await;
+    let post = |key: &'static str, body: Value| {
+        let http = stack.http.clone();
+        let url = format!("{}/transaction", stack.producer);
+        async move {
+            let r = http
+                .post(url)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let money = json!({"amount": 700, "currency": "EUR"});
+    let (first, a) = post("order-7", money.clone()).await;
+    let (again, b) = post("order-7", money).await;
+    assert_eq!((first, again), (201, 200), "{a} {b}");
+    assert_eq!(a["id"], b["id"], "the same key names the same transaction");
+    let (other, c) = post("order-7", json!({"amount": 701, "currency": "EUR"})).await;
+    assert_eq!(other, 409, "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("amount"), "{c}");
+    let (with_id, d) = post("order-8", json!({"id": Uuid::now_v7()})).await;
+    assert_eq!(with_id, 422, "{d}");
+    assert_eq!(d["errors"][0]["field"], "Idempotency-Key", "{d}");
+    let (another, e) = post("order-9", json!({})).await;
+    assert_eq!(another, 201);
+    assert_ne!(e["id"], a["id"], "another key, another transaction");
+    stack.shutdown().await;
+}

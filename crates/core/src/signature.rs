@@ -127,7 +127,15 @@ mod tests {
         let (a, _) = secrets();
         let (signer, verifier) = (Signer::new(&a), Verifier::new(&a));
         let now = chrono::Utc::now().timestamp();
-        for ts in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX, now - 301, now + 301] {
+        for ts in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            i64::MAX,
+            now - 301,
+            now + 301,
+        ] {
             let headers = signer.headers("msg_x", ts, b"{}");
             assert_eq!(
                 verifier.verify(b"{}", &headers),

@@ -27,6 +27,36 @@ impl TransactionId {
     }
 }
 
+/// The namespace of ids derived from idempotency keys (a fixed, random UUID: never change it,
+/// or retries across a deployment would get new ids).
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x5d0c_f1a4_6b3e_4c8e_9a27_41f0_83b6_d2e9);
+
+/// A client's `Idempotency-Key`: 1 to 255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Accepts 1–255 printable ASCII characters (space to `~`).
+    pub fn parse(value: &[u8]) -> Result<Self, &'static str> {
+        if value.is_empty() || value.len() > 255 {
+            return Err("must be 1 to 255 characters");
+        }
+        if !value.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Err("must be printable ASCII");
+        }
+        Ok(Self(String::from_utf8_lossy(value).into_owned()))
+    }
+}
+
+impl TransactionId {
+    /// The id a client's idempotency key stands for in deployment `prefix`: a UUIDv5, so the
+    /// same key always names the same transaction, and two deployments never share one.
+    pub fn from_idempotency_key(prefix: &str, key: &IdempotencyKey) -> Self {
+        let name = format!("{prefix}\u{0}{}", key.0);
+        Self(Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, name.as_bytes()))
+    }
+}
+
 impl From<Uuid> for TransactionId {
     fn from(id: Uuid) -> Self {
         Self(id)
@@ -43,5 +73,31 @@ impl FromStr for TransactionId {
 impl fmt::Display for TransactionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idempotency_key_names_one_id_per_deployment() {
+        let key = IdempotencyKey::parse(b"order-42").unwrap();
+        let a = TransactionId::from_idempotency_key("txn", &key);
+        assert_eq!(a, TransactionId::from_idempotency_key("txn", &key));
+        assert_ne!(a, TransactionId::from_idempotency_key("other", &key));
+        let other = IdempotencyKey::parse(b"order-43").unwrap();
+        assert_ne!(a, TransactionId::from_idempotency_key("txn", &other));
+        assert_eq!(a.as_uuid().get_version_num(), 5);
+    }
+
+    #[test]
+    fn idempotency_keys_are_short_printable_ascii() {
+        assert!(IdempotencyKey::parse(b"a").is_ok());
+        assert!(IdempotencyKey::parse(&[b'k'; 255]).is_ok());
+        assert!(IdempotencyKey::parse(b"").is_err());
+        assert!(IdempotencyKey::parse(&[b'k'; 256]).is_err());
+        assert!(IdempotencyKey::parse("clé".as_bytes()).is_err());
+        assert!(IdempotencyKey::parse(b"tab\there").is_err());
     }
 }

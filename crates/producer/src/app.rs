@@ -45,6 +45,8 @@ pub struct AppState {
     pub redis: ConnectionManager,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// The deployment's queue prefix: ids derived from idempotency keys are unique to it.
+    pub queue_prefix: String,
     /// Whether Redis was found durable at start-up (shown by `/readyz`).
     pub durability: Arc<std::sync::RwLock<crate::durability::Durability>>,
 }
@@ -74,6 +76,7 @@ impl AppState {
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,
+            queue_prefix: connections.queue_prefix.clone(),
             durability: Arc::new(std::sync::RwLock::new(
                 crate::durability::Durability::Unknown("not checked yet".into()),
             )),
@@ -94,7 +97,10 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static(crate::input::IDEMPOTENCY_KEY),
+        ])
 }
 
 /// The API's routes, each registered with its OpenAPI annotation, so the router and

@@ -2,7 +2,7 @@
 //! works with valid values only.
 
 use serde_json::{Map, Value};
-use txn_core::{Amount, Currency, Money, Status, TransactionId};
+use txn_core::{Amount, Currency, Money, Status, TransactionId, transaction_id::IdempotencyKey};
 
 use crate::problem::{ApiError, FieldError};
 
@@ -51,13 +51,40 @@ fn parse_id(value: &Value, errors: &mut Vec<FieldError>) -> Option<TransactionId
     }
 }
 
-/// Parses a `POST /transaction` body (an empty body is a valid request).
-pub fn new_transaction(body: &[u8]) -> Result<NewTransaction, ApiError> {
+/// The header that makes a POST without an id retryable.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Parses a `POST /transaction` body (an empty body is a valid request). Without an `id`, the
+/// id is derived from `key` (the `Idempotency-Key` header, under deployment `prefix`), or made
+/// fresh; a key together with an `id` is an error.
+pub fn new_transaction(
+    body: &[u8],
+    key: Option<&[u8]>,
+    prefix: &str,
+) -> Result<NewTransaction, ApiError> {
     let map = object(body, true)?;
     let mut errors = Vec::new();
-    let id = match map.get("id") {
-        None | Some(Value::Null) => Some(TransactionId::generate()),
-        Some(v) => parse_id(v, &mut errors),
+    let key = match key.map(IdempotencyKey::parse) {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(e)) => {
+            errors.push(FieldError::new("Idempotency-Key", e));
+            None
+        }
+    };
+    let id = match (map.get("id"), &key) {
+        (None | Some(Value::Null), Some(key)) => {
+            Some(TransactionId::from_idempotency_key(prefix, key))
+        }
+        (None | Some(Value::Null), None) => Some(TransactionId::generate()),
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "Idempotency-Key",
+                "cannot be combined with an id in the body (the key stands for the id)",
+            ));
+            None
+        }
+        (Some(v), None) => parse_id(v, &mut errors),
     };
     let amount = match map.get("amount") {
         None | Some(Value::Null) => None,
@@ -166,44 +193,64 @@ mod tests {
 
     #[test]
     fn an_empty_body_gets_a_fresh_id() {
-        let t = new_transaction(b"").unwrap();
+        let t = new_transaction(b"", None, "txn").unwrap();
         assert_eq!(t.money, None);
         assert_eq!(t.id.as_uuid().get_version_num(), 7);
-        assert!(new_transaction(b"  {} ").is_ok());
+        assert!(new_transaction(b"  {} ", None, "txn").is_ok());
     }
 
     #[test]
     fn every_field_error_is_named() {
         assert_eq!(
-            fields(new_transaction(br#"{"id":"nope"}"#).unwrap_err()),
+            fields(new_transaction(br#"{"id":"nope"}"#, None, "txn").unwrap_err()),
             ["id"]
         );
         assert_eq!(
-            fields(new_transaction(br#"{"amount":0,"currency":"EUR"}"#).unwrap_err()),
+            fields(new_transaction(br#"{"amount":0,"currency":"EUR"}"#, None, "txn").unwrap_err()),
             ["amount"]
         );
         assert_eq!(
-            fields(new_transaction(br#"{"amount":5,"currency":"eur"}"#).unwrap_err()),
+            fields(new_transaction(br#"{"amount":5,"currency":"eur"}"#, None, "txn").unwrap_err()),
             ["currency"]
         );
         assert_eq!(
-            fields(new_transaction(br#"{"amount":5}"#).unwrap_err()),
+            fields(new_transaction(br#"{"amount":5}"#, None, "txn").unwrap_err()),
             ["currency"]
         );
         assert_eq!(
-            fields(new_transaction(br#"{"currency":"EUR"}"#).unwrap_err()),
+            fields(new_transaction(br#"{"currency":"EUR"}"#, None, "txn").unwrap_err()),
             ["amount"]
         );
         assert_eq!(
-            fields(new_transaction(br#"{"amount":1.5,"currency":"EUR"}"#).unwrap_err()),
+            fields(
+                new_transaction(br#"{"amount":1.5,"currency":"EUR"}"#, None, "txn").unwrap_err()
+            ),
             ["amount"]
+        );
+    }
+
+    #[test]
+    fn an_idempotency_key_stands_for_the_id_and_cannot_come_with_one() {
+        let a = new_transaction(b"", Some(b"order-1"), "txn").unwrap();
+        let b = new_transaction(b"{}", Some(b"order-1"), "txn").unwrap();
+        assert_eq!(a.id, b.id, "the same key, the same id");
+        assert_eq!(a.id.as_uuid().get_version_num(), 5);
+        let id = TransactionId::generate();
+        let body = format!(r#"{{"id":"{id}"}}"#);
+        assert_eq!(
+            fields(new_transaction(body.as_bytes(), Some(b"order-1"), "txn").unwrap_err()),
+            ["Idempotency-Key"]
+        );
+        assert_eq!(
+            fields(new_transaction(b"", Some(b""), "txn").unwrap_err()),
+            ["Idempotency-Key"]
         );
     }
 
     #[test]
     fn malformed_json_is_not_a_field_error() {
         assert!(matches!(
-            new_transaction(b"{"),
+            new_transaction(b"{", None, "txn"),
             Err(ApiError::MalformedJson(_))
         ));
         assert!(matches!(

@@ -4,7 +4,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
@@ -39,6 +39,8 @@ pub struct Accepted {
     post,
     path = "/transaction",
     request_body(content = Option<crate::openapi::NewTransactionBody>, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$",
+        description = "Without an id in the body: the id is derived from this key, so a retry with the same key is answered 200 with the same id (other parameters: 409). With an id in the body: 422.")),
     responses(
         (status = 201, description = "New id: accepted, pending", body = Accepted, headers(("location" = String, description = "/transaction/{id}"))),
         (status = 200, description = "Known id, same parameters: its current status", body = Accepted),
@@ -54,10 +56,12 @@ pub struct Accepted {
 /// 200 with the current status for a known id with the same parameters, 409 otherwise.
 pub async fn create(
     State(state): State<Shared>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = super::body(body, state.body_limit)?;
-    let new = input::new_transaction(&body)?;
+    let key = headers.get(input::IDEMPOTENCY_KEY).map(|v| v.as_bytes());
+    let new = input::new_transaction(&body, key, &state.queue_prefix)?;
     let job = CreateJob {
         id: new.id,
         money: new.money,
