@@ -98,3 +98,64 @@ async fn rate_limits_and_request_timeouts_fail_nothing_and_retry_after_is_honour
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_declined_before_its_first_submission_is_never_submitted() {
+    use txn_core::signature::Signer;
+    let stack = spawn_stack(Options {
+        run_consumer: false,
+        ..Options::default()
+    })
+    .await;
+    let ids = post_all(&stack, 10).await;
+    // The third party reports them declined before anything was submitted…
+    let signer = Signer::new(&stack.webhook_secret);
+    for id in &ids {
+        let body =
+            serde_json::to_vec(&serde_json::json!({"id": id, "status": "declined"})).unwrap();
+        let r = stack
+            .http
+            .post(format!("{}/webhook", stack.producer))
+            .headers(signer.headers_now(&format!("msg_{}", id.simple()), &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // …and a consumer without the `process` pool creates the rows and applies the declines,
+    let mut no_process = stack.consumer_config.clone();
+    no_process.queues = "create,update,notify".parse().unwrap();
+    let consumer = stack.start_consumer(no_process).await;
+    eventually(Duration::from_secs(60), "every decline applied", || async {
+        let statuses = stack.statuses().await;
+        statuses.len() == ids.len() && statuses.values().all(|s| s == "declined")
+    })
+    .await;
+    consumer.stop().await;
+    let waiting = stack
+        .queue_counts(txn_core::QueueName::Process)
+        .await
+        .waiting;
+    assert_eq!(
+        waiting,
+        ids.len() as u64,
+        "their submissions wait in the queue"
+    );
+    // …so when the `process` pool runs those submissions, it submits none of them.
+    let mut only_process = stack.consumer_config.clone();
+    only_process.queues = "process".parse().unwrap();
+    let consumer = stack.start_consumer(only_process).await;
+    eventually(Duration::from_secs(30), "the submissions ran", || async {
+        let counts = stack.queue_counts(txn_core::QueueName::Process).await;
+        counts.waiting == 0 && counts.running == 0
+    })
+    .await;
+    consumer.stop().await;
+    assert_eq!(
+        stack.thirdparty_stats().await.created,
+        0,
+        "a terminal transaction is never submitted"
+    );
+    stack.shutdown().await;
+}

@@ -188,15 +188,16 @@ impl Pipeline {
 
     /// Moves `id` to terminal `status` (history and notification in the same statement), then
     /// queues the notification and refreshes the id cache. A duplicate or stale report changes
-    /// nothing. If the push fails, the notification row is the outbox: the sweeper re-pushes it.
+    /// nothing (false). If the push fails, the notification row is the outbox: the sweeper
+    /// re-pushes it.
     pub async fn finish(
         &self,
         id: TransactionId,
         status: Status,
         source: Source,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<bool, HandlerError> {
         let Some(delivery_id) = self.writes.changes.call((id, status, source)).await? else {
-            return Ok(());
+            return Ok(false);
         };
         tracing::info!(txn_id = %id, %status, %source, "status changed");
         metrics::counter!("transactions_finished_total", "status" => status.as_str(), "source" => source.as_str()).increment(1);
@@ -213,7 +214,7 @@ impl Pipeline {
             status,
         };
         self.notify.push(Job::now(job.job_id(), job)).await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Schedules poll `n` of `id`.

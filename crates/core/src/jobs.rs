@@ -93,13 +93,9 @@ pub struct ProcessJob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ProcessFrom {
-    /// `create` inserted the row just now: it is pending and unsubmitted with this money, so
-    /// the first attempt needs no read.
-    Insert {
-        /// Amount and currency as inserted.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        money: Option<Money>,
-    },
+    /// `create` inserted the row just now: nothing can have reached the third party yet, so
+    /// the first attempt submits without asking first.
+    Insert,
     /// The row already existed, or the sweeper found its submission overdue: an earlier
     /// attempt may have reached the third party, so ask it before submitting (delivery counts
     /// restart with a new job).

@@ -18,7 +18,7 @@ pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
         money: job.money,
     };
     let from = if p.writes.inserts.call(row).await? {
-        ProcessFrom::Insert { money: job.money }
+        ProcessFrom::Insert
     } else {
         let owed = p
             .store

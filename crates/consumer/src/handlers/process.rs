@@ -22,19 +22,16 @@ pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), Bo
     let id = job.id;
     let attempt = attempt.current().max(1) as u32;
     let recovered = job.from == ProcessFrom::Recovery;
-    let money = match job.from {
-        // A row inserted just now is pending and unsubmitted: its first attempt needs no read.
-        ProcessFrom::Insert { money } if attempt == 1 => money,
-        _ => {
-            let Some(row) = p.store.get(id).await? else {
-                return Err(format!("transaction {id} has no row yet").into());
-            };
-            if !row.owes_submission() {
-                return Ok(());
-            }
-            row.money
-        }
+    // The row decides, never the job's payload: a webhook may have made the transaction
+    // terminal since the job was pushed, and a terminal transaction is never submitted. The
+    // read is batched with the other handlers' reads.
+    let Some(row) = p.writes.reads.call(id).await? else {
+        return Err(format!("transaction {id} has no row yet").into());
     };
+    if !row.owes_submission() {
+        return Ok(());
+    }
+    let money = row.money;
     if attempt > 1 || recovered {
         match p.thirdparty.lookup(id).await {
             Ok(Lookup::Found(_)) => return submitted(&p, id).await,
@@ -125,7 +122,8 @@ async fn fail_unless_held(
         Ok(Lookup::Found(_)) => submitted(p, id).await,
         Ok(Lookup::NotFound) => {
             tracing::warn!(txn_id = %id, attempt, error = %error, "submission failed for good");
-            p.finish(id, Status::Failed, Source::Process).await
+            p.finish(id, Status::Failed, Source::Process).await?;
+            Ok(())
         }
         Err(check) => {
             if matches!(check, CallError::Unauthorized(_)) {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use apalis::prelude::BoxDynError;
 use chrono::Utc;
-use txn_core::{Source, TransactionId, answer::CallError, jobs::UpdateJob, thirdparty::Lookup};
+use txn_core::{
+    Source, Status, TransactionId, answer::CallError, jobs::UpdateJob, thirdparty::Lookup,
+};
 
 use super::{Ctx, after};
 
@@ -14,8 +16,18 @@ use super::{Ctx, after};
 pub async fn update(job: UpdateJob, p: Ctx) -> Result<(), BoxDynError> {
     match job {
         UpdateJob::Poll { id, n } => poll(&p, id, n).await,
-        UpdateJob::Apply { id, status } => p.finish(id, status, Source::Webhook).await,
+        UpdateJob::Apply { id, status } => apply(&p, id, status).await,
     }
+}
+
+/// Applies a status the third party reported. A webhook can outrun `create` (reported before
+/// the row exists): then nothing changed, and the job is retried until the row is there —
+/// dropping it would lose the outcome.
+async fn apply(p: &Ctx, id: TransactionId, status: Status) -> Result<(), BoxDynError> {
+    if !p.finish(id, status, Source::Webhook).await? && p.writes.reads.call(id).await?.is_none() {
+        return Err(format!("transaction {id} has no row yet").into());
+    }
+    Ok(())
 }
 
 async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
@@ -39,7 +51,8 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
     let mut retry_after = None;
     match p.thirdparty.lookup(id).await {
         Ok(Lookup::Found(status)) if status.is_terminal() => {
-            return p.finish(id, status, Source::Poll).await;
+            p.finish(id, status, Source::Poll).await?;
+            return Ok(());
         }
         Ok(_) => {}
         // A failed poll is just a poll without news: the schedule goes on, never sooner than
