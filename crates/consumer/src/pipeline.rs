@@ -149,13 +149,10 @@ impl Pipeline {
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
         let http = txn_core::http_client::client(timeout, config.https_ca_file.as_deref())?;
-        let api_key = config.thirdparty_api_key.clone().map(|key| ApiKey {
-            key,
-            header: config
-                .thirdparty_auth_header
-                .as_deref()
-                .and_then(|h| h.parse().ok()),
-        });
+        let api_key = ApiKey::from_settings(
+            config.thirdparty_api_key.as_ref(),
+            config.thirdparty_auth_header.as_deref(),
+        );
         if let Some(key) = &api_key {
             key.check().map_err(anyhow::Error::msg)?;
         }

@@ -142,6 +142,17 @@ impl Schedules {
     }
 }
 
+/// Delay before an *apply* looks again for a row that `create` has not inserted yet (attempt
+/// 1-based): `create` runs within milliseconds, so 100 ms doubling, capped at 5 s.
+pub fn awaiting_row(attempt: u32) -> Duration {
+    exponential(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+        false,
+        attempt,
+    )
+}
+
 /// Delay before re-running a job that failed unexpectedly (Postgres down, a bug): 1 s doubling
 /// to 60 s, with jitter so a recovering database is not hit by every job at once.
 pub fn infrastructure_retry(attempt: u32) -> Duration {
@@ -201,6 +212,20 @@ mod tests {
         let s = Schedules::default();
         assert!(!s.poll_expired(Duration::from_millis(3_599_999)));
         assert!(s.poll_expired(Duration::from_millis(3_600_000)));
+    }
+
+    #[test]
+    fn a_missing_row_is_looked_for_again_soon() {
+        // backon computes in floating point: a microsecond either way is the same delay.
+        let about =
+            |d: Duration, ms: u64| d.abs_diff(Duration::from_millis(ms)) < Duration::from_millis(1);
+        assert!(about(awaiting_row(1), 100), "{:?}", awaiting_row(1));
+        assert!(about(awaiting_row(2), 200), "{:?}", awaiting_row(2));
+        assert!(
+            about(awaiting_row(20), 5_000),
+            "capped: {:?}",
+            awaiting_row(20)
+        );
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// The key of the settings `THIRDPARTY_API_KEY` and `THIRDPARTY_AUTH_HEADER` (a name
+    /// already checked by [`header_name`]), if a key is set.
+    pub fn from_settings(key: Option<&Secret>, header: Option<&str>) -> Option<Self> {
+        key.map(|key| ApiKey {
+            key: key.clone(),
+            header: header.and_then(|h| h.parse().ok()),
+        })
+    }
+
+    /// Whether a request's `headers` carry this key as it is sent (the simulator's check).
+    pub fn carried_by(&self, headers: &http::HeaderMap) -> bool {
+        self.header()
+            .is_ok_and(|(name, value)| headers.get(name).is_some_and(|v| v == value))
+    }
+
     /// Checks at start-up that the key can travel in a header (it names no value).
     pub fn check(&self) -> Result<(), &'static str> {
         self.header()

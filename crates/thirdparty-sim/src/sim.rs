@@ -18,7 +18,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use txn_core::{Status, fault, signature::Signer};
+use txn_core::{Status, fault, signature::Signer, thirdparty::ApiKey};
 use uuid::Uuid;
 
 use crate::Config;
@@ -81,6 +81,8 @@ struct Sim {
     transactions: Mutex<HashMap<Uuid, Status>>,
     /// Calls so far per (id, route), so every call of a retry rolls afresh, repeatably.
     calls: Mutex<HashMap<(Uuid, u8), u64>>,
+    /// The key every call must carry, if one is configured.
+    api_key: Option<ApiKey>,
     /// Per id, when the last `Retry-After` given for it runs out.
     not_before: Mutex<HashMap<Uuid, Instant>>,
     counters: Counters,
@@ -122,16 +124,9 @@ impl Sim {
 
     /// Whether the call carries the configured key (always, when none is configured).
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(key) = &self.config.api_key else {
-            return true;
-        };
-        let (name, expected) = match &self.config.auth_header {
-            Some(name) => (name.as_str(), key.expose().to_string()),
-            None => ("authorization", format!("Bearer {}", key.expose())),
-        };
-        headers
-            .get(name)
-            .is_some_and(|v| v.as_bytes() == expected.as_bytes())
+        self.api_key
+            .as_ref()
+            .is_none_or(|key| key.carried_by(headers))
     }
 
     /// What every call to `/transactions` passes first, before it has any effect: the
@@ -189,6 +184,7 @@ pub fn router(
 ) -> Result<Router, txn_core::http_client::HttpClientError> {
     let sim = Arc::new(Sim {
         signer: Signer::new(&config.webhook_secret),
+        api_key: ApiKey::from_settings(config.api_key.as_ref(), config.auth_header.as_deref()),
         http: txn_core::http_client::client(
             Duration::from_secs(5),
             config.https_ca_file.as_deref(),

@@ -4,28 +4,41 @@
 
 use std::time::Duration;
 
-use apalis::prelude::BoxDynError;
+use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
 use chrono::Utc;
 use txn_core::{
-    Source, Status, TransactionId, answer::CallError, jobs::UpdateJob, thirdparty::Lookup,
+    Source, Status, TransactionId, answer::CallError, jobs::UpdateJob, schedule, thirdparty::Lookup,
 };
 
 use super::{Ctx, after};
 
 /// Runs one poll or one apply.
-pub async fn update(job: UpdateJob, p: Ctx) -> Result<(), BoxDynError> {
+pub async fn update(job: UpdateJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     match job {
         UpdateJob::Poll { id, n } => poll(&p, id, n).await,
-        UpdateJob::Apply { id, status } => apply(&p, id, status).await,
+        UpdateJob::Apply { id, status } => apply(&p, id, status, attempt).await,
     }
 }
 
-/// Applies a status the third party reported. A webhook can outrun `create` (reported before
-/// the row exists): then nothing changed, and the job is retried until the row is there —
-/// dropping it would lose the outcome.
-async fn apply(p: &Ctx, id: TransactionId, status: Status) -> Result<(), BoxDynError> {
-    if !p.finish(id, status, Source::Webhook).await? && p.writes.reads.call(id).await?.is_none() {
-        return Err(format!("transaction {id} has no row yet").into());
+/// Applies a status the third party reported. A webhook can outrun `create`: then the change
+/// found no row and changed nothing. An apply only carries a terminal status, so anything but
+/// a terminal row afterwards (no row, or one inserted since the change looked) means it did
+/// not land: the job is retried soon (`schedule::awaiting_row`) rather than dropped, which
+/// would lose the outcome.
+async fn apply(
+    p: &Ctx,
+    id: TransactionId,
+    status: Status,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
+    if p.finish(id, status, Source::Webhook).await? {
+        return Ok(());
+    }
+    let row = p.writes.reads.call(id).await?;
+    if !row.is_some_and(|r| r.status.is_terminal()) {
+        let error = format!("transaction {id} not created yet; its {status} will be applied then");
+        let delay = schedule::awaiting_row(attempt.current().max(1) as u32);
+        return Err(RetryAfterError::new(std::io::Error::other(error), delay).into());
     }
     Ok(())
 }
