@@ -749,6 +749,25 @@ impl PrivateRedis {
         }
     }
 
+    /// SIGSTOP: Redis stalls with every connection open, as a hung host does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`PrivateRedis::pause`]: it carries on with what was queued meanwhile.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([which, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {which} {pid}");
+    }
+
     /// Starts again on the same directory and port (reloading the AOF).
     pub async fn restart(&mut self) {
         self.kill();
@@ -758,6 +777,10 @@ impl PrivateRedis {
 
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            // A stopped process does not die of SIGKILL until it is continued.
+            let _ = std::panic::catch_unwind(|| self.resume());
+        }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

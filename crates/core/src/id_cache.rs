@@ -37,12 +37,39 @@ pub enum Reservation {
     New,
     /// The id was already known; nothing was pushed.
     Known(Cached),
+    /// Redis ran the script after the acceptance deadline: nothing was reserved or pushed.
+    TooLate,
 }
 
+/// What a re-read of an id's reservation found (see [`IdCache::reread`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reread {
+    /// The id is reserved (by this request or an earlier one).
+    Reserved(Cached),
+    /// Not reserved, and Redis's clock is past the deadline: it never will be by that request.
+    NeverAccepted,
+    /// Not reserved yet, but the deadline has not passed: the request may still land.
+    Unknown,
+}
+
+/// Redis's clock in ms, for scripts (`TIME` is allowed in scripts since Redis 5's effects
+/// replication, which is the only mode of Redis 7).
+const REDIS_NOW_MS: &str = r"
+local function redis_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+";
+
 /// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key; `amount`
-/// and `currency` ('' = none) and `ttl_ms` its fields and lifetime.
-/// Returns {1} for a new id, or {0, amount, currency, status} for a known one.
+/// and `currency` ('' = none) and `ttl_ms` its fields and lifetime; `deadline_ms` the
+/// acceptance deadline (ms since the epoch), past which it does nothing.
+/// Returns {2} past the deadline, {1} for a new id, or {0, amount, currency, status} for a
+/// known one.
 const RESERVE: &str = r"
+if redis_now_ms() > tonumber(deadline_ms) then
+  return {2}
+end
 local cached = redis.call('HMGET', entry, 'a', 'c', 's')
 if cached[3] then
   return {0, cached[1], cached[2], cached[3]}
@@ -53,8 +80,26 @@ push_this_job()
 return {1}
 ";
 
-static RESERVE_HOOK: LazyLock<PushHook> =
-    LazyLock::new(|| PushHook::new(&["entry"], &["amount", "currency", "ttl_ms"], RESERVE));
+static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
+    PushHook::new(
+        &["entry"],
+        &["amount", "currency", "ttl_ms", "deadline_ms"],
+        &format!("{REDIS_NOW_MS}{RESERVE}"),
+    )
+});
+
+/// The entry of an id and whether Redis's clock is past a deadline. KEYS: the cache key;
+/// ARGV: the deadline (ms). Returns {amount, currency, status, past (0/1)}.
+static REREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{REDIS_NOW_MS}
+local cached = redis.call('HMGET', KEYS[1], 'a', 'c', 's')
+local past = 0
+if redis_now_ms() > tonumber(ARGV[1]) then past = 1 end
+return {{cached[1], cached[2], cached[3], past}}
+"
+    ))
+});
 
 /// Compare-and-set of the cached status. KEYS: the cache key; ARGV: expected, new status.
 /// Returns 1 if set, 0 if the cached status was not the expected one (or the entry is gone).
@@ -121,11 +166,13 @@ impl IdCache {
     }
 
     /// Reserves `job.id` and pushes its `create` job in one atomic round trip, or reports the
-    /// id as known. A failure leaves nothing behind.
+    /// id as known; does nothing if Redis runs it after `deadline_ms` (its own clock, ms since
+    /// the epoch). A Redis error may hide a reservation made in time: see [`IdCache::reread`].
     pub async fn reserve(
         &self,
         create: &Queue<CreateJob>,
         job: &CreateJob,
+        deadline_ms: u64,
     ) -> Result<Reservation, IdCacheError> {
         let key = self.key(&job.id);
         let amount = job
@@ -137,18 +184,23 @@ impl IdCache {
             .map(|m| m.currency.to_string())
             .unwrap_or_default();
         let ttl = self.ttl_ms.to_string();
+        let deadline = deadline_ms.to_string();
         let reply: Vec<Option<String>> = create
             .push_with(
                 &RESERVE_HOOK,
                 &Job::now(job.job_id(), job.clone()),
                 &[&key],
-                &[&amount, &currency, &ttl],
+                &[&amount, &currency, &ttl, &deadline],
             )
             .await?;
         let mut fields = reply.into_iter();
-        if fields.next().flatten().as_deref() == Some("1") {
-            create.count_pushed(1);
-            return Ok(Reservation::New);
+        match fields.next().flatten().as_deref() {
+            Some("1") => {
+                create.count_pushed(1);
+                return Ok(Reservation::New);
+            }
+            Some("2") => return Ok(Reservation::TooLate),
+            _ => {}
         }
         let (amount, currency, status) = (
             fields.next().flatten(),
@@ -158,6 +210,31 @@ impl IdCache {
         parse_cached(amount, currency, &status)
             .map(Reservation::Known)
             .ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))
+    }
+
+    /// After a reserve whose answer was lost: whether `id` is reserved now, and if not, whether
+    /// Redis's clock has passed `deadline_ms`, so that the lost reserve can no longer land.
+    pub async fn reread<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+        deadline_ms: u64,
+    ) -> Result<Reread, IdCacheError> {
+        let (amount, currency, status, past): (Option<String>, Option<String>, Option<String>, u8) =
+            REREAD
+                .key(self.key(id))
+                .arg(deadline_ms)
+                .invoke_async(conn)
+                .await
+                .map_err(QueueError::from)?;
+        Ok(match status {
+            Some(status) => Reread::Reserved(
+                parse_cached(amount, currency, &status)
+                    .ok_or_else(|| IdCacheError::Corrupt(id.to_string()))?,
+            ),
+            None if past == 1 => Reread::NeverAccepted,
+            None => Reread::Unknown,
+        })
     }
 
     /// The cached entry of `id`, if any.

@@ -49,16 +49,28 @@ pub struct AppState {
     pub queue_prefix: String,
     /// Whether Redis was found durable at start-up (shown by `/readyz`).
     pub durability: Arc<std::sync::RwLock<crate::durability::Durability>>,
+    /// How long after its arrival a POST may still be reserved in Redis.
+    pub accept_deadline: Duration,
 }
+
+/// How long a request waits for Redis: a 503 well inside the request's own timeout.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl AppState {
     /// Connects lazily to Redis and Postgres: the producer starts (and answers 503) while
     /// either is down.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let connections = &config.connections;
+        let accept_deadline = Duration::from_millis(config.accept_deadline_ms);
+        if accept_deadline >= REDIS_RESPONSE_TIMEOUT {
+            anyhow::bail!(
+                "ACCEPT_DEADLINE_MS must be below the Redis response timeout ({} ms), so that a \
+                 reservation made in time can still be answered",
+                REDIS_RESPONSE_TIMEOUT.as_millis()
+            );
+        }
         let client = queue::redis_client(&connections.redis())?;
-        // Requests fail fast: a 503 well inside the request's own timeout.
-        let redis = queue::connection_manager(&client, Duration::from_secs(2))?;
+        let redis = queue::connection_manager(&client, REDIS_RESPONSE_TIMEOUT)?;
         let queue =
             |name: QueueName| QueueConfig::new(connections.queue_prefix.clone(), name.as_str());
         Ok(Self {
@@ -80,6 +92,7 @@ impl AppState {
             durability: Arc::new(std::sync::RwLock::new(
                 crate::durability::Durability::Unknown("not checked yet".into()),
             )),
+            accept_deadline,
         })
     }
 }

@@ -37,6 +37,11 @@ pub struct Config {
     /// How long an id is remembered for idempotent POSTs.
     #[command(flatten)]
     pub idempotency: IdempotencyWindow,
+    /// Redis must run the reserve script within this long of the request's arrival (ms, by
+    /// Redis's clock), or it does nothing: a 503 then means "not accepted" for certain. Below
+    /// the Redis response timeout (2000 ms), so a reply to a script run in time can arrive.
+    #[arg(long, env = "ACCEPT_DEADLINE_MS", default_value_t = 1_000)]
+    pub accept_deadline_ms: u64,
     /// Largest accepted request body (bytes).
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536)]
     pub body_limit_bytes: usize,

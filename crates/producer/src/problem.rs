@@ -67,6 +67,14 @@ pub enum ApiError {
         /// Why, for the log only.
         cause: String,
     },
+    /// Redis may or may not have accepted the transaction (504): retrying with its id is safe.
+    #[error("outcome unknown; retrying with this id is always safe")]
+    OutcomeUnknown {
+        /// The transaction's id, repeated in the body and in `Location`.
+        id: String,
+        /// Why, for the log only.
+        cause: String,
+    },
     /// A bug or data this code cannot read (500: retrying will not help).
     #[error("internal error")]
     Internal(String),
@@ -92,6 +100,10 @@ pub struct Problem<'a> {
     /// The invalid fields (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// The transaction whose outcome is unknown (504 only): retry with this id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    id: Option<&'a str>,
 }
 
 impl ApiError {
@@ -143,6 +155,11 @@ impl ApiError {
                 "/problems/unavailable",
                 "Service unavailable",
             ),
+            ApiError::OutcomeUnknown { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "/problems/outcome-unknown",
+                "Outcome unknown",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "/problems/internal",
@@ -167,12 +184,17 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(errors) => Some(errors.as_slice()),
             _ => None,
         };
+        let id = match &self {
+            ApiError::OutcomeUnknown { id, .. } => Some(id.as_str()),
+            _ => None,
+        };
         let body = Problem {
             kind,
             title,
             status: status.as_u16(),
             detail,
             errors,
+            id,
         };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
@@ -183,8 +205,15 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let Some(location) =
+            id.and_then(|id| HeaderValue::from_str(&format!("/transaction/{id}")).ok())
+        {
+            headers.insert(header::LOCATION, location);
+        }
         match self {
-            ApiError::Unavailable { cause, .. } | ApiError::Internal(cause) => {
+            ApiError::Unavailable { cause, .. }
+            | ApiError::Internal(cause)
+            | ApiError::OutcomeUnknown { cause, .. } => {
                 response.extensions_mut().insert(ErrorCause(cause));
             }
             _ => {}
@@ -253,6 +282,21 @@ mod tests {
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
         let cause = response.extensions().get::<ErrorCause>().unwrap();
         assert!(cause.0.contains("done"), "the cause is kept for the log");
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_a_504_naming_the_id_in_body_and_location() {
+        let response = ApiError::OutcomeUnknown {
+            id: "0b0e6f2e-3a8c-4f0e-9a7e-5d1f6c2b9a10".into(),
+            cause: "connection reset".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "/transaction/0b0e6f2e-3a8c-4f0e-9a7e-5d1f6c2b9a10"
+        );
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use txn_core::{
     Amount, Currency, Source, Status, TransactionId,
-    id_cache::{Cached, Reservation},
+    id_cache::{Cached, IdCacheError, Reread, Reservation},
     jobs::CreateJob,
     money::differing_parts,
     store::HistoryEntry,
@@ -48,12 +48,14 @@ pub struct Accepted {
         (status = 409, description = "Known id, other parameters (the detail names them)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable; nothing was accepted (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not accepted, for certain: Redis was unavailable or did not run the reservation within ACCEPT_DEADLINE_MS (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Outcome unknown (the connection to Redis broke after the request was sent): retrying with the id in the body and in Location is always safe", body = Problem, content_type = "application/problem+json", headers(("location" = String, description = "/transaction/{id}"))),
         (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 /// `POST /transaction`: 201 for a new id (reserved and queued in one atomic Redis script),
-/// 200 with the current status for a known id with the same parameters, 409 otherwise.
+/// 200 with the current status for a known id with the same parameters, 409 otherwise; 503
+/// only when nothing was accepted, 504 when that cannot be known.
 pub async fn create(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -66,7 +68,17 @@ pub async fn create(
         id: new.id,
         money: new.money,
     };
-    match state.cache.reserve(&state.create, &job).await? {
+    let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
+    let reservation = match state.cache.reserve(&state.create, &job, deadline_ms).await {
+        Ok(reservation) => reservation,
+        Err(e) => after_failed_reserve(&state, &new, deadline_ms, e).await?,
+    };
+    match reservation {
+        Reservation::TooLate => Err(ApiError::Unavailable {
+            service: "the queue",
+            cause: "Redis ran the reservation after the acceptance deadline; nothing was accepted"
+                .into(),
+        }),
         Reservation::New => {
             tracing::info!(txn_id = %new.id, "transaction accepted");
             let location = format!("/transaction/{}", new.id);
@@ -88,6 +100,56 @@ pub async fn create(
                 .into_response())
         }
     }
+}
+
+/// A reserve that failed may still have landed: the connection can break after the script was
+/// written. An error reply, a refused connection or a timeout cannot hide one (a script run
+/// before the deadline had the rest of the response timeout for its reply, and one run after
+/// it does nothing), so those stay 503. Otherwise the reservation is read again: there with the
+/// same parameters → accepted (201); absent once Redis's clock is past the deadline → 503;
+/// still unknowable → 504 with the id, which is always safe to retry.
+async fn after_failed_reserve(
+    state: &Shared,
+    new: &NewTransaction,
+    deadline_ms: u64,
+    error: IdCacheError,
+) -> Result<Reservation, ApiError> {
+    let IdCacheError::Queue(queue::QueueError::Redis(redis_error)) = &error else {
+        return Err(error.into());
+    };
+    if !redis_error.is_io_error() || redis_error.is_timeout() || redis_error.is_connection_refusal()
+    {
+        return Err(error.into());
+    }
+    let unknown = |cause: String| ApiError::OutcomeUnknown {
+        id: new.id.to_string(),
+        cause,
+    };
+    for _ in 0..2 {
+        match state
+            .cache
+            .reread(&mut state.redis.clone(), &new.id, deadline_ms)
+            .await
+        {
+            Ok(Reread::Reserved(cached))
+                if cached.status == Status::Pending
+                    && differing_parts(new.money, cached.money).is_empty() =>
+            {
+                return Ok(Reservation::New);
+            }
+            Ok(Reread::Reserved(cached)) => return Ok(Reservation::Known(cached)),
+            Ok(Reread::NeverAccepted) => return Err(error.into()),
+            Ok(Reread::Unknown) => {
+                // Redis's clock has not reached the deadline yet: ask again just after it.
+                let wait = deadline_ms.saturating_sub(queue::now_ms()) + 10;
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+            Err(reread) => return Err(unknown(format!("{error}; re-read: {reread}"))),
+        }
+    }
+    Err(unknown(format!(
+        "{error}; Redis's clock had not passed the acceptance deadline"
+    )))
 }
 
 /// A known id must come with exactly the parameters it was first accepted with (absent ≠ present).

@@ -1,0 +1,121 @@
+//! Acceptance is exact: a 503 means the transaction exists nowhere, ever — even when Redis
+//! stalls with the reservation already on the wire and runs it once it resumes.
+
+mod support;
+
+use std::{collections::HashSet, time::Duration};
+
+use futures::{StreamExt, stream};
+use serde_json::json;
+use support::*;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
+    let redis = PrivateRedis::start().await;
+    let stack = spawn_stack(Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    })
+    .await;
+    let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    let stack_ref = &stack;
+    let started = std::time::Instant::now();
+    // 200 POSTs at a steady pace (one every 15 ms, 16 in flight), with Redis stalled from
+    // 0.6 s to 3.6 s: the stall meets requests already sent, which Redis runs when it resumes.
+    let posts = stream::iter(ids.iter().enumerate())
+        .map(|(i, id)| async move {
+            tokio::time::sleep_until(
+                tokio::time::Instant::from_std(started) + Duration::from_millis(15 * i as u64),
+            )
+            .await;
+            (
+                *id,
+                stack_ref
+                    .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
+                    .await
+                    .0,
+            )
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let stall = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        redis.pause();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        redis.resume();
+    };
+    let (answers, ()) = tokio::join!(posts, stall);
+
+    let with = |code: u16| -> Vec<Uuid> {
+        answers
+            .iter()
+            .filter(|(_, c)| *c == code)
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let (created, refused, unknown) = (with(201), with(503), with(504));
+    eprintln!(
+        "201: {}, 503: {}, 504: {}",
+        created.len(),
+        refused.len(),
+        unknown.len()
+    );
+    assert_eq!(
+        created.len() + refused.len() + unknown.len(),
+        ids.len(),
+        "every answer is 201, 503 or 504: {answers:?}"
+    );
+    assert!(
+        refused.len() >= 10,
+        "the stall hit requests in flight ({} refused)",
+        refused.len()
+    );
+    assert!(
+        created.len() >= 50,
+        "requests before and after the stall were accepted"
+    );
+
+    // A 504 may go either way; retrying it with its id settles it, as its answer promises.
+    let mut accepted = created.clone();
+    for id in &unknown {
+        let (code, body) = stack
+            .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
+            .await;
+        match code {
+            201 | 200 => accepted.push(*id),
+            other => panic!("retrying 504 {id} answered {other}: {body}"),
+        }
+    }
+    stack
+        .settles(
+            &accepted,
+            Duration::from_secs(60),
+            "every accepted transaction settled",
+        )
+        .await;
+
+    // Nothing refused exists: no row, no cache entry, never submitted, never notified.
+    let accepted_set: HashSet<Uuid> = accepted.iter().copied().collect();
+    let statuses = stack.statuses().await;
+    let received = stack.received().await;
+    let ledger = stack.ledger().await;
+    for id in &refused {
+        assert!(!accepted_set.contains(id));
+        assert!(!statuses.contains_key(id), "503 {id} has a row");
+        assert!(!ledger.contains_key(id), "503 {id} was submitted");
+        assert!(!received.contains_key(id), "503 {id} was notified");
+        assert_eq!(
+            stack.get(&id.to_string()).await.0,
+            404,
+            "503 {id} is unknown"
+        );
+    }
+    let stats = stack.thirdparty_stats().await;
+    assert_eq!(
+        stats.created as usize,
+        accepted.len(),
+        "the third party holds exactly the accepted transactions"
+    );
+    stack.shutdown().await;
+}
