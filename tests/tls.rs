@@ -7,7 +7,7 @@
 mod support;
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -65,13 +65,6 @@ impl Drop for Pki {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// A `redis-server` of the test's own that listens on TLS only.
 struct TlsRedis {
     child: Child,
@@ -121,119 +114,12 @@ impl Drop for TlsRedis {
     }
 }
 
-/// A Postgres of the test's own (initdb in a temporary directory) that accepts TCP connections
-/// over TLS only (`hostssl`), with the test's certificate.
-struct TlsPostgres {
-    dir: PathBuf,
-    bin: PathBuf,
-    port: u16,
-}
-
-/// Runs `program` as the `postgres` user when this process is root (initdb refuses root).
-fn as_postgres(program: &Path) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if root {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-impl TlsPostgres {
-    fn start(pki: &Pki) -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("Postgres server binaries in /usr/lib/postgresql")
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("bin"))
-            .find(|p| p.join("initdb").exists())
-            .expect("initdb");
-        let dir = std::env::temp_dir().join(format!("pg-tls-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("postgres dir");
-        let data = dir.join("data");
-        let _ = Command::new("chown")
-            .arg("postgres:postgres")
-            .arg(&dir)
-            .status();
-        run(
-            as_postgres(&bin.join("initdb"))
-                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-                .arg(&data),
-            "initdb",
-        );
-        for (from, to) in [(&pki.cert, "server.crt"), (&pki.key, "server.key")] {
-            let target = data.join(to);
-            std::fs::copy(from, &target).expect("copy the certificate");
-            let _ = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&target)
-                .status();
-            let _ = Command::new("chmod").arg("600").arg(&target).status();
-        }
-        let port = free_port();
-        let conf = format!(
-            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nfsync = off\n",
-            dir.display()
-        );
-        let mut pg_conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
-        pg_conf.push_str(&conf);
-        std::fs::write(data.join("postgresql.conf"), pg_conf).expect("conf");
-        // TCP only over TLS: no `host` line, so a plaintext connection has no entry.
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
-        )
-        .expect("hba");
-        run(
-            as_postgres(&bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("log"))
-                .args(["-w", "start"]),
-            "pg_ctl start",
-        );
-        Self { dir, bin, port }
-    }
-
-    /// `postgres://postgres@localhost:<port>`.
-    fn server(&self) -> String {
-        format!("postgres://postgres@localhost:{}", self.port)
-    }
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_works_with_every_connection_encrypted() {
     let started = Instant::now();
     let pki = Pki::make();
     let redis = TlsRedis::start(&pki).await;
-    let postgres = TlsPostgres::start(&pki);
+    let postgres = PrivatePostgres::start_tls(&pki.cert, &pki.key);
     let verify = format!("?sslmode=verify-full&sslrootcert={}", pki.ca.display());
 
     // The Postgres refuses plaintext and accepts TLS with the test's CA.

@@ -18,6 +18,18 @@ use txn_core::{
 };
 use uuid::Uuid;
 
+mod postgres;
+#[allow(unused_imports)]
+pub use postgres::PrivatePostgres;
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// The Postgres server the tests use (a database of their own is created on it).
 pub fn postgres_server() -> String {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
@@ -317,18 +329,23 @@ impl RunningConsumer {
     /// The value of the counter `name` with `labels` (e.g. `target="thirdparty"`) in its
     /// `/metrics`, 0 when absent.
     pub async fn counter(&self, name: &str, labels: &str) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        let series = format!("{name}{{{labels}}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+        metric(&self.url, name, labels).await
     }
+}
+
+/// The value of counter `name{labels}` on the `/metrics` of the service at `base` (0 if absent).
+pub async fn metric(base: &str, name: &str, labels: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let series = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// What the client simulator recorded.

@@ -125,6 +125,10 @@ pub struct Config {
     /// Most rows of each kind one sweep re-pushes.
     #[arg(long, env = "SWEEP_BATCH", default_value_t = 1_000)]
     pub sweep_batch: i64,
+    /// How long a job must have been dead before the sweeper revives it, if its transaction
+    /// (or notification) is not finished (ms).
+    #[arg(long, env = "DEAD_REVIVE_MS", default_value_t = 600_000)]
+    pub dead_revive_ms: u64,
     /// Apply migrations at start-up (under sqlx's advisory lock).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,

@@ -86,13 +86,13 @@ pub async fn run(
     pool!(QueueName::Notify, notify, handlers::notify::notify);
 
     let sweeper = config.sweeper.then(|| {
-        tokio::spawn(sweeper::run(
-            p.clone(),
-            Duration::from_millis(config.sweep_interval_ms),
-            Duration::from_millis(config.sweep_grace_ms),
-            config.sweep_batch,
-            stop.clone(),
-        ))
+        let settings = sweeper::SweepSettings {
+            interval: Duration::from_millis(config.sweep_interval_ms),
+            grace: Duration::from_millis(config.sweep_grace_ms),
+            batch: config.sweep_batch,
+            revive_after: Duration::from_millis(config.dead_revive_ms),
+        };
+        tokio::spawn(sweeper::run(p.clone(), settings, stop.clone()))
     });
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn({

@@ -2,34 +2,179 @@
 //! Postgres is pushed again under its deterministic job id. A push of a job still held is a
 //! no-op, so the sweeper is harmless when nothing was lost. One instance sweeps at a time
 //! (an advisory lock).
+//!
+//! A dead job still holds its id, so that push would be a no-op too: the sweeper also revives
+//! dead jobs whose work is still owed (`owner`), once they have been dead `DEAD_REVIVE_MS`.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use queue::Job;
+use queue::{DeadCursor, Job, Queue};
+use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
-use txn_core::jobs::{NotifyJob, ProcessFrom, ProcessJob, UpdateJob};
+use txn_core::{
+    QueueName,
+    jobs::{NotifyJob, ProcessFrom, ProcessJob, UpdateJob},
+    owner,
+};
 
 use crate::pipeline::{HandlerError, Pipeline};
 
-/// Sweeps every `interval` until `stop` is cancelled.
-pub async fn run(
-    p: Arc<Pipeline>,
-    interval: Duration,
-    grace: Duration,
-    batch: i64,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(interval);
+/// What the sweeper does each tick.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    /// How often it runs.
+    pub interval: Duration,
+    /// How overdue work must be before it is pushed again.
+    pub grace: Duration,
+    /// Most rows of each kind, and most dead jobs per queue, handled per tick.
+    pub batch: i64,
+    /// How long a job must have been dead before it is revived.
+    pub revive_after: Duration,
+}
+
+/// Sweeps every `settings.interval` until `stop` is cancelled.
+pub async fn run(p: Arc<Pipeline>, settings: SweepSettings, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut revival = Revival::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = sweep_once(&p, grace, batch).await {
+        if let Err(e) = sweep_once(&p, settings.grace, settings.batch).await {
             tracing::warn!(error = %e, "sweep failed");
         }
+        let batch = u64::try_from(settings.batch).unwrap_or(1).max(1);
+        if let Err(e) = revival.revive(&p, settings.revive_after, batch).await {
+            tracing::warn!(error = %e, "revival of dead jobs failed");
+        }
     }
+}
+
+/// Where the scan of each queue's dead set stands. Each tick looks only at jobs that died
+/// after the last one examined (in batches), so jobs left dead (their work is done) are not
+/// read again; a revived job that dies again is new to the scan.
+#[derive(Debug, Default)]
+pub struct Revival {
+    cursors: [DeadCursor; 4],
+}
+
+impl Revival {
+    /// Revives, in every queue, the jobs dead for at least `after` whose work is still owed;
+    /// at most `batch` examined per queue. Returns how many it revived.
+    pub async fn revive(
+        &mut self,
+        p: &Pipeline,
+        after: Duration,
+        batch: u64,
+    ) -> Result<u64, HandlerError> {
+        let before = queue::now_ms().saturating_sub(after.as_millis() as u64);
+        let [create, process, update, notify] = &mut self.cursors;
+        let rows = |ids: Vec<txn_core::TransactionId>| async move {
+            let rows = p.store.get_many(&ids).await?;
+            Ok(rows
+                .iter()
+                .map(|r| owner::dead_job_owed(r.as_ref()))
+                .collect())
+        };
+        let mut revived = 0;
+        revived += revive_queue(
+            &p.create,
+            QueueName::Create,
+            create,
+            before,
+            batch,
+            |jobs| rows(jobs.iter().map(|j| j.id).collect()),
+        )
+        .await?;
+        revived += revive_queue(
+            &p.process,
+            QueueName::Process,
+            process,
+            before,
+            batch,
+            |jobs| rows(jobs.iter().map(|j| j.id).collect()),
+        )
+        .await?;
+        revived += revive_queue(
+            &p.update,
+            QueueName::Update,
+            update,
+            before,
+            batch,
+            |jobs| rows(jobs.iter().map(UpdateJob::transaction).collect()),
+        )
+        .await?;
+        revived += revive_queue(
+            &p.notify,
+            QueueName::Notify,
+            notify,
+            before,
+            batch,
+            |jobs: Vec<NotifyJob>| async move {
+                let mut owed = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let row = p.store.notification(job.delivery_id).await?;
+                    owed.push(owner::dead_notification_owed(row.as_ref()));
+                }
+                Ok(owed)
+            },
+        )
+        .await?;
+        Ok(revived)
+    }
+}
+
+/// One batch of `queue`'s dead set after `cursor`: the jobs `owed` says still have work are
+/// moved back to waiting with fresh delivery counts, counted in `jobs_revived_total{queue}`.
+async fn revive_queue<T, F, Fut>(
+    queue: &Queue<T>,
+    name: QueueName,
+    cursor: &mut DeadCursor,
+    before_ms: u64,
+    batch: u64,
+    owed: F,
+) -> Result<u64, HandlerError>
+where
+    T: DeserializeOwned,
+    F: FnOnce(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<Vec<bool>, HandlerError>>,
+{
+    let dead = queue.dead_after(cursor, before_ms, batch).await?;
+    let Some(last) = dead.last() else {
+        return Ok(0);
+    };
+    let next = DeadCursor::after(last);
+    let (mut ids, mut jobs) = (Vec::new(), Vec::new());
+    for job in &dead {
+        match serde_json::from_str::<T>(&job.payload) {
+            Ok(parsed) => {
+                ids.push(job.id.as_str());
+                jobs.push(parsed);
+            }
+            Err(e) => {
+                tracing::error!(queue = name.as_str(), job_id = %job.id, error = %e, "dead job unreadable; left dead")
+            }
+        }
+    }
+    let owed = owed(jobs).await?;
+    let revive: Vec<&str> = ids
+        .into_iter()
+        .zip(owed)
+        .filter_map(|(id, owed)| owed.then_some(id))
+        .collect();
+    let revived = queue.retry_dead_many(&revive).await?;
+    *cursor = next;
+    if revived > 0 {
+        metrics::counter!("jobs_revived_total", "queue" => name.as_str()).increment(revived);
+        tracing::warn!(
+            queue = name.as_str(),
+            revived,
+            "revived dead jobs of unfinished transactions"
+        );
+    }
+    Ok(revived)
 }
 
 /// One sweep; returns how many jobs it pushed again.

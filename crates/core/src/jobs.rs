@@ -130,6 +130,13 @@ pub enum UpdateJob {
 }
 
 impl UpdateJob {
+    /// The transaction it is about.
+    pub fn transaction(&self) -> TransactionId {
+        match self {
+            UpdateJob::Poll { id, .. } | UpdateJob::Apply { id, .. } => *id,
+        }
+    }
+
     /// `poll:<id>:<n>` or `apply:<id>:<status>`.
     pub fn job_id(&self) -> String {
         match self {

@@ -12,6 +12,7 @@ pub mod id_cache;
 pub mod jobs;
 pub mod money;
 pub mod notifier;
+pub mod owner;
 pub mod schedule;
 pub mod secret;
 pub mod serve;

@@ -1,11 +1,15 @@
--- Move one dead job back to ready with a fresh delivery count. ARGV: 1 job id.
--- Returns 1 if it was dead and is now waiting, else 0.
-local id = ARGV[1]
-if redis.call('ZREM', dead, id) == 0 then
-  return 0
+-- Move dead jobs back to ready with a fresh delivery count. ARGV: the job ids.
+-- Returns how many were dead and are now waiting (an id no longer dead is skipped).
+local moved = 0
+for _, id in ipairs(ARGV) do
+  if redis.call('ZREM', dead, id) == 1 then
+    redis.call('HDEL', errors, id)
+    redis.call('HDEL', deliveries, id)
+    redis.call('RPUSH', ready, id)
+    moved = moved + 1
+  end
 end
-redis.call('HDEL', errors, id)
-redis.call('HDEL', deliveries, id)
-redis.call('RPUSH', ready, id)
-signal()
-return 1
+if moved > 0 then
+  signal()
+end
+return moved

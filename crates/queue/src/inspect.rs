@@ -36,6 +36,25 @@ pub struct DeadJob {
     pub payload: String,
 }
 
+/// Where a scan of the dead set ([`Queue::dead_after`]) stands: the last job it returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadCursor {
+    /// Its death time (ms since the epoch); 0 = from the start.
+    pub dead_at_ms: u64,
+    /// Its id ("" = from the start).
+    pub id: String,
+}
+
+impl DeadCursor {
+    /// The cursor just after `job`.
+    pub fn after(job: &DeadJob) -> Self {
+        Self {
+            dead_at_ms: job.dead_at_ms,
+            id: job.id.clone(),
+        }
+    }
+}
+
 impl<T> Queue<T> {
     /// Jobs per state, read in one round trip.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
@@ -89,11 +108,52 @@ impl<T> Queue<T> {
 
     /// Moves one dead job back to waiting with a fresh attempt count; false if it was not dead.
     pub async fn retry_dead(&self, id: &str) -> Result<bool, QueueError> {
-        let moved: u8 = scripts::invocation(&scripts::RETRY_DEAD, self.keys())
-            .arg(id)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(moved == 1)
+        Ok(self.retry_dead_many(&[id]).await? == 1)
+    }
+
+    /// Moves dead jobs back to waiting with fresh attempt counts, in one round trip; returns
+    /// how many were dead (an id no longer dead is skipped, so concurrent callers are harmless).
+    pub async fn retry_dead_many(&self, ids: &[&str]) -> Result<u64, QueueError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = scripts::invocation(&scripts::RETRY_DEAD, self.keys());
+        for id in ids {
+            inv.arg(*id);
+        }
+        Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// Dead jobs that died after `cursor` and no later than `before_ms`, oldest first: a
+    /// scan that pages through the dead set in (death time, id) order. Pass the last job
+    /// returned as the next cursor.
+    pub async fn dead_after(
+        &self,
+        cursor: &DeadCursor,
+        before_ms: u64,
+        limit: u64,
+    ) -> Result<Vec<DeadJob>, QueueError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, u64, u64, String, String)> =
+            scripts::invocation(&scripts::DEAD_AFTER, self.keys())
+                .arg(cursor.dead_at_ms)
+                .arg(&cursor.id)
+                .arg(before_ms)
+                .arg(limit)
+                .invoke_async(&mut self.conn())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, dead_at_ms, attempts, error, payload)| DeadJob {
+                id,
+                dead_at_ms,
+                attempts,
+                error,
+                payload,
+            })
+            .collect())
     }
 
     /// Deletes every dead job; returns how many.

@@ -35,7 +35,7 @@ pub use backend::Queue;
 pub use config::{QueueConfig, RetryPolicy};
 pub use connection::{BACKGROUND_TIMEOUT, RedisSettings, connection_manager, redis_client};
 pub use error::QueueError;
-pub use inspect::{Counts, DeadJob};
+pub use inspect::{Counts, DeadCursor, DeadJob};
 pub use job::{Delivery, Job};
 pub use keys::Keys;
 pub use push::PushHook;

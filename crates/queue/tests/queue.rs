@@ -480,3 +480,60 @@ async fn shutdown_gives_fetched_but_unstarted_jobs_back_at_once() {
     let runs = probe.runs.lock().unwrap();
     assert!(runs.values().flatten().all(|r| r.attempt == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches() {
+    let mut config = private_config("revive");
+    config.retry = RetryPolicy::new(1, |_| Duration::from_millis(10));
+    let (queue, _cleanup) = private_queue(config);
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 8, probe.clone());
+    let always = Msg {
+        fail_times: u32::MAX,
+        ..Msg::default()
+    };
+    let jobs: Vec<_> = (0..25)
+        .map(|i| Job::now(format!("d{i:02}"), always.clone()))
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+    eventually(Duration::from_secs(10), "all 25 died", || async {
+        queue.counts().await.unwrap().failed == 25
+    })
+    .await;
+    pool.stop().await;
+
+    // Pages of 10 cover every dead job once, in (death time, id) order, however many died in
+    // the same millisecond.
+    let mut cursor = queue::DeadCursor::default();
+    let mut seen = Vec::new();
+    loop {
+        let page = queue.dead_after(&cursor, now_ms(), 10).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = queue::DeadCursor::after(last);
+        seen.extend(page.into_iter().map(|d| (d.dead_at_ms, d.id)));
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "oldest first");
+    sorted.dedup();
+    assert_eq!(sorted.len(), 25, "each dead job exactly once");
+    let first_death = seen[0].0;
+    assert!(
+        queue
+            .dead_after(&queue::DeadCursor::default(), first_death - 1, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "none died before the first"
+    );
+
+    let ids: Vec<&str> = seen.iter().take(12).map(|(_, id)| id.as_str()).collect();
+    assert_eq!(queue.retry_dead_many(&ids).await.unwrap(), 12);
+    assert_eq!(
+        queue.retry_dead_many(&ids).await.unwrap(),
+        0,
+        "a job no longer dead is skipped"
+    );
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.failed, counts.waiting), (13, 12));
+}
