@@ -341,7 +341,11 @@ pub async fn metric(base: &str, name: &str, labels: &str) -> u64 {
         .text()
         .await
         .expect("metrics text");
-    let series = format!("{name}{{{labels}}} ");
+    let series = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
     text.lines()
         .find_map(|l| l.strip_prefix(&series))
         .and_then(|v| v.trim().parse().ok())

@@ -214,14 +214,15 @@ impl Pipeline {
         Ok(true)
     }
 
-    /// Schedules poll `n` of `id`.
+    /// Schedules poll `n` of `id`, after `not_found` polls answered 404 in a row.
     pub async fn push_poll(
         &self,
         id: TransactionId,
         n: i32,
+        not_found: u32,
         delay: Duration,
     ) -> Result<(), HandlerError> {
-        let job = UpdateJob::Poll { id, n };
+        let job = UpdateJob::Poll { id, n, not_found };
         self.update
             .push(Job::after(job.job_id(), job, delay))
             .await?;

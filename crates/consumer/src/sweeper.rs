@@ -71,12 +71,14 @@ impl Revival {
     ) -> Result<u64, HandlerError> {
         let before = queue::now_ms().saturating_sub(after.as_millis() as u64);
         let [create, process, update, notify] = &mut self.cursors;
-        let rows = |ids: Vec<txn_core::TransactionId>| async move {
+        // Whether each job's transaction is unfinished.
+        let owed = |ids: Vec<txn_core::TransactionId>| async move {
             let rows = p.store.get_many(&ids).await?;
-            Ok(rows
-                .iter()
-                .map(|r| owner::dead_job_owed(r.as_ref()))
-                .collect())
+            Ok::<_, HandlerError>(
+                rows.iter()
+                    .map(|r| owner::dead_job_owed(r.as_ref()))
+                    .collect::<Vec<_>>(),
+            )
         };
         let mut revived = 0;
         revived += revive_queue(
@@ -85,7 +87,10 @@ impl Revival {
             create,
             before,
             batch,
-            |jobs| rows(jobs.iter().map(|j| j.id).collect()),
+            |jobs| async {
+                let owed = owed(jobs.iter().map(|j| j.id).collect()).await?;
+                Ok(keep_owed(jobs, owed))
+            },
         )
         .await?;
         revived += revive_queue(
@@ -94,7 +99,16 @@ impl Revival {
             process,
             before,
             batch,
-            |jobs| rows(jobs.iter().map(|j| j.id).collect()),
+            |jobs| async {
+                let owed = owed(jobs.iter().map(|j| j.id).collect()).await?;
+                // Its delivery count starts again at 1, and an earlier delivery may have
+                // reached the third party: a revived submission always asks first.
+                let recovery = jobs.into_iter().map(|j| ProcessJob {
+                    id: j.id,
+                    from: ProcessFrom::Recovery,
+                });
+                Ok(keep_owed(recovery, owed))
+            },
         )
         .await?;
         revived += revive_queue(
@@ -103,7 +117,10 @@ impl Revival {
             update,
             before,
             batch,
-            |jobs| rows(jobs.iter().map(UpdateJob::transaction).collect()),
+            |jobs| async {
+                let owed = owed(jobs.iter().map(UpdateJob::transaction).collect()).await?;
+                Ok(keep_owed(jobs, owed))
+            },
         )
         .await?;
         revived += revive_queue(
@@ -116,7 +133,7 @@ impl Revival {
                 let mut owed = Vec::with_capacity(jobs.len());
                 for job in jobs {
                     let row = p.store.notification(job.delivery_id).await?;
-                    owed.push(owner::dead_notification_owed(row.as_ref()));
+                    owed.push(owner::dead_notification_owed(row.as_ref()).then_some(job));
                 }
                 Ok(owed)
             },
@@ -126,8 +143,17 @@ impl Revival {
     }
 }
 
-/// One batch of `queue`'s dead set after `cursor`: the jobs `owed` says still have work are
-/// moved back to waiting with fresh delivery counts, counted in `jobs_revived_total{queue}`.
+/// The jobs whose flag is set; `None` for the others.
+fn keep_owed<T>(jobs: impl IntoIterator<Item = T>, owed: Vec<bool>) -> Vec<Option<T>> {
+    jobs.into_iter()
+        .zip(owed)
+        .map(|(job, owed)| owed.then_some(job))
+        .collect()
+}
+
+/// One batch of `queue`'s dead set after `cursor`: the jobs for which `owed` gives a job to
+/// run (usually the same one) are moved back to waiting with fresh delivery counts, counted
+/// in `jobs_revived_total{queue}`.
 async fn revive_queue<T, F, Fut>(
     queue: &Queue<T>,
     name: QueueName,
@@ -137,9 +163,9 @@ async fn revive_queue<T, F, Fut>(
     owed: F,
 ) -> Result<u64, HandlerError>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + serde::Serialize,
     F: FnOnce(Vec<T>) -> Fut,
-    Fut: Future<Output = Result<Vec<bool>, HandlerError>>,
+    Fut: Future<Output = Result<Vec<Option<T>>, HandlerError>>,
 {
     let dead = queue.dead_after(cursor, before_ms, batch).await?;
     let Some(last) = dead.last() else {
@@ -159,12 +185,12 @@ where
         }
     }
     let owed = owed(jobs).await?;
-    let revive: Vec<&str> = ids
+    let revive: Vec<(&str, &T)> = ids
         .into_iter()
-        .zip(owed)
-        .filter_map(|(id, owed)| owed.then_some(id))
+        .zip(&owed)
+        .filter_map(|(id, job)| job.as_ref().map(|job| (id, job)))
         .collect();
-    let revived = queue.retry_dead_many(&revive).await?;
+    let revived = queue.revive_dead(&revive).await?;
     *cursor = next;
     if revived > 0 {
         metrics::counter!("jobs_revived_total", "queue" => name.as_str()).increment(revived);
@@ -197,7 +223,11 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
         .polls
         .iter()
         .map(|&(id, n)| {
-            let job = UpdateJob::Poll { id, n };
+            let job = UpdateJob::Poll {
+                id,
+                n,
+                not_found: 0,
+            };
             Job::now(job.job_id(), job)
         })
         .collect();

@@ -119,6 +119,9 @@ pub enum UpdateJob {
         id: TransactionId,
         /// The poll's number in its chain (1-based).
         n: i32,
+        /// Polls before this one answered 404 in a row.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        not_found: u32,
     },
     /// Apply a reported terminal status (`apply:<id>:<status>`).
     Apply {
@@ -127,6 +130,10 @@ pub enum UpdateJob {
         /// The reported status.
         status: Status,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl UpdateJob {
@@ -140,7 +147,7 @@ impl UpdateJob {
     /// `poll:<id>:<n>` or `apply:<id>:<status>`.
     pub fn job_id(&self) -> String {
         match self {
-            UpdateJob::Poll { id, n } => format!("poll:{id}:{n}"),
+            UpdateJob::Poll { id, n, .. } => format!("poll:{id}:{n}"),
             UpdateJob::Apply { id, status } => format!("apply:{id}:{status}"),
         }
     }
@@ -180,7 +187,12 @@ mod tests {
             format!("process:{id}")
         );
         assert_eq!(
-            UpdateJob::Poll { id, n: 3 }.job_id(),
+            UpdateJob::Poll {
+                id,
+                n: 3,
+                not_found: 1
+            }
+            .job_id(),
             format!("poll:{id}:3")
         );
         assert_eq!(
@@ -204,9 +216,24 @@ mod tests {
     #[test]
     fn update_jobs_round_trip_as_tagged_json() {
         let id = TransactionId::generate();
-        let job = UpdateJob::Poll { id, n: 2 };
+        let job = UpdateJob::Poll {
+            id,
+            n: 2,
+            not_found: 0,
+        };
         let json = serde_json::to_string(&job).unwrap();
         assert!(json.contains("\"kind\":\"poll\""));
+        assert!(
+            !json.contains("not_found"),
+            "a zero count is left out: {json}"
+        );
         assert_eq!(serde_json::from_str::<UpdateJob>(&json).unwrap(), job);
+        let counted = UpdateJob::Poll {
+            id,
+            n: 2,
+            not_found: 2,
+        };
+        let json = serde_json::to_string(&counted).unwrap();
+        assert_eq!(serde_json::from_str::<UpdateJob>(&json).unwrap(), counted);
     }
 }

@@ -36,6 +36,10 @@ pub struct Schedules {
     /// Cap of a peer's `Retry-After` (ms): a longer one is waited only this long.
     #[arg(long, env = "RETRY_AFTER_MAX_MS", default_value_t = Schedules::DEFAULT.retry_after_max_ms)]
     pub retry_after_max_ms: u64,
+    /// Polls answered 404 in a row after which the third party has lost a submitted
+    /// transaction, which is then submitted again (through the exists-check).
+    #[arg(long, env = "LOST_AFTER_404S", default_value_t = Schedules::DEFAULT.lost_after_404s)]
+    pub lost_after_404s: u32,
 }
 
 impl Schedules {
@@ -49,6 +53,7 @@ impl Schedules {
         notify_retries: 8,
         notify_backoff_ms: 1_000,
         retry_after_max_ms: 600_000,
+        lost_after_404s: 3,
     };
 }
 
@@ -82,6 +87,12 @@ fn retry_cap(base_ms: u64, retries: u32) -> Duration {
 }
 
 impl Schedules {
+    /// Whether `not_found` polls answered 404 in a row mean the third party lost the
+    /// transaction (never with fewer than one).
+    pub fn lost(&self, not_found: u32) -> bool {
+        not_found >= self.lost_after_404s.max(1)
+    }
+
     /// Delay before submission retry `retry` (1-based), or `None` when retries are exhausted.
     pub fn process_retry(&self, retry: u32) -> Option<Duration> {
         (retry <= self.process_retries).then(|| {
@@ -212,6 +223,22 @@ mod tests {
         let s = Schedules::default();
         assert!(!s.poll_expired(Duration::from_millis(3_599_999)));
         assert!(s.poll_expired(Duration::from_millis(3_600_000)));
+    }
+
+    #[test]
+    fn a_transaction_is_lost_after_the_configured_404s_in_a_row() {
+        let s = Schedules::default();
+        assert!(!s.lost(2));
+        assert!(s.lost(3) && s.lost(4));
+        let eager = Schedules {
+            lost_after_404s: 0,
+            ..Schedules::DEFAULT
+        };
+        assert!(
+            !eager.lost(0),
+            "a chain that never saw a 404 never lost anything"
+        );
+        assert!(eager.lost(1));
     }
 
     #[test]

@@ -448,6 +448,23 @@ impl Store {
         Ok(updated == 1)
     }
 
+    /// The third party lost submitted transaction `id` (found by poll `n`): it owes a
+    /// submission again, due now, and its poll chain stops. False if it is no longer pending,
+    /// not submitted, or past poll `n`.
+    pub async fn resubmission_due(&self, id: TransactionId, n: i32) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions
+             SET submitted_at = NULL, next_attempt_at = now(), next_poll_at = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND submitted_at IS NOT NULL AND poll_number = $2",
+        )
+        .bind(id.as_uuid())
+        .bind(n)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
     /// Stops polling for good and flags the transaction; false if it was not pending.
     pub async fn mark_poll_expired(&self, id: TransactionId) -> Result<bool, StoreError> {
         let updated = sqlx::query(

@@ -55,6 +55,22 @@ impl DeadCursor {
     }
 }
 
+impl<T: serde::Serialize> Queue<T> {
+    /// Moves dead jobs back to waiting with fresh attempt counts, each run with the payload
+    /// given (a revival may know better than the job that died), in one round trip. Returns
+    /// how many were dead: an id no longer dead is skipped, so concurrent callers are harmless.
+    pub async fn revive_dead(&self, jobs: &[(&str, &T)]) -> Result<u64, QueueError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = scripts::invocation(&scripts::RETRY_DEAD, self.keys());
+        for (id, payload) in jobs {
+            inv.arg(*id).arg(serde_json::to_string(payload)?);
+        }
+        Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+}
+
 impl<T> Queue<T> {
     /// Jobs per state, read in one round trip.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
@@ -108,20 +124,10 @@ impl<T> Queue<T> {
 
     /// Moves one dead job back to waiting with a fresh attempt count; false if it was not dead.
     pub async fn retry_dead(&self, id: &str) -> Result<bool, QueueError> {
-        Ok(self.retry_dead_many(&[id]).await? == 1)
-    }
-
-    /// Moves dead jobs back to waiting with fresh attempt counts, in one round trip; returns
-    /// how many were dead (an id no longer dead is skipped, so concurrent callers are harmless).
-    pub async fn retry_dead_many(&self, ids: &[&str]) -> Result<u64, QueueError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
         let mut inv = scripts::invocation(&scripts::RETRY_DEAD, self.keys());
-        for id in ids {
-            inv.arg(*id);
-        }
-        Ok(inv.invoke_async(&mut self.conn()).await?)
+        inv.arg(id).arg("");
+        let moved: u64 = inv.invoke_async(&mut self.conn()).await?;
+        Ok(moved == 1)
     }
 
     /// Dead jobs that died after `cursor` and no later than `before_ms`, oldest first: a

@@ -527,13 +527,26 @@ async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches() {
         "none died before the first"
     );
 
-    let ids: Vec<&str> = seen.iter().take(12).map(|(_, id)| id.as_str()).collect();
-    assert_eq!(queue.retry_dead_many(&ids).await.unwrap(), 12);
+    // Revived with a payload that succeeds: the revival's payload is the one that runs.
+    let healthy = Msg::default();
+    let revive: Vec<(&str, &Msg)> = seen
+        .iter()
+        .take(12)
+        .map(|(_, id)| (id.as_str(), &healthy))
+        .collect();
+    assert_eq!(queue.revive_dead(&revive).await.unwrap(), 12);
     assert_eq!(
-        queue.retry_dead_many(&ids).await.unwrap(),
+        queue.revive_dead(&revive).await.unwrap(),
         0,
         "a job no longer dead is skipped"
     );
     let counts = queue.counts().await.unwrap();
     assert_eq!((counts.failed, counts.waiting), (13, 12));
+    let pool = Pool::start(&queue, 8, probe.clone());
+    eventually(Duration::from_secs(10), "the revived jobs ran", || async {
+        queue.counts().await.unwrap().done == 12
+    })
+    .await;
+    pool.stop().await;
+    assert_eq!(queue.counts().await.unwrap().failed, 13);
 }

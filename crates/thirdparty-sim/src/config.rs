@@ -72,6 +72,10 @@ pub struct Behaviour {
     /// Share of creates that hang past any caller's timeout (after creating).
     #[arg(long, env = "CREATE_HANG_RATE", default_value_t = Behaviour::RELIABLE.create_hang_rate)]
     pub create_hang_rate: Rate,
+    /// Share of creates answered 201 without creating (the third party loses them: later
+    /// status checks answer 404).
+    #[arg(long, env = "CREATE_LOST_RATE", default_value_t = Behaviour::RELIABLE.create_lost_rate)]
+    pub create_lost_rate: Rate,
     /// Share of creates refused with a permanent 422 (nothing created).
     #[arg(long, env = "CREATE_4XX_RATE", default_value_t = Behaviour::RELIABLE.create_4xx_rate)]
     pub create_4xx_rate: Rate,
@@ -112,6 +116,7 @@ impl Behaviour {
         create_504_before_rate: Rate::NEVER,
         create_504_after_rate: Rate::NEVER,
         create_hang_rate: Rate::NEVER,
+        create_lost_rate: Rate::NEVER,
         create_4xx_rate: Rate::NEVER,
         rate_limit_rate: Rate::NEVER,
         retry_after_s: 1,

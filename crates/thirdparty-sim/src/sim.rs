@@ -4,7 +4,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -42,6 +42,10 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Calls for an id made before the `Retry-After` it was given had passed.
     pub early_retries: u64,
+    /// Creates answered 201 but not recorded (`CREATE_LOST_RATE`).
+    pub lost: u64,
+    /// Calls answered 503 during an outage (`POST /admin/outage`).
+    pub outage_refusals: u64,
 }
 
 /// Fault kinds, the salt of each roll.
@@ -59,6 +63,7 @@ mod kind {
     pub const UNAUTHORIZED: u64 = 11;
     pub const RATE_LIMIT: u64 = 12;
     pub const REQUEST_TIMEOUT: u64 = 13;
+    pub const CREATE_LOST: u64 = 14;
 }
 
 #[derive(Default)]
@@ -71,6 +76,8 @@ struct Counters {
     unauthorized: AtomicU64,
     rate_limited: AtomicU64,
     early_retries: AtomicU64,
+    lost: AtomicU64,
+    outage_refusals: AtomicU64,
 }
 
 struct Sim {
@@ -85,6 +92,8 @@ struct Sim {
     api_key: Option<ApiKey>,
     /// Per id, when the last `Retry-After` given for it runs out.
     not_before: Mutex<HashMap<Uuid, Instant>>,
+    /// While set, every call is answered 503 and no webhook is sent (`POST /admin/outage`).
+    outage: AtomicBool,
     counters: Counters,
 }
 
@@ -119,6 +128,8 @@ impl Sim {
             unauthorized: c.unauthorized.load(Ordering::Relaxed),
             rate_limited: c.rate_limited.load(Ordering::Relaxed),
             early_retries: c.early_retries.load(Ordering::Relaxed),
+            lost: c.lost.load(Ordering::Relaxed),
+            outage_refusals: c.outage_refusals.load(Ordering::Relaxed),
         }
     }
 
@@ -133,6 +144,12 @@ impl Sim {
     /// credentials, then the refusals that change nothing (401, 429 with `Retry-After`, 408).
     /// Also counts a call for an id that comes before the `Retry-After` it was given.
     fn gate(&self, headers: &HeaderMap, id: Uuid, call: u64, route: u8) -> Option<Response> {
+        if self.outage.load(Ordering::Relaxed) {
+            self.counters
+                .outage_refusals
+                .fetch_add(1, Ordering::Relaxed);
+            return Some((StatusCode::SERVICE_UNAVAILABLE, "outage").into_response());
+        }
         let now = Instant::now();
         {
             let not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
@@ -194,11 +211,13 @@ pub fn router(
         transactions: Mutex::default(),
         calls: Mutex::default(),
         not_before: Mutex::default(),
+        outage: AtomicBool::new(false),
         counters: Counters::default(),
     });
     Ok(Router::new()
         .route("/transactions", post(create))
         .route("/transactions/{id}", get(lookup))
+        .route("/admin/outage", post(outage))
         .route("/stats", get(stats))
         .route("/ledger", get(ledger))
         .route("/healthz", get(|| async { "ok" }))
@@ -246,6 +265,12 @@ async fn create(
             "rejected by the processor",
         )
             .into_response();
+    }
+    if sim.hits(c.create_lost_rate, id, call, kind::CREATE_LOST) {
+        sim.counters.lost.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(txn_id = %id, "create answered 201 but lost");
+        sim.latency().await;
+        return (StatusCode::CREATED, status_body(id, Status::Pending)).into_response();
     }
     // Recorded the moment the request arrives; the faults below happen after.
     let is_new = {
@@ -304,6 +329,27 @@ async fn lookup(State(sim): State<Shared>, headers: HeaderMap, Path(id): Path<Uu
     }
 }
 
+/// The body of `POST /admin/outage`, and its answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Outage {
+    /// Whether the outage is on.
+    pub on: bool,
+}
+
+/// `POST /admin/outage {"on": bool}`: starts or ends an outage (the API key applies, if set).
+async fn outage(
+    State(sim): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Outage>,
+) -> Response {
+    if !sim.authorized(&headers) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong API key").into_response();
+    }
+    sim.outage.store(body.on, Ordering::Relaxed);
+    tracing::warn!(on = body.on, "outage switched");
+    Json(body).into_response()
+}
+
 async fn stats(State(sim): State<Shared>) -> Json<Stats> {
     Json(sim.stats())
 }
@@ -339,6 +385,14 @@ async fn resolve(sim: Shared, id: Uuid) {
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, status);
 
+    // During an outage its API is down but its back office works on: the outcome is there
+    // for the first status check after it, and the webhook waits until then.
+    while sim.outage.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = sim.stop.cancelled() => return,
+        }
+    }
     if sim.hits(c.webhook_drop_rate, id, 0, kind::DROP) {
         sim.counters
             .webhooks_dropped

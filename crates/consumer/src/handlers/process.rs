@@ -72,7 +72,7 @@ async fn submitted(p: &Ctx, id: TransactionId) -> Result<(), BoxDynError> {
     if p.writes.submissions.call((id, after(delay))).await? {
         tracing::info!(txn_id = %id, "submitted");
         metrics::counter!("transactions_submitted_total").increment(1);
-        p.push_poll(id, 1, delay).await?;
+        p.push_poll(id, 1, 0, delay).await?;
     }
     Ok(())
 }

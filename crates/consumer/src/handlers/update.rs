@@ -1,13 +1,19 @@
 //! `update`: poll the third party on the exponential schedule, or apply a status it reported
 //! by webhook. A terminal row cancels its polls; a poll whose number is not the row's current
-//! one belongs to a stale chain and is dropped, so chains never fork.
+//! one belongs to a stale chain and is dropped, so chains never fork. Polls that keep finding
+//! nothing after a submission start the submission again.
 
 use std::time::Duration;
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
 use chrono::Utc;
+use queue::Job;
 use txn_core::{
-    Source, Status, TransactionId, answer::CallError, jobs::UpdateJob, schedule, thirdparty::Lookup,
+    Source, Status, TransactionId,
+    answer::CallError,
+    jobs::{ProcessFrom, ProcessJob, UpdateJob},
+    schedule,
+    thirdparty::Lookup,
 };
 
 use super::{Ctx, after};
@@ -15,7 +21,7 @@ use super::{Ctx, after};
 /// Runs one poll or one apply.
 pub async fn update(job: UpdateJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     match job {
-        UpdateJob::Poll { id, n } => poll(&p, id, n).await,
+        UpdateJob::Poll { id, n, not_found } => poll(&p, id, n, not_found).await,
         UpdateJob::Apply { id, status } => apply(&p, id, status, attempt).await,
     }
 }
@@ -43,7 +49,12 @@ async fn apply(
     Ok(())
 }
 
-async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
+/// One poll. A terminal answer finishes the transaction; `pending` (or 404) past
+/// `POLL_MAX_TOTAL_MS` expires the chain; `LOST_AFTER_404S` answers of 404 in a row mean the
+/// third party lost it: it is submitted again. A failed poll never ends the chain — polling
+/// expires only on an answer, so an outage of any length is polled through, at the longest
+/// interval.
+async fn poll(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<(), BoxDynError> {
     let Some(row) = p.writes.reads.call(id).await? else {
         return Ok(());
     };
@@ -54,20 +65,30 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
         .submitted_at
         .and_then(|s| (Utc::now() - s).to_std().ok())
         .unwrap_or(Duration::ZERO);
-    if p.schedules.poll_expired(elapsed) {
-        if p.store.mark_poll_expired(id).await? {
-            tracing::warn!(txn_id = %id, polls = n, "polling expired without an outcome");
-            metrics::counter!("transactions_poll_expired_total").increment(1);
-        }
-        return Ok(());
-    }
     let mut retry_after = None;
+    let mut not_found_now = not_found;
     match p.thirdparty.lookup(id).await {
         Ok(Lookup::Found(status)) if status.is_terminal() => {
             p.finish(id, status, Source::Poll).await?;
             return Ok(());
         }
-        Ok(_) => {}
+        Ok(answer) => {
+            if answer == Lookup::NotFound {
+                not_found_now += 1;
+                if p.schedules.lost(not_found_now) {
+                    return resubmit(p, id, n, not_found_now).await;
+                }
+            } else {
+                not_found_now = 0;
+            }
+            if p.schedules.poll_expired(elapsed) {
+                if p.store.mark_poll_expired(id).await? {
+                    tracing::warn!(txn_id = %id, polls = n, "polling expired without an outcome");
+                    metrics::counter!("transactions_poll_expired_total").increment(1);
+                }
+                return Ok(());
+            }
+        }
         // A failed poll is just a poll without news: the schedule goes on, never sooner than
         // the third party asked.
         Err(e) => {
@@ -84,7 +105,24 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32) -> Result<(), BoxDynError> {
         .schedules
         .at_least_retry_after(p.schedules.poll_delay(next as u32), retry_after);
     if p.store.schedule_next_poll(id, n, after(delay)).await? {
-        p.push_poll(id, next, delay).await?;
+        p.push_poll(id, next, not_found_now, delay).await?;
     }
+    Ok(())
+}
+
+/// The third party answered 404 too many times in a row after accepting `id`: it lost it.
+/// The row owes a submission again (recorded first, so the sweeper redoes a lost push), and a
+/// recovery submission asks the third party before submitting, so nothing is sent twice.
+async fn resubmit(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<(), BoxDynError> {
+    if !p.store.resubmission_due(id, n).await? {
+        return Ok(());
+    }
+    tracing::warn!(txn_id = %id, not_found, "the third party lost a submitted transaction; submitting again");
+    metrics::counter!("transactions_resubmitted_total").increment(1);
+    let job = ProcessJob {
+        id,
+        from: ProcessFrom::Recovery,
+    };
+    p.process.push(Job::now(job.job_id(), job)).await?;
     Ok(())
 }
