@@ -119,3 +119,52 @@ async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
+    let stack = spawn_stack(Options::default()).await;
+    let ids = post_all(&stack, 100).await;
+    stack
+        .settles(&ids, Duration::from_secs(60), "all 100 terminal")
+        .await;
+    let statuses = stack.statuses().await;
+
+    // The cache forgets every id, as after a Redis restart without persistence.
+    let client = queue::redis_client(&stack.connections.redis()).expect("redis client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let pattern = format!("{{{}:create}}:txn:*", stack.prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert_eq!(keys.len(), ids.len(), "the cache held every id until now");
+    {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+    }
+
+    for id in &ids {
+        let (code, body) = stack
+            .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
+            .await;
+        assert_eq!(code, 200, "same parameters: {body}");
+        assert_eq!(body["status"], statuses[id].as_str(), "the terminal status");
+        let (code, body) = stack
+            .post(json!({"id": id, "amount": 999, "currency": "EUR"}))
+            .await;
+        assert_eq!(code, 409, "other parameters: {body}");
+    }
+    assert_eq!(
+        stack.thirdparty_stats().await.created,
+        ids.len() as u64,
+        "nothing submitted again"
+    );
+    stack.shutdown().await;
+}

@@ -167,7 +167,7 @@ impl Pipeline {
             process: queue(QueueName::Process).open()?,
             update: queue(QueueName::Update).open()?,
             notify: queue(QueueName::Notify).open()?,
-            cache: IdCache::new(&connections.queue_prefix, config.idempotency.ttl_ms),
+            cache: IdCache::new(&connections.queue_prefix, config.idempotency),
             redis,
             redis_client: client,
             thirdparty: ThirdParty::new(&config.thirdparty_url, http.clone(), api_key),

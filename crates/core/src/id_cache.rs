@@ -1,7 +1,9 @@
 //! The producer's id cache in Redis: `<create queue's tag>:txn:<id>` → hash `{a: amount,
-//! c: currency, s: status}`, kept for the idempotency window. It sits under the `create`
-//! queue's hash tag, so reserving an id and pushing its `create` job is one atomic script in
-//! one slot. It knows the queue only through `Keys::tag` and `PushHook`, never its key layout.
+//! c: currency, s: status}`. It bridges the time until the id's row exists in Postgres (at
+//! most `IDEMPOTENCY_TTL_MS`), then keeps the entry only `ID_CACHE_MARGIN_MS`: Postgres is
+//! the lasting memory of ids. It sits under the `create` queue's hash tag, so reserving an id
+//! and pushing its `create` job is one atomic script in one slot. It knows the queue only
+//! through `Keys::tag` and `PushHook`, never its key layout.
 
 use std::sync::LazyLock;
 
@@ -134,6 +136,15 @@ return 0
 pub struct IdCache {
     tag: String,
     ttl_ms: u64,
+    margin_ms: u64,
+}
+
+/// An amount and a currency as the scripts store them ('' = none).
+fn money_fields(money: Option<Money>) -> (String, String) {
+    match money {
+        Some(m) => (m.amount.minor_units().to_string(), m.currency.to_string()),
+        None => (String::new(), String::new()),
+    }
 }
 
 /// The entry's fields as the scripts store them ('' = no money); None if unreadable.
@@ -150,13 +161,15 @@ fn parse_cached(amount: Option<String>, currency: Option<String>, status: &str) 
 }
 
 impl IdCache {
-    /// The cache of deployment `prefix`, entries kept `ttl_ms`.
-    pub fn new(prefix: &str, ttl_ms: u64) -> Self {
+    /// The cache of deployment `prefix`: entries kept `window.ttl_ms` until their row exists,
+    /// then `window.margin_ms`.
+    pub fn new(prefix: &str, window: crate::config::IdempotencyWindow) -> Self {
         Self {
             tag: queue::Keys::new(prefix, crate::QueueName::Create.as_str())
                 .tag()
                 .to_string(),
-            ttl_ms,
+            ttl_ms: window.ttl_ms,
+            margin_ms: window.margin_ms,
         }
     }
 
@@ -175,14 +188,7 @@ impl IdCache {
         deadline_ms: u64,
     ) -> Result<Reservation, IdCacheError> {
         let key = self.key(&job.id);
-        let amount = job
-            .money
-            .map(|m| m.amount.minor_units().to_string())
-            .unwrap_or_default();
-        let currency = job
-            .money
-            .map(|m| m.currency.to_string())
-            .unwrap_or_default();
+        let (amount, currency) = money_fields(job.money);
         let ttl = self.ttl_ms.to_string();
         let deadline = deadline_ms.to_string();
         let reply: Vec<Option<String>> = create
@@ -267,6 +273,22 @@ impl IdCache {
             .invoke_async(conn)
             .await?;
         Ok(set == 1)
+    }
+
+    /// The row of `id` exists now: its entry is kept only for the margin from here on.
+    pub async fn row_created<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+    ) -> redis::RedisResult<()> {
+        // LT: only ever shortens, so a second call cannot lengthen it again.
+        let _: u8 = redis::cmd("PEXPIRE")
+            .arg(self.key(id))
+            .arg(self.margin_ms)
+            .arg("LT")
+            .query_async(conn)
+            .await?;
+        Ok(())
     }
 
     /// Records a status change made by the consumer, if the id is still cached.

@@ -17,11 +17,12 @@ use tower_http::{
     trace::TraceLayer,
 };
 use txn_core::{
-    QueueName,
+    QueueName, TransactionId,
+    batch::Batcher,
     id_cache::IdCache,
     jobs::{CreateJob, UpdateJob},
     signature::Verifier,
-    store::Store,
+    store::{Store, StoreError, TransactionRow},
 };
 
 use utoipa::OpenApi;
@@ -51,7 +52,13 @@ pub struct AppState {
     pub durability: Arc<std::sync::RwLock<crate::durability::Durability>>,
     /// How long after its arrival a POST may still be reserved in Redis.
     pub accept_deadline: Duration,
+    /// Rows looked up by id, concurrent look-ups sharing one statement (every new id is
+    /// checked in Postgres before its 201).
+    pub rows: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
 }
+
+/// Most ids per batched row look-up.
+const MAX_LOOKUP_BATCH: usize = 256;
 
 /// How long a request waits for Redis: a 503 well inside the request's own timeout.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,6 +80,17 @@ impl AppState {
         let redis = queue::connection_manager(&client, REDIS_RESPONSE_TIMEOUT)?;
         let queue =
             |name: QueueName| QueueConfig::new(connections.queue_prefix.clone(), name.as_str());
+        let store = Store::connect_lazy(
+            connections.database_url.as_str(),
+            config.database_max_connections,
+        )?;
+        let rows = {
+            let store = store.clone();
+            Batcher::spawn(MAX_LOOKUP_BATCH, move |ids: Vec<TransactionId>| {
+                let store = store.clone();
+                async move { store.get_many(&ids).await }
+            })
+        };
         Ok(Self {
             create: Queue::with_connection(
                 client.clone(),
@@ -80,11 +98,9 @@ impl AppState {
                 queue(QueueName::Create),
             )?,
             update: Queue::with_connection(client, redis.clone(), queue(QueueName::Update))?,
-            cache: IdCache::new(&connections.queue_prefix, config.idempotency.ttl_ms),
-            store: Store::connect_lazy(
-                connections.database_url.as_str(),
-                config.database_max_connections,
-            )?,
+            cache: IdCache::new(&connections.queue_prefix, config.idempotency),
+            store,
+            rows,
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,

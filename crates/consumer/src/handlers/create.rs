@@ -17,7 +17,12 @@ pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
         id: job.id,
         money: job.money,
     };
-    let from = if p.writes.inserts.call(row).await? {
+    let inserted = p.writes.inserts.call(row).await?;
+    // The row is the lasting memory of the id now: the cache keeps it only for the margin.
+    if let Err(e) = p.cache.row_created(&mut p.redis.clone(), &job.id).await {
+        tracing::warn!(txn_id = %job.id, error = %e, "id cache entry not shortened");
+    }
+    let from = if inserted {
         ProcessFrom::Insert
     } else {
         let owed = p

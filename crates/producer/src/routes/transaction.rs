@@ -69,6 +69,14 @@ pub async fn create(
         money: new.money,
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
+    if let Some(known) = known_in_postgres(&state, new.id).await {
+        same_parameters(&new, &known)?;
+        let body = Json(Accepted {
+            id: new.id,
+            status: known.status,
+        });
+        return Ok((StatusCode::OK, body).into_response());
+    }
     let reservation = match state.cache.reserve(&state.create, &job, deadline_ms).await {
         Ok(reservation) => reservation,
         Err(e) => after_failed_reserve(&state, &new, deadline_ms, e).await?,
@@ -101,6 +109,32 @@ pub async fn create(
         }
     }
 }
+
+/// The id's row, if it already has one. The id cache keeps an id only until its row exists
+/// plus a margin, so Postgres is asked first (in a batch with concurrent POSTs). Asked before
+/// the reservation, a row found cannot be this request's own. If Postgres does not answer
+/// within [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for ids it still holds:
+/// acceptance never waits on Postgres.
+async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Cached> {
+    let row = match tokio::time::timeout(ROW_CHECK_TIMEOUT, state.rows.call(id)).await {
+        Ok(Ok(row)) => row?,
+        Ok(Err(e)) => {
+            tracing::warn!(txn_id = %id, error = %e, "Postgres could not say whether the id is known; the id cache decides");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(txn_id = %id, "Postgres too slow to say whether the id is known; the id cache decides");
+            return None;
+        }
+    };
+    Some(Cached {
+        money: row.money,
+        status: row.status,
+    })
+}
+
+/// How long a POST waits for Postgres to say whether its id is known.
+const ROW_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A reserve that failed may still have landed: the connection can break after the script was
 /// written. An error reply, a refused connection or a timeout cannot hide one (a script run
