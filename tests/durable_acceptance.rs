@@ -144,3 +144,59 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
         Err(_) => panic!("the stack is still shared"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_is_noticed_once_and_everything_with_a_row_ends_terminal() {
+    let redis = PrivateRedis::start().await;
+    let mut options = Options {
+        redis_url: Some(redis.url()),
+        thirdparty: thirdparty_sim::Behaviour {
+            // Outcomes come late, and half only by polling: the flush meets work in flight.
+            resolve_min_ms: 800,
+            resolve_max_ms: 1_500,
+            webhook_drop_rate: rate("0.5"),
+            ..Options::default().thirdparty
+        },
+        ..Options::default()
+    };
+    options.consumer.sweep_interval_ms = 300;
+    let stack = spawn_stack(options).await;
+    let ids = post_all(&stack, 100).await;
+    eventually(
+        Duration::from_secs(30),
+        "every transaction has a row",
+        || async { stack.statuses().await.len() == ids.len() },
+    )
+    .await;
+    let terminal = stack.terminal_among(&ids).await;
+    assert!(
+        terminal < ids.len(),
+        "the flush hits unfinished work ({terminal} terminal)"
+    );
+
+    let client = queue::redis_client(&queue::RedisSettings::url(&redis.url())).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("FLUSHALL");
+
+    stack
+        .settles(
+            &ids,
+            Duration::from_secs(90),
+            "everything with a row terminal after the flush",
+        )
+        .await;
+    // Both services run in this test's process and share its metrics registry: one loss
+    // each is 2.
+    assert_eq!(
+        metric(&stack.consumer, "redis_data_loss_total", "").await,
+        2,
+        "the producer and the consumer each noticed the loss, once"
+    );
+    stack.shutdown().await;
+}

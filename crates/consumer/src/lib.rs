@@ -42,6 +42,9 @@ pub async fn migrate_when_ready(database_url: &str, wait: Duration) -> anyhow::R
     Ok(())
 }
 
+/// How often each consumer looks for a Redis data loss.
+const MARKER_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Runs the configured pools, the sweeper and the health endpoints until `shutdown` is
 /// cancelled; then stops fetching, lets held jobs finish (at most `SHUTDOWN_GRACE_MS`) and
 /// returns.
@@ -94,6 +97,27 @@ pub async fn run(
         };
         tokio::spawn(sweeper::run(p.clone(), settings, stop.clone()))
     });
+    let marker = tokio::spawn({
+        let p = p.clone();
+        let marker = txn_core::redis_marker::Marker::new(&config.connections.queue_prefix);
+        txn_core::redis_marker::watch(
+            p.redis.clone(),
+            marker,
+            MARKER_INTERVAL,
+            stop.clone(),
+            {
+                let store = p.store.clone();
+                move || {
+                    let store = store.clone();
+                    async move { store.has_transactions().await.unwrap_or(false) }
+                }
+            },
+            move || {
+                p.full_sweep_owed
+                    .store(true, std::sync::atomic::Ordering::SeqCst)
+            },
+        )
+    });
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn({
         let (router, server, stop) = (
@@ -118,6 +142,7 @@ pub async fn run(
     if let Some(sweeper) = sweeper {
         let _ = sweeper.await;
     }
+    let _ = marker.await;
     let _ = http.await;
     workers?;
     tracing::info!("consumer stopped");

@@ -1,7 +1,7 @@
 //! What every handler shares: the store, the four queues, the id cache, the HTTP clients and
 //! the schedules; and the one way a transaction reaches a terminal status.
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicBool, time::Duration};
 
 use chrono::{DateTime, Utc};
 use queue::{Job, Queue, QueueConfig, RetryPolicy};
@@ -49,6 +49,8 @@ pub struct Pipeline {
     pub schedules: Schedules,
     /// The hot writes, batched across concurrent handlers.
     pub writes: Writes,
+    /// Set when Redis lost data: the sweeper then sweeps everything due, not just the overdue.
+    pub full_sweep_owed: AtomicBool,
 }
 
 /// The writes every transaction makes, each behind a batcher: under load, concurrent handlers
@@ -173,6 +175,7 @@ impl Pipeline {
             thirdparty: ThirdParty::new(&config.thirdparty_url, http.clone(), api_key),
             notifier: Notifier::new(&config.client_url, &config.client_webhook_secret, http),
             schedules: config.schedules,
+            full_sweep_owed: AtomicBool::new(false),
         })
     }
 

@@ -6,7 +6,11 @@
 //! A dead job still holds its id, so that push would be a no-op too: the sweeper also revives
 //! dead jobs whose work is still owed (`owner`), once they have been dead `DEAD_REVIVE_MS`.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use queue::{DeadCursor, Job, Queue};
 use serde::de::DeserializeOwned;
@@ -42,8 +46,22 @@ pub async fn run(p: Arc<Pipeline>, settings: SweepSettings, stop: CancellationTo
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = sweep_once(&p, settings.grace, settings.batch).await {
-            tracing::warn!(error = %e, "sweep failed");
+        // After a Redis data loss: everything due, at once, however much (in chunks).
+        let full = p.full_sweep_owed.swap(false, Ordering::SeqCst);
+        let (grace, batch) = if full {
+            (Duration::ZERO, i64::MAX)
+        } else {
+            (settings.grace, settings.batch)
+        };
+        match sweep_once(&p, grace, batch).await {
+            Ok(pushed) if full => tracing::warn!(pushed, "full sweep after a Redis data loss done"),
+            Ok(_) => {}
+            Err(e) => {
+                if full {
+                    p.full_sweep_owed.store(true, Ordering::SeqCst);
+                }
+                tracing::warn!(error = %e, "sweep failed");
+            }
         }
         let batch = u64::try_from(settings.batch).unwrap_or(1).max(1);
         if let Err(e) = revival.revive(&p, settings.revive_after, batch).await {
@@ -141,6 +159,23 @@ impl Revival {
         .await?;
         Ok(revived)
     }
+}
+
+/// Pushes `jobs` a chunk per round trip; returns how many were new.
+async fn push_chunked<T: serde::Serialize>(
+    queue: &Queue<T>,
+    jobs: &[Job<T>],
+) -> Result<usize, HandlerError> {
+    let mut pushed = 0;
+    for chunk in jobs.chunks(1_000) {
+        pushed += queue
+            .push_many(chunk)
+            .await?
+            .into_iter()
+            .filter(|p| *p)
+            .count();
+    }
+    Ok(pushed)
 }
 
 /// The jobs whose flag is set; `None` for the others.
@@ -243,28 +278,9 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
             Job::now(job.job_id(), job)
         })
         .collect();
-    let mut pushed = 0;
-    pushed += p
-        .process
-        .push_many(&process)
-        .await?
-        .into_iter()
-        .filter(|p| *p)
-        .count();
-    pushed += p
-        .update
-        .push_many(&polls)
-        .await?
-        .into_iter()
-        .filter(|p| *p)
-        .count();
-    pushed += p
-        .notify
-        .push_many(&notifications)
-        .await?
-        .into_iter()
-        .filter(|p| *p)
-        .count();
+    let pushed = push_chunked(&p.process, &process).await?
+        + push_chunked(&p.update, &polls).await?
+        + push_chunked(&p.notify, &notifications).await?;
     if pushed > 0 {
         tracing::warn!(pushed, "sweeper re-pushed lost work");
     }

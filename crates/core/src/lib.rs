@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod money;
 pub mod notifier;
 pub mod owner;
+pub mod redis_marker;
 pub mod schedule;
 pub mod secret;
 pub mod serve;

@@ -185,6 +185,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether any transaction is recorded (a Redis that knows nothing has then lost data).
+    pub async fn has_transactions(&self) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM transactions)")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Inserts a pending transaction with its `api` history entry and a submission owed now;
     /// false if it already existed (the first row wins).
     pub async fn insert_pending(

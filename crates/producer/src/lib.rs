@@ -85,6 +85,16 @@ pub async fn run(
     }
     // Install the recorder before the first request is counted.
     txn_core::telemetry::metrics();
+    // Only a loss while it runs is the producer's to see: a marker missing at its start may
+    // be a new Redis, which the consumer (it knows Postgres) tells apart.
+    tokio::spawn(txn_core::redis_marker::watch(
+        state.redis.clone(),
+        txn_core::redis_marker::Marker::new(&config.connections.queue_prefix),
+        std::time::Duration::from_secs(1),
+        shutdown.clone(),
+        || async { false },
+        || {},
+    ));
     let router = app::router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, "producer listening");
     let serve = txn_core::serve::serve(listener, router, &config.server, shutdown.clone());
