@@ -142,6 +142,19 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
         .await
         .expect("KEYS");
     assert_eq!(keys.len(), ids.len(), "the cache held every id until now");
+    // Once its row exists an entry lives only the margin, not the whole window.
+    let margin = stack.consumer_config.idempotency.margin_ms as i64;
+    for key in &keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("PTTL");
+        assert!(
+            0 < ttl && ttl <= margin,
+            "{key} lives {ttl} ms (margin {margin} ms)"
+        );
+    }
     {
         let _: () = redis::cmd("DEL")
             .arg(&keys)

@@ -11,6 +11,8 @@ use crate::problem::{ApiError, FieldError};
 pub struct NewTransaction {
     /// The client's id, or a fresh UUIDv7.
     pub id: TransactionId,
+    /// Whether the id was made here just now (no `id`, no `Idempotency-Key`): no one can know it.
+    pub fresh_id: bool,
     /// Amount and currency come together or not at all.
     pub money: Option<Money>,
 }
@@ -72,6 +74,7 @@ pub fn new_transaction(
             None
         }
     };
+    let fresh_id = matches!((map.get("id"), &key), (None | Some(Value::Null), None));
     let id = match (map.get("id"), &key) {
         (None | Some(Value::Null), Some(key)) => {
             Some(TransactionId::from_idempotency_key(prefix, key))
@@ -129,6 +132,7 @@ pub fn new_transaction(
     match (id, errors.is_empty()) {
         (Some(id), true) => Ok(NewTransaction {
             id,
+            fresh_id,
             money: amount
                 .zip(currency)
                 .map(|(amount, currency)| Money { amount, currency }),

@@ -61,6 +61,11 @@ struct Args {
     /// Run phase 1 against a private redis-server that fsyncs every write (appendfsync always).
     #[arg(long)]
     durable_redis: bool,
+    /// Phase 1 sends an id of its own in every body (a fresh UUIDv7), as clients with their
+    /// own ids do: the producer then asks Postgres whether each id is known. Without it, the
+    /// producer makes every id, which no one can know.
+    #[arg(long)]
+    client_ids: bool,
     /// Skip phase 1.
     #[arg(long)]
     no_post: bool,
@@ -203,8 +208,16 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
             producer::run(config, listener, stopped).await
         })
     });
-    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> =
-        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#));
+    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.client_ids {
+        Arc::new(|_| {
+            Bytes::from(format!(
+                r#"{{"id":"{}","amount":1250,"currency":"EUR"}}"#,
+                uuid::Uuid::now_v7()
+            ))
+        })
+    } else {
+        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#))
+    };
     let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
         addr,
         path: "/transaction".into(),
@@ -396,10 +409,15 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!(
-        "txn-bench: {} connections{}",
+        "txn-bench: {} connections{}{}",
         args.concurrency,
         if args.durable_redis {
             ", durable Redis (appendfsync always) for POST"
+        } else {
+            ""
+        },
+        if args.client_ids {
+            ", client ids in POST bodies"
         } else {
             ""
         }
@@ -434,6 +452,7 @@ async fn main() -> anyhow::Result<()> {
             "redis_cmds_per_txn": e2e.as_ref().map(|e| round(e.redis_cmds, 10.0)),
             "pg_commits_per_txn": e2e.as_ref().map(|e| round(e.pg_commits, 10.0)),
             "durable_redis": args.durable_redis,
+            "client_ids": args.client_ids,
         })
     );
     Ok(())

@@ -69,13 +69,11 @@ pub async fn create(
         money: new.money,
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
-    if let Some(known) = known_in_postgres(&state, new.id).await {
-        same_parameters(&new, &known)?;
-        let body = Json(Accepted {
-            id: new.id,
-            status: known.status,
-        });
-        return Ok((StatusCode::OK, body).into_response());
+    // An id made here just now has no row anywhere; any other id may have one.
+    if !new.fresh_id
+        && let Some(row) = known_in_postgres(&state, new.id).await
+    {
+        return known(&new, &row);
     }
     let reservation = match state.cache.reserve(&state.create, &job, deadline_ms).await {
         Ok(reservation) => reservation,
@@ -96,18 +94,18 @@ pub async fn create(
             });
             Ok((StatusCode::CREATED, [(header::LOCATION, location)], body).into_response())
         }
-        Reservation::Known(cached) => {
-            same_parameters(&new, &cached)?;
-            Ok((
-                StatusCode::OK,
-                Json(Accepted {
-                    id: new.id,
-                    status: cached.status,
-                }),
-            )
-                .into_response())
-        }
+        Reservation::Known(cached) => known(&new, &cached),
     }
+}
+
+/// The answer for a known id: 200 with its status if the parameters are the same, else 409.
+fn known(new: &NewTransaction, cached: &Cached) -> Result<Response, ApiError> {
+    same_parameters(new, cached)?;
+    let body = Json(Accepted {
+        id: new.id,
+        status: cached.status,
+    });
+    Ok((StatusCode::OK, body).into_response())
 }
 
 /// The id's row, if it already has one. The id cache keeps an id only until its row exists
