@@ -181,3 +181,168 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
     );
     stack.shutdown().await;
 }
+
+/// A TCP proxy in front of Redis that can cut a connection after Redis has run a request but
+/// before its reply reaches the client, and then refuse new connections for a while.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    /// 0: pass everything; 1: cut the connection that sent `needle` when its next reply comes;
+    /// 2: close every new connection at once.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    needle: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl CuttingProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let needle = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (shared, wanted) = (mode.clone(), needle.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if shared.load(Ordering::SeqCst) == 2 {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (mode, wanted) = (shared.clone(), wanted.clone());
+                tokio::spawn(async move {
+                    let (mut client_rx, mut client_tx) = client.into_split();
+                    let (mut server_rx, mut server_tx) = server.into_split();
+                    // Whether this connection has sent a script since the cut was armed.
+                    let sent_script =
+                        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let seen = sent_script.clone();
+                    let mode_up = mode.clone();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = client_rx.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                break;
+                            }
+                            let chunk = &buf[..n];
+                            let needle = wanted.lock().expect("needle").clone();
+                            if mode_up.load(Ordering::SeqCst) == 1
+                                && !needle.is_empty()
+                                && chunk.windows(needle.len()).any(|w| w == needle.as_slice())
+                            {
+                                seen.store(true, Ordering::SeqCst);
+                            }
+                            if server_tx.write_all(chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = server_rx.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                break;
+                            }
+                            if sent_script.load(Ordering::SeqCst)
+                                && mode
+                                    .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+                                    .is_ok()
+                            {
+                                // Redis ran it; the reply is lost with the connection.
+                                break;
+                            }
+                            if client_tx.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                    }
+                });
+            }
+        });
+        Self { addr, mode, needle }
+    }
+
+    /// Cuts the connection that next sends `needle`, once Redis has answered it.
+    fn cut_after(&self, needle: &str) {
+        *self.needle.lock().expect("needle") = needle.as_bytes().to_vec();
+        self.set(1);
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn mode(&self) -> u8 {
+        self.mode.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_whose_answer_is_lost_is_a_504_and_retrying_its_id_is_safe() {
+    let redis = PrivateRedis::start().await;
+    let upstream: std::net::SocketAddr = redis
+        .url()
+        .trim_start_matches("redis://")
+        .parse()
+        .expect("redis address");
+    let proxy = CuttingProxy::start(upstream).await;
+    let stack = spawn_stack(Options {
+        redis_url: Some(redis.url()),
+        producer_redis_url: Some(format!("redis://{}", proxy.addr)),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(stack.readyz().await.0, 200);
+    // Loads the reserve script, so the cut meets a run rather than a NOSCRIPT answer.
+    let warm = Uuid::now_v7();
+    assert_eq!(stack.post(json!({"id": warm})).await.0, 201);
+
+    let id = Uuid::now_v7();
+    let body = json!({"id": id, "amount": 100, "currency": "EUR"});
+    proxy.cut_after(&id.to_string());
+    let (code, problem) = stack.post(body.clone()).await;
+    assert_eq!(proxy.mode(), 2, "the cut hit the reservation in flight");
+    assert_eq!(code, 504, "{problem}");
+    assert_eq!(
+        problem["id"],
+        id.to_string(),
+        "the id to retry with: {problem}"
+    );
+
+    proxy.set(0);
+    // The reservation ran: only its answer was lost.
+    assert_eq!(stack.get(&id.to_string()).await.0, 200);
+    let retried = {
+        let mut code = 0;
+        for _ in 0..50 {
+            code = stack.post(body.clone()).await.0;
+            if code != 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        code
+    };
+    assert!(
+        retried == 200 || retried == 201,
+        "retrying the id is safe: {retried}"
+    );
+    stack
+        .settles(&[id], Duration::from_secs(30), "the transaction settled")
+        .await;
+    assert_eq!(
+        stack.thirdparty_stats().await.created,
+        2,
+        "each submitted once (with the warm-up)"
+    );
+    stack.shutdown().await;
+}

@@ -64,6 +64,8 @@ pub struct Options {
     pub run_consumer: bool,
     /// Redis to use instead of the shared one (URL, and a CA bundle for `rediss://`).
     pub redis_url: Option<String>,
+    /// The producer reaches that Redis through this URL instead (a proxy in between).
+    pub producer_redis_url: Option<String>,
     /// A certificate and key (PEM files) the producer and both simulators serve HTTPS with.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// The key the third-party simulator requires.
@@ -110,6 +112,7 @@ impl Default for Options {
             producer,
             run_consumer: true,
             redis_url: None,
+            producer_redis_url: None,
             tls: None,
             thirdparty_api_key: None,
             ca_file: None,
@@ -214,6 +217,9 @@ pub async fn spawn_stack(options: Options) -> Stack {
     let mut producer = options.producer;
     producer.addr = p_addr;
     producer.connections = connections.clone();
+    if let Some(url) = &options.producer_redis_url {
+        producer.connections.redis_url = url.parse().expect("producer's redis URL");
+    }
     let mut consumer = options.consumer;
     consumer.addr = c_addr;
     consumer.connections = connections.clone();
