@@ -27,8 +27,8 @@ pub struct Board {
 impl Board {
     /// A board over the four queues of `prefix`, sharing `conn`.
     pub fn new(
-        client: redis::Client,
-        conn: redis::aio::ConnectionManager,
+        client: queue::RedisClient,
+        conn: queue::RedisConnection,
         prefix: &str,
         token: Option<String>,
     ) -> anyhow::Result<Self> {

@@ -5,7 +5,6 @@ use std::{sync::atomic::AtomicBool, time::Duration};
 
 use chrono::{DateTime, Utc};
 use queue::{Job, Queue, QueueConfig, RetryPolicy};
-use redis::aio::ConnectionManager;
 use txn_core::{
     QueueName, Source, Status, TransactionId,
     answer::CallError,
@@ -38,9 +37,9 @@ pub struct Pipeline {
     /// The producer's id cache, refreshed on every status change.
     pub cache: IdCache,
     /// The shared Redis connection.
-    pub redis: ConnectionManager,
+    pub redis: queue::RedisConnection,
     /// The Redis client behind it (the board opens its queue handles with it).
-    pub redis_client: redis::Client,
+    pub redis_client: queue::RedisClient,
     /// The third party.
     pub thirdparty: ThirdParty,
     /// The client app.
@@ -117,8 +116,8 @@ impl Writes {
 /// What opening one of the four queues needs (a closure cannot be generic over the job type).
 struct QueueHandle<'a> {
     config: &'a Config,
-    client: &'a redis::Client,
-    redis: &'a ConnectionManager,
+    client: &'a queue::RedisClient,
+    redis: &'a queue::RedisConnection,
     name: QueueName,
 }
 
@@ -141,8 +140,8 @@ impl Pipeline {
     /// Builds the context; connections are made lazily.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let connections = &config.connections;
-        let client = queue::redis_client(&connections.redis())?;
-        let redis = queue::connection_manager(&client, queue::BACKGROUND_TIMEOUT)?;
+        let client = queue::RedisClient::new(&connections.redis())?;
+        let redis = client.shared(queue::BACKGROUND_TIMEOUT)?;
         let queue = |name| QueueHandle {
             config,
             client: &client,

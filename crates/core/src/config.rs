@@ -19,6 +19,9 @@ pub const DEFAULT_QUEUE_PREFIX: &str = "txn";
 /// [`Self::as_str`] is the URL itself, to connect with.
 macro_rules! checked_url {
     ($name:ident, $schemes:expr, $rule:literal) => {
+        checked_url!($name, $schemes, $rule, false);
+    };
+    ($name:ident, $schemes:expr, $rule:literal, $list:expr) => {
         #[doc = concat!("A URL that is ", $rule, ".")]
         #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -34,7 +37,16 @@ macro_rules! checked_url {
         impl FromStr for $name {
             type Err = UrlError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                check_url(s.trim(), &$schemes, $rule).map(|()| Self(s.trim().to_string()))
+                let s = s.trim();
+                let urls: Vec<&str> = if $list {
+                    s.split(',').map(str::trim).collect()
+                } else {
+                    vec![s]
+                };
+                for url in urls {
+                    check_url(url, &$schemes, $rule)?;
+                }
+                Ok(Self(s.to_string()))
             }
         }
 
@@ -53,13 +65,13 @@ macro_rules! checked_url {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&redacted(&self.0))
+                f.write_str(&redacted(&self.0, $list))
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), redacted(&self.0))
+                write!(f, "{}({:?})", stringify!($name), redacted(&self.0, $list))
             }
         }
     };
@@ -79,8 +91,15 @@ fn check_url(s: &str, schemes: &[&str], rule: &'static str) -> Result<(), UrlErr
     }
 }
 
-/// The URL with its password (if any) replaced by `***`.
-fn redacted(s: &str) -> String {
+/// The URL (each URL of a comma-separated `list`) with its password, if any, replaced by `***`.
+fn redacted(s: &str, list: bool) -> String {
+    if list {
+        return s.split(',').map(redacted_one).collect::<Vec<_>>().join(",");
+    }
+    redacted_one(s)
+}
+
+fn redacted_one(s: &str) -> String {
     match url::Url::parse(s) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("***"));
@@ -119,7 +138,8 @@ impl PostgresUrl {
 checked_url!(
     RedisUrl,
     ["redis", "rediss"],
-    "a redis:// or rediss:// (TLS) URL with a host"
+    "a redis:// or rediss:// (TLS) URL with a host (for a cluster: seed nodes, comma-separated)",
+    true
 );
 checked_url!(
     HttpUrl,
@@ -133,7 +153,8 @@ pub struct Connections {
     /// Postgres, the record; honours `sslmode` and `sslrootcert` (and `PGPASSWORD`).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]
     pub database_url: PostgresUrl,
-    /// Redis holding the queues and the id cache: `redis://`, or `rediss://` for TLS.
+    /// Redis holding the queues and the id cache: `redis://`, or `rediss://` for TLS; with
+    /// `REDIS_CLUSTER`, the cluster's seed nodes, comma-separated.
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true, value_parser = parser::<RedisUrl>())]
     pub redis_url: RedisUrl,
     /// Redis user (overrides the URL's).
@@ -148,6 +169,10 @@ pub struct Connections {
     /// Prefix of every queue key of this deployment (several can share one Redis).
     #[arg(long, env = "QUEUE_PREFIX", default_value = DEFAULT_QUEUE_PREFIX)]
     pub queue_prefix: String,
+    /// `REDIS_URL` is a Redis Cluster (its seed nodes): commands are routed by slot.
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub redis_cluster: bool,
 }
 
 impl Connections {
@@ -159,6 +184,7 @@ impl Connections {
             redis_username: None,
             redis_password: None,
             redis_ca_file: None,
+            redis_cluster: false,
             queue_prefix: prefix.to_string(),
         }
     }
@@ -170,6 +196,7 @@ impl Connections {
             username: self.redis_username.clone(),
             password: self.redis_password.as_ref().map(|p| p.expose().to_string()),
             ca_file: self.redis_ca_file.clone(),
+            cluster: self.redis_cluster,
         }
     }
 }
@@ -254,6 +281,19 @@ mod tests {
         }
         assert!("rediss://cache:6380".parse::<RedisUrl>().is_ok());
         assert!("redis://cache".parse::<RedisUrl>().is_ok());
+        let seeds: RedisUrl = "redis://a:7000, redis://:pw@b:7001".parse().unwrap();
+        assert_eq!(
+            format!("{seeds}"),
+            "redis://a:7000,redis://:***@b:7001",
+            "each seed checked and redacted"
+        );
+        assert!("redis://a:7000,http://b".parse::<RedisUrl>().is_err());
+        assert!(
+            "postgres://u:pw@h/db?options=a,b"
+                .parse::<PostgresUrl>()
+                .is_ok(),
+            "only Redis URLs are lists"
+        );
         assert!("http://cache".parse::<RedisUrl>().is_err());
         assert!("https://api.example".parse::<HttpUrl>().is_ok());
         assert!("thirdparty:3300".parse::<HttpUrl>().is_err());

@@ -8,7 +8,6 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, header},
 };
 use queue::{Queue, QueueConfig};
-use redis::aio::ConnectionManager;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -43,7 +42,7 @@ pub struct AppState {
     /// Checks the third party's webhook signatures.
     pub verifier: Arc<Verifier>,
     /// The shared Redis connection.
-    pub redis: ConnectionManager,
+    pub redis: queue::RedisConnection,
     /// Largest accepted body.
     pub body_limit: usize,
     /// The deployment's queue prefix: ids derived from idempotency keys are unique to it.
@@ -76,8 +75,8 @@ impl AppState {
                 REDIS_RESPONSE_TIMEOUT.as_millis()
             );
         }
-        let client = queue::redis_client(&connections.redis())?;
-        let redis = queue::connection_manager(&client, REDIS_RESPONSE_TIMEOUT)?;
+        let client = queue::RedisClient::new(&connections.redis())?;
+        let redis = client.shared(REDIS_RESPONSE_TIMEOUT)?;
         let queue =
             |name: QueueName| QueueConfig::new(connections.queue_prefix.clone(), name.as_str());
         let store = Store::connect_lazy(

@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use redis::aio::ConnectionLike;
-
 /// How the producer learns whether Redis is durable (`REDIS_DURABILITY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DurabilityMode {
@@ -39,9 +37,9 @@ impl Durability {
     /// Learns Redis's durability as `mode` says, waiting up to `wait` for Redis to answer:
     /// started beside its Redis (compose starts everything at once), the producer must not
     /// settle for "unknown".
-    pub async fn learn<C: ConnectionLike>(
+    pub async fn learn(
         mode: DurabilityMode,
-        conn: &mut C,
+        conn: &mut queue::RedisConnection,
         wait: std::time::Duration,
     ) -> Self {
         if mode == DurabilityMode::Assume {
@@ -72,26 +70,24 @@ impl Durability {
         }
     }
 
-    /// Reads the settings with `CONFIG GET`.
-    pub async fn check<C: ConnectionLike>(conn: &mut C) -> Self {
-        let read = async {
-            let on: Vec<String> = redis::cmd("CONFIG")
-                .arg("GET")
-                .arg("appendonly")
-                .query_async(conn)
-                .await?;
-            let fsync: Vec<String> = redis::cmd("CONFIG")
-                .arg("GET")
-                .arg("appendfsync")
-                .query_async(conn)
-                .await?;
-            redis::RedisResult::Ok((
-                on.get(1).cloned().unwrap_or_default(),
-                fsync.get(1).cloned().unwrap_or_default(),
-            ))
-        };
-        match read.await {
-            Ok((on, fsync)) => Self::from_settings(&on, &fsync),
+    /// Reads the settings with `CONFIG GET` on every primary (a cluster is as durable as its
+    /// least durable primary).
+    pub async fn check(conn: &mut queue::RedisConnection) -> Self {
+        let mut get = redis::cmd("CONFIG");
+        get.arg("GET").arg("appendonly").arg("appendfsync");
+        match conn
+            .on_every_primary::<std::collections::HashMap<String, String>>(&get)
+            .await
+        {
+            Ok(primaries) if !primaries.is_empty() => primaries
+                .iter()
+                .map(|settings| {
+                    let setting = |name: &str| settings.get(name).cloned().unwrap_or_default();
+                    Self::from_settings(&setting("appendonly"), &setting("appendfsync"))
+                })
+                .find(|d| !d.is_durable())
+                .unwrap_or(Durability::Durable),
+            Ok(_) => Durability::Unknown("no primary answered".into()),
             Err(e) if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() => {
                 Durability::Unreachable(format!("Redis did not answer: {e}"))
             }

@@ -13,7 +13,6 @@ use apalis_core::{
     worker::context::WorkerContext,
 };
 use futures::{FutureExt, future::BoxFuture};
-use redis::{Client, aio::ConnectionManager};
 use serde::de::DeserializeOwned;
 use sync_wrapper::SyncWrapper;
 use tokio::task::AbortHandle;
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     AckLayer, Delivery, Keys, QueueConfig, QueueError,
     ack::Acker,
-    connection::{BACKGROUND_TIMEOUT, RedisSettings, connection_manager, redis_client},
+    connection::{BACKGROUND_TIMEOUT, RedisClient, RedisConnection, RedisSettings},
     lease::{self, Held},
 };
 
@@ -30,8 +29,8 @@ use crate::{
 pub(crate) struct Shared {
     pub(crate) config: QueueConfig,
     pub(crate) keys: Keys,
-    pub(crate) client: Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) client: RedisClient,
+    pub(crate) conn: RedisConnection,
     acker: OnceLock<Acker>,
 }
 
@@ -73,15 +72,15 @@ impl<T> Queue<T> {
     /// A queue on the Redis at `redis`; the connection is made lazily, so this succeeds while
     /// Redis is down.
     pub fn connect(redis: &RedisSettings, config: QueueConfig) -> Result<Self, QueueError> {
-        let client = redis_client(redis)?;
-        let conn = connection_manager(&client, BACKGROUND_TIMEOUT)?;
+        let client = RedisClient::new(redis)?;
+        let conn = client.shared(BACKGROUND_TIMEOUT)?;
         Self::with_connection(client, conn, config)
     }
 
     /// A queue sharing an existing connection (several queues of one process need only one).
     pub fn with_connection(
-        client: Client,
-        conn: ConnectionManager,
+        client: RedisClient,
+        conn: RedisConnection,
         config: QueueConfig,
     ) -> Result<Self, QueueError> {
         config.validate()?;
@@ -108,7 +107,13 @@ impl<T> Queue<T> {
         &self.shared.config.name
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// The queue's shared connection, for a caller's own commands on its keys (on a cluster,
+    /// routed by key like the queue's own).
+    pub fn connection(&self) -> RedisConnection {
+        self.shared.conn.clone()
+    }
+
+    pub(crate) fn conn(&self) -> RedisConnection {
         self.shared.conn.clone()
     }
 

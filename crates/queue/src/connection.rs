@@ -1,12 +1,17 @@
 //! Connecting to Redis: every client and shared connection of the project is made here, from
-//! one [`RedisSettings`] (URL, credentials kept out of it, extra CA for TLS).
+//! one [`RedisSettings`] (URL, credentials kept out of it, extra CA for TLS, single node or
+//! cluster). [`RedisClient`] and [`RedisConnection`] hide which of the two it is: no code
+//! outside this crate knows.
 
 use std::{path::PathBuf, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use redis::{
-    Client, IntoConnectionInfo, TlsCertificates,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, TlsCertificates, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
+    cluster_async::ClusterConnection,
+    cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo},
 };
 
 use crate::QueueError;
@@ -14,7 +19,7 @@ use crate::QueueError;
 /// How to reach Redis.
 #[derive(Clone, Default)]
 pub struct RedisSettings {
-    /// `redis://` or `rediss://` (TLS).
+    /// `redis://` or `rediss://` (TLS); with `cluster`, the seed nodes, comma-separated.
     pub url: String,
     /// User, overriding the URL's.
     pub username: Option<String>,
@@ -22,6 +27,8 @@ pub struct RedisSettings {
     pub password: Option<String>,
     /// PEM bundle trusted for `rediss://` besides the system roots.
     pub ca_file: Option<PathBuf>,
+    /// A Redis Cluster rather than one node.
+    pub cluster: bool,
 }
 
 impl RedisSettings {
@@ -43,18 +50,23 @@ impl std::fmt::Debug for RedisSettings {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .field("ca_file", &self.ca_file)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
 
-/// A Redis client for `settings` whose connections send at once: redis-rs leaves Nagle's
-/// algorithm on by default, which can hold a small command back until the previous one is
-/// acknowledged. A `rediss://` URL trusts the system roots (and `SSL_CERT_FILE`), plus
-/// `ca_file` when given.
+/// A client of one Redis node for `settings` (its URL; a cluster's first seed node) whose
+/// connections send at once: redis-rs leaves Nagle's algorithm on by default, which can hold a
+/// small command back until the previous one is acknowledged. A `rediss://` URL trusts the
+/// system roots (and `SSL_CERT_FILE`), plus `ca_file` when given.
 pub fn redis_client(settings: &RedisSettings) -> Result<Client, QueueError> {
-    let mut info = settings
-        .url
-        .as_str()
+    let url = settings.url.split(',').next().unwrap_or_default().trim();
+    node_client(settings, url)
+}
+
+/// A client of the node at `url`, with the credentials and trust of `settings`.
+fn node_client(settings: &RedisSettings, url: &str) -> Result<Client, QueueError> {
+    let mut info = url
         .into_connection_info()?
         .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
     let mut auth = info.redis_settings().clone();
@@ -65,7 +77,7 @@ pub fn redis_client(settings: &RedisSettings) -> Result<Client, QueueError> {
         auth = auth.set_password(password);
     }
     info = info.set_redis_settings(auth);
-    let tls = settings.url.starts_with("rediss://");
+    let tls = url.starts_with("rediss://");
     match (&settings.ca_file, tls) {
         (Some(ca_file), true) => {
             let root_cert = roots_with(ca_file)?;
@@ -115,4 +127,244 @@ pub fn connection_manager(
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client.clone(), config)
+}
+
+/// A Redis deployment: one node, or a Redis Cluster found through its seed nodes. Cheap to
+/// clone; nothing is connected until a connection is asked for.
+#[derive(Clone)]
+pub struct RedisClient {
+    settings: RedisSettings,
+    kind: ClientKind,
+}
+
+#[derive(Clone)]
+enum ClientKind {
+    // Both boxed: the two differ much in size, and clients are cloned rarely.
+    Single(Box<Client>),
+    Cluster(Box<ClusterClient>),
+}
+
+/// How long connecting to a node may take.
+fn connect_timeout(response_timeout: Duration) -> Duration {
+    (response_timeout / 2).min(Duration::from_secs(2))
+}
+
+impl RedisClient {
+    /// The deployment `settings` describe.
+    pub fn new(settings: &RedisSettings) -> Result<Self, QueueError> {
+        let kind = if settings.cluster {
+            let nodes = settings
+                .url
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(|url| Ok(node_client(settings, url)?.get_connection_info().clone()))
+                .collect::<Result<Vec<_>, QueueError>>()?;
+            if nodes.is_empty() {
+                return Err(QueueError::Config("REDIS_URL names no cluster node".into()));
+            }
+            let tls = settings.url.trim_start().starts_with("rediss://");
+            let mut builder = ClusterClientBuilder::new(nodes)
+                .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+            if let Some(user) = &settings.username {
+                builder = builder.username(user);
+            }
+            if let Some(password) = &settings.password {
+                builder = builder.password(password);
+            }
+            if let (Some(ca_file), true) = (&settings.ca_file, tls) {
+                builder = builder.certs(TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(roots_with(ca_file)?),
+                });
+            }
+            ClientKind::Cluster(Box::new(builder.build()?))
+        } else {
+            ClientKind::Single(Box::new(redis_client(settings)?))
+        };
+        Ok(Self {
+            settings: settings.clone(),
+            kind,
+        })
+    }
+
+    /// A shared, reconnecting connection that connects lazily (so a service starts while Redis
+    /// is down) and gives up on a call after `response_timeout`. On a cluster it routes each
+    /// command by its keys and follows MOVED and ASK.
+    pub fn shared(&self, response_timeout: Duration) -> Result<RedisConnection, QueueError> {
+        Ok(match &self.kind {
+            ClientKind::Single(client) => {
+                RedisConnection::Single(connection_manager(client, response_timeout)?)
+            }
+            ClientKind::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_response_timeout(response_timeout)
+                    .set_connection_timeout(connect_timeout(response_timeout));
+                RedisConnection::Cluster(client.get_pending_async_connection_with_config(config))
+            }
+        })
+    }
+
+    /// A connection of its own for blocking commands on `key` (no response timeout): to the
+    /// only node, or to the node that owns `key`'s slot now — with that node's address, to
+    /// unblock it through a shared connection ([`RedisConnection::unblock`]).
+    pub(crate) async fn blocking_for(
+        &self,
+        shared: &mut RedisConnection,
+        key: &str,
+    ) -> Result<(MultiplexedConnection, Option<NodeAddress>), QueueError> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        match &self.kind {
+            ClientKind::Single(client) => Ok((
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?,
+                None,
+            )),
+            ClientKind::Cluster(_) => {
+                let node = slot_owner(shared, key).await?;
+                let scheme = if self.settings.url.trim_start().starts_with("rediss://") {
+                    "rediss"
+                } else {
+                    "redis"
+                };
+                let client =
+                    node_client(&self.settings, &format!("{scheme}://{}:{}", node.0, node.1))?;
+                let conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok((conn, Some(node)))
+            }
+        }
+    }
+}
+
+/// A node's host and port.
+pub(crate) type NodeAddress = (String, u16);
+
+/// The primary that owns `key`'s slot, from the cluster's own slot table.
+async fn slot_owner(shared: &mut RedisConnection, key: &str) -> Result<NodeAddress, QueueError> {
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(shared)
+        .await?;
+    let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(shared)
+        .await?;
+    for range in ranges {
+        let mut fields = range.into_iter();
+        let (Some(start), Some(end), Some(primary)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (start, end): (u16, u16) = (
+            redis::from_redis_value(start).map_err(redis::RedisError::from)?,
+            redis::from_redis_value(end).map_err(redis::RedisError::from)?,
+        );
+        if (start..=end).contains(&slot) {
+            let node: Vec<Value> =
+                redis::from_redis_value(primary).map_err(redis::RedisError::from)?;
+            let mut node = node.into_iter();
+            let (Some(host), Some(port)) = (node.next(), node.next()) else {
+                break;
+            };
+            return Ok((
+                redis::from_redis_value(host).map_err(redis::RedisError::from)?,
+                redis::from_redis_value(port).map_err(redis::RedisError::from)?,
+            ));
+        }
+    }
+    Err(QueueError::Config(format!(
+        "no cluster node owns slot {slot} of {key}"
+    )))
+}
+
+/// A shared connection to one node or to a cluster; cheap to clone (clones share it).
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One node, through a reconnecting connection manager.
+    Single(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl RedisConnection {
+    /// `CLIENT UNBLOCK id` on the node at `node` (a blocking connection's; `None`: the only
+    /// node).
+    pub(crate) async fn unblock(
+        &mut self,
+        node: Option<&NodeAddress>,
+        id: i64,
+    ) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("UNBLOCK").arg(id);
+        match (self, node) {
+            (RedisConnection::Cluster(cluster), Some((host, port))) => {
+                let routing = SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                };
+                cluster
+                    .route_command(cmd, RoutingInfo::SingleNode(routing))
+                    .await?;
+            }
+            (conn, _) => {
+                let _: i64 = cmd.query_async(conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd` on every primary (the only node, when not a cluster): one answer each.
+    pub async fn on_every_primary<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<Vec<T>> {
+        match self {
+            RedisConnection::Single(conn) => Ok(vec![cmd.query_async(conn).await?]),
+            RedisConnection::Cluster(cluster) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                match cluster.route_command(cmd.clone(), routing).await? {
+                    // Without a response policy: node address → its answer.
+                    Value::Map(answers) => answers
+                        .into_iter()
+                        .map(|(_, answer)| Ok(redis::from_redis_value(answer)?))
+                        .collect(),
+                    other => Ok(vec![redis::from_redis_value(other)?]),
+                }
+            }
+        }
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Single(conn) => conn.req_packed_command(cmd),
+            RedisConnection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(conn) => conn.get_db(),
+            RedisConnection::Cluster(conn) => conn.get_db(),
+        }
+    }
 }

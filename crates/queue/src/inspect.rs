@@ -72,6 +72,16 @@ impl<T: serde::Serialize> Queue<T> {
 }
 
 impl<T> Queue<T> {
+    /// Whether the node holding this queue answers: a command on one of its keys, so on a
+    /// cluster it reaches the node that owns the queue's slot.
+    pub async fn reachable(&self) -> Result<(), QueueError> {
+        let _: u8 = redis::cmd("EXISTS")
+            .arg(self.keys().ready())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Jobs per state, read in one round trip.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
         let keys = self.keys();

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use serde::de::DeserializeOwned;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,14 @@ impl ErrorBackoff {
     }
 }
 
+/// A worker's connection for blocking waits: its client id (to unblock it) and, on a cluster,
+/// the node it is connected to.
+struct Blocking {
+    conn: MultiplexedConnection,
+    id: i64,
+    node: Option<crate::connection::NodeAddress>,
+}
+
 /// The fetch loop of one worker, with its dedicated connection for blocking waits.
 pub(crate) struct Fetcher {
     shared: Arc<Shared>,
@@ -68,7 +76,7 @@ pub(crate) struct Fetcher {
     /// Blocking pops would stall the shared multiplexed connection, and redis-rs times calls
     /// out after 500 ms by default: waits get their own connection with no response timeout.
     /// Its client id lets us unblock it.
-    blocking: Option<(MultiplexedConnection, i64)>,
+    blocking: Option<Blocking>,
 }
 
 /// One fetched job as the script returns it: id, delivery count, payload.
@@ -163,24 +171,23 @@ impl Fetcher {
             return Ok(());
         }
         if self.blocking.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(Some(Duration::from_secs(2)));
-            let mut conn = self
+            // On a cluster, to the node owning the queue's slot now; a MOVED (the slot moved)
+            // or a failover ends this connection, and the next wait resolves the owner again.
+            let (mut conn, node) = self
                 .shared
                 .client
-                .get_multiplexed_async_connection_with_config(&config)
+                .blocking_for(&mut self.shared.conn.clone(), self.shared.keys.wakeups())
                 .await?;
             let id: i64 = redis::cmd("CLIENT")
                 .arg("ID")
                 .query_async(&mut conn)
                 .await?;
-            self.blocking = Some((conn, id));
+            self.blocking = Some(Blocking { conn, id, node });
         }
-        let Some((conn, client_id)) = self.blocking.as_mut() else {
+        let Some(Blocking { conn, id, node }) = self.blocking.as_mut() else {
             return Ok(());
         };
-        let client_id = *client_id;
+        let (client_id, node) = (*id, node.clone());
         // BLPOP takes seconds; 0 would mean "forever". Redis checks blocking timeouts only on
         // its cron (every ~100 ms), so a due job is woken for by a local timer (below).
         let secs = (timeout + Duration::from_millis(100)).as_secs_f64();
@@ -206,10 +213,11 @@ impl Fetcher {
                 Woken::Popped(res) => res.map(|_| true),
                 Woken::Due => {
                     // Release our blocked connection; the pop then returns at once.
-                    let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
-                        .arg("UNBLOCK")
-                        .arg(client_id)
-                        .query_async(&mut self.shared.conn.clone())
+                    let _ = self
+                        .shared
+                        .conn
+                        .clone()
+                        .unblock(node.as_ref(), client_id)
                         .await;
                     match tokio::time::timeout(Duration::from_secs(1), &mut pop).await {
                         Ok(res) => res.map(|_| true),

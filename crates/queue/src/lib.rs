@@ -33,7 +33,10 @@ mod fencing_tests;
 pub use ack::{AckLayer, AckService};
 pub use backend::Queue;
 pub use config::{QueueConfig, RetryPolicy};
-pub use connection::{BACKGROUND_TIMEOUT, RedisSettings, connection_manager, redis_client};
+pub use connection::{
+    BACKGROUND_TIMEOUT, RedisClient, RedisConnection, RedisSettings, connection_manager,
+    redis_client,
+};
 pub use error::QueueError;
 pub use inspect::{Counts, DeadCursor, DeadJob};
 pub use job::{Delivery, Job};

@@ -29,11 +29,11 @@ pub struct Readiness {
     (status = 200, description = "Redis answers; the body says whether acceptance is durable", body = Readiness),
     (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
 ))]
-/// `GET /readyz`: Redis answers (Postgres is not checked: its outage only degrades `GET`).
+/// `GET /readyz`: the Redis nodes of both its queues answer (Postgres is not checked: its
+/// outage only degrades `GET` and the known-id look-up).
 pub async fn ready(State(state): State<Shared>) -> Result<Json<Readiness>, ApiError> {
-    let _: String = redis::cmd("PING")
-        .query_async(&mut state.redis.clone())
-        .await?;
+    state.create.reachable().await?;
+    state.update.reachable().await?;
     let durability = state.durability.read().unwrap_or_else(|e| e.into_inner());
     Ok(Json(Readiness {
         status: "ready",

@@ -17,6 +17,8 @@ use queue::{Queue, QueueConfig, now_ms};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub mod cluster;
+
 /// The Redis the tests run against.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -27,21 +29,48 @@ pub fn private_config(name: &str) -> QueueConfig {
     QueueConfig::new(format!("qtest-{}", uuid::Uuid::new_v4().simple()), name)
 }
 
-/// Deletes a test queue's keys when dropped, even if the test fails.
-pub struct Cleanup(pub Vec<String>);
+/// What a test's queue lives on: the shared Redis, or (in the cluster suite) a 3-primary
+/// cluster of the test's own. Deletes the test queue's keys, or the cluster, when dropped.
+pub struct Cleanup {
+    keys: Vec<String>,
+    /// The test's cluster, if it runs on one.
+    pub cluster: Option<cluster::RedisCluster>,
+}
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&self.0).query(&mut conn);
+impl Cleanup {
+    /// How a process reaches the queue's Redis.
+    pub fn settings(&self) -> queue::RedisSettings {
+        match &self.cluster {
+            Some(cluster) => cluster.settings(),
+            None => queue::RedisSettings::url(&redis_url()),
         }
     }
 }
 
-/// A private queue of `Msg`, and the guard that deletes it.
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.cluster.is_some() {
+            return;
+        }
+        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let _: Result<(), _> = redis::cmd("DEL").arg(&self.keys).query(&mut conn);
+        }
+    }
+}
+
+/// A private queue of `Msg`, and the guard that deletes it: on the shared Redis, or on a
+/// cluster of its own when the test binary runs the suite on clusters (`crate::ON_CLUSTER`).
 pub fn private_queue(config: QueueConfig) -> (Queue<Msg>, Cleanup) {
-    let queue = Queue::connect(&queue::RedisSettings::url(&redis_url()), config).expect("queue");
-    let cleanup = Cleanup(queue.keys().in_script_order().map(String::from).to_vec());
+    let cluster = crate::ON_CLUSTER.then(|| cluster::RedisCluster::start(3, 0, 2_000));
+    let settings = match &cluster {
+        Some(cluster) => cluster.settings(),
+        None => queue::RedisSettings::url(&redis_url()),
+    };
+    let queue = Queue::connect(&settings, config).expect("queue");
+    let cleanup = Cleanup {
+        keys: queue.keys().in_script_order().map(String::from).to_vec(),
+        cluster,
+    };
     (queue, cleanup)
 }
 

@@ -1,0 +1,548 @@
+// The queue's suite, included by `queue.rs` (the shared Redis) and `queue_cluster.rs` (a
+// cluster per test): `private_queue` puts each test's queue where its binary says.
+
+use std::{sync::Arc, time::Duration};
+
+use queue::{Job, QueueConfig, RetryPolicy, now_ms};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_200_000_jobs_drains_completely() {
+    let mut config = private_config("backlog");
+    config.fetch_batch = 100;
+    let (queue, _cleanup) = private_queue(config);
+    const JOBS: usize = 200_000;
+    for chunk in (0..JOBS).collect::<Vec<_>>().chunks(2_000) {
+        let jobs: Vec<_> = chunk
+            .iter()
+            .map(|i| Job::now(format!("j{i}"), Msg::default()))
+            .collect();
+        let pushed = queue.push_many(&jobs).await.unwrap();
+        assert!(pushed.iter().all(|p| *p));
+    }
+    assert_eq!(queue.counts().await.unwrap().waiting, JOBS as u64);
+
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 32, probe.clone());
+    eventually(Duration::from_secs(240), "the backlog drained", || async {
+        queue.counts().await.unwrap().done == JOBS as u64
+    })
+    .await;
+    pool.stop().await;
+
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.running, counts.failed), (0, 0, 0));
+    assert_eq!(probe.total_runs(), JOBS, "each job ran exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_jobs_start_on_time_and_never_early() {
+    let (queue, _cleanup) = private_queue(private_config("schedule"));
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 64, probe.clone());
+    // Let the pool go idle first: the jobs must wake it from its blocking wait.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let jobs: Vec<_> = (0..200)
+        .map(|i| Job::after(format!("s{i}"), Msg::default(), Duration::from_millis(200)))
+        .collect();
+    let due: Vec<u64> = jobs.iter().map(|j| j.due_ms).collect();
+    queue.push_many(&jobs).await.unwrap();
+
+    eventually(
+        Duration::from_secs(10),
+        "all scheduled jobs ran",
+        || async { probe.finished.load(std::sync::atomic::Ordering::SeqCst) == 200 },
+    )
+    .await;
+    pool.stop().await;
+    for (i, due) in due.iter().enumerate() {
+        let runs = probe.runs_of(&format!("s{i}"));
+        assert_eq!(runs.len(), 1);
+        let started = runs[0].started_ms;
+        assert!(
+            started >= *due,
+            "job s{i} started {} ms early",
+            due - started
+        );
+        assert!(
+            started - due <= 250,
+            "job s{i} started {} ms late",
+            started - due
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_wakes_promptly_on_a_push() {
+    let (queue, _cleanup) = private_queue(private_config("wake"));
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 4, probe.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pushed_at = now_ms();
+    queue.push(Job::now("w1", Msg::default())).await.unwrap();
+    eventually(Duration::from_secs(5), "the job ran", || async {
+        probe.finished.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    pool.stop().await;
+    // The default lease is 30 s, so a wait of 10 s would show a missed wake-up.
+    let waited = probe.runs_of("w1")[0].started_ms - pushed_at;
+    assert!(waited < 1_000, "woke after {waited} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_pushed_twice_while_waiting_runs_once() {
+    let (queue, _cleanup) = private_queue(private_config("dupe"));
+    assert!(queue.push(Job::now("same", Msg::default())).await.unwrap());
+    assert!(!queue.push(Job::now("same", Msg::default())).await.unwrap());
+    assert!(
+        !queue
+            .push(Job::after("same", Msg::default(), Duration::from_secs(5)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(queue.counts().await.unwrap().waiting, 1);
+
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 4, probe.clone());
+    eventually(Duration::from_secs(5), "the job ran", || async {
+        queue.counts().await.unwrap().done == 1
+    })
+    .await;
+    pool.stop().await;
+    assert_eq!(probe.runs_of("same").len(), 1);
+    // Once done, the id is free again.
+    assert!(queue.push(Job::now("same", Msg::default())).await.unwrap());
+}
+
+/// Not a test on its own: the worker process that `a_killed_worker_s_jobs_are_delivered_again`
+/// starts and kills. It does nothing unless that test set its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_worker_process() {
+    let (Ok(prefix), Ok(lease)) = (
+        std::env::var("QUEUE_TEST_CHILD_PREFIX"),
+        std::env::var("QUEUE_TEST_CHILD_LEASE_MS"),
+    ) else {
+        return;
+    };
+    let mut config = QueueConfig::new(prefix, "killed");
+    config.lease = Duration::from_millis(lease.parse().unwrap());
+    let settings = queue::RedisSettings {
+        cluster: std::env::var("QUEUE_TEST_CHILD_CLUSTER").is_ok_and(|c| c == "true"),
+        ..queue::RedisSettings::url(&std::env::var("QUEUE_TEST_CHILD_REDIS").unwrap())
+    };
+    let queue = queue::Queue::connect(&settings, config).unwrap();
+    let _pool = Pool::start(&queue, 64, Arc::new(Probe::default()));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_jobs_are_delivered_again_and_complete() {
+    let mut config = private_config("killed");
+    config.lease = Duration::from_millis(1_000);
+    let prefix = config.prefix.clone();
+    let (queue, cleanup) = private_queue(config);
+    let settings = cleanup.settings();
+    let jobs: Vec<_> = (0..50)
+        .map(|i| {
+            let msg = Msg {
+                hang_on_attempt: 1,
+                ..Msg::default()
+            };
+            Job::now(format!("k{i}"), msg)
+        })
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_worker_process", "--nocapture"])
+        .env("QUEUE_TEST_CHILD_PREFIX", &prefix)
+        .env("QUEUE_TEST_CHILD_LEASE_MS", "1000")
+        .env("QUEUE_TEST_CHILD_REDIS", &settings.url)
+        .env("QUEUE_TEST_CHILD_CLUSTER", settings.cluster.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the child leased every job",
+        || async { queue.counts().await.unwrap().running == 50 },
+    )
+    .await;
+    // Longer than a lease: the child's renewals are what keep the jobs from coming back.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        queue.counts().await.unwrap().running,
+        50,
+        "a live worker keeps its leases"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 64, probe.clone());
+    eventually(
+        Duration::from_secs(30),
+        "every job completed elsewhere",
+        || async { queue.counts().await.unwrap().done == 50 },
+    )
+    .await;
+    pool.stop().await;
+    for i in 0..50 {
+        let runs = probe.runs_of(&format!("k{i}"));
+        assert_eq!(runs.len(), 1, "k{i} ran once after the kill");
+        assert_eq!(
+            runs[0].attempt, 2,
+            "k{i}'s second delivery is its second attempt"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_running_longer_than_its_lease_is_not_delivered_twice() {
+    let mut config = private_config("long");
+    config.lease = Duration::from_millis(300);
+    let (queue, _cleanup) = private_queue(config);
+    let msg = Msg {
+        sleep_ms: 1_500,
+        ..Msg::default()
+    };
+    let jobs: Vec<_> = (0..4)
+        .map(|i| Job::now(format!("l{i}"), msg.clone()))
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+
+    // Two pools compete: either would take a job whose lease lapsed.
+    let probe = Arc::new(Probe::default());
+    let first = Pool::start(&queue, 4, probe.clone());
+    let second = Pool::start(&queue, 4, probe.clone());
+    eventually(
+        Duration::from_secs(10),
+        "the long jobs finished",
+        || async { queue.counts().await.unwrap().done == 4 },
+    )
+    .await;
+    first.stop().await;
+    second.stop().await;
+    for i in 0..4 {
+        assert_eq!(probe.runs_of(&format!("l{i}")).len(), 1, "l{i} ran once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_failing_twice_runs_three_times_at_the_configured_delays() {
+    let mut config = private_config("retry");
+    config.retry = RetryPolicy::new(5, |attempt| Duration::from_millis(200 * u64::from(attempt)));
+    let (queue, _cleanup) = private_queue(config);
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 4, probe.clone());
+    let msg = Msg {
+        fail_times: 2,
+        ..Msg::default()
+    };
+    queue.push(Job::now("r", msg)).await.unwrap();
+    eventually(Duration::from_secs(10), "the job succeeded", || async {
+        queue.counts().await.unwrap().done == 1
+    })
+    .await;
+    pool.stop().await;
+
+    let runs = probe.runs_of("r");
+    assert_eq!(
+        runs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    for (i, pair) in runs.windows(2).enumerate() {
+        let gap = pair[1].started_ms - pair[0].started_ms;
+        let wanted = 200 * (i as u64 + 1);
+        assert!(
+            gap >= wanted,
+            "retry {} came after {gap} ms, before its {wanted} ms delay",
+            i + 1
+        );
+        assert!(
+            gap <= wanted + 250,
+            "retry {} came after {gap} ms, wanted {wanted} ms",
+            i + 1
+        );
+    }
+    assert_eq!(queue.counts().await.unwrap().retried, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_failing_job_ends_dead_with_its_error_and_can_be_retried() {
+    let mut config = private_config("dead");
+    config.retry = RetryPolicy::new(3, |_| Duration::from_millis(10));
+    let (queue, _cleanup) = private_queue(config);
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 4, probe.clone());
+    let always = Msg {
+        fail_times: u32::MAX,
+        ..Msg::default()
+    };
+    let panics = Msg {
+        fail_times: u32::MAX,
+        panic: true,
+        ..Msg::default()
+    };
+    queue.push(Job::now("bad", always)).await.unwrap();
+    queue.push(Job::now("panics", panics)).await.unwrap();
+    eventually(Duration::from_secs(10), "both jobs died", || async {
+        queue.counts().await.unwrap().failed == 2
+    })
+    .await;
+
+    let dead = queue.dead_jobs(0, 10).await.unwrap();
+    let bad = dead.iter().find(|d| d.id == "bad").unwrap();
+    assert_eq!(bad.attempts, 3);
+    assert_eq!(bad.error, "asked to fail on attempt 3");
+    let panicked = dead.iter().find(|d| d.id == "panics").unwrap();
+    assert!(
+        panicked.error.contains("handler panicked"),
+        "{}",
+        panicked.error
+    );
+    assert_eq!(probe.runs_of("bad").len(), 3);
+
+    // A dead job keeps its id: pushing it again is a no-op until it is retried or purged.
+    assert!(!queue.push(Job::now("bad", Msg::default())).await.unwrap());
+    assert!(queue.retry_dead("bad").await.unwrap());
+    assert!(!queue.retry_dead("bad").await.unwrap());
+    eventually(
+        Duration::from_secs(10),
+        "the retried job failed again",
+        || async { probe.runs_of("bad").len() == 6 },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "it is dead again", || async {
+        queue.counts().await.unwrap().failed == 2
+    })
+    .await;
+    pool.stop().await;
+    assert_eq!(
+        probe.runs_of("bad")[3].attempt,
+        1,
+        "a retried dead job starts counting afresh"
+    );
+    assert_eq!(queue.purge_dead().await.unwrap(), 2);
+    assert_eq!(queue.counts().await.unwrap().failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_exact_after_a_mixed_run_and_done_jobs_leave_no_memory_behind() {
+    let mut config = private_config("mixed");
+    config.retry = RetryPolicy::new(2, |_| Duration::from_millis(10));
+    let (queue, _cleanup) = private_queue(config);
+    let ok: Vec<_> = (0..5_000)
+        .map(|i| Job::now(format!("ok{i}"), Msg::default()))
+        .collect();
+    let failing = Msg {
+        fail_times: u32::MAX,
+        ..Msg::default()
+    };
+    let bad: Vec<_> = (0..7)
+        .map(|i| Job::now(format!("bad{i}"), failing.clone()))
+        .collect();
+    let later: Vec<_> = (0..11)
+        .map(|i| {
+            Job::after(
+                format!("later{i}"),
+                Msg::default(),
+                Duration::from_secs(3600),
+            )
+        })
+        .collect();
+    queue.push_many(&ok).await.unwrap();
+    queue.push_many(&bad).await.unwrap();
+    queue.push_many(&later).await.unwrap();
+    let loaded = memory_used(&queue).await;
+
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 16, probe.clone());
+    eventually(Duration::from_secs(60), "the run settled", || async {
+        let c = queue.counts().await.unwrap();
+        c.done == 5_000 && c.failed == 7
+    })
+    .await;
+    pool.stop().await;
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(
+        counts,
+        queue::Counts {
+            waiting: 0,
+            scheduled: 11,
+            running: 0,
+            failed: 7,
+            done: 5_000,
+            retried: 7,
+        }
+    );
+
+    queue.purge_dead().await.unwrap();
+    redis::cmd("DEL")
+        .arg(queue.keys().scheduled())
+        .query_async::<()>(&mut queue.connection())
+        .await
+        .unwrap();
+    // What is left: the counters and the capped list of recent ids (100 by default).
+    let left = memory_used(&queue).await;
+    assert!(
+        left < 20_000,
+        "{left} bytes left after the run (loaded: {loaded})"
+    );
+    assert!(
+        left * 10 < loaded,
+        "{left} bytes left after the run (loaded: {loaded})"
+    );
+}
+
+async fn memory_used(queue: &queue::Queue<Msg>) -> u64 {
+    let mut conn = queue.connection();
+    let mut total = 0;
+    for key in queue.keys().in_script_order() {
+        let used: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        total += used.unwrap_or(0);
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_concurrency_n_never_runs_more_than_n_at_once() {
+    let (queue, _cleanup) = private_queue(private_config("limit"));
+    let msg = Msg {
+        sleep_ms: 20,
+        ..Msg::default()
+    };
+    let jobs: Vec<_> = (0..200)
+        .map(|i| Job::now(format!("c{i}"), msg.clone()))
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 5, probe.clone());
+    eventually(Duration::from_secs(30), "all ran", || async {
+        queue.counts().await.unwrap().done == 200
+    })
+    .await;
+    pool.stop().await;
+    assert_eq!(
+        probe.max_running.load(std::sync::atomic::Ordering::SeqCst),
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_fetched_but_unstarted_jobs_back_at_once() {
+    let mut config = private_config("release");
+    config.fetch_batch = 20;
+    let (queue, _cleanup) = private_queue(config);
+    let msg = Msg {
+        sleep_ms: 300,
+        ..Msg::default()
+    };
+    let jobs: Vec<_> = (0..20)
+        .map(|i| Job::now(format!("u{i}"), msg.clone()))
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+    // Concurrency 2: the pool leases 20 but can start only 2.
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 2, probe.clone());
+    eventually(Duration::from_secs(5), "two jobs started", || async {
+        probe.total_runs() == 2
+    })
+    .await;
+    pool.stop().await;
+
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.done, 2, "the started jobs finished during shutdown");
+    assert_eq!(
+        (counts.waiting, counts.running),
+        (18, 0),
+        "the rest are waiting again, not leased"
+    );
+    // Released jobs were never attempted: their next delivery is their first attempt.
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 20, probe.clone());
+    eventually(Duration::from_secs(5), "the rest ran", || async {
+        queue.counts().await.unwrap().done == 20
+    })
+    .await;
+    pool.stop().await;
+    let runs = probe.runs.lock().unwrap();
+    assert!(runs.values().flatten().all(|r| r.attempt == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches() {
+    let mut config = private_config("revive");
+    config.retry = RetryPolicy::new(1, |_| Duration::from_millis(10));
+    let (queue, _cleanup) = private_queue(config);
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 8, probe.clone());
+    let always = Msg {
+        fail_times: u32::MAX,
+        ..Msg::default()
+    };
+    let jobs: Vec<_> = (0..25)
+        .map(|i| Job::now(format!("d{i:02}"), always.clone()))
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+    eventually(Duration::from_secs(10), "all 25 died", || async {
+        queue.counts().await.unwrap().failed == 25
+    })
+    .await;
+    pool.stop().await;
+
+    // Pages of 10 cover every dead job once, in (death time, id) order, however many died in
+    // the same millisecond.
+    let mut cursor = queue::DeadCursor::default();
+    let mut seen = Vec::new();
+    loop {
+        let page = queue.dead_after(&cursor, now_ms(), 10).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = queue::DeadCursor::after(last);
+        seen.extend(page.into_iter().map(|d| (d.dead_at_ms, d.id)));
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "oldest first");
+    sorted.dedup();
+    assert_eq!(sorted.len(), 25, "each dead job exactly once");
+    let first_death = seen[0].0;
+    assert!(
+        queue
+            .dead_after(&queue::DeadCursor::default(), first_death - 1, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "none died before the first"
+    );
+
+    // Revived with a payload that succeeds: the revival's payload is the one that runs.
+    let healthy = Msg::default();
+    let revive: Vec<(&str, &Msg)> = seen
+        .iter()
+        .take(12)
+        .map(|(_, id)| (id.as_str(), &healthy))
+        .collect();
+    assert_eq!(queue.revive_dead(&revive).await.unwrap(), 12);
+    assert_eq!(
+        queue.revive_dead(&revive).await.unwrap(),
+        0,
+        "a job no longer dead is skipped"
+    );
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.failed, counts.waiting), (13, 12));
+    let pool = Pool::start(&queue, 8, probe.clone());
+    eventually(Duration::from_secs(10), "the revived jobs ran", || async {
+        queue.counts().await.unwrap().done == 12
+    })
+    .await;
+    pool.stop().await;
+    assert_eq!(queue.counts().await.unwrap().failed, 13);
+}

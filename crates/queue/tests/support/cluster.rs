@@ -1,0 +1,197 @@
+//! A Redis Cluster of the test's own: `redis-server --cluster-enabled yes` on free ports in a
+//! temporary directory, joined by `redis-cli --cluster create`. Killed and removed on drop.
+
+#![allow(dead_code)]
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A running cluster.
+pub struct RedisCluster {
+    dir: PathBuf,
+    /// Every node's port, primaries first (as `--cluster create` assigns them).
+    pub ports: Vec<u16>,
+    children: Vec<Option<Child>>,
+}
+
+fn free_port() -> u16 {
+    // Cluster nodes also listen on port + 10000: keep both free and below 55536.
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    /// `primaries` primaries with `replicas` replicas each, `node_timeout_ms` to declare a node
+    /// failed; returns once every node reports `cluster_state:ok`.
+    pub fn start(primaries: usize, replicas: usize, node_timeout_ms: u64) -> Self {
+        let dir = std::env::temp_dir().join(format!("cluster-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let n = primaries * (1 + replicas);
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut cluster = Self {
+            dir,
+            ports: ports.clone(),
+            children: Vec::new(),
+        };
+        for port in &ports {
+            let child = cluster.spawn(*port, node_timeout_ms);
+            cluster.children.push(Some(child));
+        }
+        for port in &ports {
+            wait_until(Duration::from_secs(10), || {
+                cli(*port, &["PING"]).is_some_and(|o| o.contains("PONG"))
+            });
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli on PATH");
+        assert!(status.success(), "redis-cli --cluster create");
+        cluster.wait_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    fn spawn(&self, port: u16, node_timeout_ms: u64) -> Child {
+        let node_dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir).expect("node dir");
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--cluster-node-timeout", &node_timeout_ms.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH")
+    }
+
+    /// Waits until every live node reports `cluster_state:ok`.
+    pub fn wait_ok(&self, within: Duration) {
+        wait_until(within, || {
+            self.live_ports().iter().all(|p| {
+                cli(*p, &["CLUSTER", "INFO"]).is_some_and(|o| o.contains("cluster_state:ok"))
+            })
+        });
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .zip(&self.children)
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// The seed nodes as `REDIS_URL` lists them.
+    pub fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Settings for the queue and the services.
+    pub fn settings(&self) -> queue::RedisSettings {
+        queue::RedisSettings {
+            cluster: true,
+            ..queue::RedisSettings::url(&self.url())
+        }
+    }
+
+    /// The port of the primary that owns `key`'s slot now.
+    pub fn owner_of(&self, key: &str) -> u16 {
+        let port = self.live_ports()[0];
+        let slot = cli(port, &["CLUSTER", "KEYSLOT", key]).expect("KEYSLOT");
+        let slot: u16 = slot.trim().parse().expect("slot");
+        let nodes = cli(port, &["CLUSTER", "NODES"]).expect("NODES");
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let owns = fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                }
+                None => range.parse::<u16>().is_ok_and(|s| s == slot),
+            });
+            if owns {
+                let addr = fields[1].split('@').next().expect("address");
+                return addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("port");
+            }
+        }
+        panic!("no primary owns slot {slot}");
+    }
+
+    /// SIGKILLs the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node's port");
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `redis-cli -p port args…`'s output, if it ran.
+pub fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "cluster not ready in {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
