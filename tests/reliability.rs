@@ -33,32 +33,6 @@ async fn settle_all(stack: &Stack, ids: &[Uuid], within: Duration, what: &str) -
     took
 }
 
-fn heavy_faults() -> Options {
-    let mut o = Options::default();
-    o.thirdparty = thirdparty_sim::Behaviour {
-        create_504_before_rate: rate("0.2"),
-        create_504_after_rate: rate("0.2"),
-        create_hang_rate: rate("0.1"),
-        create_4xx_rate: rate("0.05"),
-        status_504_rate: rate("0.2"),
-        webhook_drop_rate: rate("0.3"),
-        webhook_dup_rate: rate("0.3"),
-        webhook_stale_rate: rate("0.3"),
-        latency_ms: 5,
-        ..o.thirdparty
-    };
-    o.client.fail_rate = rate("0.3");
-    o.client.latency_ms = 5;
-    o.consumer.http_timeout_ms = 500;
-    let schedules = &mut o.consumer.schedules;
-    schedules.process_backoff_ms = 100;
-    schedules.notify_retries = 20;
-    schedules.notify_backoff_ms = 20;
-    schedules.poll_initial_ms = 100;
-    schedules.poll_max_interval_ms = 400;
-    o
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_heavy_faults_every_transaction_ends_consistent_with_the_third_party() {
     let stack = spawn_stack(heavy_faults()).await;

@@ -64,6 +64,8 @@ pub struct Options {
     pub run_consumer: bool,
     /// Redis to use instead of the shared one (URL, and a CA bundle for `rediss://`).
     pub redis_url: Option<String>,
+    /// That Redis is a cluster (`redis_url` lists its seeds).
+    pub redis_cluster: bool,
     /// The producer reaches that Redis through this URL instead (a proxy in between).
     pub producer_redis_url: Option<String>,
     /// A certificate and key (PEM files) the producer and both simulators serve HTTPS with.
@@ -113,6 +115,7 @@ impl Default for Options {
             run_consumer: true,
             redis_url: None,
             producer_redis_url: None,
+            redis_cluster: false,
             tls: None,
             thirdparty_api_key: None,
             ca_file: None,
@@ -213,6 +216,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
         &prefix,
     );
     connections.redis_ca_file = options.ca_file.clone();
+    connections.redis_cluster = options.redis_cluster;
 
     let mut producer = options.producer;
     producer.addr = p_addr;
@@ -294,6 +298,35 @@ pub async fn spawn_stack(options: Options) -> Stack {
         tasks,
         cleaned: false,
     }
+}
+
+/// Every fault of both simulators at once, on short schedules: 504s before and after
+/// creating, hangs, refusals, failing status checks, dropped, duplicate and stale webhooks,
+/// and a client app that fails 30 % of notifications.
+pub fn heavy_faults() -> Options {
+    let mut o = Options::default();
+    o.thirdparty = thirdparty_sim::Behaviour {
+        create_504_before_rate: rate("0.2"),
+        create_504_after_rate: rate("0.2"),
+        create_hang_rate: rate("0.1"),
+        create_4xx_rate: rate("0.05"),
+        status_504_rate: rate("0.2"),
+        webhook_drop_rate: rate("0.3"),
+        webhook_dup_rate: rate("0.3"),
+        webhook_stale_rate: rate("0.3"),
+        latency_ms: 5,
+        ..o.thirdparty
+    };
+    o.client.fail_rate = rate("0.3");
+    o.client.latency_ms = 5;
+    o.consumer.http_timeout_ms = 500;
+    let schedules = &mut o.consumer.schedules;
+    schedules.process_backoff_ms = 100;
+    schedules.notify_retries = 20;
+    schedules.notify_backoff_ms = 20;
+    schedules.poll_initial_ms = 100;
+    schedules.poll_max_interval_ms = 400;
+    o
 }
 
 /// POSTs `n` new transactions (EUR 1.00 each, 32 at a time) and asserts each was accepted (201).
