@@ -45,3 +45,151 @@ async fn the_pipeline_runs_on_a_three_primary_cluster_under_every_fault() {
     assert_eq!(stack.statuses().await.len(), ids.len(), "no other rows");
     stack.shutdown().await;
 }
+
+/// What a failover run found.
+struct Failover {
+    /// Transactions answered 201.
+    accepted: usize,
+    /// Of those, how many never got a row: the failover lost them.
+    lost: usize,
+    /// The longest time between two 201s while the primary was down and replaced.
+    stall: Duration,
+}
+
+/// POSTs for 8 s while the primary that owns the `create` queue's slot is SIGKILLed 1.5 s in;
+/// one of its two replicas takes over (the other stays its replica, so acceptance that waits
+/// for one replica can go on). Every transaction with a row must end terminal and consistent.
+async fn failover_run(ack_replicas: u32) -> Failover {
+    use futures::StreamExt;
+    let mut cluster = RedisCluster::start(3, 2, 1_000);
+    let mut options = Options {
+        redis_url: Some(cluster.url()),
+        redis_cluster: true,
+        ..Options::default()
+    };
+    options.producer.redis_ack_replicas = ack_replicas;
+    let stack = spawn_stack(options).await;
+    let create_key = stack
+        .queue::<serde_json::Value>(QueueName::Create)
+        .keys()
+        .ready()
+        .to_string();
+    let primary = cluster.owner_of(&create_key);
+
+    let started = std::time::Instant::now();
+    let run_for = Duration::from_secs(8);
+    let stack_ref = &stack;
+    let posts = futures::stream::unfold(0u64, |i| async move {
+        (started.elapsed() < run_for).then_some((i, i + 1))
+    })
+    .map(|i| async move {
+        // 100 a second: a steady flow the consumer keeps up with.
+        tokio::time::sleep_until(
+            tokio::time::Instant::from_std(started) + Duration::from_millis(10 * i),
+        )
+        .await;
+        let id = uuid::Uuid::now_v7();
+        let body = serde_json::json!({"id": id, "amount": 100, "currency": "EUR"});
+        let code = stack_ref.post(body).await.0;
+        (id, code, started.elapsed())
+    })
+    .buffer_unordered(16)
+    .collect::<Vec<_>>();
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        cluster.kill(primary);
+    };
+    let (answers, ()) = tokio::join!(posts, kill);
+    let mut codes = std::collections::BTreeMap::new();
+    for (_, code, _) in &answers {
+        *codes.entry(*code).or_insert(0) += 1;
+    }
+    let slow = answers
+        .iter()
+        .filter(|(_, _, at)| {
+            *at > Duration::from_millis(1_500) && *at < Duration::from_millis(4_000)
+        })
+        .count();
+    eprintln!("answers by status: {codes:?}; answered between 1.5 s and 4 s: {slow}");
+    cluster.wait_ok(Duration::from_secs(30));
+    assert_ne!(
+        cluster.owner_of(&create_key),
+        primary,
+        "a replica took the slot over"
+    );
+
+    let mut accepted: Vec<_> = answers.iter().filter(|(_, code, _)| *code == 201).collect();
+    accepted.sort_by_key(|(_, _, at)| *at);
+    let stall = accepted
+        .windows(2)
+        .map(|w| w[1].2 - w[0].2)
+        .max()
+        .unwrap_or_default();
+    let after_kill = accepted
+        .iter()
+        .filter(|(_, _, at)| *at > Duration::from_millis(1_500))
+        .count();
+    assert!(
+        after_kill > 0,
+        "the pipeline accepted again after the failover"
+    );
+
+    // Everything the consumer could still find settles; what has no row by then was lost.
+    let create = stack.queue::<serde_json::Value>(QueueName::Create);
+    eventually(
+        Duration::from_secs(60),
+        "the create queue drained",
+        || async {
+            match create.counts().await {
+                Ok(c) => c.waiting + c.scheduled + c.running == 0,
+                Err(e) => {
+                    eprintln!("counts: {e}");
+                    false
+                }
+            }
+        },
+    )
+    .await;
+    let rows = stack.statuses().await;
+    let with_rows: Vec<uuid::Uuid> = answers
+        .iter()
+        .map(|(id, _, _)| *id)
+        .filter(|id| rows.contains_key(id))
+        .collect();
+    stack
+        .settles(
+            &with_rows,
+            Duration::from_secs(120),
+            "every transaction with a row terminal",
+        )
+        .await;
+    let lost = accepted
+        .iter()
+        .filter(|(id, _, _)| !rows.contains_key(id))
+        .count();
+    stack.shutdown().await;
+    Failover {
+        accepted: accepted.len(),
+        lost,
+        stall,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_loses_no_201_when_acceptance_waits_for_a_replica() {
+    let run = failover_run(1).await;
+    eprintln!(
+        "REDIS_ACK_REPLICAS=1: {} accepted, {} lost, longest stall {:?}",
+        run.accepted, run.lost, run.stall
+    );
+    assert_eq!(run.lost, 0, "no 201 lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_without_replica_acks_is_survived_and_its_losses_counted() {
+    let run = failover_run(0).await;
+    eprintln!(
+        "REDIS_ACK_REPLICAS=0: {} accepted, {} lost, longest stall {:?}",
+        run.accepted, run.lost, run.stall
+    );
+}

@@ -51,6 +51,8 @@ pub struct AppState {
     pub durability: Arc<std::sync::RwLock<crate::durability::Durability>>,
     /// How long after its arrival a POST may still be reserved in Redis.
     pub accept_deadline: Duration,
+    /// Replicas that must acknowledge a reservation before its 201.
+    pub ack_replicas: u32,
     /// Rows looked up by id, concurrent look-ups sharing one statement (every new id is
     /// checked in Postgres before its 201).
     pub rows: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
@@ -108,6 +110,7 @@ impl AppState {
                 crate::durability::Durability::Unknown("not checked yet".into()),
             )),
             accept_deadline,
+            ack_replicas: config.redis_ack_replicas,
         })
     }
 }

@@ -42,6 +42,11 @@ pub struct Config {
     /// the Redis response timeout (2000 ms), so a reply to a script run in time can arrive.
     #[arg(long, env = "ACCEPT_DEADLINE_MS", default_value_t = 1_000)]
     pub accept_deadline_ms: u64,
+    /// Replicas that must hold a new transaction before its 201 (`WAIT`), so that a primary's
+    /// failover loses no accepted transaction; 0 = answer once the primary has it. Fewer
+    /// acknowledgements within ACCEPT_DEADLINE_MS answer 504 (outcome unknown; retry the id).
+    #[arg(long, env = "REDIS_ACK_REPLICAS", default_value_t = 0)]
+    pub redis_ack_replicas: u32,
     /// Largest accepted request body (bytes).
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536)]
     pub body_limit_bytes: usize,

@@ -139,9 +139,9 @@ pub struct RedisClient {
 
 #[derive(Clone)]
 enum ClientKind {
-    // Both boxed: the two differ much in size, and clients are cloned rarely.
     Single(Box<Client>),
-    Cluster(Box<ClusterClient>),
+    /// A cluster client is made per shared connection, with that connection's timeouts.
+    Cluster,
 }
 
 /// How long connecting to a node may take.
@@ -153,32 +153,9 @@ impl RedisClient {
     /// The deployment `settings` describe.
     pub fn new(settings: &RedisSettings) -> Result<Self, QueueError> {
         let kind = if settings.cluster {
-            let nodes = settings
-                .url
-                .split(',')
-                .map(str::trim)
-                .filter(|url| !url.is_empty())
-                .map(|url| Ok(node_client(settings, url)?.get_connection_info().clone()))
-                .collect::<Result<Vec<_>, QueueError>>()?;
-            if nodes.is_empty() {
-                return Err(QueueError::Config("REDIS_URL names no cluster node".into()));
-            }
-            let tls = settings.url.trim_start().starts_with("rediss://");
-            let mut builder = ClusterClientBuilder::new(nodes)
-                .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-            if let Some(user) = &settings.username {
-                builder = builder.username(user);
-            }
-            if let Some(password) = &settings.password {
-                builder = builder.password(password);
-            }
-            if let (Some(ca_file), true) = (&settings.ca_file, tls) {
-                builder = builder.certs(TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(roots_with(ca_file)?),
-                });
-            }
-            ClientKind::Cluster(Box::new(builder.build()?))
+            // Made once here to refuse bad settings at start.
+            cluster_client(settings, None)?;
+            ClientKind::Cluster
         } else {
             ClientKind::Single(Box::new(redis_client(settings)?))
         };
@@ -190,13 +167,14 @@ impl RedisClient {
 
     /// A shared, reconnecting connection that connects lazily (so a service starts while Redis
     /// is down) and gives up on a call after `response_timeout`. On a cluster it routes each
-    /// command by its keys and follows MOVED and ASK.
+    /// command by its keys and follows MOVED and ASK — within that time too, retries included.
     pub fn shared(&self, response_timeout: Duration) -> Result<RedisConnection, QueueError> {
         Ok(match &self.kind {
             ClientKind::Single(client) => {
                 RedisConnection::Single(connection_manager(client, response_timeout)?)
             }
-            ClientKind::Cluster(client) => {
+            ClientKind::Cluster => {
+                let client = cluster_client(&self.settings, Some(response_timeout))?;
                 let config = ClusterConfig::new()
                     .set_response_timeout(response_timeout)
                     .set_connection_timeout(connect_timeout(response_timeout));
@@ -223,7 +201,7 @@ impl RedisClient {
                     .await?,
                 None,
             )),
-            ClientKind::Cluster(_) => {
+            ClientKind::Cluster => {
                 let node = slot_owner(shared, key).await?;
                 let scheme = if self.settings.url.trim_start().starts_with("rediss://") {
                     "rediss"
@@ -239,6 +217,49 @@ impl RedisClient {
             }
         }
     }
+}
+
+/// A cluster client for `settings`; with a `response_timeout`, every call (its retries and
+/// redirections included) gives up after it, and a node that does not answer is retried
+/// quickly: a failover takes seconds, not the library's default minutes.
+fn cluster_client(
+    settings: &RedisSettings,
+    response_timeout: Option<Duration>,
+) -> Result<ClusterClient, QueueError> {
+    let nodes = settings
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| Ok(node_client(settings, url)?.get_connection_info().clone()))
+        .collect::<Result<Vec<_>, QueueError>>()?;
+    if nodes.is_empty() {
+        return Err(QueueError::Config("REDIS_URL names no cluster node".into()));
+    }
+    let tls = settings.url.trim_start().starts_with("rediss://");
+    let mut builder = ClusterClientBuilder::new(nodes)
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+        .retries(8)
+        .min_retry_wait(50)
+        .max_retry_wait(500);
+    if let Some(timeout) = response_timeout {
+        builder = builder
+            .response_timeout(timeout)
+            .connection_timeout(connect_timeout(timeout));
+    }
+    if let Some(user) = &settings.username {
+        builder = builder.username(user);
+    }
+    if let Some(password) = &settings.password {
+        builder = builder.password(password);
+    }
+    if let (Some(ca_file), true) = (&settings.ca_file, tls) {
+        builder = builder.certs(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(roots_with(ca_file)?),
+        });
+    }
+    Ok(builder.build()?)
 }
 
 /// A node's host and port.
@@ -366,5 +387,80 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Single(conn) => conn.get_db(),
             RedisConnection::Cluster(conn) => conn.get_db(),
         }
+    }
+}
+
+/// The cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the part between the first `{`
+/// and the next `}`, if not empty) or of the whole key, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|b| *b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|b| *b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
+impl RedisConnection {
+    /// Waits until `replicas` replicas of the node holding `key` have every write this
+    /// connection sent it (`WAIT`), at most `timeout`; returns how many acknowledged.
+    pub async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> redis::RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis() as u64);
+        match self {
+            RedisConnection::Single(conn) => wait.query_async(conn).await,
+            RedisConnection::Cluster(cluster) => {
+                let route = redis::cluster_routing::Route::new(
+                    key_slot(key.as_bytes()),
+                    redis::cluster_routing::SlotAddr::Master,
+                );
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                Ok(redis::from_redis_value(
+                    cluster.route_command(wait, routing).await?,
+                )?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_slot;
+
+    #[test]
+    fn slots_follow_the_cluster_spec() {
+        // The examples of the Redis Cluster specification.
+        assert_eq!(key_slot(b"123456789"), 12_739);
+        assert_eq!(key_slot(b"foo"), 12_182);
+        assert_eq!(
+            key_slot(b"{user1000}.following"),
+            key_slot(b"{user1000}.followers")
+        );
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(
+            key_slot(b"foo{}{bar}"),
+            key_slot(b"foo{}{bar}"),
+            "empty tag: whole key"
+        );
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
     }
 }

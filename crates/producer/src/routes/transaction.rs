@@ -86,6 +86,7 @@ pub async fn create(
                 .into(),
         }),
         Reservation::New => {
+            replicated(&state, &new).await?;
             tracing::info!(txn_id = %new.id, "transaction accepted");
             let location = format!("/transaction/{}", new.id);
             let body = Json(Accepted {
@@ -95,6 +96,35 @@ pub async fn create(
             Ok((StatusCode::CREATED, [(header::LOCATION, location)], body).into_response())
         }
         Reservation::Known(cached) => known(&new, &cached),
+    }
+}
+
+/// With `REDIS_ACK_REPLICAS`, waits until that many replicas hold the reservation (`WAIT`, on
+/// the node holding it), so that a failover cannot lose a 201. Fewer in time: the
+/// reservation may not survive a failover, so the outcome is unknown (504, retry the id).
+async fn replicated(state: &Shared, new: &NewTransaction) -> Result<(), ApiError> {
+    if state.ack_replicas == 0 {
+        return Ok(());
+    }
+    let key = state.cache.key(&new.id);
+    let acked = state
+        .redis
+        .clone()
+        .wait_for_replicas(&key, state.ack_replicas, state.accept_deadline)
+        .await;
+    match acked {
+        Ok(n) if n >= state.ack_replicas => Ok(()),
+        Ok(n) => Err(ApiError::OutcomeUnknown {
+            id: new.id.to_string(),
+            cause: format!(
+                "{n} of {} replicas acknowledged in time",
+                state.ack_replicas
+            ),
+        }),
+        Err(e) => Err(ApiError::OutcomeUnknown {
+            id: new.id.to_string(),
+            cause: format!("WAIT for replicas failed: {e}"),
+        }),
     }
 }
 

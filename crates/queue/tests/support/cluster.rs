@@ -64,6 +64,14 @@ impl RedisCluster {
             .expect("redis-cli on PATH");
         assert!(status.success(), "redis-cli --cluster create");
         cluster.wait_ok(Duration::from_secs(30));
+        // A replica can take over only once it has synced with its primary.
+        wait_until(Duration::from_secs(30), || {
+            ports.iter().all(|p| {
+                cli(*p, &["INFO", "replication"]).is_some_and(|info| {
+                    info.contains("role:master") || info.contains("master_link_status:up")
+                })
+            })
+        });
         cluster
     }
 
@@ -79,7 +87,9 @@ impl RedisCluster {
                 "nodes.conf",
             ])
             .args(["--cluster-node-timeout", &node_timeout_ms.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no", "--logfile", "redis.log"])
+            // Replicas sync at once (the default waits 5 s for more replicas to join).
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&node_dir)
             .stdout(Stdio::null())
@@ -89,11 +99,19 @@ impl RedisCluster {
 
     /// Waits until every live node reports `cluster_state:ok`.
     pub fn wait_ok(&self, within: Duration) {
-        wait_until(within, || {
-            self.live_ports().iter().all(|p| {
-                cli(*p, &["CLUSTER", "INFO"]).is_some_and(|o| o.contains("cluster_state:ok"))
-            })
-        });
+        let ok =
+            |p: &u16| cli(*p, &["CLUSTER", "INFO"]).is_some_and(|o| o.contains("cluster_state:ok"));
+        let deadline = Instant::now() + within;
+        while !self.live_ports().iter().all(ok) {
+            if Instant::now() > deadline {
+                let port = self.live_ports()[0];
+                panic!(
+                    "cluster not ok in {within:?}: {}",
+                    cli(port, &["CLUSTER", "NODES"]).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn live_ports(&self) -> Vec<u16> {
@@ -172,7 +190,9 @@ impl Drop for RedisCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var("KEEP_CLUSTER_LOGS").is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
