@@ -193,3 +193,63 @@ async fn a_primary_failover_without_replica_acks_is_survived_and_its_losses_coun
         run.accepted, run.lost, run.stall
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_follow_a_queue_whose_slot_moves_while_they_run() {
+    use futures::StreamExt;
+    let cluster = RedisCluster::start(3, 0, 2_000);
+    let stack = spawn_stack(Options {
+        redis_url: Some(cluster.url()),
+        redis_cluster: true,
+        ..Options::default()
+    })
+    .await;
+    // The `process` queue moves: its workers block on its node and must find the new one.
+    let key = stack
+        .queue::<serde_json::Value>(QueueName::Process)
+        .keys()
+        .ready()
+        .to_string();
+    let from = cluster.owner_of(&key);
+    let to = *cluster
+        .ports
+        .iter()
+        .find(|p| **p != from)
+        .expect("another primary");
+
+    let started = std::time::Instant::now();
+    let stack_ref = &stack;
+    let posts = futures::stream::iter(0..300u64)
+        .map(|i| async move {
+            tokio::time::sleep_until(
+                tokio::time::Instant::from_std(started) + Duration::from_millis(10 * i),
+            )
+            .await;
+            let id = uuid::Uuid::now_v7();
+            let body = serde_json::json!({"id": id, "amount": 100, "currency": "EUR"});
+            (id, stack_ref.post(body).await.0)
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let reshard = async {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        // The reshard runs redis-cli and waits: off the runtime's async work.
+        tokio::task::block_in_place(|| cluster.move_slot_of(&key, to));
+    };
+    let (answers, ()) = tokio::join!(posts, reshard);
+    assert_eq!(cluster.owner_of(&key), to, "the slot moved");
+    let ids: Vec<uuid::Uuid> = answers
+        .iter()
+        .filter(|(_, code)| *code == 201)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(ids.len() >= 290, "accepted through the move: {}", ids.len());
+    stack
+        .settles(
+            &ids,
+            Duration::from_secs(120),
+            "every transaction settled after the move",
+        )
+        .await;
+    stack.shutdown().await;
+}

@@ -170,6 +170,51 @@ impl RedisCluster {
         panic!("no primary owns slot {slot}");
     }
 
+    /// Moves the slot of `key`, with its keys, to the primary on `to` while clients run: the
+    /// steps of a live reshard (IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE).
+    pub fn move_slot_of(&self, key: &str, to: u16) {
+        let from = self.owner_of(key);
+        assert_ne!(from, to, "the slot is already there");
+        let slot = cli(from, &["CLUSTER", "KEYSLOT", key]).expect("KEYSLOT");
+        let slot = slot.trim();
+        let id = |port: u16| {
+            cli(port, &["CLUSTER", "MYID"])
+                .expect("MYID")
+                .trim()
+                .to_string()
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |out: Option<String>, what: &str| {
+            let out = out.unwrap_or_default();
+            assert!(out.trim() == "OK" || out.trim() == "NOKEY", "{what}: {out}");
+        };
+        ok(
+            cli(to, &["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]),
+            "IMPORTING",
+        );
+        ok(
+            cli(from, &["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]),
+            "MIGRATING",
+        );
+        loop {
+            let keys =
+                cli(from, &["CLUSTER", "GETKEYSINSLOT", slot, "100"]).expect("GETKEYSINSLOT");
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = to.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            ok(cli(from, &args), "MIGRATE");
+        }
+        for port in self.live_ports() {
+            // Replicas refuse SETSLOT; every primary learns the new owner.
+            let _ = cli(port, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+        }
+        self.wait_ok(Duration::from_secs(30));
+    }
+
     /// SIGKILLs the node on `port`.
     pub fn kill(&mut self, port: u16) {
         let i = self
