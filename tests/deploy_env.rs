@@ -230,11 +230,29 @@ fn check_compose(compose: &Yaml, vars: &Env) {
 
 #[test]
 fn every_kubernetes_workload_accepts_the_configmap_and_the_secret() {
+    check_kubernetes(None);
+}
+
+#[test]
+fn every_kubernetes_workload_of_the_cluster_overlay_accepts_its_configmap() {
+    check_kubernetes(Some("cluster/configmap-cluster.yaml"));
+}
+
+/// Starts every workload's binary with `check-config` and the environment the base's
+/// ConfigMap (with `overlay`'s ConfigMap patch over it) and the example Secret give it.
+fn check_kubernetes(overlay: Option<&str>) {
     let dir = root().join("deploy/k8s");
-    let config: Env = merged(&yaml(&dir.join("configmap.yaml"))[0]["data"])
+    let mut config: Env = merged(&yaml(&dir.join("configmap.yaml"))[0]["data"])
         .into_iter()
         .map(|(k, v)| (k, scalar(&v)))
         .collect();
+    if let Some(patch) = overlay {
+        config.extend(
+            merged(&yaml(&dir.join(patch))[0]["data"])
+                .into_iter()
+                .map(|(k, v)| (k, scalar(&v))),
+        );
+    }
     let secret: Env = merged(&yaml(&dir.join("secret.example.yaml"))[0]["stringData"])
         .into_iter()
         .map(|(k, v)| (k, scalar(&v)))

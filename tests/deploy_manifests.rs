@@ -143,3 +143,77 @@ fn consumers_get_more_grace_than_they_take_to_drain() {
         }
     }
 }
+
+#[test]
+fn the_cluster_overlay_scales_every_queue_with_the_redis_cluster_scaler() {
+    let overlay = |file: &str| documents(&format!("cluster/{file}"));
+    let kustomization = &overlay("kustomization.yaml")[0];
+    let bases: Vec<&str> = kustomization["resources"]
+        .as_vec()
+        .expect("resources")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(bases, vec!["../"], "the overlay builds on the base");
+    let patches: Vec<&str> = kustomization["patches"]
+        .as_vec()
+        .expect("patches")
+        .iter()
+        .filter_map(|p| p["path"].as_str())
+        .collect();
+    assert_eq!(
+        patches,
+        vec!["configmap-cluster.yaml", "scaledobjects-cluster.yaml"]
+    );
+
+    let config = &overlay("configmap-cluster.yaml")[0];
+    assert_eq!(
+        config["metadata"]["name"].as_str(),
+        documents("configmap.yaml")[0]["metadata"]["name"].as_str(),
+        "patches the base's ConfigMap"
+    );
+    assert_eq!(config["data"]["REDIS_CLUSTER"].as_str(), Some("true"));
+    let seeds = config["data"]["REDIS_URL"].as_str().expect("REDIS_URL");
+    assert!(
+        seeds.parse::<txn_core::config::RedisUrl>().is_ok() && seeds.contains(','),
+        "seed nodes: {seeds}"
+    );
+
+    // Each base ScaledObject, by name: the queue of the Deployment it scales.
+    let deployments = deployments();
+    let base: HashMap<String, String> = documents("keda-scaledobjects.yaml")
+        .iter()
+        .map(|so| {
+            let name = so["metadata"]["name"].as_str().expect("name").to_string();
+            let target = so["spec"]["scaleTargetRef"]["name"]
+                .as_str()
+                .expect("target");
+            (name, deployments[target][1].clone())
+        })
+        .collect();
+    let mut patched = Vec::new();
+    for so in overlay("scaledobjects-cluster.yaml") {
+        let name = so["metadata"]["name"].as_str().expect("name");
+        let queue = base
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not a ScaledObject of the base"));
+        let triggers = so["spec"]["triggers"].as_vec().expect("triggers");
+        assert_eq!(triggers.len(), 1);
+        let trigger = &triggers[0];
+        assert_eq!(trigger["type"].as_str(), Some("redis-cluster"), "{name}");
+        let meta = &trigger["metadata"];
+        assert_eq!(
+            meta["listName"].as_str(),
+            Some(queue::Keys::new("txn", queue).ready()),
+            "{name} scales on its own queue's ready list"
+        );
+        let addresses = meta["addresses"].as_str().expect("addresses");
+        assert!(
+            addresses.split(',').all(|a| a.trim().contains(':')),
+            "{name}: host:port, comma-separated: {addresses}"
+        );
+        patched.push(queue.clone());
+    }
+    patched.sort();
+    assert_eq!(patched, vec!["create", "notify", "process", "update"]);
+}
