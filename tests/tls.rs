@@ -4,6 +4,8 @@
 //! end to end — every transaction terminal, every client told over HTTPS — and a plaintext
 //! connection to the Postgres must be refused.
 
+#[path = "../crates/queue/tests/support/cluster.rs"]
+mod cluster;
 mod support;
 
 use std::{
@@ -170,5 +172,65 @@ async fn the_pipeline_works_with_every_connection_encrypted() {
         "TLS everywhere: servers up in {up:?}; {} transactions settled in {took:?}",
         ids.len()
     );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_works_on_a_redis_cluster_with_tls_and_a_password() {
+    let pki = Pki::make();
+    let password = format!("pw-{}", Uuid::new_v4().simple());
+    let redis = cluster::RedisCluster::start_secure(
+        3,
+        0,
+        2_000,
+        cluster::Security {
+            tls: Some((pki.ca.clone(), pki.cert.clone(), pki.key.clone())),
+            password: Some(password.clone()),
+        },
+    );
+    // Without the password, or without trusting the CA, nothing gets through.
+    let seeds = redis.url();
+    assert!(seeds.starts_with("rediss://"));
+    for settings in [
+        queue::RedisSettings {
+            ca_file: Some(pki.ca.clone()),
+            cluster: true,
+            ..queue::RedisSettings::url(&seeds)
+        },
+        queue::RedisSettings {
+            password: Some(password.clone()),
+            cluster: true,
+            ..queue::RedisSettings::url(&seeds)
+        },
+    ] {
+        let mut conn = queue::RedisClient::new(&settings)
+            .expect("client")
+            .shared(Duration::from_secs(2))
+            .expect("connection");
+        let answer: redis::RedisResult<u8> = redis::cmd("EXISTS")
+            .arg("{x}:y")
+            .query_async(&mut conn)
+            .await;
+        assert!(answer.is_err(), "refused without every credential");
+    }
+
+    let stack = spawn_stack(Options {
+        redis_url: Some(seeds),
+        redis_cluster: true,
+        redis_password: Some(password),
+        ca_file: Some(pki.ca.clone()),
+        ..Options::default()
+    })
+    .await;
+    let (code, ready) = stack.readyz().await;
+    assert_eq!(code, 200, "{ready}");
+    let ids = post_all(&stack, 100).await;
+    stack
+        .settles(
+            &ids,
+            Duration::from_secs(60),
+            "every transaction settled over TLS",
+        )
+        .await;
     stack.shutdown().await;
 }

@@ -66,6 +66,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// That Redis is a cluster (`redis_url` lists its seeds).
     pub redis_cluster: bool,
+    /// That Redis's password (`REDIS_PASSWORD`).
+    pub redis_password: Option<String>,
     /// The producer reaches that Redis through this URL instead (a proxy in between).
     pub producer_redis_url: Option<String>,
     /// A certificate and key (PEM files) the producer and both simulators serve HTTPS with.
@@ -116,6 +118,7 @@ impl Default for Options {
             redis_url: None,
             producer_redis_url: None,
             redis_cluster: false,
+            redis_password: None,
             tls: None,
             thirdparty_api_key: None,
             ca_file: None,
@@ -217,6 +220,10 @@ pub async fn spawn_stack(options: Options) -> Stack {
     );
     connections.redis_ca_file = options.ca_file.clone();
     connections.redis_cluster = options.redis_cluster;
+    connections.redis_password = options
+        .redis_password
+        .clone()
+        .map(txn_core::secret::Secret::new);
 
     let mut producer = options.producer;
     producer.addr = p_addr;

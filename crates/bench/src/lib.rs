@@ -6,16 +6,16 @@ pub mod load;
 
 use std::collections::HashMap;
 
-/// Calls per command from `INFO commandstats` (commands run inside scripts included).
+/// Calls per command from `INFO commandstats` (commands run inside scripts included), summed
+/// over every primary of a cluster.
 pub async fn command_counts(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut queue::RedisConnection,
 ) -> anyhow::Result<HashMap<String, u64>> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
+    let mut info = redis::cmd("INFO");
+    info.arg("commandstats");
+    let infos: Vec<String> = conn.on_every_primary(&info).await?;
     let mut counts = HashMap::new();
-    for line in info.lines() {
+    for line in infos.iter().flat_map(|info| info.lines()) {
         // cmdstat_evalsha:calls=123,usec=…
         let Some(rest) = line.strip_prefix("cmdstat_") else {
             continue;
@@ -28,7 +28,7 @@ pub async fn command_counts(
             .find_map(|kv| kv.strip_prefix("calls="))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        counts.insert(name.to_string(), calls);
+        *counts.entry(name.to_string()).or_insert(0) += calls;
     }
     Ok(counts)
 }

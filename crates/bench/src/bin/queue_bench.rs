@@ -108,9 +108,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = QueueConfig::new(prefix, "bench");
     config.fetch_batch = args.batch;
     let queue: Queue<Payload> = Queue::connect(&queue::RedisSettings::url(&args.redis), config)?;
-    let mut stats_conn = redis::Client::open(args.redis.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut stats_conn = queue::RedisClient::new(&queue::RedisSettings::url(&args.redis))?
+        .shared(queue::BACKGROUND_TIMEOUT)?;
 
     // 1. Pushes from many tasks, one job per call.
     let before = command_counts(&mut stats_conn).await?;

@@ -43,6 +43,9 @@ struct Args {
     /// Redis (phase 1's producer, and command counts).
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     redis: String,
+    /// `--redis` is a Redis Cluster (its seed nodes, comma-separated).
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    redis_cluster: bool,
     /// The stack's database (commit counts).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     database: String,
@@ -195,6 +198,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
     ])?;
     config.connections = Connections::local(args.database.parse()?, redis_url.parse()?, &prefix);
+    config.connections.redis_cluster = config_cluster(args);
     // As the `producer` binary runs it: a runtime of one thread, apart from the load generator.
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -255,7 +259,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     server
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
-    purge(redis_url, &prefix).await?;
+    purge(&redis(redis_url, config_cluster(args))?, &prefix).await?;
     let h = &measured.latency_us;
     Ok(PostFigures {
         rps: measured.ok as f64 / measured.elapsed.as_secs_f64(),
@@ -266,32 +270,39 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     })
 }
 
-/// Deletes every key of a prefix.
-async fn purge(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let mut conn = redis::Client::open(redis_url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{{{prefix}:*"))
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await?;
-        for chunk in keys.chunks(1000) {
-            let _: () = redis::cmd("UNLINK")
-                .arg(chunk)
-                .query_async(&mut conn)
-                .await?;
+/// Whether phase 1's Redis is a cluster (the private durable one never is).
+fn config_cluster(args: &Args) -> bool {
+    args.redis_cluster && !args.durable_redis
+}
+
+/// A shared connection to the Redis at `url` (a cluster's seeds if `cluster`).
+fn redis(url: &str, cluster: bool) -> anyhow::Result<queue::RedisConnection> {
+    let settings = queue::RedisSettings {
+        cluster,
+        ..queue::RedisSettings::url(url)
+    };
+    Ok(queue::RedisClient::new(&settings)?.shared(queue::BACKGROUND_TIMEOUT)?)
+}
+
+/// Deletes every key of a prefix (on every primary of a cluster; each queue's keys share a
+/// slot, so each batch is one node's).
+async fn purge(conn: &queue::RedisConnection, prefix: &str) -> anyhow::Result<()> {
+    let mut keys = redis::cmd("KEYS");
+    keys.arg(format!("{{{prefix}:*"));
+    let per_node: Vec<Vec<String>> = conn.clone().on_every_primary(&keys).await?;
+    for mut keys in per_node {
+        // Grouped by hash tag, so every UNLINK names keys of one slot.
+        keys.sort_by_key(|k| k.split('}').next().map(str::to_string));
+        for chunk in keys.chunk_by(|a, b| a.split('}').next() == b.split('}').next()) {
+            for batch in chunk.chunks(1000) {
+                let _: () = redis::cmd("UNLINK")
+                    .arg(batch)
+                    .query_async(&mut conn.clone())
+                    .await?;
+            }
         }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
     }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -320,9 +331,7 @@ async fn e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
                 .transactions,
         )
     };
-    let mut redis_conn = redis::Client::open(args.redis.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis_conn = redis(&args.redis, args.redis_cluster)?;
 
     let heard_before = heard().await?;
     let commands_before = command_counts(&mut redis_conn).await?;

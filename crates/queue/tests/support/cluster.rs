@@ -15,6 +15,31 @@ pub struct RedisCluster {
     /// Every node's port, primaries first (as `--cluster create` assigns them).
     pub ports: Vec<u16>,
     children: Vec<Option<Child>>,
+    security: Security,
+}
+
+/// TLS (a CA, and a certificate for 127.0.0.1 with its key) and a password, for a cluster
+/// that has them.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// PEM files: CA, certificate, key.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// `requirepass` (and `masterauth`) of every node.
+    pub password: Option<String>,
+}
+
+impl Security {
+    /// What `redis-cli` needs to reach a node.
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some((ca, _, _)) = &self.tls {
+            args.extend(["--tls".into(), "--cacert".into(), ca.display().to_string()]);
+        }
+        if let Some(password) = &self.password {
+            args.extend(["-a".into(), password.clone(), "--no-auth-warning".into()]);
+        }
+        args
+    }
 }
 
 fn free_port() -> u16 {
@@ -34,6 +59,17 @@ impl RedisCluster {
     /// `primaries` primaries with `replicas` replicas each, `node_timeout_ms` to declare a node
     /// failed; returns once every node reports `cluster_state:ok`.
     pub fn start(primaries: usize, replicas: usize, node_timeout_ms: u64) -> Self {
+        Self::start_secure(primaries, replicas, node_timeout_ms, Security::default())
+    }
+
+    /// [`RedisCluster::start`] with TLS on every port (clients, cluster bus, replication)
+    /// and/or a password.
+    pub fn start_secure(
+        primaries: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+        security: Security,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("cluster-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let n = primaries * (1 + replicas);
@@ -42,6 +78,7 @@ impl RedisCluster {
             dir,
             ports: ports.clone(),
             children: Vec::new(),
+            security,
         };
         for port in &ports {
             let child = cluster.spawn(*port, node_timeout_ms);
@@ -49,11 +86,14 @@ impl RedisCluster {
         }
         for port in &ports {
             wait_until(Duration::from_secs(10), || {
-                cli(*port, &["PING"]).is_some_and(|o| o.contains("PONG"))
+                cluster
+                    .cli(*port, &["PING"])
+                    .is_some_and(|o| o.contains("PONG"))
             });
         }
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let status = Command::new("redis-cli")
+            .args(cluster.security.cli_args())
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
@@ -67,9 +107,11 @@ impl RedisCluster {
         // A replica can take over only once it has synced with its primary.
         wait_until(Duration::from_secs(30), || {
             ports.iter().all(|p| {
-                cli(*p, &["INFO", "replication"]).is_some_and(|info| {
-                    info.contains("role:master") || info.contains("master_link_status:up")
-                })
+                cluster
+                    .cli(*p, &["INFO", "replication"])
+                    .is_some_and(|info| {
+                        info.contains("role:master") || info.contains("master_link_status:up")
+                    })
             })
         });
         cluster
@@ -78,8 +120,29 @@ impl RedisCluster {
     fn spawn(&self, port: u16, node_timeout_ms: u64) -> Child {
         let node_dir = self.dir.join(port.to_string());
         std::fs::create_dir_all(&node_dir).expect("node dir");
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut server = Command::new("redis-server");
+        match &self.security.tls {
+            Some((ca, cert, key)) => {
+                server
+                    .args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                    .args(["--tls-auth-clients", "no"])
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(ca);
+            }
+            None => {
+                server.args(["--port", &port.to_string()]);
+            }
+        }
+        if let Some(password) = &self.security.password {
+            server.args(["--requirepass", password, "--masterauth", password]);
+        }
+        server
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--cluster-enabled",
                 "yes",
@@ -99,15 +162,17 @@ impl RedisCluster {
 
     /// Waits until every live node reports `cluster_state:ok`.
     pub fn wait_ok(&self, within: Duration) {
-        let ok =
-            |p: &u16| cli(*p, &["CLUSTER", "INFO"]).is_some_and(|o| o.contains("cluster_state:ok"));
+        let ok = |p: &u16| {
+            self.cli(*p, &["CLUSTER", "INFO"])
+                .is_some_and(|o| o.contains("cluster_state:ok"))
+        };
         let deadline = Instant::now() + within;
         while !self.live_ports().iter().all(ok) {
             if Instant::now() > deadline {
                 let port = self.live_ports()[0];
                 panic!(
                     "cluster not ok in {within:?}: {}",
-                    cli(port, &["CLUSTER", "NODES"]).unwrap_or_default()
+                    self.cli(port, &["CLUSTER", "NODES"]).unwrap_or_default()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -125,9 +190,14 @@ impl RedisCluster {
 
     /// The seed nodes as `REDIS_URL` lists them.
     pub fn url(&self) -> String {
+        let scheme = if self.security.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.ports
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -136,16 +206,33 @@ impl RedisCluster {
     pub fn settings(&self) -> queue::RedisSettings {
         queue::RedisSettings {
             cluster: true,
+            password: self.security.password.clone(),
+            ca_file: self.security.tls.as_ref().map(|(ca, _, _)| ca.clone()),
             ..queue::RedisSettings::url(&self.url())
         }
+    }
+
+    /// `redis-cli` on the node at `port` with `args`: its output, if it ran.
+    pub fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(self.security.cli_args())
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The port of the primary that owns `key`'s slot now.
     pub fn owner_of(&self, key: &str) -> u16 {
         let port = self.live_ports()[0];
-        let slot = cli(port, &["CLUSTER", "KEYSLOT", key]).expect("KEYSLOT");
+        let slot = self
+            .cli(port, &["CLUSTER", "KEYSLOT", key])
+            .expect("KEYSLOT");
         let slot: u16 = slot.trim().parse().expect("slot");
-        let nodes = cli(port, &["CLUSTER", "NODES"]).expect("NODES");
+        let nodes = self.cli(port, &["CLUSTER", "NODES"]).expect("NODES");
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
@@ -175,10 +262,12 @@ impl RedisCluster {
     pub fn move_slot_of(&self, key: &str, to: u16) {
         let from = self.owner_of(key);
         assert_ne!(from, to, "the slot is already there");
-        let slot = cli(from, &["CLUSTER", "KEYSLOT", key]).expect("KEYSLOT");
+        let slot = self
+            .cli(from, &["CLUSTER", "KEYSLOT", key])
+            .expect("KEYSLOT");
         let slot = slot.trim();
         let id = |port: u16| {
-            cli(port, &["CLUSTER", "MYID"])
+            self.cli(port, &["CLUSTER", "MYID"])
                 .expect("MYID")
                 .trim()
                 .to_string()
@@ -189,16 +278,17 @@ impl RedisCluster {
             assert!(out.trim() == "OK" || out.trim() == "NOKEY", "{what}: {out}");
         };
         ok(
-            cli(to, &["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]),
+            self.cli(to, &["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]),
             "IMPORTING",
         );
         ok(
-            cli(from, &["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]),
+            self.cli(from, &["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]),
             "MIGRATING",
         );
         loop {
-            let keys =
-                cli(from, &["CLUSTER", "GETKEYSINSLOT", slot, "100"]).expect("GETKEYSINSLOT");
+            let keys = self
+                .cli(from, &["CLUSTER", "GETKEYSINSLOT", slot, "100"])
+                .expect("GETKEYSINSLOT");
             let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
             if keys.is_empty() {
                 break;
@@ -206,11 +296,11 @@ impl RedisCluster {
             let port = to.to_string();
             let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
             args.extend(keys);
-            ok(cli(from, &args), "MIGRATE");
+            ok(self.cli(from, &args), "MIGRATE");
         }
         for port in self.live_ports() {
             // Replicas refuse SETSLOT; every primary learns the new owner.
-            let _ = cli(port, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+            let _ = self.cli(port, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
         }
         self.wait_ok(Duration::from_secs(30));
     }
@@ -239,18 +329,6 @@ impl Drop for RedisCluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// `redis-cli -p port args…`'s output, if it ran.
-pub fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) {
