@@ -125,6 +125,8 @@ async fn failover_run(ack_replicas: u32) -> Failover {
         .map(|w| w[1].2 - w[0].2)
         .max()
         .unwrap_or_default();
+    let refused = answers.iter().filter(|(_, code, _)| *code != 201).count();
+    assert!(refused > 0, "the kill hit requests in flight");
     let after_kill = accepted
         .iter()
         .filter(|(_, _, at)| *at > Duration::from_millis(1_500))
@@ -234,7 +236,8 @@ async fn the_workers_follow_a_queue_whose_slot_moves_while_they_run() {
     let reshard = async {
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         // The reshard runs redis-cli and waits: off the runtime's async work.
-        tokio::task::block_in_place(|| cluster.move_slot_of(&key, to));
+        let moved = tokio::task::block_in_place(|| cluster.move_slot_of(&key, to));
+        assert!(moved > 0, "the slot held the queue's live keys");
     };
     let (answers, ()) = tokio::join!(posts, reshard);
     assert_eq!(cluster.owner_of(&key), to, "the slot moved");

@@ -259,7 +259,8 @@ impl RedisCluster {
 
     /// Moves the slot of `key`, with its keys, to the primary on `to` while clients run: the
     /// steps of a live reshard (IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE).
-    pub fn move_slot_of(&self, key: &str, to: u16) {
+    /// Returns how many keys it moved.
+    pub fn move_slot_of(&self, key: &str, to: u16) -> usize {
         let from = self.owner_of(key);
         assert_ne!(from, to, "the slot is already there");
         let slot = self
@@ -285,6 +286,7 @@ impl RedisCluster {
             self.cli(from, &["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]),
             "MIGRATING",
         );
+        let mut moved = 0;
         loop {
             let keys = self
                 .cli(from, &["CLUSTER", "GETKEYSINSLOT", slot, "100"])
@@ -293,6 +295,7 @@ impl RedisCluster {
             if keys.is_empty() {
                 break;
             }
+            moved += keys.len();
             let port = to.to_string();
             let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
             args.extend(keys);
@@ -303,6 +306,7 @@ impl RedisCluster {
             let _ = self.cli(port, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
         }
         self.wait_ok(Duration::from_secs(30));
+        moved
     }
 
     /// SIGKILLs the node on `port`.
