@@ -73,8 +73,10 @@ fn headless_chromium() -> serde_json::Map<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     let mut options = Options::default();
-    // One delivery: a job whose handler fails goes straight to the failed list.
+    // One delivery: a job whose handler fails goes straight to the failed list. No token, so
+    // actions must be allowed explicitly.
     options.consumer.max_deliveries = 1;
+    options.consumer.board_allow_actions = true;
     let stack = spawn_stack(options).await;
 
     // A submission for a transaction that has no row yet fails, and is dead-lettered.
@@ -148,7 +150,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
         .click()
         .await
         .unwrap();
-    // The form posts, the server retries the job and redirects back to the board.
+    // The button posts with the action header, the server retries the job, the page reloads.
     eventually(
         Duration::from_secs(10),
         "the job left the failed list",
@@ -185,20 +187,27 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_board_api_is_closed_without_its_token() {
+async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
     let mut options = Options::default();
     options.consumer.board_token = Some(txn_core::secret::Secret::new("s3cret"));
     let stack = spawn_stack(options).await;
     let url = format!("{}/board/api/queues", stack.consumer);
-    assert_eq!(stack.http.get(&url).send().await.unwrap().status(), 401);
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.expect("request").status().as_u16()
+    };
+    assert_eq!(status(stack.http.get(&url)).await, 401);
+    // A token in a query string is ignored, right or wrong.
     assert_eq!(
-        stack
-            .http
-            .get(format!("{url}?token=wrong"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(stack.http.get(format!("{url}?token=s3cret"))).await,
+        401
+    );
+    assert_eq!(
+        status(
+            stack
+                .http
+                .get(format!("{}/board?token=s3cret", stack.consumer))
+        )
+        .await,
         401
     );
     let queues: Value = stack
@@ -218,16 +227,126 @@ async fn the_board_api_is_closed_without_its_token() {
         .map(|q| q["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["create", "process", "update", "notify"]);
-    assert_eq!(
-        stack
-            .http
-            .get(format!("{}/board?token=s3cret", stack.consumer))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
+
+    // The login form sets an HttpOnly, SameSite=Strict session cookie that opens the board.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let wrong = no_redirects
+        .post(format!("{}/board/login", stack.consumer))
+        .form(&[("token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let login = no_redirects
+        .post(format!("{}/board/login", stack.consumer))
+        .form(&[("token", "s3cret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
     );
+    assert!(!cookie.contains("s3cret"), "the cookie is not the token");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let page = no_redirects
+        .get(format!("{}/board", stack.consumer))
+        .header(reqwest::header::COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(!page.text().await.unwrap().contains("s3cret"));
+    stack.shutdown().await;
+}
+
+/// A mutating request: the purge of `notify`'s failed jobs.
+async fn purge(stack: &Stack, action_header: bool, bearer: Option<&str>, cross_site: bool) -> u16 {
+    let mut request = stack.http.post(format!(
+        "{}/board/api/queues/notify/failed/purge",
+        stack.consumer
+    ));
+    if action_header {
+        request = request.header("x-board-action", "1");
+    }
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if cross_site {
+        // What a form on another site sends: no custom header can be added to it.
+        request = request
+            .header(reqwest::header::ORIGIN, "http://evil.example")
+            .header(reqwest::header::CONTENT_TYPE, "text/plain")
+            .body("x=1");
+    }
+    request.send().await.expect("purge").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_actions_need_the_action_header_and_the_right_to_act() {
+    // No token: read-only, unless actions are allowed; the header is needed either way.
+    let stack = spawn_stack(Options::default()).await;
+    assert_eq!(
+        purge(&stack, false, None, true).await,
+        403,
+        "cross-site form"
+    );
+    assert_eq!(
+        purge(&stack, true, None, false).await,
+        403,
+        "read-only without a token"
+    );
+    stack.shutdown().await;
+
+    let mut options = Options::default();
+    options.consumer.board_allow_actions = true;
+    let stack = spawn_stack(options).await;
+    assert_eq!(
+        purge(&stack, false, None, true).await,
+        403,
+        "cross-site form"
+    );
+    assert_eq!(
+        purge(&stack, false, None, false).await,
+        403,
+        "no action header"
+    );
+    assert_eq!(
+        purge(&stack, true, None, false).await,
+        200,
+        "allowed, with the header"
+    );
+    stack.shutdown().await;
+
+    // A token: actions need it and the header.
+    let mut options = Options::default();
+    options.consumer.board_token = Some(txn_core::secret::Secret::new("s3cret"));
+    let stack = spawn_stack(options).await;
+    assert_eq!(
+        purge(&stack, false, None, true).await,
+        403,
+        "cross-site form"
+    );
+    assert_eq!(
+        purge(&stack, false, Some("s3cret"), false).await,
+        403,
+        "no action header"
+    );
+    assert_eq!(purge(&stack, true, None, false).await, 401, "no token");
+    assert_eq!(
+        purge(&stack, true, Some("wrong"), false).await,
+        401,
+        "wrong token"
+    );
+    assert_eq!(purge(&stack, true, Some("s3cret"), false).await, 200);
     stack.shutdown().await;
 }
 

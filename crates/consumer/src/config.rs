@@ -160,9 +160,14 @@ pub struct Config {
     /// How long held jobs may take to finish on shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownGrace,
-    /// Token protecting the queue board (`?token=` or `Authorization: Bearer`); unset = open.
+    /// Token protecting the queue board (`Authorization: Bearer`, or the session cookie of
+    /// `/board/login`; never in a URL); unset = readable by anyone and read-only.
     #[arg(long, env = "BOARD_TOKEN", hide_env_values = true, value_parser = parser::<Secret>())]
     pub board_token: Option<Secret>,
+    /// Without BOARD_TOKEN, allow the board's actions (retry, purge) anyway.
+    #[arg(long, env = "BOARD_ALLOW_ACTIONS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub board_allow_actions: bool,
     /// The id cache's window; the consumer refreshes entries in it.
     #[command(flatten)]
     pub idempotency: IdempotencyWindow,

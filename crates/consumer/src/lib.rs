@@ -62,7 +62,11 @@ pub async fn run(
         p.redis_client.clone(),
         p.redis.clone(),
         &config.connections.queue_prefix,
-        config.board_token.as_ref().map(|t| t.expose().to_string()),
+        board::Access {
+            token: config.board_token.as_ref().map(|t| t.expose().to_string()),
+            allow_actions: config.board_allow_actions,
+            secure_cookie: config.server.tls_cert_file.is_some(),
+        },
     )?;
     // Stops this process's parts: on shutdown, or when the pools end by themselves (an error).
     let stop = shutdown.child_token();
