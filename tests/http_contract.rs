@@ -186,12 +186,14 @@ async fn post_transaction_contract() {
         "{body}"
     );
 
-    // Malformed JSON: 400.
-    let (code, ct, body) = post_raw(&stack, "/transaction", b"{\"amount\": ".to_vec(), true).await;
-    assert_eq!(
-        (code, ct.as_str(), body["status"].as_u64()),
-        (400, PROBLEM, Some(400))
-    );
+    // Malformed JSON: 400; whitespace alone is not JSON (only a body of no bytes is empty).
+    for raw in [b"{\"amount\": ".to_vec(), b"  \n ".to_vec()] {
+        let (code, ct, body) = post_raw(&stack, "/transaction", raw, true).await;
+        assert_eq!(
+            (code, ct.as_str(), body["status"].as_u64()),
+            (400, PROBLEM, Some(400))
+        );
+    }
 
     // Field errors: 422 naming each field.
     for (input, expected) in [
@@ -210,6 +212,10 @@ async fn post_transaction_contract() {
             vec!["id", "amount"],
         ),
         (json!([1, 2]), vec!["body"]),
+        (
+            json!({"amount": 5, "currency": "EUR", "note": "x"}),
+            vec!["note"],
+        ),
     ] {
         let (code, ct, body) = post(&stack, input.clone()).await;
         assert_eq!((code, ct.as_str()), (422, PROBLEM), "{input}");
@@ -544,7 +550,9 @@ async fn the_openapi_document_covers_every_route_and_error() {
         (
             "/transaction",
             "post",
-            vec!["200", "201", "400", "409", "413", "422", "500", "503"],
+            vec![
+                "200", "201", "400", "408", "409", "413", "422", "500", "503", "504",
+            ],
         ),
         (
             "/transaction/{id}",
@@ -571,6 +579,15 @@ async fn the_openapi_document_covers_every_route_and_error() {
             );
         }
     }
+    // As strict as the parser: a UUID, three capital letters, a positive amount, no other field.
+    let body = &doc["components"]["schemas"]["NewTransactionBody"];
+    assert_eq!(body["additionalProperties"], false, "{body}");
+    assert_eq!(body["properties"]["id"]["format"], "uuid", "{body}");
+    assert_eq!(
+        body["properties"]["currency"]["pattern"], "^[A-Z]{3}$",
+        "{body}"
+    );
+    assert_eq!(body["properties"]["amount"]["minimum"], 1, "{body}");
     for schema in [
         "Problem",
         "FieldError",
@@ -703,5 +720,51 @@ async fn an_idempotency_key_makes_a_post_without_an_id_safe_to_retry() {
     let (another, e) = post("order-9", json!({})).await;
     assert_eq!(another, 201);
     assert_ne!(e["id"], a["id"], "another key, another transaction");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_a_problem_document_with_the_security_headers() {
+    let redis = PrivateRedis::start().await;
+    let mut options = Options {
+        run_consumer: false,
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    };
+    options.producer.request_timeout_ms = 300;
+    let stack = spawn_stack(options).await;
+
+    // A path that is not UTF-8: the same 422 as any id that is not a UUID.
+    let r = stack
+        .http
+        .get(format!("{}/transaction/%FF", stack.producer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r).as_str()),
+        (422, PROBLEM)
+    );
+
+    // A request that outlives REQUEST_TIMEOUT_MS (Redis stalled): 408, a problem document with
+    // the same headers as every other answer.
+    redis.pause();
+    let r = stack
+        .http
+        .post(format!("{}/transaction", stack.producer))
+        .json(&json!({"amount": 100, "currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    redis.resume();
+    assert_eq!(
+        (r.status().as_u16(), content_type(&r).as_str()),
+        (408, PROBLEM)
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers().contains_key("x-request-id"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], 408);
     stack.shutdown().await;
 }

@@ -12,7 +12,6 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 use txn_core::{
@@ -161,6 +160,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
         // One Arc: axum clones the state for every request.
         .with_state(Arc::new(state))
         .layer(cors(&config.cors_allowed_origins))
+        // Inside the header layers: a 408 is a problem document with every header too.
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_millis(config.request_timeout_ms),
+            request_timeout,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -174,10 +178,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn(record_request))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(config.request_timeout_ms),
-        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req
@@ -188,6 +188,19 @@ pub fn router(state: AppState, config: &Config) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Answers 408 (problem+json) when a request takes longer than `limit`.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::problem::ApiError::Timeout(limit.as_millis() as u64).into_response(),
+    }
 }
 
 /// Records every request's latency by method, route template and status (the histogram's

@@ -26,9 +26,10 @@ pub struct ReportedStatus {
     pub status: Status,
 }
 
-/// Parses a JSON object; an empty body counts as `{}` when `empty_ok`.
+/// Parses a JSON object; an empty body (no bytes at all: whitespace is not JSON) counts as
+/// `{}` when `empty_ok`.
 fn object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
-    if empty_ok && body.iter().all(u8::is_ascii_whitespace) {
+    if empty_ok && body.is_empty() {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
@@ -56,6 +57,9 @@ fn parse_id(value: &Value, errors: &mut Vec<FieldError>) -> Option<TransactionId
 /// The header that makes a POST without an id retryable.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// The fields of a `POST /transaction` body; any other is refused.
+const TRANSACTION_FIELDS: [&str; 3] = ["id", "amount", "currency"];
+
 /// Parses a `POST /transaction` body (an empty body is a valid request). Without an `id`, the
 /// id is derived from `key` (the `Idempotency-Key` header, under deployment `prefix`), or made
 /// fresh; a key together with an `id` is an error.
@@ -65,7 +69,11 @@ pub fn new_transaction(
     prefix: &str,
 ) -> Result<NewTransaction, ApiError> {
     let map = object(body, true)?;
-    let mut errors = Vec::new();
+    let mut errors: Vec<FieldError> = map
+        .keys()
+        .filter(|k| !TRANSACTION_FIELDS.contains(&k.as_str()))
+        .map(|k| FieldError::new(k, "unknown field (id, amount and currency are)"))
+        .collect();
     let key = match key.map(IdempotencyKey::parse) {
         None => None,
         Some(Ok(key)) => Some(key),

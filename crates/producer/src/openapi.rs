@@ -42,8 +42,10 @@ pub async fn document(
 
 // The wire format of the request bodies, for the document; `input.rs` parses the real thing.
 
-/// The body of `POST /transaction` (every field optional; an empty body is valid).
+/// The body of `POST /transaction` (every field optional; an empty body is valid; no other
+/// field is accepted).
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTransactionBody {
     /// The client's id for the transaction; the server makes a UUIDv7 when absent.
     pub id: Option<uuid::Uuid>,
@@ -51,7 +53,12 @@ pub struct NewTransactionBody {
     #[schema(minimum = 1, example = 1250)]
     pub amount: Option<i64>,
     /// ISO 4217 code in upper case; only together with `amount`.
-    #[schema(example = "EUR")]
+    #[schema(
+        example = "EUR",
+        pattern = "^[A-Z]{3}$",
+        min_length = 3,
+        max_length = 3
+    )]
     pub currency: Option<String>,
 }
 

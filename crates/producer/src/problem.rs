@@ -56,6 +56,9 @@ pub enum ApiError {
     /// No such route (404).
     #[error("no route {0}")]
     NoRoute(String),
+    /// The request took longer than `REQUEST_TIMEOUT_MS` (408).
+    #[error("the request took longer than {0} ms")]
+    Timeout(u64),
     /// The route exists, the method does not (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -145,6 +148,11 @@ impl ApiError {
                 "Transaction not found",
             ),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "/problems/no-route", "No such route"),
+            ApiError::Timeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "/problems/timeout",
+                "Request timeout",
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "/problems/method-not-allowed",

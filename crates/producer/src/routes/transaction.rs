@@ -3,7 +3,10 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State, rejection::BytesRejection},
+    extract::{
+        Path, State,
+        rejection::{BytesRejection, PathRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -47,7 +50,8 @@ pub struct Accepted {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Known id, other parameters (the detail names them)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "Took longer than REQUEST_TIMEOUT_MS", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not accepted, for certain: Redis was unavailable or did not run the reservation within ACCEPT_DEADLINE_MS (Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Outcome unknown (the connection to Redis broke after the request was sent): retrying with the id in the body and in Location is always safe", body = Problem, content_type = "application/problem+json", headers(("location" = String, description = "/transaction/{id}"))),
         (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
@@ -293,10 +297,13 @@ impl From<HistoryEntry> for HistoryView {
 /// the consumer is `pending` from the id cache, with an empty history.
 pub async fn get(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TransactionView>, ApiError> {
-    let id = TransactionId::parse(&id)
-        .map_err(|_| ApiError::Invalid(vec![FieldError::new("id", "must be a UUID")]))?;
+    // A path that is not even UTF-8 (`%FF`) is the same mistake as one that is not a UUID.
+    let id = id
+        .ok()
+        .and_then(|Path(id)| TransactionId::parse(&id).ok())
+        .ok_or_else(|| ApiError::Invalid(vec![FieldError::new("id", "must be a UUID")]))?;
     if let Some(row) = state.store.get(id).await? {
         let history = state.store.history(id).await?;
         return Ok(Json(TransactionView {
