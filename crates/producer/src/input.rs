@@ -26,14 +26,16 @@ pub struct ReportedStatus {
     pub status: Status,
 }
 
-/// Parses a JSON object; an empty body (no bytes at all: whitespace is not JSON) counts as
-/// `{}` when `empty_ok`.
+/// Parses a JSON object; an empty body (no bytes at all: whitespace is not JSON) or `null`
+/// counts as `{}` when `empty_ok`.
 fn object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
     if empty_ok && body.is_empty() {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
+        // `null` is no body at all, as the OpenAPI document's optional body allows.
+        Ok(Value::Null) if empty_ok => Ok(Map::new()),
         Ok(_) => Err(ApiError::Invalid(vec![FieldError::new(
             "body",
             "must be a JSON object",
