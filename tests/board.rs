@@ -408,3 +408,73 @@ async fn both_services_expose_prometheus_metrics() {
     .await;
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_paused_from_the_board_starts_nothing_while_the_others_run() {
+    let mut options = Options::default();
+    options.consumer.board_allow_actions = true;
+    let stack = spawn_stack(options).await;
+    let act = |path: &str| {
+        let request = stack
+            .http
+            .post(format!(
+                "{}/board/api/queues/process/{path}",
+                stack.consumer
+            ))
+            .header("x-board-action", "1");
+        async move {
+            request
+                .send()
+                .await
+                .expect("board action")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(act("pause").await, 200);
+    assert_eq!(
+        metric(&stack.consumer, "queue_paused", "queue=\"process\"").await,
+        1
+    );
+    // Workers look again within a second of a pause; from then on nothing of it starts.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let process = stack.queue::<ProcessJob>(QueueName::Process);
+    let before = process.counts().await.unwrap().done;
+
+    let ids = post_all(&stack, 20).await;
+    eventually(Duration::from_secs(20), "create kept running", || async {
+        stack.statuses().await.len() == ids.len()
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the submissions wait", || async {
+        process.counts().await.unwrap().waiting == ids.len() as u64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let counts = process.counts().await.unwrap();
+    assert!(counts.paused);
+    assert_eq!(
+        (counts.done, counts.running),
+        (before, 0),
+        "no process job started while paused"
+    );
+    assert_eq!(
+        stack.thirdparty_stats().await.created,
+        0,
+        "nothing submitted"
+    );
+
+    assert_eq!(act("resume").await, 200);
+    stack
+        .settles(
+            &ids,
+            Duration::from_secs(60),
+            "everything ran after the resume",
+        )
+        .await;
+    assert_eq!(
+        metric(&stack.consumer, "queue_paused", "queue=\"process\"").await,
+        0
+    );
+    stack.shutdown().await;
+}

@@ -268,6 +268,8 @@ pub fn router(board: Board) -> Router {
             post(api_retry),
         )
         .route("/board/api/queues/{queue}/failed/purge", post(api_purge))
+        .route("/board/api/queues/{queue}/pause", post(api_pause))
+        .route("/board/api/queues/{queue}/resume", post(api_resume))
         .layer(middleware::from_fn_with_state(board.clone(), guard))
         .with_state(board)
 }
@@ -302,6 +304,31 @@ async fn api_retry(
     let retried = board.queue(&queue)?.retry_dead(&id).await?;
     tracing::info!(queue, job = %id, retried, "board: retry");
     Ok(Json(Retried { retried }))
+}
+
+#[derive(Serialize)]
+struct Paused {
+    paused: bool,
+}
+
+/// Pauses a queue for every consumer: no job of it starts until it is resumed.
+async fn api_pause(
+    State(board): State<Board>,
+    Path(queue): Path<String>,
+) -> Result<Json<Paused>, BoardError> {
+    board.queue(&queue)?.set_paused(true).await?;
+    tracing::warn!(queue, "board: queue paused");
+    Ok(Json(Paused { paused: true }))
+}
+
+/// Resumes a paused queue.
+async fn api_resume(
+    State(board): State<Board>,
+    Path(queue): Path<String>,
+) -> Result<Json<Paused>, BoardError> {
+    board.queue(&queue)?.set_paused(false).await?;
+    tracing::warn!(queue, "board: queue resumed");
+    Ok(Json(Paused { paused: false }))
 }
 
 #[derive(Serialize)]
@@ -356,14 +383,28 @@ async fn page(
     for q in board.queues.iter() {
         let c = q.counts().await?;
         let name = escape(q.name());
+        let toggle = if !may_act {
+            String::new()
+        } else {
+            let (verb, label) = if c.paused {
+                ("resume", "Resume")
+            } else {
+                ("pause", "Pause")
+            };
+            format!(
+                "<button type=\"button\" data-action=\"/board/api/queues/{}/{verb}\">{label}</button>",
+                escape_query(q.name())
+            )
+        };
         rows.push_str(&format!(
-            "<tr data-queue=\"{name}\"><th>{name}</th><td class=\"waiting\">{}</td><td class=\"scheduled\">{}</td><td class=\"running\">{}</td><td class=\"done\">{}</td><td class=\"failed{}\">{}</td></tr>\n",
+            "<tr data-queue=\"{name}\"><th>{name}</th><td class=\"waiting\">{}</td><td class=\"scheduled\">{}</td><td class=\"running\">{}</td><td class=\"done\">{}</td><td class=\"failed{}\">{}</td><td class=\"state\">{}</td><td>{toggle}</td></tr>\n",
             c.waiting,
             c.scheduled,
             c.running,
             c.done,
             if c.failed > 0 { " nonzero" } else { "" },
-            c.failed
+            c.failed,
+            if c.paused { "paused" } else { "running" },
         ));
         for job in q.dead_jobs(0, 50).await? {
             let action = format!(
@@ -408,7 +449,7 @@ td.failed.nonzero {{ color: #b00; font-weight: bold; }}
 <body>
 <h1>Queues</h1>
 <table id="queues">
-<thead><tr><th>queue</th><th>waiting</th><th>scheduled</th><th>running</th><th>done</th><th>failed</th></tr></thead>
+<thead><tr><th>queue</th><th>waiting</th><th>scheduled</th><th>running</th><th>done</th><th>failed</th><th>state</th><th></th></tr></thead>
 <tbody>
 {rows}</tbody>
 </table>

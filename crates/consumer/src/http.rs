@@ -57,6 +57,11 @@ async fn metrics(State(side): State<Side>) -> impl IntoResponse {
                     metrics::gauge!("queue_jobs", "queue" => q.name.clone(), "state" => state)
                         .set(n as f64);
                 }
+                metrics::gauge!("queue_paused", "queue" => q.name.clone()).set(if c.paused {
+                    1.0
+                } else {
+                    0.0
+                });
             }
         }
         Err(e) => tracing::warn!(error = %e, "queue depths unavailable for /metrics"),

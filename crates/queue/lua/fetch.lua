@@ -7,6 +7,11 @@ local batch = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local max_deliveries = tonumber(ARGV[4])
 
+-- Paused (`pause.lua`): take nothing, and look again within a second.
+if redis.call('HGET', stats, 'paused') then
+  return {{}, now + 1000}
+end
+
 -- Every step is bounded by the batch size, so a backlog of any size drains.
 local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, batch)
 if #due > 0 then

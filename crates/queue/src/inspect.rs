@@ -17,6 +17,8 @@ pub struct Counts {
     pub failed: u64,
     /// Completed since the queue was created.
     pub done: u64,
+    /// Paused: no worker starts a job of it.
+    pub paused: bool,
     /// Failed attempts re-scheduled since the queue was created.
     pub retried: u64,
 }
@@ -55,6 +57,9 @@ impl DeadCursor {
     }
 }
 
+/// The `done`, `retried` and `paused` fields of a queue's stats hash.
+type StatsFields = (Option<u64>, Option<u64>, Option<u8>);
+
 impl<T: serde::Serialize> Queue<T> {
     /// Moves dead jobs back to waiting with fresh attempt counts, each run with the payload
     /// given (a revival may know better than the job that died), in one round trip. Returns
@@ -72,6 +77,16 @@ impl<T: serde::Serialize> Queue<T> {
 }
 
 impl<T> Queue<T> {
+    /// Pauses (`true`) or resumes the queue for every worker of every process: a paused
+    /// queue's fetches take nothing (running jobs finish); a resume wakes idle workers.
+    pub async fn set_paused(&self, paused: bool) -> Result<(), QueueError> {
+        let _: u8 = scripts::invocation(&scripts::PAUSE, self.keys())
+            .arg(if paused { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Whether the node holding this queue answers: a command on one of its keys, so on a
     /// cluster it reaches the node that owns the queue's slot.
     pub async fn reachable(&self) -> Result<(), QueueError> {
@@ -85,27 +100,23 @@ impl<T> Queue<T> {
     /// Jobs per state, read in one round trip.
     pub async fn counts(&self) -> Result<Counts, QueueError> {
         let keys = self.keys();
-        let (waiting, scheduled, running, failed, (done, retried)): (
-            u64,
-            u64,
-            u64,
-            u64,
-            (Option<u64>, Option<u64>),
-        ) = redis::pipe()
-            .llen(keys.ready())
-            .zcard(keys.scheduled())
-            .zcard(keys.leased())
-            .zcard(keys.dead())
-            .hmget(keys.stats(), &["done", "retried"])
-            .query_async(&mut self.conn())
-            .await?;
+        let (waiting, scheduled, running, failed, stats): (u64, u64, u64, u64, StatsFields) =
+            redis::pipe()
+                .llen(keys.ready())
+                .zcard(keys.scheduled())
+                .zcard(keys.leased())
+                .zcard(keys.dead())
+                .hmget(keys.stats(), &["done", "retried", "paused"])
+                .query_async(&mut self.conn())
+                .await?;
         Ok(Counts {
             waiting,
             scheduled,
             running,
             failed,
-            done: done.unwrap_or(0),
-            retried: retried.unwrap_or(0),
+            done: stats.0.unwrap_or(0),
+            retried: stats.1.unwrap_or(0),
+            paused: stats.2.is_some(),
         })
     }
 

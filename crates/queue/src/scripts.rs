@@ -30,6 +30,7 @@ script!(RETRY_DEAD, "retry_dead.lua");
 script!(PURGE_DEAD, "purge_dead.lua");
 script!(LIST_DEAD, "list_dead.lua");
 script!(DEAD_AFTER, "dead_after.lua");
+script!(PAUSE, "pause.lua");
 
 /// A script invocation with the queue's ten keys already in place.
 pub(crate) fn invocation<'a>(

@@ -376,6 +376,7 @@ async fn counts_are_exact_after_a_mixed_run_and_done_jobs_leave_no_memory_behind
             failed: 7,
             done: 5_000,
             retried: 7,
+            paused: false,
         }
     );
 
@@ -545,4 +546,36 @@ async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches() {
     .await;
     pool.stop().await;
     assert_eq!(queue.counts().await.unwrap().failed, 13);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_queue_starts_nothing_until_resumed() {
+    let (queue, _cleanup) = private_queue(private_config("pause"));
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 8, probe.clone());
+    queue.push(Job::now("before", Msg::default())).await.unwrap();
+    eventually(Duration::from_secs(10), "a job ran before the pause", || async {
+        queue.counts().await.unwrap().done == 1
+    })
+    .await;
+
+    queue.set_paused(true).await.unwrap();
+    assert!(queue.counts().await.unwrap().paused);
+    // A paused worker looks again within a second: after that, nothing may start.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let jobs: Vec<_> = (0..20)
+        .map(|i| Job::now(format!("p{i}"), Msg::default()))
+        .collect();
+    queue.push_many(&jobs).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.done), (20, 1), "nothing started while paused");
+
+    queue.set_paused(false).await.unwrap();
+    eventually(Duration::from_secs(10), "the jobs ran after the resume", || async {
+        queue.counts().await.unwrap().done == 21
+    })
+    .await;
+    assert!(!queue.counts().await.unwrap().paused);
+    pool.stop().await;
 }
