@@ -148,12 +148,13 @@ impl Revival {
             before,
             batch,
             |jobs: Vec<NotifyJob>| async move {
-                let mut owed = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    let row = p.store.notification(job.delivery_id).await?;
-                    owed.push(owner::dead_notification_owed(row.as_ref()).then_some(job));
-                }
-                Ok(owed)
+                let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.delivery_id).collect();
+                let rows = p.store.notifications(&ids).await?;
+                let owed = rows
+                    .iter()
+                    .map(|r| owner::dead_notification_owed(r.as_ref()))
+                    .collect();
+                Ok(keep_owed(jobs, owed))
             },
         )
         .await?;

@@ -492,24 +492,34 @@ impl Store {
         &self,
         delivery_id: Uuid,
     ) -> Result<Option<NotificationRow>, StoreError> {
-        let row = sqlx::query(
+        Ok(self.notifications(&[delivery_id]).await?.pop().flatten())
+    }
+
+    /// [`Store::notification`] for many in one statement; one answer per id, in order.
+    pub async fn notifications(
+        &self,
+        delivery_ids: &[Uuid],
+    ) -> Result<Vec<Option<NotificationRow>>, StoreError> {
+        let rows = sqlx::query(
             "SELECT delivery_id, transaction_id, status, attempts, delivered_at, failed_at
-             FROM notifications WHERE delivery_id = $1",
+             FROM notifications WHERE delivery_id = ANY($1)",
         )
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
+        .bind(delivery_ids)
+        .fetch_all(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(NotificationRow {
+        let mut found: HashMap<Uuid, NotificationRow> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let row = NotificationRow {
                 delivery_id: r.try_get("delivery_id")?,
                 transaction_id: TransactionId::from(r.try_get::<Uuid, _>("transaction_id")?),
                 status: parse_status(r.try_get("status")?)?,
                 attempts: r.try_get("attempts")?,
                 delivered_at: r.try_get("delivered_at")?,
                 failed_at: r.try_get("failed_at")?,
-            })
-        })
-        .transpose()
+            };
+            found.insert(row.delivery_id, row);
+        }
+        Ok(delivery_ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
     /// Records a failed delivery attempt and when the next one is due.
