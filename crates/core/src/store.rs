@@ -519,7 +519,10 @@ impl Store {
             };
             found.insert(row.delivery_id, row);
         }
-        Ok(delivery_ids.iter().map(|id| found.get(id).cloned()).collect())
+        Ok(delivery_ids
+            .iter()
+            .map(|id| found.get(id).cloned())
+            .collect())
     }
 
     /// Records a failed delivery attempt and when the next one is due.
