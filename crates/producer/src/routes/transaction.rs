@@ -169,11 +169,11 @@ async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Cached> 
 const ROW_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A reserve that failed may still have landed: the connection can break after the script was
-/// written. An error reply, a refused connection or a timeout cannot hide one (a script run
-/// before the deadline had the rest of the response timeout for its reply, and one run after
-/// it does nothing), so those stay 503. Otherwise the reservation is read again: there with the
-/// same parameters → accepted (201); absent once Redis's clock is past the deadline → 503;
-/// still unknowable → 504 with the id, which is always safe to retry.
+/// written, and a Redis stalled between running it and replying times the call out. An error
+/// reply or a refused connection cannot hide one, so those stay 503. Otherwise the
+/// reservation is read again (a few times, while Redis does not answer): there with the same
+/// parameters → accepted (201); absent once Redis's clock is past the deadline → 503 (a late
+/// script does nothing); still unknowable → 504 with the id, which is always safe to retry.
 async fn after_failed_reserve(
     state: &Shared,
     new: &NewTransaction,
@@ -183,15 +183,15 @@ async fn after_failed_reserve(
     let IdCacheError::Queue(queue::QueueError::Redis(redis_error)) = &error else {
         return Err(error.into());
     };
-    if !redis_error.is_io_error() || redis_error.is_timeout() || redis_error.is_connection_refusal()
-    {
+    if !redis_error.is_io_error() || redis_error.is_connection_refusal() {
         return Err(error.into());
     }
     let unknown = |cause: String| ApiError::OutcomeUnknown {
         id: new.id.to_string(),
         cause,
     };
-    for _ in 0..2 {
+    let mut last_failure = None;
+    for _ in 0..REREADS {
         match state
             .cache
             .reread(&mut state.redis.clone(), &new.id, deadline_ms)
@@ -210,13 +210,19 @@ async fn after_failed_reserve(
                 let wait = deadline_ms.saturating_sub(queue::now_ms()) + 10;
                 tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
             }
-            Err(reread) => return Err(unknown(format!("{error}; re-read: {reread}"))),
+            // Each failed re-read took a response timeout: Redis may be back for the next.
+            Err(reread) => last_failure = Some(reread.to_string()),
         }
     }
-    Err(unknown(format!(
-        "{error}; Redis's clock had not passed the acceptance deadline"
-    )))
+    Err(unknown(match last_failure {
+        Some(reread) => format!("{error}; re-read: {reread}"),
+        None => format!("{error}; Redis's clock had not passed the acceptance deadline"),
+    }))
 }
+
+/// Re-reads after a reserve whose answer was lost: each may wait a Redis response timeout
+/// (2 s), so three stay well inside the request's own timeout.
+const REREADS: usize = 3;
 
 /// A known id must come with exactly the parameters it was first accepted with (absent ≠ present).
 fn same_parameters(new: &NewTransaction, cached: &Cached) -> Result<(), ApiError> {
