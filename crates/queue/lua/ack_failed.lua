@@ -6,12 +6,13 @@ if not holds({id}, {token})[1] then
   return 0
 end
 redis.call('ZREM', leased, id)
+-- The last error is kept while the job waits for its retry too (the board shows it).
+redis.call('HSET', errors, id, message)
 if retry_at >= 0 then
   schedule(id, retry_at)
   redis.call('HINCRBY', stats, 'retried', 1)
   return 1
 end
 redis.call('ZADD', dead, now, id)
-redis.call('HSET', errors, id, message)
 redis.call('HINCRBY', stats, 'dead', 1)
 return 2

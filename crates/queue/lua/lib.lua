@@ -1,5 +1,5 @@
 -- Prepended to every script of the queue (and to callers' push hooks): the queue's keys by
--- name, and the rules every script shares. The keys arrive as KEYS[1..10], in this order (see
+-- name, and the rules every script shares. The keys arrive as KEYS[1..11], in this order (see
 -- `Keys::in_script_order`), all under one hash tag.
 local ready = KEYS[1]       -- list of job ids ready to run ("waiting"; KEDA scales on its length)
 local scheduled = KEYS[2]   -- zset: job id -> due time (ms)
@@ -11,6 +11,7 @@ local errors = KEYS[7]      -- hash: job id -> last error
 local wakeups = KEYS[8]     -- list idle workers block on
 local stats = KEYS[9]       -- hash of counters (done, retried, dead)
 local recent = KEYS[10]     -- capped list of the ids of done jobs
+local throughput = KEYS[11] -- zset: 10 s bucket -> "bucket:done:failed" counters then (`sample.lua`)
 
 -- Wakes one idle worker. The list is trimmed so wake-ups nobody waited for cannot pile up.
 local function signal()

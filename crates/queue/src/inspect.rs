@@ -38,6 +38,104 @@ pub struct DeadJob {
     pub payload: String,
 }
 
+/// The states a job can be listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Ready to run, in the order the jobs will start.
+    Waiting,
+    /// Due later (a first run or a retry), soonest first.
+    Scheduled,
+    /// Leased to a worker, by lease expiry.
+    Running,
+    /// Dead-lettered, oldest first.
+    Failed,
+    /// Completed: only its id is kept, among the recent ones.
+    Done,
+}
+
+impl JobState {
+    /// The states a job list can show (done jobs are not kept).
+    pub const LISTED: [JobState; 4] = [
+        JobState::Waiting,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Failed,
+    ];
+
+    /// Its name in the API and the scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Failed => "failed",
+            JobState::Done => "done",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Done]
+            .into_iter()
+            .chain(Self::LISTED)
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A job as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobInfo {
+    /// The job id.
+    pub id: String,
+    /// Where it is.
+    pub state: JobState,
+    /// When it is due (scheduled), its lease runs out (running) or it died (failed), ms since
+    /// the epoch; `None` for waiting and done jobs.
+    pub at_ms: Option<u64>,
+    /// Deliveries so far.
+    pub deliveries: u64,
+    /// Its last error, if an attempt failed.
+    pub error: String,
+    /// Its payload (JSON); empty for a done job.
+    pub payload: String,
+}
+
+/// One page of a job list, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobPage {
+    /// The jobs, in list order.
+    pub jobs: Vec<JobInfo>,
+    /// The cursor of the next page, `None` after the last one.
+    pub next: Option<String>,
+}
+
+/// Rows as the listing scripts return them: id, time (-1: none), deliveries, error, payload.
+type JobRow = (String, i64, u64, String, String);
+
+fn job_info(state: JobState, (id, at, deliveries, error, payload): JobRow) -> JobInfo {
+    JobInfo {
+        id,
+        state,
+        at_ms: u64::try_from(at).ok(),
+        deliveries,
+        error,
+        payload,
+    }
+}
+
+/// The cursor after `job`: `<time ms>:<id>` (time 0 for waiting jobs).
+fn cursor_after(job: &JobInfo) -> String {
+    format!("{}:{}", job.at_ms.unwrap_or(0), job.id)
+}
+
+/// Splits a cursor made by [`cursor_after`]; a cursor that is not one starts from the start.
+fn parse_cursor(cursor: Option<&str>) -> (u64, &str) {
+    cursor
+        .and_then(|c| c.split_once(':'))
+        .and_then(|(at, id)| Some((at.parse().ok()?, id)))
+        .unwrap_or((0, ""))
+}
+
 /// Where a scan of the dead set ([`Queue::dead_after`]) stands: the last job it returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeadCursor {
@@ -143,6 +241,55 @@ impl<T> Queue<T> {
             .collect())
     }
 
+    /// One page of at most `limit` jobs in `state` after `cursor` (`None`: the first page).
+    /// `Done` lists nothing: done jobs are not kept.
+    pub async fn jobs(
+        &self,
+        state: JobState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> Result<JobPage, QueueError> {
+        if limit == 0 || state == JobState::Done {
+            return Ok(JobPage {
+                jobs: Vec::new(),
+                next: None,
+            });
+        }
+        let (at, id) = parse_cursor(cursor);
+        let rows: Vec<JobRow> = scripts::invocation(&scripts::LIST_JOBS, self.keys())
+            .arg(state.as_str())
+            .arg(at)
+            .arg(id)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let jobs: Vec<JobInfo> = rows.into_iter().map(|r| job_info(state, r)).collect();
+        let next = (jobs.len() as u64 == limit)
+            .then(|| jobs.last().map(cursor_after))
+            .flatten();
+        Ok(JobPage { jobs, next })
+    }
+
+    /// The jobs among `ids` that the queue holds (or recently completed), in order.
+    pub async fn find_jobs(&self, ids: &[String]) -> Result<Vec<JobInfo>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = scripts::invocation(&scripts::FIND_JOBS, self.keys());
+        for id in ids {
+            inv.arg(id);
+        }
+        let rows: Vec<(String, String, i64, u64, String, String)> =
+            inv.invoke_async(&mut self.conn()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, state, at, deliveries, error, payload)| {
+                let state = JobState::parse(&state)?;
+                Some(job_info(state, (id, at, deliveries, error, payload)))
+            })
+            .collect())
+    }
+
     /// Moves one dead job back to waiting with a fresh attempt count; false if it was not dead.
     pub async fn retry_dead(&self, id: &str) -> Result<bool, QueueError> {
         let mut inv = scripts::invocation(&scripts::RETRY_DEAD, self.keys());
@@ -216,5 +363,39 @@ impl<T> Queue<T> {
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_is_the_last_jobs_time_and_id_and_anything_else_starts_over() {
+        let job = job_info(
+            JobState::Scheduled,
+            ("poll:a:3".into(), 1_700, 2, String::new(), "{}".into()),
+        );
+        let cursor = cursor_after(&job);
+        assert_eq!(cursor, "1700:poll:a:3");
+        assert_eq!(parse_cursor(Some(&cursor)), (1_700, "poll:a:3"));
+        let waiting = job_info(
+            JobState::Waiting,
+            ("a".into(), -1, 0, String::new(), String::new()),
+        );
+        assert_eq!(waiting.at_ms, None);
+        assert_eq!(parse_cursor(Some(&cursor_after(&waiting))), (0, "a"));
+        assert_eq!(parse_cursor(Some("garbage")), (0, ""));
+        assert_eq!(parse_cursor(None), (0, ""));
+    }
+
+    #[test]
+    fn states_have_one_name_each() {
+        for state in JobState::LISTED.into_iter().chain([JobState::Done]) {
+            assert_eq!(JobState::parse(state.as_str()), Some(state));
+            let json = serde_json::to_string(&state).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+        assert_eq!(JobState::parse("dead"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Redis key names of one queue, all under the Cluster hash tag `{prefix:name}`.
 
 /// The Lua names of the keys, in script order (`lua/lib.lua` binds `KEYS[i]` to each).
-pub(crate) const LUA_NAMES: [&str; 10] = [
+pub(crate) const LUA_NAMES: [&str; 11] = [
     "ready",
     "scheduled",
     "leased",
@@ -12,9 +12,10 @@ pub(crate) const LUA_NAMES: [&str; 10] = [
     "wakeups",
     "stats",
     "recent",
+    "throughput",
 ];
 
-/// The keys of one queue. Scripts receive them as `KEYS[1..=10]` in [`Keys::in_script_order`]
+/// The keys of one queue. Scripts receive them as `KEYS[1..=11]` in [`Keys::in_script_order`]
 /// and name them in `lua/lib.lua`.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -29,6 +30,7 @@ pub struct Keys {
     wakeups: String,
     stats: String,
     recent: String,
+    throughput: String,
 }
 
 impl Keys {
@@ -47,6 +49,7 @@ impl Keys {
             wakeups: key("signal"),
             stats: key("stats"),
             recent: key("recent"),
+            throughput: key("throughput"),
             tag,
         }
     }
@@ -56,8 +59,8 @@ impl Keys {
         &self.tag
     }
 
-    /// All ten keys in the order `lua/lib.lua` names them.
-    pub fn in_script_order(&self) -> [&str; 10] {
+    /// All eleven keys in the order `lua/lib.lua` names them.
+    pub fn in_script_order(&self) -> [&str; 11] {
         [
             &self.ready,
             &self.scheduled,
@@ -69,6 +72,7 @@ impl Keys {
             &self.wakeups,
             &self.stats,
             &self.recent,
+            &self.throughput,
         ]
     }
 

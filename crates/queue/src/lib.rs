@@ -26,6 +26,7 @@ mod keys;
 mod lease;
 mod push;
 mod scripts;
+pub mod throughput;
 
 #[cfg(test)]
 mod fencing_tests;
@@ -38,7 +39,7 @@ pub use connection::{
     redis_client,
 };
 pub use error::QueueError;
-pub use inspect::{Counts, DeadCursor, DeadJob};
+pub use inspect::{Counts, DeadCursor, DeadJob, JobInfo, JobPage, JobState};
 pub use job::{Delivery, Job};
 pub use keys::Keys;
 pub use push::PushHook;

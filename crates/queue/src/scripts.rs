@@ -31,8 +31,11 @@ script!(PURGE_DEAD, "purge_dead.lua");
 script!(LIST_DEAD, "list_dead.lua");
 script!(DEAD_AFTER, "dead_after.lua");
 script!(PAUSE, "pause.lua");
+script!(LIST_JOBS, "list_jobs.lua");
+script!(FIND_JOBS, "find_jobs.lua");
+script!(THROUGHPUT, "throughput.lua");
 
-/// A script invocation with the queue's ten keys already in place.
+/// A script invocation with the queue's eleven keys already in place.
 pub(crate) fn invocation<'a>(
     script: &'a Script,
     keys: &crate::Keys,

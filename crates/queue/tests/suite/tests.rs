@@ -304,6 +304,9 @@ async fn an_always_failing_job_ends_dead_with_its_error_and_can_be_retried() {
         panicked.error
     );
     assert_eq!(probe.runs_of("bad").len(), 3);
+    let listed = queue.jobs(queue::JobState::Failed, None, 10).await.unwrap();
+    assert_eq!(listed.jobs.len(), 2);
+    assert!(listed.jobs.iter().all(|j| !j.error.is_empty() && j.at_ms.is_some()));
 
     // A dead job keeps its id: pushing it again is a no-op until it is retried or purged.
     assert!(!queue.push(Job::now("bad", Msg::default())).await.unwrap());
@@ -578,4 +581,127 @@ async fn a_paused_queue_starts_nothing_until_resumed() {
     .await;
     assert!(!queue.counts().await.unwrap().paused);
     pool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_per_state_by_cursor_and_found_by_id() {
+    use queue::JobState;
+    let mut config = private_config("lists");
+    // A failed attempt waits a minute for its retry; a second one is the last.
+    config.retry = RetryPolicy::new(2, |_| Duration::from_secs(60));
+    let (queue, _cleanup) = private_queue(config);
+    let far = now_ms() + 3_600_000;
+    let waiting: Vec<_> = (0..5)
+        .map(|i| Job::now(format!("w{i}"), Msg::default()))
+        .collect();
+    queue.push_many(&waiting).await.unwrap();
+    // Two share a due time: the cursor orders them by id.
+    let scheduled: Vec<_> = (0..5)
+        .map(|i| Job {
+            due_ms: far + [0, 10, 10, 20, 30][i],
+            ..Job::now(format!("s{i}"), Msg::default())
+        })
+        .collect();
+    queue.push_many(&scheduled).await.unwrap();
+
+    async fn all(queue: &queue::Queue<Msg>, state: JobState, limit: u64) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = queue.jobs(state, cursor.as_deref(), limit).await.unwrap();
+            pages.push(page.jobs.iter().map(|j| j.id.clone()).collect());
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return pages,
+            }
+        }
+    }
+    assert_eq!(
+        all(&queue, JobState::Waiting, 2).await,
+        [vec!["w0", "w1"], vec!["w2", "w3"], vec!["w4"]]
+    );
+    assert_eq!(
+        all(&queue, JobState::Scheduled, 2).await,
+        [vec!["s0", "s1"], vec!["s2", "s3"], vec!["s4"]]
+    );
+    let page = queue.jobs(JobState::Scheduled, None, 1).await.unwrap();
+    assert_eq!(page.jobs[0].at_ms, Some(far));
+    assert_eq!(page.jobs[0].payload, serde_json::to_string(&Msg::default()).unwrap());
+    // A waiting cursor whose job has started begins again at the head.
+    let first = queue.jobs(JobState::Waiting, None, 2).await.unwrap();
+    queue.delete_all().await.unwrap();
+    let again = queue.jobs(JobState::Waiting, first.next.as_deref(), 2).await.unwrap();
+    assert!(again.jobs.is_empty() && again.next.is_none());
+
+    // Now one job of each state, run by a pool.
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 4, probe.clone());
+    let jobs = [
+        Job::now("ok", Msg::default()),
+        Job::now("hangs", Msg { hang_on_attempt: 1, ..Msg::default() }),
+        Job::now("retries", Msg { fail_times: 1, ..Msg::default() }),
+    ];
+    queue.push_many(&jobs).await.unwrap();
+    eventually(Duration::from_secs(10), "every job reached its state", || async {
+        let c = queue.counts().await.unwrap();
+        (c.done, c.running, c.scheduled, c.waiting) == (1, 1, 1, 0)
+    })
+    .await;
+    let found = queue
+        .find_jobs(&["ok", "hangs", "retries", "nothing"].map(String::from))
+        .await
+        .unwrap();
+    let states: Vec<_> = found.iter().map(|j| (j.id.as_str(), j.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("ok", JobState::Done),
+            ("hangs", JobState::Running),
+            ("retries", JobState::Scheduled)
+        ]
+    );
+    let retries = &found[2];
+    assert_eq!(retries.error, "asked to fail on attempt 1", "a retry shows why");
+    assert_eq!(retries.deliveries, 1);
+    assert!(retries.at_ms.is_some_and(|at| at > now_ms() + 50_000));
+    assert!(found[1].at_ms.is_some_and(|lease| lease > now_ms()));
+    let running = queue.jobs(JobState::Running, None, 10).await.unwrap();
+    assert_eq!(running.jobs.len(), 1);
+    assert_eq!(running.jobs[0].id, "hangs");
+    pool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample() {
+    let mut config = private_config("throughput");
+    config.retry = RetryPolicy::new(3, |_| Duration::from_millis(10));
+    let (queue, _cleanup) = private_queue(config);
+    queue.sample_throughput().await.unwrap();
+    // A second sample of the same bucket changes nothing.
+    queue.sample_throughput().await.unwrap();
+    let before = queue.throughput().await.unwrap();
+    assert_eq!(before.len(), 90);
+    assert!(before.iter().all(|p| p.done == 0.0 && p.failed == 0.0));
+
+    let probe = Arc::new(Probe::default());
+    let pool = Pool::start(&queue, 4, probe.clone());
+    let mut jobs: Vec<_> = (0..10)
+        .map(|i| Job::now(format!("t{i}"), Msg::default()))
+        .collect();
+    jobs.push(Job::now("twice", Msg { fail_times: 1, ..Msg::default() }));
+    queue.push_many(&jobs).await.unwrap();
+    eventually(Duration::from_secs(10), "every job completed", || async {
+        queue.counts().await.unwrap().done == 11
+    })
+    .await;
+    pool.stop().await;
+    let points = queue.throughput().await.unwrap();
+    let done: f64 = points.iter().map(|p| p.done).sum();
+    let failed: f64 = points.iter().map(|p| p.failed).sum();
+    assert_eq!((done.round(), failed.round()), (11.0, 1.0));
+    let twice = queue.find_jobs(&["twice".to_string()]).await.unwrap();
+    assert_eq!(twice[0].state, queue::JobState::Done);
+    assert_eq!(twice[0].error, "", "a completed job leaves no error behind");
+    let last = points.last().unwrap();
+    assert!(last.at_ms <= now_ms() && now_ms() < last.at_ms + 20_000);
 }
