@@ -62,6 +62,7 @@ pub async fn run(
         p.redis_client.clone(),
         p.redis.clone(),
         &config.connections.queue_prefix,
+        p.store.clone(),
         board::Access {
             token: config.board_token.as_ref().map(|t| t.expose().to_string()),
             allow_actions: config.board_allow_actions,
@@ -122,6 +123,7 @@ pub async fn run(
             },
         )
     });
+    let sampler = tokio::spawn(board.clone().sample_throughput(stop.clone()));
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn({
         let (router, server, stop) = (
@@ -147,6 +149,7 @@ pub async fn run(
         let _ = sweeper.await;
     }
     let _ = marker.await;
+    let _ = sampler.await;
     let _ = http.await;
     workers?;
     tracing::info!("consumer stopped");

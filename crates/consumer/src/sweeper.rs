@@ -117,15 +117,10 @@ impl Revival {
             process,
             before,
             batch,
-            |jobs| async {
+            |jobs: Vec<ProcessJob>| async move {
                 let owed = owed(jobs.iter().map(|j| j.id).collect()).await?;
-                // Its delivery count starts again at 1, and an earlier delivery may have
-                // reached the third party: a revived submission always asks first.
-                let recovery = jobs.into_iter().map(|j| ProcessJob {
-                    id: j.id,
-                    from: ProcessFrom::Recovery,
-                });
-                Ok(keep_owed(recovery, owed))
+                let reruns: Vec<ProcessJob> = jobs.iter().map(ProcessJob::rerun).collect();
+                Ok(keep_owed(reruns, owed))
             },
         )
         .await?;

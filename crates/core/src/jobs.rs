@@ -107,6 +107,16 @@ impl ProcessJob {
     pub fn job_id(&self) -> String {
         format!("process:{}", self.id)
     }
+
+    /// The job to run when this one is run again after it died (revived by the sweeper or
+    /// retried from the board): its delivery count starts again at 1 and an earlier delivery
+    /// may have reached the third party, so it always asks first.
+    pub fn rerun(&self) -> ProcessJob {
+        ProcessJob {
+            id: self.id,
+            from: ProcessFrom::Recovery,
+        }
+    }
 }
 
 /// Learn the outcome: poll number `n`, or apply a status the third party reported by webhook.
@@ -171,6 +181,47 @@ impl NotifyJob {
     }
 }
 
+/// Every job id the transaction `id` can have in each queue, given its current poll number and
+/// its notification's delivery id: what to look for to see its jobs in Redis.
+pub fn job_ids_of(
+    id: TransactionId,
+    poll_number: i32,
+    delivery_id: Option<Uuid>,
+) -> Vec<(QueueName, String)> {
+    let mut ids = vec![
+        (QueueName::Create, CreateJob { id, money: None }.job_id()),
+        (
+            QueueName::Process,
+            ProcessJob {
+                id,
+                from: ProcessFrom::Insert,
+            }
+            .job_id(),
+        ),
+    ];
+    // The chain's earlier polls are done and forgotten, but one may have failed and be dead.
+    for n in 1..=poll_number.saturating_add(1).clamp(1, 1_000) {
+        let poll = UpdateJob::Poll {
+            id,
+            n,
+            not_found: 0,
+        };
+        ids.push((QueueName::Update, poll.job_id()));
+    }
+    for status in [Status::Completed, Status::Declined, Status::Failed] {
+        ids.push((QueueName::Update, UpdateJob::Apply { id, status }.job_id()));
+    }
+    if let Some(delivery_id) = delivery_id {
+        let notify = NotifyJob {
+            delivery_id,
+            id,
+            status: Status::Completed,
+        };
+        ids.push((QueueName::Notify, notify.job_id()));
+    }
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +254,37 @@ mod tests {
             .job_id(),
             format!("apply:{id}:completed")
         );
+    }
+
+    #[test]
+    fn a_transactions_job_ids_cover_every_queue_and_poll() {
+        let id = TransactionId::parse("0193a6f0-0000-7000-8000-000000000001").unwrap();
+        let delivery = Uuid::nil();
+        let ids = job_ids_of(id, 2, Some(delivery));
+        let wanted = [
+            (QueueName::Create, format!("create:{id}")),
+            (QueueName::Process, format!("process:{id}")),
+            (QueueName::Update, format!("poll:{id}:1")),
+            (QueueName::Update, format!("poll:{id}:3")),
+            (QueueName::Update, format!("apply:{id}:declined")),
+            (QueueName::Notify, format!("notify:{delivery}")),
+        ];
+        for w in &wanted {
+            assert!(ids.contains(w), "{w:?} missing");
+        }
+        assert!(!ids.iter().any(|(_, j)| j == &format!("poll:{id}:4")));
+        assert_eq!(job_ids_of(id, 0, None).len(), 2 + 1 + 3);
+    }
+
+    #[test]
+    fn a_process_job_run_again_asks_the_third_party_first() {
+        let id = TransactionId::parse("0193a6f0-0000-7000-8000-000000000001").unwrap();
+        let job = ProcessJob {
+            id,
+            from: ProcessFrom::Insert,
+        };
+        assert_eq!(job.rerun().from, ProcessFrom::Recovery);
+        assert_eq!(job.rerun().job_id(), job.job_id());
     }
 
     #[test]

@@ -109,6 +109,19 @@ pub struct NotificationRow {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
+/// A notification with what an operator wants to know of its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationDetail {
+    /// The notification.
+    pub row: NotificationRow,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was recorded (the status change it tells of).
+    pub created_at: DateTime<Utc>,
+}
+
 /// A transaction to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRow {
@@ -525,6 +538,37 @@ impl Store {
             .collect())
     }
 
+    /// The notification of transaction `id` with its delivery state, if one is owed.
+    pub async fn notification_of(
+        &self,
+        id: TransactionId,
+    ) -> Result<Option<NotificationDetail>, StoreError> {
+        let row = sqlx::query(
+            "SELECT delivery_id, transaction_id, status, attempts, delivered_at, failed_at,
+                    last_error, next_attempt_at, created_at
+             FROM notifications WHERE transaction_id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(NotificationDetail {
+                row: NotificationRow {
+                    delivery_id: r.try_get("delivery_id")?,
+                    transaction_id: TransactionId::from(r.try_get::<Uuid, _>("transaction_id")?),
+                    status: parse_status(r.try_get("status")?)?,
+                    attempts: r.try_get("attempts")?,
+                    delivered_at: r.try_get("delivered_at")?,
+                    failed_at: r.try_get("failed_at")?,
+                },
+                last_error: r.try_get("last_error")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Records a failed delivery attempt and when the next one is due.
     pub async fn notification_retry(
         &self,
@@ -738,6 +782,23 @@ mod tests {
         assert_eq!(
             (notification.transaction_id, notification.status),
             (id, Status::Completed)
+        );
+        let at = Utc::now();
+        store
+            .notification_retry(notification.delivery_id, 1, "client said 500", at)
+            .await
+            .unwrap();
+        let detail = store.notification_of(id).await.unwrap().unwrap();
+        assert_eq!(detail.row.delivery_id, notification.delivery_id);
+        assert_eq!(detail.row.attempts, 1);
+        assert_eq!(detail.last_error.as_deref(), Some("client said 500"));
+        assert!(detail.next_attempt_at.is_some());
+        assert!(
+            store
+                .notification_of(super::tests::id())
+                .await
+                .unwrap()
+                .is_none()
         );
     }
 

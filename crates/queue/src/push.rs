@@ -60,7 +60,8 @@ impl PushHook {
         let named = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| (k, format!("KEYS[{}]", 11 + i)))
+            // The hook's keys follow the queue's own.
+            .map(|(i, k)| (k, format!("KEYS[{}]", crate::keys::LUA_NAMES.len() + 1 + i)))
             .chain(
                 args.iter()
                     .enumerate()

@@ -155,8 +155,8 @@ mod tests {
     fn growth_over_a_gap_in_the_samples_is_spread_over_it() {
         let samples = [sample(996, 0, 0), sample(1_000, 40, 8)];
         let p = points(&samples, NOW, 40, 8);
-        for b in 85..=88 {
-            assert_eq!((p[b].done, p[b].failed), (10.0, 2.0));
+        for point in &p[85..=88] {
+            assert_eq!((point.done, point.failed), (10.0, 2.0));
         }
         assert_eq!(p[89].done, 0.0);
         // No sample yet in the current bucket: the growth since the last one is spread too.

@@ -705,3 +705,29 @@ async fn throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample(
     let last = points.last().unwrap();
     assert!(last.at_ms <= now_ms() && now_ms() < last.at_ms + 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues() {
+    let (queue, _cleanup) = private_queue(private_config("hook"));
+    let hook = queue::PushHook::new(
+        &["marker"],
+        &["value"],
+        "redis.call('SET', marker, value, 'PX', 60000) return push_this_job()",
+    );
+    // The caller's key lives in the queue's slot, under its tag.
+    let marker = format!("{}:marker", queue.keys().tag());
+    let pushed: u8 = queue
+        .push_with(&hook, &Job::now("h", Msg::default()), &[&marker], &["seen"])
+        .await
+        .unwrap();
+    assert_eq!(pushed, 1);
+    let mut conn = queue.connection();
+    let value: Option<String> = redis::cmd("GET")
+        .arg(&marker)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&marker).query_async(&mut conn).await.unwrap();
+    assert_eq!(value.as_deref(), Some("seen"));
+    assert_eq!(queue.counts().await.unwrap().waiting, 1);
+}
