@@ -4,71 +4,17 @@
 
 mod support;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use queue::{Job, Queue};
 use serde_json::{Value, json};
-use support::*;
+use support::{browser::Driver, *};
 use txn_core::{
     QueueName,
     jobs::{ProcessFrom, ProcessJob},
 };
 use uuid::Uuid;
-
-/// chromedriver on a free port, killed on drop.
-struct Driver(std::process::Child, u16);
-
-impl Driver {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver on PATH (Debian's chromium-driver; .ci/run installs it)");
-        let status = format!("http://127.0.0.1:{port}/status");
-        eventually(Duration::from_secs(20), "chromedriver answers", || {
-            let status = status.clone();
-            async move {
-                reqwest::get(status)
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        })
-        .await;
-        Self(child, port)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn headless_chromium() -> serde_json::Map<String, Value> {
-    let profile = std::env::temp_dir().join(format!("chromium-{}", Uuid::new_v4().simple()));
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    });
-    caps.as_object().cloned().unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
@@ -102,12 +48,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     .await;
 
     let driver = Driver::start().await;
-    let mut builder = ClientBuilder::new(HttpConnector::new());
-    builder.capabilities(headless_chromium());
-    let browser = builder
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("a browser session");
+    let browser = driver.browser().await;
     browser
         .goto(&format!("{}/board", stack.consumer))
         .await

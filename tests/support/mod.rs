@@ -18,6 +18,8 @@ use txn_core::{
 };
 use uuid::Uuid;
 
+#[allow(dead_code)]
+pub mod browser;
 mod postgres;
 #[allow(unused_imports)]
 pub use postgres::PrivatePostgres;

@@ -1,0 +1,76 @@
+//! A real headless browser for the board's tests: Debian's Chromium through chromedriver.
+
+use std::{process::Stdio, time::Duration};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::eventually;
+
+/// chromedriver on a free port, killed on drop.
+pub struct Driver(std::process::Child, u16);
+
+impl Driver {
+    /// Starts chromedriver and waits until it answers.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver on PATH (Debian's chromium-driver; .ci/run installs it)");
+        let status = format!("http://127.0.0.1:{port}/status");
+        eventually(Duration::from_secs(20), "chromedriver answers", || {
+            let status = status.clone();
+            async move {
+                reqwest::get(status)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        Self(child, port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn headless_chromium() -> serde_json::Map<String, Value> {
+    let profile = std::env::temp_dir().join(format!("chromium-{}", Uuid::new_v4().simple()));
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    caps.as_object().cloned().unwrap_or_default()
+}
+
+impl Driver {
+    /// A new browser session: headless Chromium with a profile of its own.
+    pub async fn browser(&self) -> Client {
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(headless_chromium());
+        builder
+            .connect(&format!("http://127.0.0.1:{}", self.1))
+            .await
+            .expect("a browser session")
+    }
+}
