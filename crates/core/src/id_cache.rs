@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use queue::{Job, PushHook, Queue, QueueError};
+use queue::{HookedJob, Job, PushHook, Queue, QueueError};
 use redis::{Script, aio::ConnectionLike};
 
 use crate::{Money, Status, TransactionId, jobs::CreateJob};
@@ -32,7 +32,7 @@ pub enum IdCacheError {
     Corrupt(String),
 }
 
-/// The outcome of [`IdCache::reserve`].
+/// The outcome of [`IdCache::reserve_many`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// The id was new: it is cached as pending and its `create` job is queued.
@@ -160,6 +160,31 @@ fn parse_cached(amount: Option<String>, currency: Option<String>, status: &str) 
     })
 }
 
+/// Reads the reserve hook's answer: {1} new, {2} too late, {0, amount, currency, status}.
+fn reservation(
+    create: &Queue<CreateJob>,
+    job: &CreateJob,
+    reply: Vec<Option<String>>,
+) -> Result<Reservation, IdCacheError> {
+    let mut fields = reply.into_iter();
+    match fields.next().flatten().as_deref() {
+        Some("1") => {
+            create.count_pushed(1);
+            return Ok(Reservation::New);
+        }
+        Some("2") => return Ok(Reservation::TooLate),
+        _ => {}
+    }
+    let (amount, currency, status) = (
+        fields.next().flatten(),
+        fields.next().flatten(),
+        fields.next().flatten().unwrap_or_default(),
+    );
+    parse_cached(amount, currency, &status)
+        .map(Reservation::Known)
+        .ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))
+}
+
 impl IdCache {
     /// The cache of deployment `prefix`: entries kept `window.ttl_ms` until their row exists,
     /// then `window.margin_ms`.
@@ -178,44 +203,45 @@ impl IdCache {
         format!("{}:txn:{id}", self.tag)
     }
 
-    /// Reserves `job.id` and pushes its `create` job in one atomic round trip, or reports the
-    /// id as known; does nothing if Redis runs it after `deadline_ms` (its own clock, ms since
-    /// the epoch). A Redis error may hide a reservation made in time: see [`IdCache::reread`].
-    pub async fn reserve(
+    /// Reserves each job's id and pushes its `create` job, atomically per job, or reports the
+    /// id as known; for many POSTs in one script and one round trip. A job does nothing if
+    /// Redis runs it after its deadline (Redis's clock, ms since the epoch). One answer per
+    /// job, in order. The outer error fails them all and may hide reservations made in time
+    /// (see [`IdCache::reread`]); an inner one is that job's alone (an unreadable entry), so
+    /// it never hides another job's acceptance.
+    pub async fn reserve_many(
         &self,
         create: &Queue<CreateJob>,
-        job: &CreateJob,
-        deadline_ms: u64,
-    ) -> Result<Reservation, IdCacheError> {
-        let key = self.key(&job.id);
+        jobs: &[(CreateJob, u64)],
+    ) -> Result<Vec<Result<Reservation, IdCacheError>>, IdCacheError> {
+        let hooked: Vec<HookedJob<CreateJob>> = jobs
+            .iter()
+            .map(|(job, deadline_ms)| HookedJob {
+                job: Job::now(job.job_id(), job.clone()),
+                keys: vec![self.key(&job.id)],
+                args: self.reserve_args(job, *deadline_ms).to_vec(),
+            })
+            .collect();
+        let mut replies: Vec<Vec<Option<String>>> =
+            create.push_many_with(&RESERVE_HOOK, &hooked).await?;
+        // Every answer is a table, so none is missing; if one were, it reads as unreadable.
+        replies.resize(jobs.len(), Vec::new());
+        Ok(jobs
+            .iter()
+            .zip(replies)
+            .map(|((job, _), reply)| reservation(create, job, reply))
+            .collect())
+    }
+
+    /// The reserve hook's arguments: amount, currency, lifetime, deadline.
+    fn reserve_args(&self, job: &CreateJob, deadline_ms: u64) -> [String; 4] {
         let (amount, currency) = money_fields(job.money);
-        let ttl = self.ttl_ms.to_string();
-        let deadline = deadline_ms.to_string();
-        let reply: Vec<Option<String>> = create
-            .push_with(
-                &RESERVE_HOOK,
-                &Job::now(job.job_id(), job.clone()),
-                &[&key],
-                &[&amount, &currency, &ttl, &deadline],
-            )
-            .await?;
-        let mut fields = reply.into_iter();
-        match fields.next().flatten().as_deref() {
-            Some("1") => {
-                create.count_pushed(1);
-                return Ok(Reservation::New);
-            }
-            Some("2") => return Ok(Reservation::TooLate),
-            _ => {}
-        }
-        let (amount, currency, status) = (
-            fields.next().flatten(),
-            fields.next().flatten(),
-            fields.next().flatten().unwrap_or_default(),
-        );
-        parse_cached(amount, currency, &status)
-            .map(Reservation::Known)
-            .ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))
+        [
+            amount,
+            currency,
+            self.ttl_ms.to_string(),
+            deadline_ms.to_string(),
+        ]
     }
 
     /// After a reserve whose answer was lost: whether `id` is reserved now, and if not, whether

@@ -252,8 +252,8 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
-impl From<queue::QueueError> for ApiError {
-    fn from(e: queue::QueueError) -> Self {
+impl From<&queue::QueueError> for ApiError {
+    fn from(e: &queue::QueueError) -> Self {
         use queue::QueueError;
         match e {
             QueueError::Redis(_) => ApiError::Unavailable {
@@ -267,13 +267,25 @@ impl From<queue::QueueError> for ApiError {
     }
 }
 
-impl From<txn_core::id_cache::IdCacheError> for ApiError {
-    fn from(e: txn_core::id_cache::IdCacheError) -> Self {
+impl From<queue::QueueError> for ApiError {
+    fn from(e: queue::QueueError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&txn_core::id_cache::IdCacheError> for ApiError {
+    fn from(e: &txn_core::id_cache::IdCacheError) -> Self {
         use txn_core::id_cache::IdCacheError;
         match e {
             IdCacheError::Queue(e) => e.into(),
             IdCacheError::Corrupt(_) => ApiError::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<txn_core::id_cache::IdCacheError> for ApiError {
+    fn from(e: txn_core::id_cache::IdCacheError) -> Self {
+        ApiError::from(&e)
     }
 }
 

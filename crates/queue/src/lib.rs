@@ -42,7 +42,7 @@ pub use error::QueueError;
 pub use inspect::{Counts, DeadCursor, DeadJob, JobInfo, JobPage, JobState};
 pub use job::{Delivery, Job};
 pub use keys::Keys;
-pub use push::PushHook;
+pub use push::{HookedJob, PushHook};
 
 /// Milliseconds since the Unix epoch: the queue's one clock unit.
 pub fn now_ms() -> u64 {

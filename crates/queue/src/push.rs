@@ -15,6 +15,8 @@ use crate::{Job, Queue, QueueError, now_ms, scripts};
 #[derive(Debug, Clone)]
 pub struct PushHook {
     script: Script,
+    /// The same body run once per job of a batch ([`Queue::push_many_with`]).
+    many: Script,
     keys: usize,
     args: usize,
 }
@@ -76,10 +78,59 @@ impl PushHook {
         }
         Self {
             script: Script::new(&format!("{}\n{prelude}{body}", scripts::LIB)),
+            many: Script::new(&format!(
+                "{}\n{}",
+                scripts::LIB,
+                many_script(keys, args, body)
+            )),
             keys: keys.len(),
             args: args.len(),
         }
     }
+}
+
+/// The batch form of a hook: `body` becomes a function of one job's id, payload, due time and
+/// named keys and arguments, called for each job in turn; the answers come back in order.
+/// ARGV: now, then per job its id, payload, due time and arguments; KEYS: the queue's, then
+/// per job its keys.
+fn many_script(keys: &[&str], args: &[&str], body: &str) -> String {
+    let queue_keys = crate::keys::LUA_NAMES.len();
+    let params: Vec<&str> = keys.iter().chain(args).copied().collect();
+    let mut call: Vec<String> = vec![
+        "ARGV[a]".into(),
+        "ARGV[a + 1]".into(),
+        "tonumber(ARGV[a + 2])".into(),
+    ];
+    call.extend((0..keys.len()).map(|i| format!("KEYS[k + {i}]")));
+    call.extend((0..args.len()).map(|i| format!("ARGV[a + {}]", 3 + i)));
+    let mut out = String::from(
+        "local now = tonumber(ARGV[1])\nlocal function one(job_id, job_payload, job_due",
+    );
+    for p in &params {
+        out.push_str(", ");
+        out.push_str(p);
+    }
+    out.push_str(")\nlocal function push_this_job() return push_job(job_id, job_payload, job_due, now) end\n");
+    out.push_str(body);
+    out.push_str(&format!(
+        "\nend\nlocal per, out = {per}, {{}}\nfor j = 0, (#ARGV - 1) / per - 1 do\n  local a, k = 2 + j * per, {first_key} + j * {nkeys}\n  out[j + 1] = one({call})\nend\nreturn out\n",
+        per = 3 + args.len(),
+        first_key = queue_keys + 1,
+        nkeys = keys.len(),
+        call = call.join(", "),
+    ));
+    out
+}
+
+/// One job of [`Queue::push_many_with`] with the hook's keys and arguments for it.
+#[derive(Debug, Clone)]
+pub struct HookedJob<T> {
+    /// The job.
+    pub job: Job<T>,
+    /// Its keys, in the order the hook named them.
+    pub keys: Vec<String>,
+    /// Its arguments, in the order the hook named them.
+    pub args: Vec<String>,
 }
 
 impl<T: Serialize> Queue<T> {
@@ -139,6 +190,40 @@ impl<T: Serialize> Queue<T> {
             .arg(now_ms());
         for arg in args {
             inv.arg(*arg);
+        }
+        Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    /// Runs `hook` once per job, all in one script and one round trip; one answer per job, in
+    /// order. Every key must live in the queue's slot (under its tag).
+    pub async fn push_many_with<R: FromRedisValue>(
+        &self,
+        hook: &PushHook,
+        jobs: &[HookedJob<T>],
+    ) -> Result<Vec<R>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = scripts::invocation(&hook.many, self.keys());
+        inv.arg(now_ms());
+        for j in jobs {
+            if j.keys.len() != hook.keys || j.args.len() != hook.args {
+                return Err(QueueError::HookArity {
+                    keys: (j.keys.len(), hook.keys),
+                    args: (j.args.len(), hook.args),
+                });
+            }
+            for key in &j.keys {
+                inv.key(key);
+            }
+            inv.arg(&j.job.id)
+                .arg(serde_json::to_string(&j.job.args)?)
+                .arg(j.job.due_ms);
+            for arg in &j.args {
+                inv.arg(arg);
+            }
         }
         Ok(inv.invoke_async(&mut self.conn()).await?)
     }

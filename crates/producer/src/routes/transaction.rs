@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use txn_core::{
     Amount, Currency, Source, Status, TransactionId,
+    batch::BatchError,
     id_cache::{Cached, IdCacheError, Reread, Reservation},
     jobs::CreateJob,
     money::differing_parts,
@@ -79,9 +80,15 @@ pub async fn create(
     {
         return known(&new, &row);
     }
-    let reservation = match state.cache.reserve(&state.create, &job, deadline_ms).await {
-        Ok(reservation) => reservation,
-        Err(e) => after_failed_reserve(&state, &new, deadline_ms, e).await?,
+    let reservation = match state.reserves.call((job, deadline_ms)).await {
+        Ok(reservation) => reservation?,
+        Err(BatchError::Failed(e)) => after_failed_reserve(&state, &new, deadline_ms, &e).await?,
+        Err(BatchError::Stopped) => {
+            return Err(ApiError::Unavailable {
+                service: "the queue",
+                cause: "the reservation batcher has stopped (shutting down)".into(),
+            });
+        }
     };
     match reservation {
         Reservation::TooLate => Err(ApiError::Unavailable {
@@ -178,9 +185,9 @@ async fn after_failed_reserve(
     state: &Shared,
     new: &NewTransaction,
     deadline_ms: u64,
-    error: IdCacheError,
+    error: &IdCacheError,
 ) -> Result<Reservation, ApiError> {
-    let IdCacheError::Queue(queue::QueueError::Redis(redis_error)) = &error else {
+    let IdCacheError::Queue(queue::QueueError::Redis(redis_error)) = error else {
         return Err(error.into());
     };
     if !redis_error.is_io_error() || redis_error.is_connection_refusal() {

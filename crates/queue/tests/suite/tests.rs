@@ -730,4 +730,47 @@ async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues() {
     let _: () = redis::cmd("DEL").arg(&marker).query_async(&mut conn).await.unwrap();
     assert_eq!(value.as_deref(), Some("seen"));
     assert_eq!(queue.counts().await.unwrap().waiting, 1);
+
+    // The batch form runs the body once per job, each with its own keys and arguments.
+    let hook = queue::PushHook::new(
+        &["marker"],
+        &["value"],
+        "redis.call('SET', marker, value, 'PX', 60000) return {push_this_job(), value}",
+    );
+    let jobs: Vec<_> = (0..3)
+        .map(|i| queue::HookedJob {
+            job: Job::now(format!("m{i}"), Msg::default()),
+            keys: vec![format!("{marker}:{i}")],
+            args: vec![format!("v{i}")],
+        })
+        .collect();
+    let mut again = jobs[0].clone();
+    again.args = vec!["again".into()];
+    let all: Vec<_> = jobs.iter().cloned().chain([again]).collect();
+    let answers: Vec<(u8, String)> = queue.push_many_with(&hook, &all).await.unwrap();
+    assert_eq!(
+        answers,
+        [
+            (1, "v0".into()),
+            (1, "v1".into()),
+            (1, "v2".into()),
+            (0, "again".into())
+        ],
+        "one answer per job, in order; a pushed id is not pushed twice"
+    );
+    // The body ran for the repeated job too (it sets its marker before pushing).
+    for (i, wanted) in ["again", "v1", "v2"].iter().enumerate() {
+        let value: Option<String> = redis::cmd("GETDEL")
+            .arg(format!("{marker}:{i}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(value.as_deref(), Some(*wanted));
+    }
+    assert_eq!(queue.counts().await.unwrap().waiting, 4);
+    let wrong = queue::HookedJob {
+        args: vec![],
+        ..jobs[0].clone()
+    };
+    assert!(queue.push_many_with::<Vec<u8>>(&hook, &[wrong]).await.is_err());
 }
