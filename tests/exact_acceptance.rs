@@ -346,3 +346,82 @@ async fn a_reservation_whose_answer_is_lost_is_a_504_and_retrying_its_id_is_safe
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer() {
+    let redis = PrivateRedis::start().await;
+    let stack = spawn_stack(Options {
+        redis_url: Some(redis.url()),
+        run_consumer: false,
+        ..Options::default()
+    })
+    .await;
+    let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    // Every id twice at once (the second finds the first's reservation, in the same script or
+    // the next), and with another amount once: 600 POSTs, 64 in flight.
+    let mut posts: Vec<(Uuid, i64)> = Vec::new();
+    for id in &ids {
+        posts.extend([(*id, 100), (*id, 100), (*id, 999)]);
+    }
+    let answers: Vec<(Uuid, i64, u16)> = stream::iter(posts)
+        .map(|(id, amount)| {
+            let stack = &stack;
+            async move {
+                let code = stack
+                    .post(json!({"id": id, "amount": amount, "currency": "EUR"}))
+                    .await
+                    .0;
+                (id, amount, code)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    for id in &ids {
+        let mine: Vec<(i64, u16)> = answers
+            .iter()
+            .filter(|(a, ..)| a == id)
+            .map(|(_, amount, code)| (*amount, *code))
+            .collect();
+        let created = mine.iter().filter(|(_, c)| *c == 201).count();
+        assert_eq!(created, 1, "{id}: one 201 ({mine:?})");
+        // The rest: 200 with the amount accepted first, 409 with the other one.
+        let accepted = mine.iter().find(|(_, c)| *c == 201).map(|(a, _)| *a);
+        for (amount, code) in &mine {
+            let wanted = if Some(*amount) == accepted {
+                [200, 201]
+            } else {
+                [409, 409]
+            };
+            assert!(
+                wanted.contains(code),
+                "{id}: {amount} answered {code}, {accepted:?} was accepted"
+            );
+        }
+    }
+    let create = stack.queue_counts(txn_core::QueueName::Create).await;
+    assert_eq!(create.waiting, ids.len() as u64, "one create job per id");
+    // Fewer scripts than reservations: concurrent POSTs shared them.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let scripts: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    eprintln!("{scripts} reservation scripts for 600 POSTs");
+    assert!(
+        scripts > 0 && scripts < 600,
+        "{scripts} scripts for 600 POSTs"
+    );
+    stack.shutdown().await;
+}
