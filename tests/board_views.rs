@@ -202,16 +202,9 @@ async fn the_api_pages_a_queues_jobs_finds_one_and_tells_a_transactions_story() 
     stack.shutdown().await;
 }
 
-/// Percent-escapes a query value.
+/// Percent-escapes a query value or path segment.
 fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
