@@ -11,12 +11,12 @@ use crate::{Job, Queue, QueueError, now_ms, scripts};
 /// The caller names its own keys and arguments; the body sees them as Lua locals of those names
 /// (keys after the queue's, so they must share its hash tag: see [`crate::Keys::tag`]). The
 /// body pushes the job with `push_this_job()` (1 = pushed, 0 = the id was already held) and
-/// returns whatever it likes.
+/// returns its answer: anything but nil, which would end a batch's answers early. One script
+/// serves one job ([`Queue::push_with`]) and many ([`Queue::push_many_with`]).
 #[derive(Debug, Clone)]
 pub struct PushHook {
+    /// The body run once per job of a batch (one job: [`Queue::push_with`]).
     script: Script,
-    /// The same body run once per job of a batch ([`Queue::push_many_with`]).
-    many: Script,
     keys: usize,
     args: usize,
 }
@@ -55,33 +55,17 @@ impl PushHook {
     /// If a name is not a lower-case Lua identifier or is one of the queue's own: hooks are
     /// written in code, so this is a programming error, caught by the first test that runs it.
     pub fn new(keys: &[&str], args: &[&str], body: &str) -> Self {
-        let mut prelude = String::from(
-            "local job_id, job_payload, job_due, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n\
-             local function push_this_job() return push_job(job_id, job_payload, job_due, now) end\n",
-        );
-        let named = keys
-            .iter()
-            .enumerate()
-            // The hook's keys follow the queue's own.
-            .map(|(i, k)| (k, format!("KEYS[{}]", crate::keys::LUA_NAMES.len() + 1 + i)))
-            .chain(
-                args.iter()
-                    .enumerate()
-                    .map(|(i, a)| (a, format!("ARGV[{}]", 5 + i))),
-            );
-        for (name, slot) in named {
+        for name in keys.iter().chain(args) {
             assert!(
                 is_lua_name(name) && !is_reserved(name),
                 "push hook name {name:?} is not a free lower-case Lua identifier"
             );
-            prelude.push_str(&format!("local {name} = {slot}\n"));
         }
         Self {
-            script: Script::new(&format!("{}\n{prelude}{body}", scripts::LIB)),
-            many: Script::new(&format!(
+            script: Script::new(&format!(
                 "{}\n{}",
                 scripts::LIB,
-                many_script(keys, args, body)
+                hook_script(keys, args, body)
             )),
             keys: keys.len(),
             args: args.len(),
@@ -89,11 +73,11 @@ impl PushHook {
     }
 }
 
-/// The batch form of a hook: `body` becomes a function of one job's id, payload, due time and
+/// A hook's script: `body` becomes a function of one job's id, payload, due time and
 /// named keys and arguments, called for each job in turn; the answers come back in order.
 /// ARGV: now, then per job its id, payload, due time and arguments; KEYS: the queue's, then
 /// per job its keys.
-fn many_script(keys: &[&str], args: &[&str], body: &str) -> String {
+fn hook_script(keys: &[&str], args: &[&str], body: &str) -> String {
     let queue_keys = crate::keys::LUA_NAMES.len();
     let params: Vec<&str> = keys.iter().chain(args).copied().collect();
     let mut call: Vec<String> = vec![
@@ -170,28 +154,21 @@ impl<T: Serialize> Queue<T> {
     pub async fn push_with<R: FromRedisValue>(
         &self,
         hook: &PushHook,
-        job: &Job<T>,
+        job: Job<T>,
         keys: &[&str],
         args: &[&str],
     ) -> Result<R, QueueError> {
-        if keys.len() != hook.keys || args.len() != hook.args {
-            return Err(QueueError::HookArity {
-                keys: (keys.len(), hook.keys),
-                args: (args.len(), hook.args),
-            });
+        let job = HookedJob {
+            job,
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        let answer: Option<R> = self.push_many_with(hook, &[job]).await?.pop();
+        match answer {
+            Some(answer) => Ok(answer),
+            // A body that answered nil: the batch's array ends before it.
+            None => Ok(R::from_redis_value(redis::Value::Nil).map_err(redis::RedisError::from)?),
         }
-        let mut inv = scripts::invocation(&hook.script, self.keys());
-        for key in keys {
-            inv.key(*key);
-        }
-        inv.arg(&job.id)
-            .arg(serde_json::to_string(&job.args)?)
-            .arg(job.due_ms)
-            .arg(now_ms());
-        for arg in args {
-            inv.arg(*arg);
-        }
-        Ok(inv.invoke_async(&mut self.conn()).await?)
     }
 }
 
@@ -206,7 +183,7 @@ impl<T: Serialize> Queue<T> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = scripts::invocation(&hook.many, self.keys());
+        let mut inv = scripts::invocation(&hook.script, self.keys());
         inv.arg(now_ms());
         for j in jobs {
             if j.keys.len() != hook.keys || j.args.len() != hook.args {

@@ -717,7 +717,7 @@ async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues() {
     // The caller's key lives in the queue's slot, under its tag.
     let marker = format!("{}:marker", queue.keys().tag());
     let pushed: u8 = queue
-        .push_with(&hook, &Job::now("h", Msg::default()), &[&marker], &["seen"])
+        .push_with(&hook, Job::now("h", Msg::default()), &[&marker], &["seen"])
         .await
         .unwrap();
     assert_eq!(pushed, 1);
