@@ -74,7 +74,8 @@ impl JobState {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The state named `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
         [Self::Done]
             .into_iter()
             .chain(Self::LISTED)

@@ -36,6 +36,7 @@ pub use access::Access;
 /// The board's view of the queues (untyped handles: it only inspects) and of Postgres.
 #[derive(Clone)]
 pub struct Board {
+    /// One per queue, in `QueueName::ALL` order.
     queues: Arc<Vec<Queue<serde_json::Value>>>,
     store: Store,
     access: Arc<Access>,
@@ -65,6 +66,11 @@ impl Board {
             store,
             access: Arc::new(access),
         })
+    }
+
+    /// Each queue with its name (`new` opens them in `QueueName::ALL` order).
+    fn named_queues(&self) -> impl Iterator<Item = (QueueName, &Queue<serde_json::Value>)> {
+        QueueName::ALL.into_iter().zip(self.queues.iter())
     }
 
     fn queue(&self, name: &str) -> Result<&Queue<serde_json::Value>, BoardError> {
@@ -121,9 +127,8 @@ const MAX_PAGE: u64 = 200;
 impl JobsQuery {
     fn state(&self) -> Result<JobState, BoardError> {
         let name = self.state.as_deref().unwrap_or("waiting");
-        JobState::LISTED
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        JobState::parse(name)
+            .filter(|s| JobState::LISTED.contains(s))
             .ok_or_else(|| {
                 BoardError::BadRequest(format!(
                     "state must be waiting, scheduled, running or failed, not {name:?}"
@@ -230,6 +235,12 @@ enum BoardError {
 impl From<queue::QueueError> for BoardError {
     fn from(e: queue::QueueError) -> Self {
         BoardError::Redis(e)
+    }
+}
+
+impl From<txn_core::store::StoreError> for BoardError {
+    fn from(e: txn_core::store::StoreError) -> Self {
+        BoardError::Postgres(e)
     }
 }
 

@@ -4,11 +4,7 @@
 use chrono::{DateTime, Utc};
 use queue::JobInfo;
 use serde::Serialize;
-use txn_core::{
-    QueueName, Source, Status, TransactionId,
-    jobs::job_ids_of,
-    store::{StoreError, TransactionRow},
-};
+use txn_core::{QueueName, Source, Status, TransactionId, jobs::job_ids_of, store::TransactionRow};
 use uuid::Uuid;
 
 use super::{Board, BoardError};
@@ -120,12 +116,6 @@ impl Story {
     }
 }
 
-impl From<StoreError> for BoardError {
-    fn from(e: StoreError) -> Self {
-        BoardError::Postgres(e)
-    }
-}
-
 /// Reads the story of `id`; payloads and the amount only when the board reveals them.
 pub async fn load(board: &Board, id: TransactionId) -> Result<Story, BoardError> {
     let store = &board.store;
@@ -136,10 +126,7 @@ pub async fn load(board: &Board, id: TransactionId) -> Result<Story, BoardError>
     let reveal = board.access.reveals();
     let mut jobs = Vec::new();
     let candidates = job_ids_of(id, poll_number, delivery_id);
-    for queue in board.queues.iter() {
-        let Ok(name) = queue.name().parse::<QueueName>() else {
-            continue;
-        };
+    for (name, queue) in board.named_queues() {
         let ids: Vec<String> = candidates
             .iter()
             .filter(|(q, _)| *q == name)
