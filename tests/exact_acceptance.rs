@@ -402,22 +402,13 @@ async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer
     let create = stack.queue_counts(txn_core::QueueName::Create).await;
     assert_eq!(create.waiting, ids.len() as u64, "one create job per id");
     // Fewer scripts than reservations: concurrent POSTs shared them.
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
+    let mut conn = queue::RedisClient::new(&queue::RedisSettings::url(&redis.url()))
+        .and_then(|client| client.shared(queue::BACKGROUND_TIMEOUT))
+        .expect("redis connection");
+    let counts = bench::command_counts(&mut conn)
         .await
-        .unwrap();
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let scripts: u64 = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+        .expect("commandstats");
+    let scripts = counts.get("evalsha").copied().unwrap_or(0);
     eprintln!("{scripts} reservation scripts for 600 POSTs");
     assert!(
         scripts > 0 && scripts < 600,

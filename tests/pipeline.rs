@@ -103,3 +103,52 @@ async fn every_transaction_reaches_a_terminal_status_and_the_client_hears_it() {
     assert_eq!(stats.conflicts, 0, "no blind re-submission");
     stack.shutdown().await;
 }
+
+/// The budget: a transaction's whole path, from the POST to the client's notification
+/// (the commands inside the queue's scripts included), costs at most this many Redis commands.
+/// One script per push cost 34; concurrent pushes now share scripts.
+const REDIS_COMMANDS_PER_TRANSACTION: f64 = 30.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
+    // A Redis of its own, so that its command counts are this test's alone.
+    let redis = PrivateRedis::start().await;
+    // The setting the budget is set for: the third party resolves within 5 ms, by webhook.
+    let mut options = Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    };
+    options.thirdparty.resolve_min_ms = 0;
+    options.thirdparty.resolve_max_ms = 5;
+    let stack = spawn_stack(options).await;
+    let mut conn = queue::RedisClient::new(&queue::RedisSettings::url(&redis.url()))
+        .and_then(|client| client.shared(queue::BACKGROUND_TIMEOUT))
+        .expect("redis connection");
+    let before = bench::command_counts(&mut conn)
+        .await
+        .expect("commandstats");
+    let ids = post_all(&stack, TRANSACTIONS).await;
+    stack
+        .settles(&ids, Duration::from_secs(90), "every transaction settled")
+        .await;
+    // The first polls of transactions a webhook finished run too (they find the row terminal).
+    eventually(Duration::from_secs(30), "every queue drained", || async {
+        let mut busy = 0;
+        for name in txn_core::QueueName::ALL {
+            let counts = stack.queue_counts(name).await;
+            busy += counts.waiting + counts.scheduled + counts.running;
+        }
+        busy == 0
+    })
+    .await;
+    let after = bench::command_counts(&mut conn)
+        .await
+        .expect("commandstats");
+    let per_transaction = bench::delta(&before, &after) as f64 / TRANSACTIONS as f64;
+    eprintln!("{per_transaction:.1} Redis commands per transaction");
+    assert!(
+        per_transaction <= REDIS_COMMANDS_PER_TRANSACTION,
+        "{per_transaction:.1} Redis commands per transaction"
+    );
+    stack.shutdown().await;
+}

@@ -200,10 +200,13 @@ impl Pipeline {
         };
         tracing::info!(txn_id = %id, %status, %source, "status changed");
         metrics::counter!("transactions_finished_total", "status" => status.as_str(), "source" => source.as_str()).increment(1);
-        if let Err(e) = self
-            .cache
-            .refresh(&mut self.redis.clone(), &id, status)
-            .await
+        // A webhook's status is already in the cache: the producer compare-and-set it there
+        // before queueing this apply, and only the same status can have been applied here.
+        if source != Source::Webhook
+            && let Err(e) = self
+                .cache
+                .refresh(&mut self.redis.clone(), &id, status)
+                .await
         {
             tracing::warn!(txn_id = %id, error = %e, "id cache not refreshed");
         }

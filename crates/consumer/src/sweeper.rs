@@ -157,21 +157,13 @@ impl Revival {
     }
 }
 
-/// Pushes `jobs` a chunk per round trip; returns how many were new.
-async fn push_chunked<T: serde::Serialize>(
+/// Pushes `jobs` (the queue chunks them); returns how many were new.
+async fn push_new<T: serde::Serialize>(
     queue: &Queue<T>,
     jobs: &[Job<T>],
 ) -> Result<usize, HandlerError> {
-    let mut pushed = 0;
-    for chunk in jobs.chunks(1_000) {
-        pushed += queue
-            .push_many(chunk)
-            .await?
-            .into_iter()
-            .filter(|p| *p)
-            .count();
-    }
-    Ok(pushed)
+    let pushed = queue.push_many(jobs).await?;
+    Ok(pushed.into_iter().filter(|p| *p).count())
 }
 
 /// The jobs whose flag is set; `None` for the others.
@@ -274,9 +266,9 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
             Job::now(job.job_id(), job)
         })
         .collect();
-    let pushed = push_chunked(&p.process, &process).await?
-        + push_chunked(&p.update, &polls).await?
-        + push_chunked(&p.notify, &notifications).await?;
+    let pushed = push_new(&p.process, &process).await?
+        + push_new(&p.update, &polls).await?
+        + push_new(&p.notify, &notifications).await?;
     if pushed > 0 {
         tracing::warn!(pushed, "sweeper re-pushed lost work");
     }

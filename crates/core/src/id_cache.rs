@@ -54,12 +54,17 @@ pub enum Reread {
     Unknown,
 }
 
-/// Redis's clock in ms, for scripts (`TIME` is allowed in scripts since Redis 5's effects
-/// replication, which is the only mode of Redis 7).
+/// Redis's clock in ms when the script started, for scripts (`TIME` is allowed in scripts
+/// since Redis 5's effects replication, which is the only mode of Redis 7). A script is
+/// atomic, so its start is when all of it happened: one `TIME` serves a whole batch.
 const REDIS_NOW_MS: &str = r"
+local script_started_ms
 local function redis_now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not script_started_ms then
+    local t = redis.call('TIME')
+    script_started_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return script_started_ms
 end
 ";
 
@@ -83,10 +88,11 @@ return {1}
 ";
 
 static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
-    PushHook::new(
+    PushHook::with_prelude(
         &["entry"],
         &["amount", "currency", "ttl_ms", "deadline_ms"],
-        &format!("{REDIS_NOW_MS}{RESERVE}"),
+        REDIS_NOW_MS,
+        RESERVE,
     )
 });
 

@@ -256,10 +256,11 @@ impl From<&queue::QueueError> for ApiError {
     fn from(e: &queue::QueueError) -> Self {
         use queue::QueueError;
         match e {
-            QueueError::Redis(_) => ApiError::Unavailable {
+            QueueError::Redis(_) | QueueError::Stopped => ApiError::Unavailable {
                 service: "the queue",
                 cause: e.to_string(),
             },
+            QueueError::Shared(inner) => ApiError::from(inner.as_ref()),
             QueueError::Codec(_) | QueueError::Config(_) | QueueError::HookArity { .. } => {
                 ApiError::Internal(e.to_string())
             }

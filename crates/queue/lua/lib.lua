@@ -58,26 +58,80 @@ local function delivery_pairs(first)
   return ids, tokens
 end
 
--- Schedules job `id` at `due` (ms); a new earliest due job must wake the idle workers, who
--- sleep until the earliest one.
-local function schedule(id, due)
-  redis.call('ZADD', scheduled, due, id)
-  if redis.call('ZRANGE', scheduled, 0, 0)[1] == id then
-    signal()
+-- Jobs this script stored and has yet to queue: ids for the ready list, and (due, id) pairs
+-- for the schedule. `enqueue_staged` queues them with one command each.
+local staged_ready, staged_due = {}, {}
+
+-- Stages a stored job: ready now, or scheduled at `due` (ms).
+local function stage(id, due, now)
+  if due > now then
+    staged_due[#staged_due + 1] = due
+    staged_due[#staged_due + 1] = id
+  else
+    staged_ready[#staged_ready + 1] = id
   end
 end
 
--- Stores a job unless its id is already held (waiting, scheduled, running or dead).
--- Returns 1 when pushed, 0 when the id was already there (the push is then a no-op).
-local function push_job(id, payload, due, now)
+-- Queues the staged jobs. Idle workers are woken once: when the ready list was empty (only
+-- an empty list can have idle workers behind it), or when a staged job is now the earliest
+-- due one (idle workers sleep until the earliest).
+local function enqueue_staged()
+  local wake = false
+  if #staged_ready > 0 then
+    wake = redis.call('RPUSH', ready, unpack(staged_ready)) == #staged_ready
+  end
+  if #staged_due > 0 then
+    redis.call('ZADD', scheduled, unpack(staged_due))
+    local first = redis.call('ZRANGE', scheduled, 0, 0)[1]
+    for i = 2, #staged_due, 2 do
+      if staged_due[i] == first then
+        wake = true
+      end
+    end
+  end
+  if wake then
+    signal()
+  end
+  staged_ready, staged_due = {}, {}
+end
+
+-- Schedules job `id` at `due` (ms).
+local function schedule(id, due)
+  staged_due[#staged_due + 1] = due
+  staged_due[#staged_due + 1] = id
+  enqueue_staged()
+end
+
+-- Stores one job unless its id is already held (waiting, scheduled, running or dead) and
+-- stages it; the caller queues it with `enqueue_staged`. Returns 1 when stored, 0 when the id
+-- was already there (the push is then a no-op).
+local function store_job(id, payload, due, now)
   if redis.call('HSETNX', payloads, id, payload) == 0 then
     return 0
   end
-  if due > now then
-    schedule(id, due)
-  elseif redis.call('RPUSH', ready, id) == 1 then
-    -- Only an empty ready list can have idle workers behind it.
-    signal()
-  end
+  stage(id, due, now)
   return 1
+end
+
+-- Pushes many jobs with a handful of commands in all: an id already held, or repeated within
+-- the call, is skipped. Returns one 1 (pushed) / 0 (already held) per job, in order.
+local function push_jobs(ids, bodies, dues, now)
+  local held = redis.call('HMGET', payloads, unpack(ids))
+  local fields, out, seen = {}, {}, {}
+  for i, id in ipairs(ids) do
+    if held[i] or seen[id] then
+      out[i] = 0
+    else
+      seen[id] = true
+      out[i] = 1
+      fields[#fields + 1] = id
+      fields[#fields + 1] = bodies[i]
+      stage(id, dues[i], now)
+    end
+  end
+  if #fields > 0 then
+    redis.call('HSET', payloads, unpack(fields))
+  end
+  enqueue_staged()
+  return out
 end

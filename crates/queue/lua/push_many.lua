@@ -1,8 +1,10 @@
 -- Push many jobs in one round trip. ARGV: 1 now (ms), then triples (job id, payload, due ms).
--- Returns one 1/0 per job, in order (0 = the id was already held).
+-- Returns one 1/0 per job, in order (0 = the id was already held, or repeated in this call).
 local now = tonumber(ARGV[1])
-local out = {}
+local ids, bodies, dues = {}, {}, {}
 for i = 2, #ARGV, 3 do
-  out[#out + 1] = push_job(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), now)
+  ids[#ids + 1] = ARGV[i]
+  bodies[#bodies + 1] = ARGV[i + 1]
+  dues[#dues + 1] = tonumber(ARGV[i + 2])
 end
-return out
+return push_jobs(ids, bodies, dues, now)

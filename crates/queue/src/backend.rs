@@ -23,6 +23,7 @@ use crate::{
     ack::Acker,
     connection::{BACKGROUND_TIMEOUT, RedisClient, RedisConnection, RedisSettings},
     lease::{self, Held},
+    push::Pusher,
 };
 
 /// What every clone of a queue shares: settings, keys and the multiplexed connection.
@@ -32,12 +33,26 @@ pub(crate) struct Shared {
     pub(crate) client: RedisClient,
     pub(crate) conn: RedisConnection,
     acker: OnceLock<Acker>,
+    pusher: OnceLock<Pusher>,
 }
 
 impl Shared {
     /// The acker of this queue, started on first use (only workers need it).
     pub(crate) fn acker(self: &Arc<Self>) -> &Acker {
         self.acker.get_or_init(|| Acker::spawn(self.clone()))
+    }
+
+    /// The task single pushes go through, started on first use.
+    pub(crate) fn pusher(self: &Arc<Self>) -> &Pusher {
+        self.pusher.get_or_init(|| Pusher::spawn(self))
+    }
+
+    /// Counts jobs pushed.
+    pub(crate) fn count_pushed(&self, n: u64) {
+        if n > 0 {
+            metrics::counter!("queue_jobs_pushed_total", "queue" => self.config.name.clone())
+                .increment(n);
+        }
     }
 }
 
@@ -92,6 +107,7 @@ impl<T> Queue<T> {
                 client,
                 conn,
                 acker: OnceLock::new(),
+                pusher: OnceLock::new(),
             }),
             fetch: FetchState::new(),
         })
@@ -119,9 +135,7 @@ impl<T> Queue<T> {
 
     /// Counts jobs pushed (a caller's hook counts its own pushes with this too).
     pub fn count_pushed(&self, n: u64) {
-        if n > 0 {
-            metrics::counter!("queue_jobs_pushed_total", "queue" => self.shared.config.name.clone()).increment(n);
-        }
+        self.shared.count_pushed(n);
     }
 }
 

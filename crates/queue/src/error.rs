@@ -12,6 +12,12 @@ pub enum QueueError {
     /// The configuration cannot work (e.g. a zero batch size).
     #[error("invalid queue configuration: {0}")]
     Config(String),
+    /// The batch of pushes this push shared failed; every push of it gets the same error.
+    #[error(transparent)]
+    Shared(std::sync::Arc<QueueError>),
+    /// The queue's background task is gone (the runtime is shutting down).
+    #[error("the queue's background task has stopped")]
+    Stopped,
     /// A push hook was given other numbers of keys or arguments than it names.
     #[error("push hook called with {} keys and {} arguments, but it names {} and {}", keys.0, args.0, keys.1, args.1)]
     HookArity {

@@ -1,9 +1,12 @@
 //! Pushing jobs: one, many, or through a caller's own script in the same round trip.
 
+use std::sync::{Arc, Weak};
+
 use redis::{FromRedisValue, Script};
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::{Job, Queue, QueueError, now_ms, scripts};
+use crate::{Job, Queue, QueueError, backend::Shared, now_ms, scripts};
 
 /// A caller's Lua script that runs with the queue's push in scope, so it can reserve something
 /// of its own and push a job atomically, in one round trip.
@@ -23,13 +26,18 @@ pub struct PushHook {
 
 /// Functions and locals of the queue's script library (besides the key names); a hook may not
 /// shadow them.
-const LIBRARY_NAMES: [&str; 10] = [
+const LIBRARY_NAMES: [&str; 15] = [
     "signal",
     "holds",
     "fenced",
     "delivery_pairs",
+    "staged_ready",
+    "staged_due",
+    "stage",
+    "enqueue_staged",
     "schedule",
-    "push_job",
+    "store_job",
+    "push_jobs",
     "push_this_job",
     "job_id",
     "job_payload",
@@ -55,6 +63,15 @@ impl PushHook {
     /// If a name is not a lower-case Lua identifier or is one of the queue's own: hooks are
     /// written in code, so this is a programming error, caught by the first test that runs it.
     pub fn new(keys: &[&str], args: &[&str], body: &str) -> Self {
+        Self::with_prelude(keys, args, "", body)
+    }
+
+    /// As [`PushHook::new`], with `prelude` (Lua) run once per script before the first job:
+    /// helpers and state the jobs of one batch share.
+    ///
+    /// # Panics
+    /// As [`PushHook::new`].
+    pub fn with_prelude(keys: &[&str], args: &[&str], prelude: &str, body: &str) -> Self {
         for name in keys.iter().chain(args) {
             assert!(
                 is_lua_name(name) && !is_reserved(name),
@@ -63,7 +80,7 @@ impl PushHook {
         }
         Self {
             script: Script::new(&format!(
-                "{}\n{}",
+                "{}\n{prelude}\n{}",
                 scripts::LIB,
                 hook_script(keys, args, body)
             )),
@@ -75,6 +92,7 @@ impl PushHook {
 
 /// A hook's script: `body` becomes a function of one job's id, payload, due time and
 /// named keys and arguments, called for each job in turn; the answers come back in order.
+/// The jobs the bodies stored are queued together at the end (one command, one wake-up).
 /// ARGV: now, then per job its id, payload, due time and arguments; KEYS: the queue's, then
 /// per job its keys.
 fn hook_script(keys: &[&str], args: &[&str], body: &str) -> String {
@@ -94,10 +112,10 @@ fn hook_script(keys: &[&str], args: &[&str], body: &str) -> String {
         out.push_str(", ");
         out.push_str(p);
     }
-    out.push_str(")\nlocal function push_this_job() return push_job(job_id, job_payload, job_due, now) end\n");
+    out.push_str(")\nlocal function push_this_job() return store_job(job_id, job_payload, job_due, now) end\n");
     out.push_str(body);
     out.push_str(&format!(
-        "\nend\nlocal per, out = {per}, {{}}\nfor j = 0, (#ARGV - 1) / per - 1 do\n  local a, k = 2 + j * per, {first_key} + j * {nkeys}\n  out[j + 1] = one({call})\nend\nreturn out\n",
+        "\nend\nlocal per, out = {per}, {{}}\nfor j = 0, (#ARGV - 1) / per - 1 do\n  local a, k = 2 + j * per, {first_key} + j * {nkeys}\n  out[j + 1] = one({call})\nend\nenqueue_staged()\nreturn out\n",
         per = 3 + args.len(),
         first_key = queue_keys + 1,
         nkeys = keys.len(),
@@ -119,34 +137,31 @@ pub struct HookedJob<T> {
 
 impl<T: Serialize> Queue<T> {
     /// Pushes one job; returns false if its id was already waiting, scheduled, running or dead.
+    /// Pushes made while another is in flight share the next script (one task per queue runs
+    /// them), so a push under load costs a fraction of a script.
     pub async fn push(&self, job: Job<T>) -> Result<bool, QueueError> {
         let payload = serde_json::to_string(&job.args)?;
-        let pushed: u8 = scripts::invocation(&scripts::PUSH, self.keys())
-            .arg(&job.id)
-            .arg(payload)
-            .arg(job.due_ms)
-            .arg(now_ms())
-            .invoke_async(&mut self.conn())
-            .await?;
-        self.count_pushed(u64::from(pushed == 1));
-        Ok(pushed == 1)
+        self.shared.pusher().push(job.id, payload, job.due_ms).await
     }
 
-    /// Pushes many jobs in one round trip; one flag per job, as for [`Queue::push`].
+    /// Pushes many jobs, up to 1,000 per script and round trip; one flag per job, as for
+    /// [`Queue::push`] (an id repeated within `jobs` is pushed once).
     pub async fn push_many(&self, jobs: &[Job<T>]) -> Result<Vec<bool>, QueueError> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
+        let mut pushed = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(PUSH_CHUNK) {
+            let encoded = chunk
+                .iter()
+                .map(|job| {
+                    Ok((
+                        job.id.as_str(),
+                        serde_json::to_string(&job.args)?,
+                        job.due_ms,
+                    ))
+                })
+                .collect::<Result<Vec<_>, QueueError>>()?;
+            pushed.extend(push_encoded(&self.shared, &encoded).await?);
         }
-        let mut inv = scripts::invocation(&scripts::PUSH_MANY, self.keys());
-        inv.arg(now_ms());
-        for job in jobs {
-            inv.arg(&job.id)
-                .arg(serde_json::to_string(&job.args)?)
-                .arg(job.due_ms);
-        }
-        let pushed: Vec<u8> = inv.invoke_async(&mut self.conn()).await?;
-        self.count_pushed(pushed.iter().filter(|p| **p == 1).count() as u64);
-        Ok(pushed.into_iter().map(|p| p == 1).collect())
+        Ok(pushed)
     }
 
     /// Runs `hook` with `job` and the caller's own keys and arguments, in the order the hook
@@ -203,6 +218,99 @@ impl<T: Serialize> Queue<T> {
             }
         }
         Ok(inv.invoke_async(&mut self.conn()).await?)
+    }
+}
+
+/// Most jobs per push script: Lua's `unpack` takes a few thousand values at most.
+const PUSH_CHUNK: usize = 1_000;
+
+/// Most single pushes that share one script.
+const PUSHER_BATCH: usize = 128;
+
+/// Runs the push script for encoded jobs (id, payload, due ms): one flag per job.
+async fn push_encoded<I: AsRef<str>>(
+    shared: &Shared,
+    jobs: &[(I, String, u64)],
+) -> Result<Vec<bool>, QueueError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut inv = scripts::invocation(&scripts::PUSH_MANY, &shared.keys);
+    inv.arg(now_ms());
+    for (id, payload, due_ms) in jobs {
+        inv.arg(id.as_ref()).arg(payload).arg(*due_ms);
+    }
+    let pushed: Vec<u8> = inv.invoke_async(&mut shared.conn.clone()).await?;
+    shared.count_pushed(pushed.iter().filter(|p| **p == 1).count() as u64);
+    Ok(pushed.into_iter().map(|p| p == 1).collect())
+}
+
+/// One [`Queue::push`] waiting for its script.
+struct PushRequest {
+    id: String,
+    payload: String,
+    due_ms: u64,
+    reply: oneshot::Sender<Result<bool, Arc<QueueError>>>,
+}
+
+/// The task behind [`Queue::push`]: it runs one push script at a time, each for every push
+/// that arrived meanwhile (up to [`PUSHER_BATCH`]). Idle, a push is a script of its own; under
+/// load, concurrent pushes share the round trip and the commands that queue and wake (the
+/// Redis commands per transaction were dominated by single pushes, measured).
+pub(crate) struct Pusher {
+    tx: mpsc::UnboundedSender<PushRequest>,
+}
+
+impl Pusher {
+    pub(crate) fn spawn(shared: &Arc<Shared>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The task holds only a weak reference, so dropping the last queue handle ends it.
+        tokio::spawn(run_pusher(Arc::downgrade(shared), rx));
+        Self { tx }
+    }
+
+    async fn push(&self, id: String, payload: String, due_ms: u64) -> Result<bool, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        let request = PushRequest {
+            id,
+            payload,
+            due_ms,
+            reply,
+        };
+        self.tx.send(request).map_err(|_| QueueError::Stopped)?;
+        match answer.await {
+            Ok(Ok(pushed)) => Ok(pushed),
+            Ok(Err(e)) => Err(QueueError::Shared(e)),
+            Err(_) => Err(QueueError::Stopped),
+        }
+    }
+}
+
+async fn run_pusher(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<PushRequest>) {
+    let mut batch = Vec::with_capacity(PUSHER_BATCH);
+    while rx.recv_many(&mut batch, PUSHER_BATCH).await > 0 {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let jobs: Vec<(&str, String, u64)> = batch
+            .iter_mut()
+            .map(|r| (r.id.as_str(), std::mem::take(&mut r.payload), r.due_ms))
+            .collect();
+        let result = push_encoded(&shared, &jobs).await;
+        drop(jobs);
+        match result {
+            Ok(flags) => {
+                for (request, pushed) in batch.drain(..).zip(flags) {
+                    let _ = request.reply.send(Ok(pushed));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }
 

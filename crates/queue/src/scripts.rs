@@ -19,7 +19,6 @@ macro_rules! script {
     };
 }
 
-script!(PUSH, "push.lua");
 script!(PUSH_MANY, "push_many.lua");
 script!(FETCH, "fetch.lua");
 script!(ACK_DONE, "ack_done.lua");

@@ -1,7 +1,7 @@
 // The queue's suite, included by `queue.rs` (the shared Redis) and `queue_cluster.rs` (a
 // cluster per test): `private_queue` puts each test's queue where its binary says.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use queue::{Job, QueueConfig, RetryPolicy, now_ms};
 use support::*;
@@ -114,6 +114,38 @@ async fn a_job_pushed_twice_while_waiting_runs_once() {
     assert_eq!(probe.runs_of("same").len(), 1);
     // Once done, the id is free again.
     assert!(queue.push(Job::now("same", Msg::default())).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pushes_each_get_their_own_answer() {
+    let (queue, _cleanup) = private_queue(private_config("pushes"));
+    // 100 ids pushed three times each and 50 ids for later once: 350 pushes in flight at
+    // once, so that most share a script, often with a repeat of their own id.
+    let mut jobs: Vec<(String, Job<Msg>)> = Vec::new();
+    for _ in 0..3 {
+        for i in 0..100 {
+            let id = format!("p{i}");
+            jobs.push((id.clone(), Job::now(id, Msg::default())));
+        }
+    }
+    for i in 0..50 {
+        let id = format!("l{i}");
+        jobs.push((id.clone(), Job::after(id, Msg::default(), Duration::from_secs(60))));
+    }
+    let answers = futures::future::join_all(jobs.iter().map(|(_, job)| queue.push(job.clone()))).await;
+    let mut pushed: HashMap<String, usize> = HashMap::new();
+    for ((id, _), answer) in jobs.iter().zip(answers) {
+        *pushed.entry(id.clone()).or_default() += usize::from(answer.unwrap());
+    }
+    assert_eq!(pushed.len(), 150);
+    assert!(pushed.values().all(|n| *n == 1), "one push of each id took: {pushed:?}");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.scheduled), (100, 50));
+    let waiting = queue.jobs(queue::JobState::Waiting, None, 200).await.unwrap();
+    let mut ids: Vec<String> = waiting.jobs.into_iter().map(|j| j.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "each id waits once");
 }
 
 /// Not a test on its own: the worker process that `a_killed_worker_s_jobs_are_delivered_again`
