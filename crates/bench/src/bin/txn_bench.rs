@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bench::{command_counts, delta, load, pg_commits};
+use bench::{command_counts, delta, load, pg_commits, services::Services};
 use bytes::Bytes;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,6 +75,16 @@ struct Args {
     /// Skip phase 2.
     #[arg(long)]
     no_e2e: bool,
+    /// Phase 2 starts the four services itself, as separate processes (the release binaries
+    /// in `--bin-dir`), with this process's environment plus free ports, a database and a
+    /// queue prefix of the run's own; and reports CPU time per transaction for each process,
+    /// Redis and the Postgres backends. `--producer`, `--client-sim` are then ignored and
+    /// `--database` names the server (the run's database is created and dropped there).
+    #[arg(long)]
+    spawn: bool,
+    /// Where `--spawn` finds the binaries (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<std::path::PathBuf>,
 }
 
 fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
@@ -315,12 +325,51 @@ struct E2eFigures {
     redis_cmds: f64,
     pg_commits: f64,
     seconds: f64,
+    /// CPU ms per transaction by process (only with `--spawn`), largest first.
+    cpu_ms: Vec<(String, f64)>,
+}
+
+/// What phase 2 runs against.
+struct Target<'a> {
+    producer: &'a str,
+    client_sim: &'a str,
+    database: &'a str,
+    services: Option<&'a Services>,
+}
+
+/// Phase 2 with `--spawn`: the services started as separate processes, stopped afterwards.
+async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .ok_or_else(|| anyhow::anyhow!("no directory beside txn-bench"))?,
+    };
+    let services = Services::start(&bin_dir, &args.database).await?;
+    let figures = e2e_phase(
+        args,
+        Target {
+            producer: &services.producer,
+            client_sim: &services.client_sim,
+            database: &services.database_url,
+            services: Some(&services),
+        },
+    )
+    .await;
+    let prefix = services.prefix.clone();
+    if figures.is_err() {
+        eprintln!("the services' logs: {}", services.logs().display());
+    }
+    services.stop(figures.is_err()).await?;
+    purge(&redis(&args.redis, args.redis_cluster)?, &prefix).await?;
+    figures
 }
 
 /// Phase 2: POSTs to the running stack, timed until the client heard of each.
-async fn e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
+async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures> {
     let http = reqwest::Client::new();
-    let stats_url = format!("{}/stats", args.client_sim.trim_end_matches('/'));
+    let stats_url = format!("{}/stats", target.client_sim.trim_end_matches('/'));
     let heard = || async {
         anyhow::Ok(
             http.get(&stats_url)
@@ -335,7 +384,11 @@ async fn e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
 
     let heard_before = heard().await?;
     let commands_before = command_counts(&mut redis_conn).await?;
-    let commits_before = pg_commits(&args.database).await?;
+    let commits_before = pg_commits(target.database).await?;
+    let cpu_before = match target.services {
+        Some(services) => Some(services.cpu(&mut redis_conn).await?),
+        None => None,
+    };
     let started = Instant::now();
 
     let done = Arc::new(AtomicU64::new(0));
@@ -343,7 +396,7 @@ async fn e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
     let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = Arc::new(|_| Bytes::from_static(b"{}"));
     let posted = load::run(
         load::Plan {
-            addr: socket_addr(&args.producer)?,
+            addr: socket_addr(target.producer)?,
             path: "/transaction".into(),
             body,
             limit: Some(args.transactions),
@@ -376,16 +429,28 @@ async fn e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
     }
     let seconds = started.elapsed().as_secs_f64();
     waiting.finish_and_clear();
+    let n = args.transactions as f64;
+    let mut cpu_ms: Vec<(String, f64)> = match (target.services, cpu_before) {
+        (Some(services), Some(before)) => services
+            .cpu(&mut redis_conn)
+            .await?
+            .since(&before)
+            .into_iter()
+            .map(|(name, s)| (name, s * 1000.0 / n))
+            .collect(),
+        _ => Vec::new(),
+    };
+    cpu_ms.sort_by(|a, b| b.1.total_cmp(&a.1));
     // Let the last acks land and Postgres publish its statistics.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let commands = delta(&commands_before, &command_counts(&mut redis_conn).await?);
-    let commits = pg_commits(&args.database).await? - commits_before;
-    let n = args.transactions as f64;
+    let commits = pg_commits(target.database).await? - commits_before;
     Ok(E2eFigures {
         tps: n / seconds,
         redis_cmds: commands as f64 / n,
         pg_commits: commits as f64 / n,
         seconds,
+        cpu_ms,
     })
 }
 
@@ -413,8 +478,21 @@ async fn main() -> anyhow::Result<()> {
     drop(durable);
     let e2e = if args.no_e2e {
         None
+    } else if args.spawn {
+        Some(spawned_e2e_phase(&args).await?)
     } else {
-        Some(e2e_phase(&args).await?)
+        Some(
+            e2e_phase(
+                &args,
+                Target {
+                    producer: &args.producer,
+                    client_sim: &args.client_sim,
+                    database: &args.database,
+                    services: None,
+                },
+            )
+            .await?,
+        )
     };
 
     println!(
@@ -448,6 +526,13 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("  Redis commands / txn        {:>10.1}", e.redis_cmds);
         println!("  Postgres commits / txn      {:>10.1}", e.pg_commits);
+        if !e.cpu_ms.is_empty() {
+            let total: f64 = e.cpu_ms.iter().map(|(_, ms)| ms).sum();
+            println!("  CPU ms / txn, all processes {total:>10.3}");
+            for (name, ms) in &e.cpu_ms {
+                println!("    {name:<25} {ms:>10.3}");
+            }
+        }
     }
     let round = |v: f64, d: f64| (v * d).round() / d;
     println!(
@@ -460,6 +545,12 @@ async fn main() -> anyhow::Result<()> {
             "e2e_tps": e2e.as_ref().map(|e| e.tps.round()),
             "redis_cmds_per_txn": e2e.as_ref().map(|e| round(e.redis_cmds, 10.0)),
             "pg_commits_per_txn": e2e.as_ref().map(|e| round(e.pg_commits, 10.0)),
+            "cpu_ms_per_txn": e2e.as_ref().filter(|e| !e.cpu_ms.is_empty()).map(|e| {
+                e.cpu_ms
+                    .iter()
+                    .map(|(name, ms)| (name.clone(), serde_json::json!(round(*ms, 1000.0))))
+                    .collect::<serde_json::Map<_, _>>()
+            }),
             "durable_redis": args.durable_redis,
             "client_ids": args.client_ids,
         })

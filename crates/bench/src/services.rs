@@ -1,0 +1,254 @@
+//! `txn-bench --spawn`: the four services as separate processes, as they are deployed, from the
+//! release binaries beside the bench. Each gets the bench's environment (for instance
+//! `.env.example`'s settings, exported), then addresses on free ports, a database and a queue
+//! prefix of its own run, so nothing else shares them. CPU time is read per process from
+//! `/proc` (Linux), Redis's from `INFO cpu`, Postgres's from its backends serving the run's
+//! database.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use txn_core::secret::WebhookSecrets;
+
+/// The services, in the order they start (each one's peers first).
+const SERVICES: [&str; 4] = ["thirdparty-sim", "client-sim", "consumer", "producer"];
+
+/// The running services and what they run on.
+pub struct Services {
+    children: Vec<(&'static str, Child)>,
+    /// The producer's base URL.
+    pub producer: String,
+    /// The client simulator's base URL.
+    pub client_sim: String,
+    /// The run's own database.
+    pub database_url: String,
+    /// The run's queue prefix.
+    pub prefix: String,
+    admin_url: String,
+    database: String,
+    logs: PathBuf,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(url)?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+impl Services {
+    /// Creates the run's database on the server `database_url` names, starts the services from
+    /// the binaries in `bin_dir` (logs to files in a temporary directory) and waits until each
+    /// answers.
+    pub async fn start(bin_dir: &Path, database_url: &str) -> anyhow::Result<Self> {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("txn_bench_{run}");
+        // The server's maintenance database: the one `database_url` names may not exist yet.
+        let admin_url = with_database(database_url, "postgres")?;
+        sqlx_execute(&admin_url, &format!("CREATE DATABASE {database}")).await?;
+        let logs = std::env::temp_dir().join(format!("txn-bench-{run}"));
+        std::fs::create_dir_all(&logs)?;
+        // The third-party simulator, the client simulator, the consumer, the producer.
+        let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let mut services = Self {
+            children: Vec::new(),
+            producer: url(ports[3]),
+            client_sim: url(ports[1]),
+            database_url: with_database(database_url, &database)?,
+            prefix: format!("bench-{run}"),
+            admin_url,
+            database,
+            logs,
+        };
+        let secret = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| WebhookSecrets::generate().expose())
+        };
+        let env: Vec<(&str, String)> = vec![
+            ("THIRDPARTY_ADDR", format!("127.0.0.1:{}", ports[0])),
+            ("CLIENT_SIM_ADDR", format!("127.0.0.1:{}", ports[1])),
+            ("CONSUMER_ADDR", format!("127.0.0.1:{}", ports[2])),
+            ("PRODUCER_ADDR", format!("127.0.0.1:{}", ports[3])),
+            ("THIRDPARTY_URL", url(ports[0])),
+            ("CLIENT_URL", url(ports[1])),
+            ("WEBHOOK_URL", format!("{}/webhook", url(ports[3]))),
+            ("WEBHOOK_SECRET", secret("WEBHOOK_SECRET")),
+            ("CLIENT_WEBHOOK_SECRET", secret("CLIENT_WEBHOOK_SECRET")),
+            ("DATABASE_URL", services.database_url.clone()),
+            ("QUEUE_PREFIX", services.prefix.clone()),
+            ("MIGRATE_ON_START", "true".into()),
+        ];
+        if let Err(e) = services.launch(bin_dir, &env, ports).await {
+            // Keeps the logs, for the error.
+            services.stop(true).await?;
+            return Err(e);
+        }
+        Ok(services)
+    }
+
+    /// Starts each service in turn and waits until it answers.
+    async fn launch(
+        &mut self,
+        bin_dir: &Path,
+        env: &[(&str, String)],
+        ports: [u16; 4],
+    ) -> anyhow::Result<()> {
+        for (name, port) in SERVICES.into_iter().zip(ports) {
+            let binary = bin_dir.join(name);
+            let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
+            let child = Command::new(&binary)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .stdin(Stdio::null())
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+            self.children.push((name, child));
+            self.wait_until_up(name, &format!("http://127.0.0.1:{port}"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `name` answers `/readyz` (the simulators: `/healthz`) or exits.
+    async fn wait_until_up(&mut self, name: &str, base: &str) -> anyhow::Result<()> {
+        let path = if name.ends_with("-sim") {
+            "healthz"
+        } else {
+            "readyz"
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == name)
+                && let Some(status) = child.try_wait()?
+            {
+                anyhow::bail!("{name} exited ({status}); its log: {}", self.logs.display());
+            }
+            let ready = http.get(format!("{base}/{path}")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{name} not ready within 60 s; its log: {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// CPU seconds used so far by each service, each Postgres backend serving the run's
+    /// database, and Redis.
+    pub async fn cpu(&self, redis: &mut queue::RedisConnection) -> anyhow::Result<Cpu> {
+        let mut by_process = HashMap::new();
+        for (name, child) in &self.children {
+            by_process.insert(name.to_string(), process_cpu(child.id()).unwrap_or(0.0));
+        }
+        let backends: Vec<i32> = sqlx_pids(&self.admin_url, &self.database).await?;
+        let postgres: f64 = backends
+            .iter()
+            .filter_map(|pid| u32::try_from(*pid).ok().and_then(process_cpu))
+            .sum();
+        by_process.insert("postgres".into(), postgres);
+        let info: String = redis::cmd("INFO").arg("cpu").query_async(redis).await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        by_process.insert(
+            "redis".into(),
+            field("used_cpu_user:") + field("used_cpu_sys:"),
+        );
+        Ok(Cpu(by_process))
+    }
+
+    /// Where the services' logs are.
+    pub fn logs(&self) -> &Path {
+        &self.logs
+    }
+
+    /// Stops the services (SIGKILL: the run is over) and drops the run's database; deletes
+    /// their logs unless `keep_logs`.
+    pub async fn stop(mut self, keep_logs: bool) -> anyhow::Result<()> {
+        self.kill();
+        if !keep_logs {
+            let _ = std::fs::remove_dir_all(&self.logs);
+        }
+        sqlx_execute(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        )
+        .await
+    }
+
+    fn kill(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// CPU seconds per process (or process group: Postgres's backends, Redis).
+pub struct Cpu(pub HashMap<String, f64>);
+
+impl Cpu {
+    /// What each used between `before` and `self`, in seconds.
+    pub fn since(&self, before: &Cpu) -> HashMap<String, f64> {
+        self.0
+            .iter()
+            .map(|(name, s)| (name.clone(), s - before.0.get(name).copied().unwrap_or(0.0)))
+            .collect()
+    }
+}
+
+/// User + system CPU seconds of a process, from `/proc/<pid>/stat` (clock ticks of 1/100 s,
+/// the Linux default); None where there is no `/proc`.
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+async fn sqlx_execute(url: &str, statement: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(statement).execute(&mut conn).await?;
+    Ok(())
+}
+
+/// The pids of the Postgres backends connected to `database`.
+async fn sqlx_pids(admin_url: &str, database: &str) -> anyhow::Result<Vec<i32>> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    Ok(
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = $1")
+            .bind(database)
+            .fetch_all(&mut conn)
+            .await?,
+    )
+}
