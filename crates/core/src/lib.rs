@@ -4,7 +4,8 @@
 #![deny(unsafe_code)]
 
 pub mod answer;
-pub mod batch;
+/// Opportunistic batching (it lives with the queue, whose pushes use it too).
+pub use queue::batch;
 pub mod config;
 pub mod fault;
 pub mod http_client;

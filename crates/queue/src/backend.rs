@@ -23,7 +23,7 @@ use crate::{
     ack::Acker,
     connection::{BACKGROUND_TIMEOUT, RedisClient, RedisConnection, RedisSettings},
     lease::{self, Held},
-    push::Pusher,
+    push::{Pusher, spawn_pusher},
 };
 
 /// What every clone of a queue shares: settings, keys and the multiplexed connection.
@@ -44,7 +44,7 @@ impl Shared {
 
     /// The task single pushes go through, started on first use.
     pub(crate) fn pusher(self: &Arc<Self>) -> &Pusher {
-        self.pusher.get_or_init(|| Pusher::spawn(self))
+        self.pusher.get_or_init(|| spawn_pusher(self))
     }
 
     /// Counts jobs pushed.

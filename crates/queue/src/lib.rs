@@ -17,6 +17,7 @@
 
 mod ack;
 mod backend;
+pub mod batch;
 mod config;
 mod connection;
 mod error;

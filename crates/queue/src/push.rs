@@ -4,9 +4,13 @@ use std::sync::{Arc, Weak};
 
 use redis::{FromRedisValue, Script};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
 
-use crate::{Job, Queue, QueueError, backend::Shared, now_ms, scripts};
+use crate::{
+    Job, Queue, QueueError,
+    backend::Shared,
+    batch::{BatchError, Batcher},
+    now_ms, scripts,
+};
 
 /// A caller's Lua script that runs with the queue's push in scope, so it can reserve something
 /// of its own and push a job atomically, in one round trip.
@@ -141,7 +145,16 @@ impl<T: Serialize> Queue<T> {
     /// them), so a push under load costs a fraction of a script.
     pub async fn push(&self, job: Job<T>) -> Result<bool, QueueError> {
         let payload = serde_json::to_string(&job.args)?;
-        self.shared.pusher().push(job.id, payload, job.due_ms).await
+        match self
+            .shared
+            .pusher()
+            .call((job.id, payload, job.due_ms))
+            .await
+        {
+            Ok(pushed) => Ok(pushed),
+            Err(BatchError::Failed(e)) => Err(QueueError::Shared(e)),
+            Err(BatchError::Stopped) => Err(QueueError::Stopped),
+        }
     }
 
     /// Pushes many jobs, up to 1,000 per script and round trip; one flag per job, as for
@@ -245,73 +258,26 @@ async fn push_encoded<I: AsRef<str>>(
     Ok(pushed.into_iter().map(|p| p == 1).collect())
 }
 
-/// One [`Queue::push`] waiting for its script.
-struct PushRequest {
-    id: String,
-    payload: String,
-    due_ms: u64,
-    reply: oneshot::Sender<Result<bool, Arc<QueueError>>>,
-}
+/// A job as a push script takes it: id, payload, due time (ms).
+pub(crate) type EncodedJob = (String, String, u64);
 
-/// The task behind [`Queue::push`]: it runs one push script at a time, each for every push
-/// that arrived meanwhile (up to [`PUSHER_BATCH`]). Idle, a push is a script of its own; under
-/// load, concurrent pushes share the round trip and the commands that queue and wake (the
-/// Redis commands per transaction were dominated by single pushes, measured).
-pub(crate) struct Pusher {
-    tx: mpsc::UnboundedSender<PushRequest>,
-}
+/// The batcher behind [`Queue::push`]: one script at a time, each for every push that arrived
+/// meanwhile (up to [`PUSHER_BATCH`]). Idle, a push is a script of its own; under load,
+/// concurrent pushes share the round trip and the commands that queue and wake (the Redis
+/// commands per transaction were dominated by single pushes, measured).
+pub(crate) type Pusher = Batcher<EncodedJob, bool, QueueError>;
 
-impl Pusher {
-    pub(crate) fn spawn(shared: &Arc<Shared>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The task holds only a weak reference, so dropping the last queue handle ends it.
-        tokio::spawn(run_pusher(Arc::downgrade(shared), rx));
-        Self { tx }
-    }
-
-    async fn push(&self, id: String, payload: String, due_ms: u64) -> Result<bool, QueueError> {
-        let (reply, answer) = oneshot::channel();
-        let request = PushRequest {
-            id,
-            payload,
-            due_ms,
-            reply,
-        };
-        self.tx.send(request).map_err(|_| QueueError::Stopped)?;
-        match answer.await {
-            Ok(Ok(pushed)) => Ok(pushed),
-            Ok(Err(e)) => Err(QueueError::Shared(e)),
-            Err(_) => Err(QueueError::Stopped),
+/// Starts the pusher of a queue. It holds only a weak reference, so dropping the last queue
+/// handle (and with it the pusher's sender) ends its task.
+pub(crate) fn spawn_pusher(shared: &Arc<Shared>) -> Pusher {
+    let shared: Weak<Shared> = Arc::downgrade(shared);
+    Batcher::spawn(PUSHER_BATCH, move |jobs: Vec<EncodedJob>| {
+        let shared = shared.upgrade();
+        async move {
+            let shared = shared.ok_or(QueueError::Stopped)?;
+            push_encoded(&shared, &jobs).await
         }
-    }
-}
-
-async fn run_pusher(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<PushRequest>) {
-    let mut batch = Vec::with_capacity(PUSHER_BATCH);
-    while rx.recv_many(&mut batch, PUSHER_BATCH).await > 0 {
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let jobs: Vec<(&str, String, u64)> = batch
-            .iter_mut()
-            .map(|r| (r.id.as_str(), std::mem::take(&mut r.payload), r.due_ms))
-            .collect();
-        let result = push_encoded(&shared, &jobs).await;
-        drop(jobs);
-        match result {
-            Ok(flags) => {
-                for (request, pushed) in batch.drain(..).zip(flags) {
-                    let _ = request.reply.send(Ok(pushed));
-                }
-            }
-            Err(e) => {
-                let e = Arc::new(e);
-                for request in batch.drain(..) {
-                    let _ = request.reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Opportunistic batching: callers hand in one request each; a task takes whatever requests are
 //! waiting (up to a limit), runs them as one batch, and answers each caller. Idle, a batch is a
-//! single request and nothing waits; under load, concurrent handlers share one Postgres
-//! statement and one commit instead of paying for one each.
+//! single request and nothing waits; under load, concurrent callers share one round trip: the
+//! queue's pushes share one script, the consumer's writes one Postgres statement and commit.
 
 use std::{future::Future, sync::Arc};
 
