@@ -402,9 +402,7 @@ async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer
     let create = stack.queue_counts(txn_core::QueueName::Create).await;
     assert_eq!(create.waiting, ids.len() as u64, "one create job per id");
     // Fewer scripts than reservations: concurrent POSTs shared them.
-    let mut conn = queue::RedisClient::new(&queue::RedisSettings::url(&redis.url()))
-        .and_then(|client| client.shared(queue::BACKGROUND_TIMEOUT))
-        .expect("redis connection");
+    let mut conn = bench::redis(&redis.url(), false).expect("redis connection");
     let counts = bench::command_counts(&mut conn)
         .await
         .expect("commandstats");

@@ -121,9 +121,7 @@ async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
     options.thirdparty.resolve_min_ms = 0;
     options.thirdparty.resolve_max_ms = 5;
     let stack = spawn_stack(options).await;
-    let mut conn = queue::RedisClient::new(&queue::RedisSettings::url(&redis.url()))
-        .and_then(|client| client.shared(queue::BACKGROUND_TIMEOUT))
-        .expect("redis connection");
+    let mut conn = bench::redis(&redis.url(), false).expect("redis connection");
     let before = bench::command_counts(&mut conn)
         .await
         .expect("commandstats");

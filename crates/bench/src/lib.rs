@@ -7,6 +7,15 @@ pub mod services;
 
 use std::collections::HashMap;
 
+/// A shared connection to the Redis at `url` (a cluster's seeds if `cluster`).
+pub fn redis(url: &str, cluster: bool) -> anyhow::Result<queue::RedisConnection> {
+    let settings = queue::RedisSettings {
+        cluster,
+        ..queue::RedisSettings::url(url)
+    };
+    Ok(queue::RedisClient::new(&settings)?.shared(queue::BACKGROUND_TIMEOUT)?)
+}
+
 /// Calls per command from `INFO commandstats` (commands run inside scripts included), summed
 /// over every primary of a cluster.
 pub async fn command_counts(

@@ -33,7 +33,8 @@ pub struct Services {
     logs: PathBuf,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A local port nothing listens on now.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

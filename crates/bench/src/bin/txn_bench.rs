@@ -20,7 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bench::{command_counts, delta, load, pg_commits, services::Services};
+use bench::{
+    command_counts, delta, load, pg_commits,
+    services::{Services, free_port},
+};
 use bytes::Bytes;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -141,9 +144,7 @@ impl DurableRedis {
         let dir =
             std::env::temp_dir().join(format!("txn-bench-redis-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -269,7 +270,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     server
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
-    purge(&redis(redis_url, config_cluster(args))?, &prefix).await?;
+    purge(&bench::redis(redis_url, config_cluster(args))?, &prefix).await?;
     let h = &measured.latency_us;
     Ok(PostFigures {
         rps: measured.ok as f64 / measured.elapsed.as_secs_f64(),
@@ -283,15 +284,6 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
 /// Whether phase 1's Redis is a cluster (the private durable one never is).
 fn config_cluster(args: &Args) -> bool {
     args.redis_cluster && !args.durable_redis
-}
-
-/// A shared connection to the Redis at `url` (a cluster's seeds if `cluster`).
-fn redis(url: &str, cluster: bool) -> anyhow::Result<queue::RedisConnection> {
-    let settings = queue::RedisSettings {
-        cluster,
-        ..queue::RedisSettings::url(url)
-    };
-    Ok(queue::RedisClient::new(&settings)?.shared(queue::BACKGROUND_TIMEOUT)?)
 }
 
 /// Deletes every key of a prefix (on every primary of a cluster; each queue's keys share a
@@ -362,7 +354,7 @@ async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
         eprintln!("the services' logs: {}", services.logs().display());
     }
     services.stop(figures.is_err()).await?;
-    purge(&redis(&args.redis, args.redis_cluster)?, &prefix).await?;
+    purge(&bench::redis(&args.redis, args.redis_cluster)?, &prefix).await?;
     figures
 }
 
@@ -380,7 +372,7 @@ async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures
                 .transactions,
         )
     };
-    let mut redis_conn = redis(&args.redis, args.redis_cluster)?;
+    let mut redis_conn = bench::redis(&args.redis, args.redis_cluster)?;
 
     let heard_before = heard().await?;
     let commands_before = command_counts(&mut redis_conn).await?;
