@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use std::{
+    collections::BTreeSet,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -42,14 +44,28 @@ impl Security {
     }
 }
 
+/// A port for a node: free now, with its cluster-bus port (port + 10000) free too, and
+/// never handed out before in this process. Tests start clusters concurrently, and the OS
+/// may give the same ephemeral port to two of them between a probe and a node's bind.
 fn free_port() -> u16 {
-    // Cluster nodes also listen on port + 10000: keep both free and below 55536.
+    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+        // Both ports must stay below 65536.
+        if port >= 55_000 {
+            continue;
+        }
+        let bus = port + 10_000;
+        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+        let clashes = [port, bus, port.wrapping_sub(10_000)]
+            .iter()
+            .any(|p| taken.contains(p));
+        if !clashes && std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+            taken.insert(port);
+            taken.insert(bus);
             return port;
         }
     }
@@ -73,24 +89,18 @@ impl RedisCluster {
         let dir = std::env::temp_dir().join(format!("cluster-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let n = primaries * (1 + replicas);
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut cluster = Self {
             dir,
-            ports: ports.clone(),
+            ports: Vec::new(),
             children: Vec::new(),
             security,
         };
-        for port in &ports {
-            let child = cluster.spawn(*port, node_timeout_ms);
+        for _ in 0..n {
+            let (port, child) = cluster.start_node(node_timeout_ms);
+            cluster.ports.push(port);
             cluster.children.push(Some(child));
         }
-        for port in &ports {
-            wait_until(Duration::from_secs(10), || {
-                cluster
-                    .cli(*port, &["PING"])
-                    .is_some_and(|o| o.contains("PONG"))
-            });
-        }
+        let ports = cluster.ports.clone();
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let status = Command::new("redis-cli")
             .args(cluster.security.cli_args())
@@ -115,6 +125,47 @@ impl RedisCluster {
             })
         });
         cluster
+    }
+
+    /// Starts a node on a free port and waits until it answers. A node that exits at once
+    /// lost its port to another process (the probe and the bind are not atomic): it starts
+    /// again on another port.
+    fn start_node(&self, node_timeout_ms: u64) -> (u16, Child) {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = self.spawn(port, node_timeout_ms);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                // The node's own pid: not another server that holds the port.
+                let pid = format!("process_id:{}", child.id());
+                let info = self.cli(port, &["INFO", "server"]).unwrap_or_default();
+                if info.lines().any(|line| line.trim_end() == pid) {
+                    return (port, child);
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    eprintln!("node on port {port} exited: {}", self.log_tail(port));
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "the node on port {port} did not answer in 10 s: {}",
+                        self.log_tail(port)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("no node started on five free ports");
+    }
+
+    /// The last lines of the log of the node on `port`, for a failure message.
+    fn log_tail(&self, port: u16) -> String {
+        let log = std::fs::read_to_string(self.dir.join(port.to_string()).join("redis.log"))
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(3)..].join(" | ")
     }
 
     fn spawn(&self, port: u16, node_timeout_ms: u64) -> Child {
