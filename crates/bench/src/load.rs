@@ -119,3 +119,24 @@ pub async fn run(plan: Plan, connections: usize, done: Arc<AtomicU64>) -> anyhow
         elapsed: started.elapsed(),
     })
 }
+
+/// [`run`] on a thread and a one-thread runtime of its own, as `wrk -t1` runs: apart from the
+/// caller's runtime, and from whatever else that runtime serves.
+pub async fn run_on_own_thread(
+    plan: Plan,
+    connections: usize,
+    done: Arc<AtomicU64>,
+) -> anyhow::Result<Outcome> {
+    let (answer, outcome) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(run(plan, connections, done)));
+            let _ = answer.send(result);
+        })?;
+    outcome.await?
+}

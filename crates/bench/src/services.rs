@@ -17,6 +17,21 @@ use txn_core::secret::WebhookSecrets;
 /// The services, in the order they start (each one's peers first).
 const SERVICES: [&str; 4] = ["thirdparty-sim", "client-sim", "consumer", "producer"];
 
+/// Which services a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lineup {
+    /// All four: the whole pipeline.
+    Pipeline,
+    /// The producer alone, on a migrated database: nothing consumes what it accepts.
+    ProducerAlone,
+}
+
+impl Lineup {
+    fn runs(self, service: &str) -> bool {
+        self == Lineup::Pipeline || service == "producer"
+    }
+}
+
 /// The running services and what they run on.
 pub struct Services {
     children: Vec<(&'static str, Child)>,
@@ -31,6 +46,14 @@ pub struct Services {
     admin_url: String,
     database: String,
     logs: PathBuf,
+}
+
+/// The Redis the services use.
+pub struct Redis<'a> {
+    /// `REDIS_URL`.
+    pub url: &'a str,
+    /// `REDIS_CLUSTER`.
+    pub cluster: bool,
 }
 
 /// A local port nothing listens on now.
@@ -48,10 +71,15 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
 }
 
 impl Services {
-    /// Creates the run's database on the server `database_url` names, starts the services from
-    /// the binaries in `bin_dir` (logs to files in a temporary directory) and waits until each
-    /// answers.
-    pub async fn start(bin_dir: &Path, database_url: &str) -> anyhow::Result<Self> {
+    /// Creates the run's database on the server `database_url` names, starts the `lineup`'s
+    /// services on the Redis `redis` names from the binaries in `bin_dir` (logs to files in a
+    /// temporary directory) and waits until each answers.
+    pub async fn start(
+        bin_dir: &Path,
+        database_url: &str,
+        redis: &Redis<'_>,
+        lineup: Lineup,
+    ) -> anyhow::Result<Self> {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let database = format!("txn_bench_{run}");
         // The server's maintenance database: the one `database_url` names may not exist yet.
@@ -86,10 +114,12 @@ impl Services {
             ("WEBHOOK_SECRET", secret("WEBHOOK_SECRET")),
             ("CLIENT_WEBHOOK_SECRET", secret("CLIENT_WEBHOOK_SECRET")),
             ("DATABASE_URL", services.database_url.clone()),
+            ("REDIS_URL", redis.url.to_string()),
+            ("REDIS_CLUSTER", redis.cluster.to_string()),
             ("QUEUE_PREFIX", services.prefix.clone()),
             ("MIGRATE_ON_START", "true".into()),
         ];
-        if let Err(e) = services.launch(bin_dir, &env, ports).await {
+        if let Err(e) = services.launch(bin_dir, &env, ports, lineup).await {
             // Keeps the logs, for the error.
             services.stop(true).await?;
             return Err(e);
@@ -97,28 +127,59 @@ impl Services {
         Ok(services)
     }
 
-    /// Starts each service in turn and waits until it answers.
+    /// Starts each service of `lineup` in turn and waits until it answers. Without the
+    /// consumer, `consumer migrate` prepares the database first.
     async fn launch(
         &mut self,
         bin_dir: &Path,
         env: &[(&str, String)],
         ports: [u16; 4],
+        lineup: Lineup,
     ) -> anyhow::Result<()> {
+        if !lineup.runs("consumer") {
+            let migrate = self.command(bin_dir, "consumer", &["migrate"], "migrate", env)?;
+            let status = tokio::process::Command::from(migrate).status().await?;
+            anyhow::ensure!(
+                status.success(),
+                "consumer migrate failed ({status}); its log: {}",
+                self.logs.display()
+            );
+        }
         for (name, port) in SERVICES.into_iter().zip(ports) {
-            let binary = bin_dir.join(name);
-            let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
-            let child = Command::new(&binary)
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .stdin(Stdio::null())
+            if !lineup.runs(name) {
+                continue;
+            }
+            let child = self
+                .command(bin_dir, name, &[], name, env)?
                 .spawn()
-                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot start {name} in {}: {e}", bin_dir.display())
+                })?;
             self.children.push((name, child));
             self.wait_until_up(name, &format!("http://127.0.0.1:{port}"))
                 .await?;
         }
         Ok(())
+    }
+
+    /// `bin_dir`'s `binary` with `args` and `env`, its output to `<log>.log` in the logs.
+    fn command(
+        &self,
+        bin_dir: &Path,
+        binary: &str,
+        args: &[&str],
+        log: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Command> {
+        let file = std::fs::File::create(self.logs.join(format!("{log}.log")))?;
+        let mut command = Command::new(bin_dir.join(binary));
+        command
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .stdin(Stdio::null());
+        Ok(command)
     }
 
     /// Waits until `name` answers `/readyz` (the simulators: `/healthz`) or exits.

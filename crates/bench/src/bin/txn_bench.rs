@@ -1,11 +1,13 @@
 //! `txn-bench`: real HTTP load at the pipeline, in two phases.
 //!
-//! 1. POST throughput and latency against a producer alone: one started in this process on a
-//!    queue prefix of its own (purged afterwards, so no backlog piles up behind a running
-//!    consumer), with `--concurrency` keep-alive connections for `--duration` seconds. Latency is
-//!    corrected for coordinated omission. `--durable-redis` runs it against a private
-//!    `redis-server` with `appendonly yes` + `appendfsync always` instead of `--redis`.
-//! 2. End to end against a running stack (`cargo run --release --bin stack`): `--transactions`
+//! 1. POST throughput and latency against a producer alone: one started in this process (with
+//!    `--spawn`: the `producer` binary) on a queue prefix of its own (purged afterwards, so no
+//!    backlog piles up behind a running consumer), with `--concurrency` keep-alive connections
+//!    from one thread for `--duration` seconds. Latency is corrected for coordinated omission.
+//!    `--durable-redis` runs it against a private `redis-server` with `appendonly yes` +
+//!    `appendfsync always` instead of `--redis`.
+//! 2. End to end against a running stack (`cargo run --release --bin stack`; with `--spawn`,
+//!    the four binaries started as processes of their own): `--transactions`
 //!    POSTs, timed until the client simulator has heard a terminal status for each; with the
 //!    Redis commands (`INFO commandstats`) and Postgres commits (`pg_stat_database`) they cost.
 //!
@@ -22,7 +24,7 @@ use std::{
 
 use bench::{
     command_counts, delta, load, pg_commits,
-    services::{Services, free_port},
+    services::{self, Lineup, Services, free_port},
 };
 use bytes::Bytes;
 use clap::Parser;
@@ -78,11 +80,13 @@ struct Args {
     /// Skip phase 2.
     #[arg(long)]
     no_e2e: bool,
-    /// Phase 2 starts the four services itself, as separate processes (the release binaries
-    /// in `--bin-dir`), with this process's environment plus free ports, a database and a
-    /// queue prefix of the run's own; and reports CPU time per transaction for each process,
-    /// Redis and the Postgres backends. `--producer`, `--client-sim` are then ignored and
-    /// `--database` names the server (the run's database is created and dropped there).
+    /// The services run as separate processes, as deployed: the release binaries in
+    /// `--bin-dir`, started with this process's environment plus free ports, `--redis`, and a
+    /// database and a queue prefix of the run's own. Phase 1 starts the producer alone and
+    /// reports its and Redis's CPU per request; phase 2 starts all four and reports CPU time
+    /// per transaction for each process, Redis and the Postgres backends. `--producer` and
+    /// `--client-sim` are then ignored and `--database` names the server (the run's database
+    /// is created and dropped there).
     #[arg(long)]
     spawn: bool,
     /// Where `--spawn` finds the binaries (default: beside this one).
@@ -197,20 +201,57 @@ struct PostFigures {
     p99: f64,
     p999: f64,
     failed: u64,
+    /// CPU µs per request of the producer and of Redis (only with `--spawn`).
+    cpu_us: Option<(f64, f64)>,
 }
 
-/// Phase 1: a producer of our own, on its own prefix.
+/// Phase 1: a producer alone, on a queue prefix of its own (purged afterwards). With
+/// `--spawn`, the `producer` binary as a process of its own; else one in this process.
 async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures> {
-    let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let redis = bench::redis(redis_url, config_cluster(args))?;
+    let (figures, prefix) = if args.spawn {
+        let settings = services::Redis {
+            url: redis_url,
+            cluster: config_cluster(args),
+        };
+        let services = Services::start(
+            &bin_dir(args)?,
+            &args.database,
+            &settings,
+            Lineup::ProducerAlone,
+        )
+        .await?;
+        let figures = drive_post(args, socket_addr(&services.producer)?, Some(&services)).await;
+        let prefix = services.prefix.clone();
+        if figures.is_err() {
+            eprintln!("the producer's log: {}", services.logs().display());
+        }
+        services.stop(figures.is_err()).await?;
+        (figures, prefix)
+    } else {
+        let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let figures = in_process_post(args, redis_url, &prefix).await;
+        (figures, prefix)
+    };
+    purge(&redis, &prefix).await?;
+    figures
+}
+
+/// Phase 1 against a producer started in this process, as the `producer` binary runs it: a
+/// runtime of one thread of its own.
+async fn in_process_post(
+    args: &Args,
+    redis_url: &str,
+    prefix: &str,
+) -> anyhow::Result<PostFigures> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut config = <producer::Config as Parser>::try_parse_from([
         "producer".to_string(),
         format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
     ])?;
-    config.connections = Connections::local(args.database.parse()?, redis_url.parse()?, &prefix);
+    config.connections = Connections::local(args.database.parse()?, redis_url.parse()?, prefix);
     config.connections.redis_cluster = config_cluster(args);
-    // As the `producer` binary runs it: a runtime of one thread, apart from the load generator.
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let listener = listener.into_std()?;
@@ -223,6 +264,22 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
             producer::run(config, listener, stopped).await
         })
     });
+    let figures = drive_post(args, addr, None).await;
+    stop.cancel();
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
+    figures
+}
+
+/// POSTs to the producer at `addr` from one thread of their own (as `wrk -t1`): a 2 s warm-up,
+/// then `--duration` seconds measured; with the CPU its process and Redis used meanwhile when
+/// it is one of `services`.
+async fn drive_post(
+    args: &Args,
+    addr: SocketAddr,
+    services: Option<&Services>,
+) -> anyhow::Result<PostFigures> {
     let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.client_ids {
         Arc::new(|_| {
             Bytes::from(format!(
@@ -243,7 +300,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     };
 
     // Warm-up: also measures the mean interval between requests on one connection.
-    let warm = load::run(
+    let warm = load::run_on_own_thread(
         plan(Instant::now() + Duration::from_secs(2), None),
         args.concurrency,
         Arc::default(),
@@ -253,9 +310,14 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         .elapsed
         .mul_f64(args.concurrency as f64 / warm.ok.max(1) as f64);
 
+    let mut redis = bench::redis(&args.redis, args.redis_cluster)?;
+    let cpu_before = match services {
+        Some(services) => Some(services.cpu(&mut redis).await?),
+        None => None,
+    };
     let done = Arc::new(AtomicU64::new(0));
     let progress = follow(spinner("POST /transaction"), done.clone());
-    let measured = load::run(
+    let measured = load::run_on_own_thread(
         plan(
             Instant::now() + Duration::from_secs(args.duration),
             Some(interval),
@@ -265,12 +327,16 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
     )
     .await?;
     progress.abort();
-
-    stop.cancel();
-    server
-        .join()
-        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
-    purge(&bench::redis(redis_url, config_cluster(args))?, &prefix).await?;
+    let cpu_us = match (services, cpu_before) {
+        (Some(services), Some(before)) => {
+            let used = services.cpu(&mut redis).await?.since(&before);
+            let per_request = |name: &str| {
+                used.get(name).copied().unwrap_or(0.0) * 1e6 / measured.ok.max(1) as f64
+            };
+            Some((per_request("producer"), per_request("redis")))
+        }
+        _ => None,
+    };
     let h = &measured.latency_us;
     Ok(PostFigures {
         rps: measured.ok as f64 / measured.elapsed.as_secs_f64(),
@@ -278,7 +344,19 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         p99: h.value_at_quantile(0.99) as f64 / 1000.0,
         p999: h.value_at_quantile(0.999) as f64 / 1000.0,
         failed: measured.failed,
+        cpu_us,
     })
+}
+
+/// Where `--spawn` finds the binaries: `--bin-dir`, else beside txn-bench.
+fn bin_dir(args: &Args) -> anyhow::Result<std::path::PathBuf> {
+    match &args.bin_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => std::env::current_exe()?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .ok_or_else(|| anyhow::anyhow!("no directory beside txn-bench")),
+    }
 }
 
 /// Whether phase 1's Redis is a cluster (the private durable one never is).
@@ -331,14 +409,12 @@ struct Target<'a> {
 
 /// Phase 2 with `--spawn`: the services started as separate processes, stopped afterwards.
 async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
-    let bin_dir = match &args.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .ok_or_else(|| anyhow::anyhow!("no directory beside txn-bench"))?,
+    let redis = services::Redis {
+        url: &args.redis,
+        cluster: args.redis_cluster,
     };
-    let services = Services::start(&bin_dir, &args.database).await?;
+    let services =
+        Services::start(&bin_dir(args)?, &args.database, &redis, Lineup::Pipeline).await?;
     let figures = e2e_phase(
         args,
         Target {
@@ -510,6 +586,9 @@ async fn main() -> anyhow::Result<()> {
             "  POST latency p50/p99/p99.9  {:>6.2} / {:.2} / {:.2} ms",
             p.p50, p.p99, p.p999
         );
+        if let Some((producer, redis)) = p.cpu_us {
+            println!("  CPU µs / POST: producer    {producer:>10.1}   Redis {redis:.1}");
+        }
     }
     if let Some(e) = &e2e {
         println!(
@@ -534,6 +613,9 @@ async fn main() -> anyhow::Result<()> {
             "post_p50_ms": post.as_ref().map(|p| round(p.p50, 1000.0)),
             "post_p99_ms": post.as_ref().map(|p| round(p.p99, 1000.0)),
             "post_p999_ms": post.as_ref().map(|p| round(p.p999, 1000.0)),
+            "post_cpu_us": post.as_ref().and_then(|p| p.cpu_us).map(|(producer, redis)| {
+                serde_json::json!({"producer": round(producer, 10.0), "redis": round(redis, 10.0)})
+            }),
             "e2e_tps": e2e.as_ref().map(|e| e.tps.round()),
             "redis_cmds_per_txn": e2e.as_ref().map(|e| round(e.redis_cmds, 10.0)),
             "pg_commits_per_txn": e2e.as_ref().map(|e| round(e.pg_commits, 10.0)),
