@@ -221,7 +221,8 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
             Lineup::ProducerAlone,
         )
         .await?;
-        let figures = drive_post(args, socket_addr(&services.producer)?, Some(&services)).await;
+        let producer = socket_addr(&services.producer)?;
+        let figures = drive_post(args, producer, Some((&services, redis.clone()))).await;
         let prefix = services.prefix.clone();
         if figures.is_err() {
             eprintln!("the producer's log: {}", services.logs().display());
@@ -274,11 +275,11 @@ async fn in_process_post(
 
 /// POSTs to the producer at `addr` from one thread of their own (as `wrk -t1`): a 2 s warm-up,
 /// then `--duration` seconds measured; with the CPU its process and Redis used meanwhile when
-/// it is one of `services`.
+/// it is one of `services`, on that Redis.
 async fn drive_post(
     args: &Args,
     addr: SocketAddr,
-    services: Option<&Services>,
+    services: Option<(&Services, queue::RedisConnection)>,
 ) -> anyhow::Result<PostFigures> {
     let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.client_ids {
         Arc::new(|_| {
@@ -310,9 +311,8 @@ async fn drive_post(
         .elapsed
         .mul_f64(args.concurrency as f64 / warm.ok.max(1) as f64);
 
-    let mut redis = bench::redis(&args.redis, args.redis_cluster)?;
-    let cpu_before = match services {
-        Some(services) => Some(services.cpu(&mut redis).await?),
+    let cpu_before = match &services {
+        Some((services, redis)) => Some(services.cpu(&mut redis.clone()).await?),
         None => None,
     };
     let done = Arc::new(AtomicU64::new(0));
@@ -328,7 +328,7 @@ async fn drive_post(
     .await?;
     progress.abort();
     let cpu_us = match (services, cpu_before) {
-        (Some(services), Some(before)) => {
+        (Some((services, mut redis)), Some(before)) => {
             let used = services.cpu(&mut redis).await?.since(&before);
             let per_request = |name: &str| {
                 used.get(name).copied().unwrap_or(0.0) * 1e6 / measured.ok.max(1) as f64

@@ -60,9 +60,11 @@ fn free_port() -> u16 {
         }
         let bus = port + 10_000;
         let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-        let clashes = [port, bus, port.wrapping_sub(10_000)]
-            .iter()
-            .any(|p| taken.contains(p));
+        // Neither port may be a port or a bus port handed out before.
+        let clashes = [Some(port), Some(bus), port.checked_sub(10_000)]
+            .into_iter()
+            .flatten()
+            .any(|p| taken.contains(&p));
         if !clashes && std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok() {
             taken.insert(port);
             taken.insert(bus);
