@@ -6,14 +6,14 @@ mod support;
 
 use std::time::Duration;
 
+use domain::{
+    QueueName,
+    jobs::{ProcessFrom, ProcessJob},
+};
 use fantoccini::Locator;
 use queue::{Job, Queue};
 use serde_json::{Value, json};
 use support::{browser::Driver, *};
-use txn_core::{
-    QueueName,
-    jobs::{ProcessFrom, ProcessJob},
-};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +130,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
     let mut options = Options::default();
-    options.consumer.board_token = Some(txn_core::secret::Secret::new("s3cret"));
+    options.consumer.board_token = Some(service::secret::Secret::new("s3cret"));
     let stack = spawn_stack(options).await;
     let url = format!("{}/board/api/queues", stack.consumer);
     let status = |request: reqwest::RequestBuilder| async move {
@@ -269,7 +269,7 @@ async fn board_actions_need_the_action_header_and_the_right_to_act() {
 
     // A token: actions need it and the header.
     let mut options = Options::default();
-    options.consumer.board_token = Some(txn_core::secret::Secret::new("s3cret"));
+    options.consumer.board_token = Some(service::secret::Secret::new("s3cret"));
     let stack = spawn_stack(options).await;
     assert_eq!(
         purge(&stack, false, None, true).await,

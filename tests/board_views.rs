@@ -6,15 +6,15 @@ mod support;
 
 use std::time::Duration;
 
+use domain::{
+    QueueName,
+    jobs::{ProcessFrom, ProcessJob},
+};
 use fantoccini::{Client, Locator};
 use queue::Job;
 use serde_json::{Value, json};
+use service::secret::Secret;
 use support::{browser::Driver, *};
-use txn_core::{
-    QueueName,
-    jobs::{ProcessFrom, ProcessJob},
-    secret::Secret,
-};
 use uuid::Uuid;
 
 const TOKEN: &str = "s3cret";

@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use cluster::RedisCluster;
+use domain::QueueName;
 use support::*;
-use txn_core::QueueName;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_runs_on_a_three_primary_cluster_under_every_fault() {

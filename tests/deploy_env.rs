@@ -149,7 +149,7 @@ fn child_check_config() {
         .chain(args)
         .map(Into::into)
         .collect();
-    use txn_core::start::settings_from;
+    use service::start::settings_from;
     match binary.as_str() {
         "producer" => drop(settings_from::<producer::Config, _>(argv)),
         "consumer" if migrate => drop(settings_from::<consumer::MigrateConfig, _>(argv)),

@@ -175,7 +175,7 @@ fn the_cluster_overlay_scales_every_queue_with_the_redis_cluster_scaler() {
     assert_eq!(config["data"]["REDIS_CLUSTER"].as_str(), Some("true"));
     let seeds = config["data"]["REDIS_URL"].as_str().expect("REDIS_URL");
     assert!(
-        seeds.parse::<txn_core::config::RedisUrl>().is_ok() && seeds.contains(','),
+        seeds.parse::<service::config::RedisUrl>().is_ok() && seeds.contains(','),
         "seed nodes: {seeds}"
     );
 

@@ -9,10 +9,10 @@ use std::{
     time::Duration,
 };
 
+use domain::QueueName;
 use futures::{StreamExt, stream};
 use serde_json::json;
 use support::*;
-use txn_core::QueueName;
 use uuid::Uuid;
 
 /// Not a test on its own: the consumer process some tests start. It does nothing unless a test

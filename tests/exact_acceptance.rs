@@ -130,7 +130,8 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
     let statuses = stack.statuses().await;
 
     // The cache forgets every id, as after a Redis restart without persistence.
-    let client = queue::redis_client(&stack.connections.redis()).expect("redis client");
+    let client =
+        queue::redis_client(&id_cache::redis_settings(&stack.connections)).expect("redis client");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
@@ -399,7 +400,7 @@ async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer
             );
         }
     }
-    let create = stack.queue_counts(txn_core::QueueName::Create).await;
+    let create = stack.queue_counts(domain::QueueName::Create).await;
     assert_eq!(create.waiting, ids.len() as u64, "one create job per id");
     // Fewer scripts than reservations: concurrent POSTs shared them.
     let mut conn = bench::redis(&redis.url(), false).expect("redis connection");

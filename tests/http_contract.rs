@@ -5,12 +5,13 @@ mod support;
 
 use std::time::Duration;
 
+use domain::{WebhookSecrets, signature::Signer};
 use futures::future::join_all;
 use reqwest::{Response, header};
 use serde_json::{Value, json};
+use service::config::Connections;
 use support::*;
 use tokio_util::sync::CancellationToken;
-use txn_core::{config::Connections, secret::WebhookSecrets, signature::Signer};
 use uuid::Uuid;
 
 const PROBLEM: &str = "application/problem+json";

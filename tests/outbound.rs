@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
+use service::secret::Secret;
 use support::*;
-use txn_core::secret::Secret;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_api_key_fails_nothing_and_once_fixed_everything_completes() {
@@ -101,7 +101,7 @@ async fn rate_limits_and_request_timeouts_fail_nothing_and_retry_after_is_honour
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_declined_before_its_first_submission_is_never_submitted() {
-    use txn_core::signature::Signer;
+    use domain::signature::Signer;
     let stack = spawn_stack(Options {
         run_consumer: false,
         ..Options::default()
@@ -133,10 +133,7 @@ async fn a_transaction_declined_before_its_first_submission_is_never_submitted()
     })
     .await;
     consumer.stop().await;
-    let waiting = stack
-        .queue_counts(txn_core::QueueName::Process)
-        .await
-        .waiting;
+    let waiting = stack.queue_counts(domain::QueueName::Process).await.waiting;
     assert_eq!(
         waiting,
         ids.len() as u64,
@@ -147,7 +144,7 @@ async fn a_transaction_declined_before_its_first_submission_is_never_submitted()
     only_process.queues = "process".parse().unwrap();
     let consumer = stack.start_consumer(only_process).await;
     eventually(Duration::from_secs(30), "the submissions ran", || async {
-        let counts = stack.queue_counts(txn_core::QueueName::Process).await;
+        let counts = stack.queue_counts(domain::QueueName::Process).await;
         counts.waiting == 0 && counts.running == 0
     })
     .await;

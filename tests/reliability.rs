@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
+use domain::QueueName;
 use support::*;
-use txn_core::QueueName;
 use uuid::Uuid;
 
 /// Not a test on its own: the consumer process that tests start and SIGKILL. It does nothing

@@ -6,16 +6,12 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use clap::Parser;
+use domain::{QueueName, WebhookSecrets, fault::Rate};
 use serde::Deserialize;
+use service::config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL};
 use sqlx::{Connection, PgConnection};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use txn_core::{
-    QueueName,
-    config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL},
-    fault::Rate,
-    secret::WebhookSecrets,
-};
 use uuid::Uuid;
 
 #[allow(dead_code)]
@@ -75,7 +71,7 @@ pub struct Options {
     /// A certificate and key (PEM files) the producer and both simulators serve HTTPS with.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// The key the third-party simulator requires.
-    pub thirdparty_api_key: Option<txn_core::secret::Secret>,
+    pub thirdparty_api_key: Option<service::secret::Secret>,
     /// The CA bundle that `rediss://` and `https://` connections trust.
     pub ca_file: Option<std::path::PathBuf>,
     /// A Postgres server to use instead of the shared one, as `postgres://user@host:port`, and
@@ -225,7 +221,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
     connections.redis_password = options
         .redis_password
         .clone()
-        .map(txn_core::secret::Secret::new);
+        .map(service::secret::Secret::new);
 
     let mut producer = options.producer;
     producer.addr = p_addr;
@@ -242,7 +238,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
     } else {
         "http"
     };
-    let url = |addr: SocketAddr, path: &str| -> txn_core::config::HttpUrl {
+    let url = |addr: SocketAddr, path: &str| -> service::config::HttpUrl {
         format!("{scheme}://localhost:{}{path}", addr.port())
             .parse()
             .expect("service URL")
@@ -298,7 +294,7 @@ pub async fn spawn_stack(options: Options) -> Stack {
         redis_url: redis,
         prefix,
         connections,
-        http: txn_core::http_client::client(Duration::from_secs(30), options.ca_file.as_deref())
+        http: outbound::http_client::client(Duration::from_secs(30), options.ca_file.as_deref())
             .expect("test client"),
         webhook_secret,
         consumer_config,
@@ -511,7 +507,7 @@ impl Stack {
     /// A handle on this stack's queue `name`.
     pub fn queue<T>(&self, name: QueueName) -> queue::Queue<T> {
         queue::Queue::connect(
-            &self.connections.redis(),
+            &id_cache::redis_settings(&self.connections),
             queue::QueueConfig::new(self.prefix.clone(), name.as_str()),
         )
         .expect("queue handle")
@@ -569,7 +565,7 @@ impl Stack {
             }
         }
         self.database.drop().await;
-        delete_keys_on(&self.connections.redis(), &self.prefix).await;
+        delete_keys_on(&id_cache::redis_settings(&self.connections), &self.prefix).await;
         self.cleaned = true;
     }
 }
@@ -583,7 +579,7 @@ impl Drop for Stack {
         self.stop.cancel();
         let (database, redis, prefix) = (
             self.database.clone(),
-            self.connections.redis(),
+            id_cache::redis_settings(&self.connections),
             self.prefix.clone(),
         );
         // Drop cannot await, and may run inside the test's runtime: clean up from a thread.
@@ -705,10 +701,10 @@ pub async fn run_child_consumer() {
     let Ok(json) = std::env::var(CHILD_CONSUMER_CONFIG) else {
         return;
     };
-    txn_core::telemetry::init();
+    service::telemetry::init();
     let config: consumer::Config = serde_json::from_str(&json).expect("child consumer settings");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let shutdown = txn_core::shutdown::on_signal().expect("signal handlers");
+    let shutdown = service::shutdown::on_signal().expect("signal handlers");
     consumer::run(config, listener, shutdown)
         .await
         .expect("child consumer");

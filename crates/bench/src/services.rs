@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use txn_core::secret::WebhookSecrets;
+use domain::WebhookSecrets;
 
 /// The services, in the order they start (each one's peers first).
 const SERVICES: [&str; 4] = ["thirdparty-sim", "client-sim", "consumer", "producer"];

@@ -3,18 +3,15 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser};
-use txn_core::{
-    config::HttpServer,
-    fault::Rate,
-    secret::{WebhookSecrets, parser},
-};
+use domain::{WebhookSecrets, fault::Rate};
+use service::{config::HttpServer, secret::parser};
 
 /// Settings of the client simulator.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "client-sim",
     about = "A client app that receives status callbacks",
-    after_help = txn_core::start::CHECK_CONFIG_HELP
+    after_help = service::start::CHECK_CONFIG_HELP
 )]
 pub struct Config {
     /// Address to listen on.

@@ -20,5 +20,5 @@ pub async fn run(
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, tls = config.server.tls_cert_file.is_some(), "client-sim listening");
     let server = config.server.clone();
-    txn_core::serve::serve(listener, router(config), &server, shutdown).await
+    service::serve::serve(listener, router(config), &server, shutdown).await
 }

@@ -15,8 +15,8 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
+use domain::{Status, fault, signature::Verifier};
 use serde::{Deserialize, Serialize};
-use txn_core::{Status, fault, signature::Verifier};
 use uuid::Uuid;
 
 use crate::Config;

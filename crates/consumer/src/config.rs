@@ -3,15 +3,12 @@
 use std::{net::SocketAddr, str::FromStr};
 
 use clap::Parser;
+use domain::{QueueName, WebhookSecrets, schedule::Schedules};
+use id_cache::IdempotencyWindow;
 use serde::{Deserialize, Serialize};
-use txn_core::{
-    QueueName,
-    config::{
-        Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, IdempotencyWindow, PostgresUrl,
-        ShutdownGrace,
-    },
-    schedule::Schedules,
-    secret::{Secret, WebhookSecrets, parser},
+use service::{
+    config::{Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, PostgresUrl, ShutdownGrace},
+    secret::{Secret, parser},
 };
 
 /// Which queues this process works on.
@@ -55,7 +52,7 @@ impl FromStr for QueueSet {
 #[command(
     name = "consumer migrate",
     about = "Apply the database migrations and exit",
-    after_help = txn_core::start::CHECK_CONFIG_HELP
+    after_help = service::start::CHECK_CONFIG_HELP
 )]
 pub struct MigrateConfig {
     /// The database to migrate.
@@ -140,7 +137,7 @@ pub struct Config {
     #[arg(long, env = "THIRDPARTY_API_KEY", hide_env_values = true, value_parser = parser::<Secret>())]
     pub thirdparty_api_key: Option<Secret>,
     /// A header that carries the raw API key instead of `Authorization: Bearer`.
-    #[arg(long, env = "THIRDPARTY_AUTH_HEADER", value_parser = txn_core::thirdparty::header_name)]
+    #[arg(long, env = "THIRDPARTY_AUTH_HEADER", value_parser = outbound::thirdparty::header_name)]
     pub thirdparty_auth_header: Option<String>,
     /// The client app's base URL (`/transactions/{id}/status` is appended).
     #[arg(long, env = "CLIENT_URL", default_value = "http://127.0.0.1:3400", value_parser = parser::<HttpUrl>())]

@@ -71,6 +71,6 @@ async fn metrics(State(side): State<Side>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        txn_core::telemetry::render_metrics(),
+        service::telemetry::render_metrics(),
     )
 }

@@ -14,9 +14,10 @@ pub use config::{Config, MigrateConfig, QueueSet};
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::*;
+use domain::QueueName;
+use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use txn_core::{QueueName, store::Store};
 
 use crate::pipeline::Pipeline;
 
@@ -56,7 +57,7 @@ pub async fn run(
     if config.migrate_on_start {
         migrate(config.connections.database_url.as_str()).await?;
     }
-    txn_core::telemetry::metrics();
+    service::telemetry::metrics();
     let p = Arc::new(Pipeline::new(&config)?);
     let board = board::Board::new(
         p.redis_client.clone(),
@@ -104,8 +105,8 @@ pub async fn run(
     });
     let marker = tokio::spawn({
         let p = p.clone();
-        let marker = txn_core::redis_marker::Marker::new(&config.connections.queue_prefix);
-        txn_core::redis_marker::watch(
+        let marker = id_cache::marker::Marker::new(&config.connections.queue_prefix);
+        id_cache::marker::watch(
             p.redis.clone(),
             marker,
             MARKER_INTERVAL,
@@ -131,7 +132,7 @@ pub async fn run(
             config.server.clone(),
             stop.clone(),
         );
-        async move { txn_core::serve::serve(listener, router, &server, stop).await }
+        async move { service::serve::serve(listener, router, &server, stop).await }
     });
 
     let workers = monitor

@@ -11,14 +11,14 @@ async fn main() -> anyhow::Result<()> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "migrate") {
         args.remove(1);
-        txn_core::start::prepare();
-        let migrate: MigrateConfig = txn_core::start::settings_from(args);
+        service::start::prepare();
+        let migrate: MigrateConfig = service::start::settings_from(args);
         let wait = std::time::Duration::from_millis(migrate.wait_ms);
         consumer::migrate_when_ready(migrate.database_url.as_str(), wait).await?;
         tracing::info!("migrations applied");
         return Ok(());
     }
-    let config: Config = txn_core::start::settings();
-    let listener = txn_core::start::bind(config.addr).await?;
-    consumer::run(config, listener, txn_core::shutdown::on_signal()?).await
+    let config: Config = service::start::settings();
+    let listener = service::start::bind(config.addr).await?;
+    consumer::run(config, listener, service::shutdown::on_signal()?).await
 }

@@ -4,18 +4,20 @@
 use std::{sync::atomic::AtomicBool, time::Duration};
 
 use chrono::{DateTime, Utc};
-use queue::{Job, Queue, QueueConfig, RetryPolicy};
-use txn_core::{
+use domain::{
     QueueName, Source, Status, TransactionId,
     answer::CallError,
-    batch::Batcher,
-    id_cache::IdCache,
     jobs::{CreateJob, NotifyJob, ProcessJob, UpdateJob},
-    notifier::Notifier,
     schedule::{self, Schedules},
-    store::{NewRow, Store, StoreError, TransactionRow},
+};
+use id_cache::IdCache;
+use outbound::{
+    notifier::Notifier,
     thirdparty::{ApiKey, ThirdParty},
 };
+use queue::batch::Batcher;
+use queue::{Job, Queue, QueueConfig, RetryPolicy};
+use store::{NewRow, Store, StoreError, TransactionRow};
 
 use crate::Config;
 
@@ -140,7 +142,7 @@ impl Pipeline {
     /// Builds the context; connections are made lazily.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let connections = &config.connections;
-        let client = queue::RedisClient::new(&connections.redis())?;
+        let client = queue::RedisClient::new(&id_cache::redis_settings(connections))?;
         let redis = client.shared(queue::BACKGROUND_TIMEOUT)?;
         let queue = |name| QueueHandle {
             config,
@@ -149,7 +151,7 @@ impl Pipeline {
             name,
         };
         let timeout = Duration::from_millis(config.http_timeout_ms);
-        let http = txn_core::http_client::client(timeout, config.https_ca_file.as_deref())?;
+        let http = outbound::http_client::client(timeout, config.https_ca_file.as_deref())?;
         let api_key = ApiKey::from_settings(
             config.thirdparty_api_key.as_ref(),
             config.thirdparty_auth_header.as_deref(),

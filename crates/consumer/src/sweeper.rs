@@ -1,7 +1,8 @@
 //! The sweeper: Postgres is the record and Redis only the conveyor, so overdue work found in
 //! Postgres is pushed again under its deterministic job id. A push of a job still held is a
-//! no-op, so the sweeper is harmless when nothing was lost. One instance sweeps at a time
-//! (an advisory lock).
+//! no-op, so the sweeper is harmless when nothing was lost. One instance reads the overdue
+//! rows at a time (an advisory lock, held for that read only); the pushes of two sweepers may
+//! overlap, which the same no-op makes harmless.
 //!
 //! A dead job still holds its id, so that push would be a no-op too: the sweeper also revives
 //! dead jobs whose work is still owed (`owner`), once they have been dead `DEAD_REVIVE_MS`.
@@ -12,14 +13,14 @@ use std::{
     time::Duration,
 };
 
-use queue::{DeadCursor, Job, Queue};
-use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
-use txn_core::{
+use domain::{
     QueueName,
     jobs::{NotifyJob, ProcessFrom, ProcessJob, UpdateJob},
     owner,
 };
+use queue::{DeadCursor, Job, Queue};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{HandlerError, Pipeline};
 
@@ -90,11 +91,11 @@ impl Revival {
         let before = queue::now_ms().saturating_sub(after.as_millis() as u64);
         let [create, process, update, notify] = &mut self.cursors;
         // Whether each job's transaction is unfinished.
-        let owed = |ids: Vec<txn_core::TransactionId>| async move {
+        let owed = |ids: Vec<domain::TransactionId>| async move {
             let rows = p.store.get_many(&ids).await?;
             Ok::<_, HandlerError>(
                 rows.iter()
-                    .map(|r| owner::dead_job_owed(r.as_ref()))
+                    .map(|r| owner::dead_job_owed(r.as_ref().map(|r| r.status)))
                     .collect::<Vec<_>>(),
             )
         };
@@ -147,7 +148,7 @@ impl Revival {
                 let rows = p.store.notifications(&ids).await?;
                 let owed = rows
                     .iter()
-                    .map(|r| owner::dead_notification_owed(r.as_ref()))
+                    .map(|r| owner::dead_notification_owed(r.as_ref().map(|n| n.delivery())))
                     .collect();
                 Ok(keep_owed(jobs, owed))
             },

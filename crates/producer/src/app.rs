@@ -7,20 +7,20 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, header},
 };
+use domain::{
+    QueueName, TransactionId,
+    jobs::{CreateJob, UpdateJob},
+    signature::Verifier,
+};
+use id_cache::{IdCache, IdCacheError, Reservation};
+use queue::batch::Batcher;
 use queue::{Queue, QueueConfig};
+use store::{Store, StoreError, TransactionRow};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
-};
-use txn_core::{
-    QueueName, TransactionId,
-    batch::Batcher,
-    id_cache::{IdCache, IdCacheError, Reservation},
-    jobs::{CreateJob, UpdateJob},
-    signature::Verifier,
-    store::{Store, StoreError, TransactionRow},
 };
 
 use utoipa::OpenApi;
@@ -82,7 +82,7 @@ impl AppState {
                 REDIS_RESPONSE_TIMEOUT.as_millis()
             );
         }
-        let client = queue::RedisClient::new(&connections.redis())?;
+        let client = queue::RedisClient::new(&id_cache::redis_settings(connections))?;
         let redis = client.shared(REDIS_RESPONSE_TIMEOUT)?;
         let queue =
             |name: QueueName| QueueConfig::new(connections.queue_prefix.clone(), name.as_str());

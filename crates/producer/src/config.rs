@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use txn_core::{
-    config::{Connections, HttpServer, IdempotencyWindow, ShutdownGrace},
-    secret::{WebhookSecrets, parser},
+use domain::WebhookSecrets;
+use id_cache::IdempotencyWindow;
+use service::{
+    config::{Connections, HttpServer, ShutdownGrace},
+    secret::parser,
 };
 
 use crate::durability::DurabilityMode;
@@ -15,7 +17,7 @@ use crate::durability::DurabilityMode;
 #[command(
     name = "producer",
     about = "The transaction API",
-    after_help = txn_core::start::CHECK_CONFIG_HELP
+    after_help = service::start::CHECK_CONFIG_HELP
 )]
 pub struct Config {
     /// Address to listen on.

@@ -1,8 +1,8 @@
 //! Request bodies parsed once, at the edge, into domain types. Everything past this module
 //! works with valid values only.
 
+use domain::{Amount, Currency, Money, Status, TransactionId, transaction_id::IdempotencyKey};
 use serde_json::{Map, Value};
-use txn_core::{Amount, Currency, Money, Status, TransactionId, transaction_id::IdempotencyKey};
 
 use crate::problem::{ApiError, FieldError};
 

@@ -84,12 +84,12 @@ pub async fn run(
         });
     }
     // Install the recorder before the first request is counted.
-    txn_core::telemetry::metrics();
+    service::telemetry::metrics();
     // Only a loss while it runs is the producer's to see: a marker missing at its start may
     // be a new Redis, which the consumer (it knows Postgres) tells apart.
-    tokio::spawn(txn_core::redis_marker::watch(
+    tokio::spawn(id_cache::marker::watch(
         state.redis.clone(),
-        txn_core::redis_marker::Marker::new(&config.connections.queue_prefix),
+        id_cache::marker::Marker::new(&config.connections.queue_prefix),
         std::time::Duration::from_secs(1),
         shutdown.clone(),
         || async { false },
@@ -97,7 +97,7 @@ pub async fn run(
     ));
     let router = app::router(state, &config);
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, "producer listening");
-    let serve = txn_core::serve::serve(listener, router, &config.server, shutdown.clone());
+    let serve = service::serve::serve(listener, router, &config.server, shutdown.clone());
     let grace = config.shutdown.duration();
     tokio::select! {
         result = serve => result?,

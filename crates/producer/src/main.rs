@@ -7,7 +7,7 @@ use producer::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let config: Config = txn_core::start::settings();
+    let config: Config = service::start::settings();
     let runtime = match config.worker_threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
             .build()?,
     };
     runtime.block_on(async {
-        let listener = txn_core::start::bind(config.addr).await?;
-        producer::run(config, listener, txn_core::shutdown::on_signal()?).await
+        let listener = service::start::bind(config.addr).await?;
+        producer::run(config, listener, service::shutdown::on_signal()?).await
     })
 }

@@ -230,9 +230,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<txn_core::store::StoreError> for ApiError {
-    fn from(e: txn_core::store::StoreError) -> Self {
-        use txn_core::store::StoreError;
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        use store::StoreError;
         match e {
             StoreError::Corrupt(_) => ApiError::Internal(e.to_string()),
             StoreError::Database(_) | StoreError::Migrate(_) => ApiError::Unavailable {
@@ -274,9 +274,9 @@ impl From<queue::QueueError> for ApiError {
     }
 }
 
-impl From<&txn_core::id_cache::IdCacheError> for ApiError {
-    fn from(e: &txn_core::id_cache::IdCacheError) -> Self {
-        use txn_core::id_cache::IdCacheError;
+impl From<&id_cache::IdCacheError> for ApiError {
+    fn from(e: &id_cache::IdCacheError) -> Self {
+        use id_cache::IdCacheError;
         match e {
             IdCacheError::Queue(e) => e.into(),
             IdCacheError::Corrupt(_) => ApiError::Internal(e.to_string()),
@@ -284,8 +284,8 @@ impl From<&txn_core::id_cache::IdCacheError> for ApiError {
     }
 }
 
-impl From<txn_core::id_cache::IdCacheError> for ApiError {
-    fn from(e: txn_core::id_cache::IdCacheError) -> Self {
+impl From<id_cache::IdCacheError> for ApiError {
+    fn from(e: id_cache::IdCacheError) -> Self {
         ApiError::from(&e)
     }
 }
@@ -293,7 +293,7 @@ impl From<txn_core::id_cache::IdCacheError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use txn_core::store::StoreError;
+    use store::StoreError;
 
     #[test]
     fn a_corrupt_row_is_a_500_not_a_retry_later() {

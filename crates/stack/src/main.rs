@@ -10,8 +10,9 @@ use std::future::Future;
 
 use anyhow::Context;
 use clap::Parser;
+use domain::WebhookSecrets;
+use service::config::PostgresUrl;
 use sqlx::{Connection, PgConnection};
-use txn_core::{config::PostgresUrl, secret::WebhookSecrets};
 
 /// A secret from the environment, or a generated development one.
 fn secret(var: &str) -> anyhow::Result<String> {
@@ -64,7 +65,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    txn_core::start::prepare();
+    service::start::prepare();
     let webhook = secret("WEBHOOK_SECRET")?;
     let client = secret("CLIENT_WEBHOOK_SECRET")?;
 
@@ -81,8 +82,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("migrations")?;
 
-    let shutdown = txn_core::shutdown::on_signal()?;
-    let bind = txn_core::start::bind;
+    let shutdown = service::shutdown::on_signal()?;
+    let bind = service::start::bind;
     let listeners = (
         bind(producer.addr).await?,
         bind(consumer.addr).await?,

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser};
-use txn_core::{
+use domain::{WebhookSecrets, fault::Rate};
+use service::{
     config::{HttpServer, HttpUrl},
-    fault::Rate,
-    secret::{Secret, WebhookSecrets, parser},
+    secret::{Secret, parser},
 };
 
 /// Settings of the third-party simulator.
@@ -14,7 +14,7 @@ use txn_core::{
 #[command(
     name = "thirdparty-sim",
     about = "A deliberately unreliable third-party payment processor",
-    after_help = txn_core::start::CHECK_CONFIG_HELP
+    after_help = service::start::CHECK_CONFIG_HELP
 )]
 pub struct Config {
     /// Address to listen on.
@@ -37,7 +37,7 @@ pub struct Config {
     #[arg(long, env = "THIRDPARTY_API_KEY", hide_env_values = true, value_parser = parser::<Secret>())]
     pub api_key: Option<Secret>,
     /// The header carrying the raw key instead of `Authorization: Bearer`.
-    #[arg(long, env = "THIRDPARTY_AUTH_HEADER", value_parser = txn_core::thirdparty::header_name)]
+    #[arg(long, env = "THIRDPARTY_AUTH_HEADER", value_parser = outbound::thirdparty::header_name)]
     pub auth_header: Option<String>,
     /// How it resolves transactions and how it misbehaves.
     #[command(flatten)]

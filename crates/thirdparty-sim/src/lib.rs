@@ -26,7 +26,7 @@ pub async fn run(
     let server = config.server.clone();
     let app = router(config, stop.clone()).map_err(std::io::Error::other)?;
     tracing::info!(addr = %listener.local_addr()?, tls = server.tls_cert_file.is_some(), "thirdparty-sim listening");
-    let served = txn_core::serve::serve(listener, app, &server, stop.clone()).await;
+    let served = service::serve::serve(listener, app, &server, stop.clone()).await;
     stop.cancel();
     served
 }

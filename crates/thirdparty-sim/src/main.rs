@@ -8,8 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = txn_core::start::settings();
-    let listener = txn_core::start::bind(config.addr).await?;
-    thirdparty_sim::run(config, listener, txn_core::shutdown::on_signal()?).await?;
+    let config: Config = service::start::settings();
+    let listener = service::start::bind(config.addr).await?;
+    thirdparty_sim::run(config, listener, service::shutdown::on_signal()?).await?;
     Ok(())
 }

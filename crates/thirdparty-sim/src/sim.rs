@@ -16,9 +16,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use domain::{Status, fault, signature::Signer};
+use outbound::thirdparty::ApiKey;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use txn_core::{Status, fault, signature::Signer, thirdparty::ApiKey};
 use uuid::Uuid;
 
 use crate::Config;
@@ -198,11 +199,11 @@ impl Sim {
 pub fn router(
     config: Config,
     stop: CancellationToken,
-) -> Result<Router, txn_core::http_client::HttpClientError> {
+) -> Result<Router, outbound::http_client::HttpClientError> {
     let sim = Arc::new(Sim {
         signer: Signer::new(&config.webhook_secret),
         api_key: ApiKey::from_settings(config.api_key.as_ref(), config.auth_header.as_deref()),
-        http: txn_core::http_client::client(
+        http: outbound::http_client::client(
             Duration::from_secs(5),
             config.https_ca_file.as_deref(),
         )?,

@@ -18,8 +18,8 @@ use bench::{command_counts, delta, percentile};
 use clap::Parser;
 use queue::{Job, Queue, QueueConfig, now_ms};
 use serde::{Deserialize, Serialize};
+use service::config::DEFAULT_REDIS_URL;
 use tokio_util::sync::CancellationToken;
-use txn_core::config::DEFAULT_REDIS_URL;
 
 #[derive(Parser)]
 struct Args {

@@ -28,13 +28,11 @@ use bench::{
 };
 use bytes::Bytes;
 use clap::Parser;
+use domain::WebhookSecrets;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
+use service::config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL};
 use tokio_util::sync::CancellationToken;
-use txn_core::{
-    config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL},
-    secret::WebhookSecrets,
-};
 
 #[derive(Parser)]
 #[command(

@@ -26,10 +26,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use domain::{QueueName, TransactionId, jobs::ProcessJob};
 use queue::{Counts, JobInfo, JobPage, JobState, Queue};
 use serde::Serialize;
+use store::Store;
 use tokio_util::sync::CancellationToken;
-use txn_core::{QueueName, TransactionId, jobs::ProcessJob, store::Store};
 
 pub use access::Access;
 
@@ -229,7 +230,7 @@ enum BoardError {
     NotFound(&'static str),
     BadRequest(String),
     Redis(queue::QueueError),
-    Postgres(txn_core::store::StoreError),
+    Postgres(store::StoreError),
 }
 
 impl From<queue::QueueError> for BoardError {
@@ -238,8 +239,8 @@ impl From<queue::QueueError> for BoardError {
     }
 }
 
-impl From<txn_core::store::StoreError> for BoardError {
-    fn from(e: txn_core::store::StoreError) -> Self {
+impl From<store::StoreError> for BoardError {
+    fn from(e: store::StoreError) -> Self {
         BoardError::Postgres(e)
     }
 }

@@ -2,9 +2,10 @@
 //! from Postgres and from every queue by the job ids it can have.
 
 use chrono::{DateTime, Utc};
+use domain::{QueueName, Source, Status, TransactionId, jobs::job_ids_of};
 use queue::JobInfo;
 use serde::Serialize;
-use txn_core::{QueueName, Source, Status, TransactionId, jobs::job_ids_of, store::TransactionRow};
+use store::TransactionRow;
 use uuid::Uuid;
 
 use super::{Board, BoardError};

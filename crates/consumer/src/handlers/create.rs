@@ -1,11 +1,9 @@
 //! `create`: insert the row (the first insert wins), then queue its submission.
 
 use apalis::prelude::BoxDynError;
+use domain::jobs::{CreateJob, ProcessFrom, ProcessJob};
 use queue::Job;
-use txn_core::{
-    jobs::{CreateJob, ProcessFrom, ProcessJob},
-    store::NewRow,
-};
+use store::NewRow;
 
 use super::Ctx;
 

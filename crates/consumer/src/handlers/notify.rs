@@ -1,7 +1,7 @@
 //! `notify`: tell the client app a terminal status, with the same `webhook-id` on every retry.
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
-use txn_core::{answer::CallError, jobs::NotifyJob};
+use domain::{answer::CallError, jobs::NotifyJob};
 
 use super::{Ctx, after};
 

@@ -8,12 +8,12 @@
 //! transaction: they are retried on the backoff schedule until someone fixes the key.
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
-use txn_core::{
+use domain::{
     Source, Status, TransactionId,
     answer::CallError,
     jobs::{ProcessFrom, ProcessJob},
-    thirdparty::Lookup,
 };
+use outbound::thirdparty::Lookup;
 
 use super::{Ctx, after};
 

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
 use chrono::Utc;
-use queue::Job;
-use txn_core::{
+use domain::{
     Source, Status, TransactionId,
     answer::CallError,
     jobs::{ProcessFrom, ProcessJob, UpdateJob},
     schedule,
-    thirdparty::Lookup,
 };
+use outbound::thirdparty::Lookup;
+use queue::Job;
 
 use super::{Ctx, after};
 

@@ -50,7 +50,7 @@ pub async fn metrics() -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        txn_core::telemetry::render_metrics(),
+        service::telemetry::render_metrics(),
     )
 }
 

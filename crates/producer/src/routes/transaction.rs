@@ -11,15 +11,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use txn_core::{
-    Amount, Currency, Source, Status, TransactionId,
-    batch::BatchError,
-    id_cache::{Cached, IdCacheError, Reread, Reservation},
-    jobs::CreateJob,
-    money::differing_parts,
-    store::HistoryEntry,
+use domain::{
+    Amount, Currency, Source, Status, TransactionId, jobs::CreateJob, money::differing_parts,
 };
+use id_cache::{Cached, IdCacheError, Reread, Reservation};
+use queue::batch::BatchError;
+use serde::Serialize;
+use store::HistoryEntry;
 use utoipa::ToSchema;
 
 use crate::{

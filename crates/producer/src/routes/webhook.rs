@@ -7,8 +7,8 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use domain::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
 use queue::Job;
-use txn_core::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
 
 use super::transaction::Accepted;
 use crate::{

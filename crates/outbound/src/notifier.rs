@@ -6,13 +6,14 @@ use std::time::SystemTime;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{
-    Status, TransactionId,
-    answer::{Answer, CallError, classify, transport_error},
-    config::HttpUrl,
-    secret::WebhookSecrets,
+use domain::{
+    Status, TransactionId, WebhookSecrets,
+    answer::{Answer, CallError, classify},
     signature::Signer,
 };
+use service::config::HttpUrl;
+
+use crate::http_client::transport_error;
 
 /// Why a notification was not accepted (see `answer` for the rule).
 pub type NotifyError = CallError;

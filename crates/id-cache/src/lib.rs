@@ -3,14 +3,24 @@
 //! most `IDEMPOTENCY_TTL_MS`), then keeps the entry only `ID_CACHE_MARGIN_MS`: Postgres is
 //! the lasting memory of ids. It sits under the `create` queue's hash tag, so reserving an id
 //! and pushing its `create` job is one atomic script in one slot. It knows the queue only
-//! through `Keys::tag` and `PushHook`, never its key layout.
+//! through `Keys::tag` and `PushHook`, never its key layout. Its Lua is in `lua/`, one script
+//! per file.
+//!
+//! Beside it: the marker that tells the pipeline Redis lost data (`marker`), and how the
+//! pipeline's settings reach Redis (`settings`).
+#![deny(unsafe_code)]
+
+pub mod marker;
+pub mod settings;
+
+pub use settings::{IdempotencyWindow, redis_settings};
 
 use std::sync::LazyLock;
 
 use queue::{HookedJob, Job, PushHook, Queue, QueueError};
 use redis::{Script, aio::ConnectionLike};
 
-use crate::{Money, Status, TransactionId, jobs::CreateJob};
+use domain::{Money, QueueName, Status, TransactionId, jobs::CreateJob};
 
 /// What the cache holds for an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,35 +67,14 @@ pub enum Reread {
 /// Redis's clock in ms when the script started, for scripts (`TIME` is allowed in scripts
 /// since Redis 5's effects replication, which is the only mode of Redis 7). A script is
 /// atomic, so its start is when all of it happened: one `TIME` serves a whole batch.
-const REDIS_NOW_MS: &str = r"
-local script_started_ms
-local function redis_now_ms()
-  if not script_started_ms then
-    local t = redis.call('TIME')
-    script_started_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return script_started_ms
-end
-";
+const REDIS_NOW_MS: &str = include_str!("../lua/redis_now.lua");
 
 /// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key; `amount`
 /// and `currency` ('' = none) and `ttl_ms` its fields and lifetime; `deadline_ms` the
 /// acceptance deadline (ms since the epoch), past which it does nothing.
 /// Returns {2} past the deadline, {1} for a new id, or {0, amount, currency, status} for a
 /// known one.
-const RESERVE: &str = r"
-if redis_now_ms() > tonumber(deadline_ms) then
-  return {2}
-end
-local cached = redis.call('HMGET', entry, 'a', 'c', 's')
-if cached[3] then
-  return {0, cached[1], cached[2], cached[3]}
-end
-redis.call('HSET', entry, 'a', amount, 'c', currency, 's', 'pending')
-redis.call('PEXPIRE', entry, ttl_ms)
-push_this_job()
-return {1}
-";
+const RESERVE: &str = include_str!("../lua/reserve.lua");
 
 static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
     PushHook::with_prelude(
@@ -100,42 +89,19 @@ static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
 /// ARGV: the deadline (ms). Returns {amount, currency, status, past (0/1)}.
 static REREAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{REDIS_NOW_MS}
-local cached = redis.call('HMGET', KEYS[1], 'a', 'c', 's')
-local past = 0
-if redis_now_ms() > tonumber(ARGV[1]) then past = 1 end
-return {{cached[1], cached[2], cached[3], past}}
-"
+        "{REDIS_NOW_MS}{}",
+        include_str!("../lua/reread.lua")
     ))
 });
 
 /// Compare-and-set of the cached status. KEYS: the cache key; ARGV: expected, new status.
 /// Returns 1 if set, 0 if the cached status was not the expected one (or the entry is gone).
-static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local entry, expected, new = KEYS[1], ARGV[1], ARGV[2]
-if redis.call('HGET', entry, 's') == expected then
-  redis.call('HSET', entry, 's', new)
-  return 1
-end
-return 0
-",
-    )
-});
+static COMPARE_AND_SET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/compare_and_set.lua")));
 
 /// Sets the cached status if the entry still exists. KEYS: the cache key; ARGV: the status.
-static REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local entry, status = KEYS[1], ARGV[1]
-if redis.call('EXISTS', entry) == 1 then
-  redis.call('HSET', entry, 's', status)
-end
-return 0
-",
-    )
-});
+static REFRESH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/refresh.lua")));
 
 /// The id cache of one deployment (queue prefix).
 #[derive(Debug, Clone)]
@@ -194,9 +160,9 @@ fn reservation(
 impl IdCache {
     /// The cache of deployment `prefix`: entries kept `window.ttl_ms` until their row exists,
     /// then `window.margin_ms`.
-    pub fn new(prefix: &str, window: crate::config::IdempotencyWindow) -> Self {
+    pub fn new(prefix: &str, window: IdempotencyWindow) -> Self {
         Self {
-            tag: queue::Keys::new(prefix, crate::QueueName::Create.as_str())
+            tag: queue::Keys::new(prefix, QueueName::Create.as_str())
                 .tag()
                 .to_string(),
             ttl_ms: window.ttl_ms,

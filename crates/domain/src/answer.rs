@@ -70,26 +70,6 @@ pub fn classify(status: u16, headers: &HeaderMap, now: SystemTime) -> Answer {
     }
 }
 
-/// A call that failed before any answer (timeout, connection refused, TLS): transient.
-pub fn transport_error(e: &reqwest::Error) -> CallError {
-    CallError::Transient {
-        reason: if e.is_timeout() {
-            "timeout".into()
-        } else {
-            // The whole chain: "error sending request" alone hides a TLS or DNS failure.
-            let mut reason = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                reason.push_str(": ");
-                reason.push_str(&s.to_string());
-                source = s.source();
-            }
-            reason
-        },
-        retry_after: None,
-    }
-}
-
 /// `Retry-After` as a delay from `now`: delay-seconds or an HTTP date (a date in the past is
 /// no delay). Anything else is ignored.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {

@@ -11,18 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Reads the marker, writing `ARGV[1]` if it is missing. KEYS: the marker. Returns {1, token}
 /// if it was there, {0, token} if it was just written.
-static ENSURE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local token = redis.call('GET', KEYS[1])
-if token then
-  return {1, token}
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return {0, ARGV[1]}
-",
-    )
-});
+static ENSURE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/marker_ensure.lua")));
 
 /// What one look at the marker found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +42,7 @@ impl Marker {
         Self {
             key: format!(
                 "{}:marker",
-                queue::Keys::new(prefix, crate::QueueName::Create.as_str()).tag()
+                queue::Keys::new(prefix, domain::QueueName::Create.as_str()).tag()
             ),
             seen: None,
         }

@@ -7,7 +7,7 @@ use standardwebhooks::{
     HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP, Webhook,
 };
 
-use crate::secret::WebhookSecrets;
+use crate::webhook_secrets::WebhookSecrets;
 
 /// Why a webhook was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

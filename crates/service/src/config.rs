@@ -188,35 +188,6 @@ impl Connections {
             queue_prefix: prefix.to_string(),
         }
     }
-
-    /// How the queue reaches Redis.
-    pub fn redis(&self) -> queue::RedisSettings {
-        queue::RedisSettings {
-            url: self.redis_url.as_str().to_string(),
-            username: self.redis_username.clone(),
-            password: self.redis_password.as_ref().map(|p| p.expose().to_string()),
-            ca_file: self.redis_ca_file.clone(),
-            cluster: self.redis_cluster,
-        }
-    }
-}
-
-/// How long the producer's id cache keeps an id. Postgres is the lasting memory of ids: the
-/// cache only bridges the time until the id's row exists, plus a margin. The producer writes
-/// entries and the consumer shortens and refreshes them, so both read these settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
-pub struct IdempotencyWindow {
-    /// How long an entry lives while its row does not exist yet (ms).
-    #[arg(
-        long = "idempotency-ttl-ms",
-        env = "IDEMPOTENCY_TTL_MS",
-        default_value_t = 86_400_000
-    )]
-    pub ttl_ms: u64,
-    /// How long an entry lives once its row exists (ms): retries soon after acceptance are
-    /// answered from Redis, later ones from Postgres.
-    #[arg(long, env = "ID_CACHE_MARGIN_MS", default_value_t = 60_000)]
-    pub margin_ms: u64,
 }
 
 /// How a service serves HTTP (see `serve`).

@@ -5,12 +5,13 @@ use std::time::SystemTime;
 use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 
-use crate::{
+use domain::{
     Money, Status, TransactionId,
-    answer::{Answer, CallError, classify, transport_error},
-    config::HttpUrl,
-    secret::Secret,
+    answer::{Answer, CallError, classify},
 };
+use service::{config::HttpUrl, secret::Secret};
+
+use crate::http_client::transport_error;
 
 /// What the third party says about an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

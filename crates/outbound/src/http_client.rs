@@ -46,3 +46,23 @@ pub fn client(
     }
     Ok(builder.build()?)
 }
+
+/// A call that failed before any answer (timeout, connection refused, TLS): transient.
+pub fn transport_error(e: &reqwest::Error) -> domain::answer::CallError {
+    domain::answer::CallError::Transient {
+        reason: if e.is_timeout() {
+            "timeout".into()
+        } else {
+            // The whole chain: "error sending request" alone hides a TLS or DNS failure.
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                reason.push_str(": ");
+                reason.push_str(&s.to_string());
+                source = s.source();
+            }
+            reason
+        },
+        retry_after: None,
+    }
+}

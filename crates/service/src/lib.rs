@@ -1,0 +1,12 @@
+//! What every service binary shares, whatever it does: the settings groups several binaries
+//! flatten (`config`), secrets that never print (`secret`), start-up and `check-config`
+//! (`start`), the one HTTP server (`serve`), the shutdown token (`shutdown`), and logging and
+//! metrics (`telemetry`). It knows nothing of transactions.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod secret;
+pub mod serve;
+pub mod shutdown;
+pub mod start;
+pub mod telemetry;

@@ -1,0 +1,117 @@
+//! The Postgres store: the record of transactions, their history and their notifications,
+//! one module per table (`transactions`, `notifications`) and one for the sweeper (`sweep`).
+//!
+//! Every write that implies follow-up work records it in the same statement (the outbox rule:
+//! `next_attempt_at`, `next_poll_at`, or the `notifications` row), so the sweeper can redo
+//! whatever a lost Redis job would have done.
+
+#![deny(unsafe_code)]
+
+use std::{str::FromStr, time::Duration};
+
+use domain::{Source, Status, money::InvalidMoney};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// The SQL form of [`TransactionRow::owes_submission`], for statements that must only touch
+/// rows still owed a submission (a macro so it can be `concat!`ed into literal SQL).
+macro_rules! owes_submission_sql {
+    () => {
+        "status = 'pending' AND submitted_at IS NULL"
+    };
+}
+
+mod notifications;
+mod rows;
+mod sweep;
+#[cfg(test)]
+mod tests;
+mod transactions;
+
+pub use rows::{HistoryEntry, NewRow, NotificationDetail, NotificationRow, TransactionRow};
+pub use sweep::Overdue;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Postgres failed or could not be reached.
+    #[error("postgres: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row holds a value this code does not know (a status, say).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<InvalidMoney> for StoreError {
+    fn from(e: InvalidMoney) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
+    s.parse()
+        .map_err(|e: domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn parse_source(s: &str) -> Result<Source, StoreError> {
+    s.parse()
+        .map_err(|e: domain::status::UnknownSource| StoreError::Corrupt(e.to_string()))
+}
+
+/// Handle to the Postgres store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// A pool of at most `max_connections` to `url`; connects lazily, so this works while
+    /// Postgres is down (calls then fail with [`StoreError::Database`]).
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // Batch statements filter on `unnest($1::uuid[])`: a generic plan cached on a fresh
+        // (unanalysed) table degrades to a sequential scan, so plan with the actual values.
+        let options =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// A store over an existing pool (tests).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations in `migrations/` (under sqlx's advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checks the connection.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether any transaction is recorded (a Redis that knows nothing has then lost data).
+    pub async fn has_transactions(&self) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM transactions)")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,162 @@
+//! The rows the store reads and writes.
+
+use chrono::{DateTime, Utc};
+use domain::{Money, Source, Status, TransactionId, owner::Delivery};
+use sqlx::{Row, postgres::PgRow};
+use uuid::Uuid;
+
+use crate::{StoreError, parse_source, parse_status};
+
+/// A transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRow {
+    /// Its id.
+    pub id: TransactionId,
+    /// Its current status.
+    pub status: Status,
+    /// Amount and currency, if it has them.
+    pub money: Option<Money>,
+    /// When the third party accepted it.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// When the next submission attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The current poll's number.
+    pub poll_number: i32,
+    /// When the current poll is due.
+    pub next_poll_at: Option<DateTime<Utc>>,
+    /// When polling gave up.
+    pub poll_expired_at: Option<DateTime<Utc>>,
+    /// When the row was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TransactionRow {
+    /// Whether the transaction still needs submitting to the third party: pending and never
+    /// accepted there. The SQL guards of the submission statements say the same.
+    pub fn owes_submission(&self) -> bool {
+        !self.status.is_terminal() && self.submitted_at.is_none()
+    }
+}
+
+/// One history entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The status entered.
+    pub status: Status,
+    /// Who caused it.
+    pub source: Source,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A notification owed to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRow {
+    /// Its id, sent as `webhook-id`.
+    pub delivery_id: Uuid,
+    /// The transaction.
+    pub transaction_id: TransactionId,
+    /// The status to tell.
+    pub status: Status,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When the client accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When we gave up.
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+impl NotificationRow {
+    /// Where its delivery stands (the owner rule reads this).
+    pub fn delivery(&self) -> Delivery {
+        if self.delivered_at.is_some() {
+            Delivery::Delivered
+        } else if self.failed_at.is_some() {
+            Delivery::GivenUp
+        } else {
+            Delivery::Owed
+        }
+    }
+}
+
+/// A notification with what an operator wants to know of its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationDetail {
+    /// The notification.
+    pub row: NotificationRow,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was recorded (the status change it tells of).
+    pub created_at: DateTime<Utc>,
+}
+
+/// A transaction to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRow {
+    /// Its id.
+    pub id: TransactionId,
+    /// Amount and currency, if given.
+    pub money: Option<Money>,
+}
+
+// How each row is read from its columns: one place per row type, whatever statement
+// selected it. A value this code does not know is `StoreError::Corrupt`.
+
+impl TryFrom<&PgRow> for TransactionRow {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(TransactionRow {
+            id: TransactionId::from(r.try_get::<Uuid, _>("id")?),
+            status: parse_status(r.try_get("status")?)?,
+            money: Money::from_parts(r.try_get("amount")?, r.try_get("currency")?)?,
+            submitted_at: r.try_get("submitted_at")?,
+            next_attempt_at: r.try_get("next_attempt_at")?,
+            poll_number: r.try_get("poll_number")?,
+            next_poll_at: r.try_get("next_poll_at")?,
+            poll_expired_at: r.try_get("poll_expired_at")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for HistoryEntry {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(HistoryEntry {
+            status: parse_status(r.try_get("to_status")?)?,
+            source: parse_source(r.try_get("source")?)?,
+            at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for NotificationRow {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(NotificationRow {
+            delivery_id: r.try_get("delivery_id")?,
+            transaction_id: TransactionId::from(r.try_get::<Uuid, _>("transaction_id")?),
+            status: parse_status(r.try_get("status")?)?,
+            attempts: r.try_get("attempts")?,
+            delivered_at: r.try_get("delivered_at")?,
+            failed_at: r.try_get("failed_at")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for NotificationDetail {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(NotificationDetail {
+            row: NotificationRow::try_from(r)?,
+            last_error: r.try_get("last_error")?,
+            next_attempt_at: r.try_get("next_attempt_at")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! The store against a real Postgres (a database of its own per test).
+
+use chrono::Utc;
+use domain::{Money, TransactionId};
+
+use super::*;
+
+fn id() -> TransactionId {
+    TransactionId::generate()
+}
+
+fn money(amount: i64, currency: &str) -> Option<Money> {
+    Money::from_parts(Some(amount), Some(currency)).unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_first_insert_wins_and_records_its_history(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let id = id();
+    assert!(store.insert_pending(id, money(500, "EUR")).await.unwrap());
+    assert!(!store.insert_pending(id, money(999, "USD")).await.unwrap());
+    let row = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.money),
+        (Status::Pending, money(500, "EUR"))
+    );
+    assert!(row.next_attempt_at.is_some(), "a submission is owed");
+    assert!(row.owes_submission());
+    let history = store.history(id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].status, history[0].source),
+        (Status::Pending, Source::Api)
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let id = id();
+    store.insert_pending(id, None).await.unwrap();
+    let delivery = store
+        .apply_status(id, Status::Completed, Source::Webhook)
+        .await
+        .unwrap();
+    assert!(delivery.is_some());
+    assert_eq!(
+        store
+            .apply_status(id, Status::Completed, Source::Poll)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .apply_status(id, Status::Declined, Source::Poll)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .apply_status(id, Status::Pending, Source::Poll)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let row = store.get(id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Completed);
+    let history: Vec<_> = store
+        .history(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.status, h.source))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            (Status::Pending, Source::Api),
+            (Status::Completed, Source::Webhook)
+        ]
+    );
+    let notification = store
+        .notification(delivery.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (notification.transaction_id, notification.status),
+        (id, Status::Completed)
+    );
+    let at = Utc::now();
+    store
+        .notification_retry(notification.delivery_id, 1, "client said 500", at)
+        .await
+        .unwrap();
+    let detail = store.notification_of(id).await.unwrap().unwrap();
+    assert_eq!(detail.row.delivery_id, notification.delivery_id);
+    assert_eq!(detail.row.attempts, 1);
+    assert_eq!(detail.last_error.as_deref(), Some("client said 500"));
+    assert!(detail.next_attempt_at.is_some());
+    assert!(
+        store
+            .notification_of(super::tests::id())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (a, b) = (id(), id());
+    let row = |id, amount| NewRow {
+        id,
+        money: money(amount, "EUR"),
+    };
+    let inserted = store
+        .insert_pending_many(&[row(a, 1), row(b, 2), row(a, 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        inserted,
+        vec![true, true, false],
+        "a duplicate within the batch inserts once"
+    );
+    assert_eq!(
+        store.get(a).await.unwrap().unwrap().money,
+        money(1, "EUR"),
+        "the first row wins"
+    );
+
+    let applied = store
+        .apply_status_many(&[
+            (a, Status::Completed, Source::Poll),
+            (a, Status::Declined, Source::Webhook),
+            (b, Status::Pending, Source::Poll),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        applied[0].is_some() && applied[1].is_none() && applied[2].is_none(),
+        "{applied:?}"
+    );
+    assert_eq!(
+        store.get(a).await.unwrap().unwrap().status,
+        Status::Completed
+    );
+    assert_eq!(store.get(b).await.unwrap().unwrap().status, Status::Pending);
+    assert_eq!(
+        store.history(a).await.unwrap().len(),
+        2,
+        "one change, one history row"
+    );
+
+    let submitted = store
+        .mark_submitted_many(&[(a, Utc::now()), (b, Utc::now())])
+        .await
+        .unwrap();
+    assert_eq!(
+        submitted,
+        vec![false, true],
+        "a terminal row is not submitted"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_stale_poll_chain_cannot_fork(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let id = id();
+    store.insert_pending(id, None).await.unwrap();
+    assert!(store.mark_submitted(id, Utc::now()).await.unwrap());
+    assert!(!store.get(id).await.unwrap().unwrap().owes_submission());
+    assert!(
+        !store.mark_submitted(id, Utc::now()).await.unwrap(),
+        "submitted once"
+    );
+    assert!(store.schedule_next_poll(id, 1, Utc::now()).await.unwrap());
+    assert!(
+        !store.schedule_next_poll(id, 1, Utc::now()).await.unwrap(),
+        "poll 1 already moved on"
+    );
+    assert_eq!(store.get(id).await.unwrap().unwrap().poll_number, 2);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (late, fresh, submitted) = (id(), id(), id());
+    for id in [late, fresh, submitted] {
+        store.insert_pending(id, None).await.unwrap();
+    }
+    store
+        .submission_due(late, Utc::now() - chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    store
+        .submission_due(fresh, Utc::now() + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    store
+        .mark_submitted(submitted, Utc::now() - chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    let done = id();
+    store.insert_pending(done, None).await.unwrap();
+    let delivered = store
+        .apply_status(done, Status::Declined, Source::Poll)
+        .await
+        .unwrap()
+        .unwrap();
+    store.notification_delivered(delivered, 1).await.unwrap();
+
+    let overdue = store
+        .overdue(Duration::from_secs(30), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(overdue.submissions, vec![late]);
+    assert_eq!(overdue.polls, vec![(submitted, 1)]);
+    assert!(
+        overdue.notifications.is_empty(),
+        "a delivered notification is not owed"
+    );
+}

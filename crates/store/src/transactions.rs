@@ -1,0 +1,286 @@
+//! The `transactions` table and its history (`transaction_events`): inserts, reads, the
+//! submission and poll chain, and status changes (which write their notification too).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use domain::{Money, Source, Status, TransactionId};
+use uuid::Uuid;
+
+use crate::{HistoryEntry, NewRow, Store, StoreError, TransactionRow};
+
+impl Store {
+    /// Inserts a pending transaction with its `api` history entry and a submission owed now;
+    /// false if it already existed (the first row wins).
+    pub async fn insert_pending(
+        &self,
+        id: TransactionId,
+        money: Option<Money>,
+    ) -> Result<bool, StoreError> {
+        let row = NewRow { id, money };
+        Ok(self
+            .insert_pending_many(&[row])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// [`Store::insert_pending`] for many rows in one statement; one flag per row, in order.
+    pub async fn insert_pending_many(&self, rows: &[NewRow]) -> Result<Vec<bool>, StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
+        let amounts: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| r.money.map(|m| m.amount.minor_units()))
+            .collect();
+        let currencies: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.money.as_ref().map(|m| m.currency.as_str()))
+            .collect();
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT DISTINCT ON (id) id, amount, currency
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS i(id, amount, currency)
+             ), inserted AS (
+                 INSERT INTO transactions (id, status, amount, currency, next_attempt_at)
+                 SELECT id, 'pending', amount, currency, now() FROM input
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id
+             ), events AS (
+                 INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
+                 SELECT id, NULL, 'pending', 'api' FROM inserted
+             )
+             SELECT id FROM inserted",
+        )
+        .bind(&ids)
+        .bind(&amounts)
+        .bind(&currencies)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
+        // A duplicate within the batch did not insert: only its first occurrence reports true.
+        Ok(ids.iter().map(|id| inserted.remove(id)).collect())
+    }
+
+    /// The transaction `id`, if it exists.
+    pub async fn get(&self, id: TransactionId) -> Result<Option<TransactionRow>, StoreError> {
+        Ok(self.get_many(&[id]).await?.pop().flatten())
+    }
+
+    /// [`Store::get`] for many ids in one statement; one answer per id, in order.
+    pub async fn get_many(
+        &self,
+        ids: &[TransactionId],
+    ) -> Result<Vec<Option<TransactionRow>>, StoreError> {
+        let uuids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
+        let rows = sqlx::query(
+            "SELECT id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
+                    poll_number, next_poll_at, poll_expired_at, created_at, updated_at
+             FROM transactions WHERE id = ANY($1)",
+        )
+        .bind(&uuids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found: HashMap<Uuid, TransactionRow> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let row = TransactionRow::try_from(r)?;
+            found.insert(row.id.as_uuid(), row);
+        }
+        Ok(uuids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
+    /// The history of `id`, oldest first.
+    pub async fn history(&self, id: TransactionId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT to_status, source, created_at FROM transaction_events
+             WHERE transaction_id = $1 ORDER BY id",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(HistoryEntry::try_from).collect()
+    }
+
+    /// Records that the next submission attempt is due at `at` (the outbox of a retry).
+    pub async fn submission_due(
+        &self,
+        id: TransactionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "UPDATE transactions SET next_attempt_at = $2, updated_at = now() WHERE id = $1 AND ",
+            owes_submission_sql!()
+        ))
+        .bind(id.as_uuid())
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the submission and that poll 1 is due at `first_poll_at`; false if the row was
+    /// already submitted or terminal.
+    pub async fn mark_submitted(
+        &self,
+        id: TransactionId,
+        first_poll_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .mark_submitted_many(&[(id, first_poll_at)])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// [`Store::mark_submitted`] for many rows in one statement; one flag per row, in order.
+    pub async fn mark_submitted_many(
+        &self,
+        rows: &[(TransactionId, DateTime<Utc>)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| id.as_uuid()).collect();
+        let polls: Vec<DateTime<Utc>> = rows.iter().map(|(_, at)| *at).collect();
+        let updated: Vec<Uuid> = sqlx::query_scalar(concat!(
+            "UPDATE transactions t
+             SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
+                 next_poll_at = v.at, updated_at = now()
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
+             WHERE t.id = v.id AND ",
+            owes_submission_sql!(),
+            " RETURNING t.id"
+        ))
+        .bind(&ids)
+        .bind(&polls)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut updated: HashSet<Uuid> = updated.into_iter().collect();
+        Ok(ids.iter().map(|id| updated.remove(id)).collect())
+    }
+
+    /// Moves a pending transaction to terminal `status` with its history entry and its
+    /// notification, in one statement. Returns the new notification's delivery id, or `None`
+    /// if the transaction was no longer pending (a duplicate or stale report changes nothing).
+    pub async fn apply_status(
+        &self,
+        id: TransactionId,
+        status: Status,
+        source: Source,
+    ) -> Result<Option<Uuid>, StoreError> {
+        Ok(self
+            .apply_status_many(&[(id, status, source)])
+            .await?
+            .first()
+            .copied()
+            .flatten())
+    }
+
+    /// [`Store::apply_status`] for many rows in one statement; one answer per row, in order.
+    /// Of two changes of one transaction in a batch, only the first can apply.
+    pub async fn apply_status_many(
+        &self,
+        rows: &[(TransactionId, Status, Source)],
+    ) -> Result<Vec<Option<Uuid>>, StoreError> {
+        // The SQL guard of `Status::can_change_to`: only pending changes, only to terminal.
+        let allowed: Vec<&(TransactionId, Status, Source)> = rows
+            .iter()
+            .filter(|(_, status, _)| Status::Pending.can_change_to(*status))
+            .collect();
+        let ids: Vec<Uuid> = allowed.iter().map(|(id, ..)| id.as_uuid()).collect();
+        let statuses: Vec<&str> = allowed.iter().map(|(_, s, _)| s.as_str()).collect();
+        let sources: Vec<&str> = allowed.iter().map(|(.., src)| src.as_str()).collect();
+        let deliveries: Vec<Uuid> = allowed.iter().map(|_| Uuid::now_v7()).collect();
+        let changed: Vec<(Uuid, Uuid)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "WITH input AS (
+                     SELECT DISTINCT ON (id) id, status, source, delivery_id
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[])
+                          WITH ORDINALITY AS i(id, status, source, delivery_id, n)
+                     ORDER BY id, n
+                 ), changed AS (
+                     UPDATE transactions t
+                     SET status = i.status, next_attempt_at = NULL, next_poll_at = NULL, updated_at = now()
+                     FROM input i
+                     WHERE t.id = i.id AND t.status = 'pending'
+                     RETURNING t.id, i.status, i.source, i.delivery_id
+                 ), event AS (
+                     INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
+                     SELECT id, 'pending', status, source FROM changed
+                 )
+                 INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
+                 SELECT delivery_id, id, status, now() FROM changed
+                 RETURNING transaction_id, delivery_id",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&sources)
+            .bind(&deliveries)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let changed: HashMap<Uuid, Uuid> = changed.into_iter().collect();
+        let mut allowed_deliveries = allowed.iter().map(|(id, ..)| id.as_uuid()).zip(deliveries);
+        Ok(rows
+            .iter()
+            .map(|(id, status, _)| {
+                if !Status::Pending.can_change_to(*status) {
+                    return None;
+                }
+                let (_, delivery) = allowed_deliveries.next()?;
+                (changed.get(&id.as_uuid()) == Some(&delivery)).then_some(delivery)
+            })
+            .collect())
+    }
+
+    /// Moves the poll chain from poll `n` to poll `n + 1`, due at `at`; false if the row is
+    /// terminal or already past poll `n` (a stale chain must not fork).
+    pub async fn schedule_next_poll(
+        &self,
+        id: TransactionId,
+        n: i32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions SET poll_number = $2 + 1, next_poll_at = $3, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND poll_number = $2",
+        )
+        .bind(id.as_uuid())
+        .bind(n)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// The third party lost submitted transaction `id` (found by poll `n`): it owes a
+    /// submission again, due now, and its poll chain stops. False if it is no longer pending,
+    /// not submitted, or past poll `n`.
+    pub async fn resubmission_due(&self, id: TransactionId, n: i32) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions
+             SET submitted_at = NULL, next_attempt_at = now(), next_poll_at = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND submitted_at IS NOT NULL AND poll_number = $2",
+        )
+        .bind(id.as_uuid())
+        .bind(n)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Stops polling for good and flags the transaction; false if it was not pending.
+    pub async fn mark_poll_expired(&self, id: TransactionId) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE transactions SET poll_expired_at = now(), next_poll_at = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'pending' AND poll_expired_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+}
