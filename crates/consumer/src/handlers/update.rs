@@ -11,10 +11,11 @@ use domain::{
     Source, Status, TransactionId,
     answer::CallError,
     jobs::{ProcessFrom, ProcessJob, UpdateJob},
-    schedule,
+    schedule::{self, Schedules},
 };
 use outbound::thirdparty::Lookup;
 use queue::Job;
+use store::TransactionRow;
 
 use super::{Ctx, after};
 
@@ -49,6 +50,70 @@ async fn apply(
     Ok(())
 }
 
+/// What a poll leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterPoll {
+    /// The third party reported a terminal status.
+    Finish(Status),
+    /// It answered 404 `not_found` times in a row after accepting: it lost the transaction.
+    Resubmit {
+        /// 404s in a row.
+        not_found: u32,
+    },
+    /// Polling ran out of time without an outcome.
+    Expire,
+    /// Poll again: poll `n` after `delay`, with `not_found` 404s in a row so far.
+    Next {
+        /// The next poll's number.
+        n: i32,
+        /// 404s in a row so far.
+        not_found: u32,
+        /// When, from now.
+        delay: Duration,
+    },
+}
+
+/// Whether poll `n` is still the row's current poll: a terminal row, a newer chain or a
+/// stopped one drops it, so chains never fork.
+pub fn poll_is_current(row: &TransactionRow, n: i32) -> bool {
+    !row.status.is_terminal() && row.poll_number == n && row.next_poll_at.is_some()
+}
+
+/// What poll `n` decides from the third party's `answer`, with `not_found` 404s in a row
+/// before it and `elapsed` since the submission. A failed poll is a poll without news: the
+/// chain goes on (it expires only on an answer), never sooner than the third party asked.
+pub fn after_poll(
+    answer: Result<Lookup, &CallError>,
+    n: i32,
+    not_found: u32,
+    elapsed: Duration,
+    schedules: &Schedules,
+) -> AfterPoll {
+    let (not_found, retry_after) = match answer {
+        Ok(Lookup::Found(status)) if status.is_terminal() => return AfterPoll::Finish(status),
+        Ok(answer) => {
+            let not_found = match answer {
+                Lookup::NotFound => not_found + 1,
+                Lookup::Found(_) => 0,
+            };
+            if schedules.lost(not_found) {
+                return AfterPoll::Resubmit { not_found };
+            }
+            if schedules.poll_expired(elapsed) {
+                return AfterPoll::Expire;
+            }
+            (not_found, None)
+        }
+        Err(e) => (not_found, e.retry_after()),
+    };
+    let next = n + 1;
+    AfterPoll::Next {
+        n: next,
+        not_found,
+        delay: schedules.at_least_retry_after(schedules.poll_delay(next as u32), retry_after),
+    }
+}
+
 /// One poll. A terminal answer finishes the transaction; `pending` (or 404) past
 /// `POLL_MAX_TOTAL_MS` expires the chain; `LOST_AFTER_404S` answers of 404 in a row mean the
 /// third party lost it: it is submitted again. A failed poll never ends the chain — polling
@@ -58,54 +123,45 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<(), 
     let Some(row) = p.writes.reads.call(id).await? else {
         return Ok(());
     };
-    if row.status.is_terminal() || row.poll_number != n || row.next_poll_at.is_none() {
+    if !poll_is_current(&row, n) {
         return Ok(());
     }
     let elapsed = row
         .submitted_at
         .and_then(|s| (Utc::now() - s).to_std().ok())
         .unwrap_or(Duration::ZERO);
-    let mut retry_after = None;
-    let mut not_found_now = not_found;
-    match p.thirdparty.lookup(id).await {
-        Ok(Lookup::Found(status)) if status.is_terminal() => {
-            p.finish(id, status, Source::Poll).await?;
-            return Ok(());
-        }
-        Ok(answer) => {
-            if answer == Lookup::NotFound {
-                not_found_now += 1;
-                if p.schedules.lost(not_found_now) {
-                    return resubmit(p, id, n, not_found_now).await;
-                }
-            } else {
-                not_found_now = 0;
-            }
-            if p.schedules.poll_expired(elapsed) {
-                if p.store.mark_poll_expired(id).await? {
-                    tracing::warn!(txn_id = %id, polls = n, "polling expired without an outcome");
-                    metrics::counter!("transactions_poll_expired_total").increment(1);
-                }
-                return Ok(());
-            }
-        }
-        // A failed poll is just a poll without news: the schedule goes on, never sooner than
-        // the third party asked.
-        Err(e) => {
-            if matches!(e, CallError::Unauthorized(_)) {
-                p.auth_failed("thirdparty", id, &e);
-            } else {
-                tracing::debug!(txn_id = %id, poll = n, error = %e, "poll failed");
-            }
-            retry_after = e.retry_after();
-        }
+    let answer = p.thirdparty.lookup(id).await;
+    match &answer {
+        Err(e @ CallError::Unauthorized(_)) => p.auth_failed("thirdparty", id, e),
+        Err(e) => tracing::debug!(txn_id = %id, poll = n, error = %e, "poll failed"),
+        Ok(_) => {}
     }
-    let next = n + 1;
-    let delay = p
-        .schedules
-        .at_least_retry_after(p.schedules.poll_delay(next as u32), retry_after);
-    if p.store.schedule_next_poll(id, n, after(delay)).await? {
-        p.push_poll(id, next, not_found_now, delay).await?;
+    match after_poll(
+        answer.as_ref().copied(),
+        n,
+        not_found,
+        elapsed,
+        &p.schedules,
+    ) {
+        AfterPoll::Finish(status) => {
+            p.finish(id, status, Source::Poll).await?;
+        }
+        AfterPoll::Resubmit { not_found } => resubmit(p, id, n, not_found).await?,
+        AfterPoll::Expire => {
+            if p.store.mark_poll_expired(id).await? {
+                tracing::warn!(txn_id = %id, polls = n, "polling expired without an outcome");
+                metrics::counter!("transactions_poll_expired_total").increment(1);
+            }
+        }
+        AfterPoll::Next {
+            n: next,
+            not_found,
+            delay,
+        } => {
+            if p.store.schedule_next_poll(id, n, after(delay)).await? {
+                p.push_poll(id, next, not_found, delay).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -125,4 +181,118 @@ async fn resubmit(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<
     };
     p.process.push(Job::now(job.job_id(), job)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn unavailable(retry_after: Option<u64>) -> CallError {
+        CallError::Transient {
+            reason: "timeout".into(),
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_poll_decides_from_the_answer_its_404_count_and_the_time_since_submission() {
+        let s = Schedules::default();
+        let lost = s.lost_after_404s;
+        let expired = Duration::from_millis(s.poll_max_total_ms);
+        let next = |n: i32, not_found: u32| AfterPoll::Next {
+            n: n + 1,
+            not_found,
+            delay: s.poll_delay(n as u32 + 1),
+        };
+        let pending = Lookup::Found(Status::Pending);
+        type Case = (Result<Lookup, CallError>, i32, u32, Duration, AfterPoll);
+        let cases: Vec<Case> = vec![
+            (
+                Ok(Lookup::Found(Status::Completed)),
+                1,
+                0,
+                MINUTE,
+                AfterPoll::Finish(Status::Completed),
+            ),
+            (
+                Ok(Lookup::Found(Status::Declined)),
+                9,
+                2,
+                expired,
+                AfterPoll::Finish(Status::Declined),
+            ),
+            (Ok(pending), 1, 0, MINUTE, next(1, 0)),
+            // A pending answer resets the 404 count.
+            (Ok(pending), 4, lost - 1, MINUTE, next(4, 0)),
+            (Ok(Lookup::NotFound), 1, 0, MINUTE, next(1, 1)),
+            (
+                Ok(Lookup::NotFound),
+                3,
+                lost - 1,
+                MINUTE,
+                AfterPoll::Resubmit { not_found: lost },
+            ),
+            // Lost wins over expired: a transaction the third party lost is submitted again.
+            (
+                Ok(Lookup::NotFound),
+                3,
+                lost - 1,
+                expired,
+                AfterPoll::Resubmit { not_found: lost },
+            ),
+            (Ok(pending), 30, 0, expired, AfterPoll::Expire),
+            (Ok(Lookup::NotFound), 30, 0, expired, AfterPoll::Expire),
+            // A failed poll never expires the chain and keeps the 404 count.
+            (Err(unavailable(None)), 30, 1, expired, next(30, 1)),
+            (Err(CallError::Unauthorized(401)), 2, 0, expired, next(2, 0)),
+        ];
+        for (answer, n, not_found, elapsed, expected) in cases {
+            assert_eq!(
+                after_poll(answer.as_ref().copied(), n, not_found, elapsed, &s),
+                expected,
+                "{answer:?} at poll {n} after {not_found} 404s, {elapsed:?} in"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_poll_waits_at_least_the_retry_after() {
+        let s = Schedules::default();
+        let AfterPoll::Next { delay, .. } =
+            after_poll(Err(&unavailable(Some(120))), 1, 0, MINUTE, &s)
+        else {
+            panic!("a failed poll polls again");
+        };
+        assert_eq!(delay, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn only_the_current_poll_of_a_pending_row_runs() {
+        let row = TransactionRow {
+            id: TransactionId::generate(),
+            status: Status::Pending,
+            money: None,
+            submitted_at: Some(Utc::now()),
+            next_attempt_at: None,
+            poll_number: 3,
+            next_poll_at: Some(Utc::now()),
+            poll_expired_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        assert!(poll_is_current(&row, 3));
+        assert!(!poll_is_current(&row, 2), "a stale chain");
+        let stopped = TransactionRow {
+            next_poll_at: None,
+            ..row.clone()
+        };
+        assert!(!poll_is_current(&stopped, 3), "expired or resubmitted");
+        let done = TransactionRow {
+            status: Status::Completed,
+            ..row
+        };
+        assert!(!poll_is_current(&done, 3));
+    }
 }
