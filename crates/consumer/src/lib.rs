@@ -112,10 +112,22 @@ pub async fn run(
             MARKER_INTERVAL,
             stop.clone(),
             {
-                let store = p.store.clone();
+                let p = p.clone();
                 move || {
-                    let store = store.clone();
-                    async move { store.has_transactions().await.unwrap_or(false) }
+                    let p = p.clone();
+                    async move {
+                        match p.store.has_transactions().await {
+                            Ok(any) => any,
+                            Err(e) => {
+                                // Cannot tell a new Redis from one that lost its data: sweep
+                                // everything due once, which is harmless if nothing was lost.
+                                tracing::warn!(error = %e, "Redis marker was missing and Postgres cannot say whether Redis lost data; sweeping everything due once");
+                                p.full_sweep_owed
+                                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                                false
+                            }
+                        }
+                    }
                 }
             },
             move || {
@@ -147,12 +159,21 @@ pub async fn run(
         .await;
     stop.cancel();
     if let Some(sweeper) = sweeper {
-        let _ = sweeper.await;
+        log_if_failed("sweeper", sweeper.await);
     }
-    let _ = marker.await;
-    let _ = sampler.await;
-    let _ = http.await;
+    log_if_failed("Redis marker", marker.await);
+    log_if_failed("throughput sampler", sampler.await);
+    let served = http.await;
     workers?;
+    served??;
     tracing::info!("consumer stopped");
     Ok(())
+}
+
+/// A background task that panicked is logged when the consumer stops (its work is redone by
+/// the sweeper or the next start; the stop goes on).
+fn log_if_failed(task: &str, joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(task, error = %e, "background task failed");
+    }
 }

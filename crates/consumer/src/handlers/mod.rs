@@ -16,7 +16,26 @@ use crate::pipeline::Pipeline;
 /// The shared context as handlers receive it.
 pub type Ctx = Data<Arc<Pipeline>>;
 
-/// `now + delay` as a Postgres timestamp.
+/// `now + delay` as a Postgres timestamp. A delay past the calendar's end (only a
+/// misconfigured schedule can make one) is the latest timestamp, never "now".
 pub(crate) fn after(delay: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|delay| Utc::now().checked_add_signed(delay))
+        .unwrap_or_else(|| {
+            tracing::warn!(?delay, "delay out of range: due at the latest timestamp");
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delay_is_added_to_now_and_an_overflow_is_never_now() {
+        let soon = after(Duration::from_secs(60)) - Utc::now();
+        assert!((59..=60).contains(&soon.num_seconds()), "{soon}");
+        assert_eq!(after(Duration::MAX), DateTime::<Utc>::MAX_UTC);
+    }
 }
