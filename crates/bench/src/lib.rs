@@ -2,6 +2,7 @@
 //! commit counting and percentiles.
 #![deny(unsafe_code)]
 
+pub mod durable_redis;
 pub mod load;
 pub mod services;
 

@@ -24,7 +24,7 @@ use std::{
 
 use bench::{
     command_counts, delta, load, pg_commits,
-    services::{self, Lineup, Services, free_port},
+    services::{self, Lineup, Services},
 };
 use bytes::Bytes;
 use clap::Parser;
@@ -132,65 +132,6 @@ fn follow(progress: ProgressBar, done: Arc<AtomicU64>) -> tokio::task::JoinHandl
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
-}
-
-/// A private redis-server with the AOF fsynced before every reply.
-struct DurableRedis {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-    url: String,
-}
-
-impl DurableRedis {
-    async fn start() -> anyhow::Result<Self> {
-        let dir =
-            std::env::temp_dir().join(format!("txn-bench-redis-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
-        let port = free_port()?;
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-            ])
-            .args([
-                "--appendfsync",
-                "always",
-                "--maxmemory-policy",
-                "noeviction",
-                "--dir",
-            ])
-            .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        let url = format!("redis://127.0.0.1:{port}");
-        for _ in 0..100 {
-            let client = redis::Client::open(url.as_str())?;
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-            {
-                return Ok(Self { child, dir, url });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("redis-server did not start")
-    }
-}
-
-impl Drop for DurableRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 struct PostFigures {
@@ -528,7 +469,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let durable = if args.durable_redis && !args.no_post {
-        Some(DurableRedis::start().await?)
+        Some(bench::durable_redis::DurableRedis::start().await?)
     } else {
         None
     };
