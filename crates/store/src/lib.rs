@@ -9,7 +9,7 @@
 
 use std::{str::FromStr, time::Duration};
 
-use domain::{Source, Status, money::InvalidMoney};
+use domain::money::InvalidMoney;
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -51,16 +51,6 @@ impl From<InvalidMoney> for StoreError {
     fn from(e: InvalidMoney) -> Self {
         StoreError::Corrupt(e.to_string())
     }
-}
-
-pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
-    s.parse()
-        .map_err(|e: domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn parse_source(s: &str) -> Result<Source, StoreError> {
-    s.parse()
-        .map_err(|e: domain::status::UnknownSource| StoreError::Corrupt(e.to_string()))
 }
 
 /// Handle to the Postgres store.

@@ -5,7 +5,7 @@ use domain::{Money, Source, Status, TransactionId, owner::Delivery};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 
-use crate::{StoreError, parse_source, parse_status};
+use crate::StoreError;
 
 /// A transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,4 +159,16 @@ impl TryFrom<&PgRow> for NotificationDetail {
             created_at: r.try_get("created_at")?,
         })
     }
+}
+
+/// A stored status, or `Corrupt` if this code does not know it.
+pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
+    s.parse()
+        .map_err(|e: domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+/// A stored source, or `Corrupt` if this code does not know it.
+fn parse_source(s: &str) -> Result<Source, StoreError> {
+    s.parse()
+        .map_err(|e: domain::status::UnknownSource| StoreError::Corrupt(e.to_string()))
 }

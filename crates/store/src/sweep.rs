@@ -6,7 +6,7 @@ use chrono::Utc;
 use domain::{Status, TransactionId};
 use uuid::Uuid;
 
-use crate::{Store, StoreError, parse_status};
+use crate::{Store, StoreError, rows::parse_status};
 
 /// Overdue work found by one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The store against a real Postgres (a database of its own per test).
 
 use chrono::Utc;
-use domain::{Money, TransactionId};
+use domain::{Money, Source, Status, TransactionId};
 
 use super::*;
 

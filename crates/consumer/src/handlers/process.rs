@@ -116,12 +116,14 @@ async fn failed_attempt(
     attempt: u32,
     error: CallError,
 ) -> Result<(), BoxDynError> {
-    if matches!(error, CallError::Unauthorized(_)) {
-        p.auth_failed("thirdparty", id, &error);
-    }
     match after_failure(&error, attempt, &p.schedules) {
         AfterFailure::RetryIn(delay) => {
-            tracing::info!(txn_id = %id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "submission retry scheduled");
+            // Refused credentials are logged and counted as such; any other retry at info.
+            if matches!(error, CallError::Unauthorized(_)) {
+                p.auth_failed("thirdparty", id, &error);
+            } else {
+                tracing::info!(txn_id = %id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "submission retry scheduled");
+            }
             reschedule(p, id, delay, error).await
         }
         AfterFailure::ConfirmThenFail => fail_unless_held(p, id, attempt, error).await,
@@ -167,6 +169,7 @@ async fn fail_unless_held(
             Ok(())
         }
         Confirmation::AskAgainIn(delay) => {
+            // Only an unanswered lookup asks again: `check` is its error.
             let check = check.err().unwrap_or(error);
             if matches!(check, CallError::Unauthorized(_)) {
                 p.auth_failed("thirdparty", id, &check);
