@@ -2,7 +2,6 @@
 //! commit counting and percentiles.
 #![deny(unsafe_code)]
 
-pub mod durable_redis;
 pub mod load;
 pub mod services;
 

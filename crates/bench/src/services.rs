@@ -13,6 +13,7 @@ use std::{
 };
 
 use domain::WebhookSecrets;
+use testkit::free_port;
 
 /// The services, in the order they start (each one's peers first).
 const SERVICES: [&str; 4] = ["thirdparty-sim", "client-sim", "consumer", "producer"];
@@ -54,13 +55,6 @@ pub struct Redis<'a> {
     pub url: &'a str,
     /// `REDIS_CLUSTER`.
     pub cluster: bool,
-}
-
-/// A local port nothing listens on now.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// `url` with its database replaced by `database`.

@@ -30,10 +30,11 @@ pub fn router(pipeline: Arc<Pipeline>, board: Board) -> Router {
 async fn ready(State(side): State<Side>) -> (StatusCode, &'static str) {
     let p = &side.pipeline;
     // A keyed command per queue: on a cluster, each queue's own node must answer.
-    let redis = p.create.reachable().await.is_ok()
-        && p.process.reachable().await.is_ok()
-        && p.update.reachable().await.is_ok()
-        && p.notify.reachable().await.is_ok();
+    let q = &p.queues;
+    let redis = q.create.reachable().await.is_ok()
+        && q.process.reachable().await.is_ok()
+        && q.update.reachable().await.is_ok()
+        && q.notify.reachable().await.is_ok();
     let postgres = p.store.ping().await.is_ok();
     match (redis, postgres) {
         (true, true) => (StatusCode::OK, "ready"),

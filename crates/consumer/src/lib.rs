@@ -14,7 +14,7 @@ pub use config::{Config, MigrateConfig, QueueSet};
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::*;
-use domain::QueueName;
+use jobs::Queued;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,31 @@ pub async fn migrate_when_ready(database_url: &str, wait: Duration) -> anyhow::R
     }
     store.migrate().await?;
     Ok(())
+}
+
+/// Registers the pool of jobs of kind `K` on `monitor`, if this process runs that queue: its
+/// concurrency from the settings, the pipeline as the handler's data.
+fn pool<K, F, Fut>(monitor: Monitor, config: &Config, p: &Arc<Pipeline>, handler: F) -> Monitor
+where
+    K: Queued + Unpin,
+    F: Fn(K, Attempt, handlers::Ctx) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
+{
+    if !config.queues.contains(K::QUEUE) {
+        return monitor;
+    }
+    let (queue, n, p) = (
+        p.queues.of::<K>().clone(),
+        config.concurrency(K::QUEUE),
+        p.clone(),
+    );
+    monitor.register(move |_| {
+        WorkerBuilder::new(K::QUEUE.as_str())
+            .backend(queue.clone())
+            .data(p.clone())
+            .concurrency(n)
+            .build(handler.clone())
+    })
 }
 
 /// How often each consumer looks for a Redis data loss.
@@ -74,25 +99,10 @@ pub async fn run(
     let stop = shutdown.child_token();
 
     let mut monitor = Monitor::new().shutdown_timeout(config.shutdown.duration());
-    // One pool per queue this process runs; the handlers differ in type, hence a macro.
-    macro_rules! pool {
-        ($name:expr, $queue:ident, $handler:path) => {
-            if config.queues.contains($name) {
-                let (queue, n, p) = (p.$queue.clone(), config.concurrency($name), p.clone());
-                monitor = monitor.register(move |_| {
-                    WorkerBuilder::new($name.as_str())
-                        .backend(queue.clone())
-                        .data(p.clone())
-                        .concurrency(n)
-                        .build($handler)
-                });
-            }
-        };
-    }
-    pool!(QueueName::Create, create, handlers::create::create);
-    pool!(QueueName::Process, process, handlers::process::process);
-    pool!(QueueName::Update, update, handlers::update::update);
-    pool!(QueueName::Notify, notify, handlers::notify::notify);
+    monitor = pool(monitor, &config, &p, handlers::create::create);
+    monitor = pool(monitor, &config, &p, handlers::process::process);
+    monitor = pool(monitor, &config, &p, handlers::update::update);
+    monitor = pool(monitor, &config, &p, handlers::notify::notify);
 
     let sweeper = config.sweeper.then(|| {
         let settings = sweeper::SweepSettings {

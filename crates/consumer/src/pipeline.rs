@@ -7,16 +7,17 @@ use chrono::{DateTime, Utc};
 use domain::{
     QueueName, Source, Status, TransactionId,
     answer::CallError,
-    jobs::{CreateJob, NotifyJob, ProcessJob, UpdateJob},
+    jobs::{NotifyJob, UpdateJob},
     schedule::{self, Schedules},
 };
 use id_cache::IdCache;
+use jobs::Queues;
 use outbound::{
     notifier::Notifier,
     thirdparty::{ApiKey, ThirdParty},
 };
 use queue::batch::Batcher;
-use queue::{Job, Queue, QueueConfig, RetryPolicy};
+use queue::{QueueConfig, RetryPolicy};
 use store::{NewRow, Store, StoreError, TransactionRow};
 
 use crate::Config;
@@ -28,14 +29,8 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Pipeline {
     /// Postgres.
     pub store: Store,
-    /// Queue of `create` jobs.
-    pub create: Queue<CreateJob>,
-    /// Queue of `process` jobs.
-    pub process: Queue<ProcessJob>,
-    /// Queue of `update` jobs.
-    pub update: Queue<UpdateJob>,
-    /// Queue of `notify` jobs.
-    pub notify: Queue<NotifyJob>,
+    /// The four queues.
+    pub queues: Queues,
     /// The producer's id cache, refreshed on every status change.
     pub cache: IdCache,
     /// The shared Redis connection.
@@ -115,27 +110,16 @@ impl Writes {
     }
 }
 
-/// What opening one of the four queues needs (a closure cannot be generic over the job type).
-struct QueueHandle<'a> {
-    config: &'a Config,
-    client: &'a queue::RedisClient,
-    redis: &'a queue::RedisConnection,
-    name: QueueName,
-}
-
-impl QueueHandle<'_> {
-    /// The queue with this consumer's delivery settings.
-    fn open<T>(self) -> Result<Queue<T>, queue::QueueError> {
-        let config = self.config;
-        let mut q = QueueConfig::new(config.connections.queue_prefix.clone(), self.name.as_str());
-        q.fetch_batch = config.fetch_batch.min(config.concurrency(self.name)).max(1);
-        q.lease = Duration::from_millis(config.lease_ms);
-        q.max_deliveries = config.max_deliveries;
-        // Handlers schedule their own retries; anything else (Postgres down, a bug) is retried
-        // on the infrastructure schedule until the safety net.
-        q.retry = RetryPolicy::new(config.max_deliveries, schedule::infrastructure_retry);
-        Queue::with_connection(self.client.clone(), self.redis.clone(), q)
-    }
+/// A queue's settings in this consumer: its delivery settings and retry policy.
+fn queue_config(config: &Config, name: QueueName) -> QueueConfig {
+    let mut q = QueueConfig::new(config.connections.queue_prefix.clone(), name.as_str());
+    q.fetch_batch = config.fetch_batch.min(config.concurrency(name)).max(1);
+    q.lease = Duration::from_millis(config.lease_ms);
+    q.max_deliveries = config.max_deliveries;
+    // Handlers schedule their own retries; anything else (Postgres down, a bug) is retried on
+    // the infrastructure schedule until the safety net.
+    q.retry = RetryPolicy::new(config.max_deliveries, schedule::infrastructure_retry);
+    q
 }
 
 impl Pipeline {
@@ -144,12 +128,6 @@ impl Pipeline {
         let connections = &config.connections;
         let client = queue::RedisClient::new(&id_cache::redis_settings(connections))?;
         let redis = client.shared(queue::BACKGROUND_TIMEOUT)?;
-        let queue = |name| QueueHandle {
-            config,
-            client: &client,
-            redis: &redis,
-            name,
-        };
         let timeout = Duration::from_millis(config.http_timeout_ms);
         let http = outbound::http_client::client(timeout, config.https_ca_file.as_deref())?;
         let api_key = ApiKey::from_settings(
@@ -166,10 +144,7 @@ impl Pipeline {
         Ok(Self {
             writes: Writes::spawn(&store),
             store,
-            create: queue(QueueName::Create).open()?,
-            process: queue(QueueName::Process).open()?,
-            update: queue(QueueName::Update).open()?,
-            notify: queue(QueueName::Notify).open()?,
+            queues: Queues::open(&client, &redis, |name| queue_config(config, name))?,
             cache: IdCache::new(&connections.queue_prefix, config.idempotency),
             redis,
             redis_client: client,
@@ -217,7 +192,7 @@ impl Pipeline {
             id,
             status,
         };
-        self.notify.push(Job::now(job.job_id(), job)).await?;
+        self.queues.push(job).await?;
         Ok(true)
     }
 
@@ -230,9 +205,7 @@ impl Pipeline {
         delay: Duration,
     ) -> Result<(), HandlerError> {
         let job = UpdateJob::Poll { id, n, not_found };
-        self.update
-            .push(Job::after(job.job_id(), job, delay))
-            .await?;
+        self.queues.push_after(job, delay).await?;
         Ok(())
     }
 }

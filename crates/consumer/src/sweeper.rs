@@ -14,12 +14,11 @@ use std::{
 };
 
 use domain::{
-    QueueName,
-    jobs::{NotifyJob, ProcessFrom, ProcessJob, UpdateJob},
+    jobs::{CreateJob, NotifyJob, ProcessFrom, ProcessJob, UpdateJob},
     owner,
 };
-use queue::{DeadCursor, Job, Queue};
-use serde::de::DeserializeOwned;
+use jobs::{Queued, Queues};
+use queue::DeadCursor;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{HandlerError, Pipeline};
@@ -101,20 +100,18 @@ impl Revival {
         };
         let mut revived = 0;
         revived += revive_queue(
-            &p.create,
-            QueueName::Create,
+            &p.queues,
             create,
             before,
             batch,
-            |jobs| async {
+            |jobs: Vec<CreateJob>| async {
                 let owed = owed(jobs.iter().map(|j| j.id).collect()).await?;
                 Ok(keep_owed(jobs, owed))
             },
         )
         .await?;
         revived += revive_queue(
-            &p.process,
-            QueueName::Process,
+            &p.queues,
             process,
             before,
             batch,
@@ -125,21 +122,13 @@ impl Revival {
             },
         )
         .await?;
-        revived += revive_queue(
-            &p.update,
-            QueueName::Update,
-            update,
-            before,
-            batch,
-            |jobs| async {
-                let owed = owed(jobs.iter().map(UpdateJob::transaction).collect()).await?;
-                Ok(keep_owed(jobs, owed))
-            },
-        )
+        revived += revive_queue(&p.queues, update, before, batch, |jobs| async {
+            let owed = owed(jobs.iter().map(UpdateJob::transaction).collect()).await?;
+            Ok(keep_owed(jobs, owed))
+        })
         .await?;
         revived += revive_queue(
-            &p.notify,
-            QueueName::Notify,
+            &p.queues,
             notify,
             before,
             batch,
@@ -158,15 +147,6 @@ impl Revival {
     }
 }
 
-/// Pushes `jobs` (the queue chunks them); returns how many were new.
-async fn push_new<T: serde::Serialize>(
-    queue: &Queue<T>,
-    jobs: &[Job<T>],
-) -> Result<usize, HandlerError> {
-    let pushed = queue.push_many(jobs).await?;
-    Ok(pushed.into_iter().filter(|p| *p).count())
-}
-
 /// The jobs whose flag is set; `None` for the others.
 fn keep_owed<T>(jobs: impl IntoIterator<Item = T>, owed: Vec<bool>) -> Vec<Option<T>> {
     jobs.into_iter()
@@ -175,22 +155,22 @@ fn keep_owed<T>(jobs: impl IntoIterator<Item = T>, owed: Vec<bool>) -> Vec<Optio
         .collect()
 }
 
-/// One batch of `queue`'s dead set after `cursor`: the jobs for which `owed` gives a job to
+/// One batch of the dead set of `T`'s queue after `cursor`: the jobs for which `owed` gives a job to
 /// run (usually the same one) are moved back to waiting with fresh delivery counts, counted
 /// in `jobs_revived_total{queue}`.
 async fn revive_queue<T, F, Fut>(
-    queue: &Queue<T>,
-    name: QueueName,
+    queues: &Queues,
     cursor: &mut DeadCursor,
     before_ms: u64,
     batch: u64,
     owed: F,
 ) -> Result<u64, HandlerError>
 where
-    T: DeserializeOwned + serde::Serialize,
+    T: Queued,
     F: FnOnce(Vec<T>) -> Fut,
     Fut: Future<Output = Result<Vec<Option<T>>, HandlerError>>,
 {
+    let (queue, name) = (queues.of::<T>(), T::QUEUE);
     let dead = queue.dead_after(cursor, before_ms, batch).await?;
     let Some(last) = dead.last() else {
         return Ok(0);
@@ -232,44 +212,26 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
     let Some(overdue) = p.store.overdue(grace, batch).await? else {
         return Ok(0);
     };
-    let process: Vec<_> = overdue
-        .submissions
-        .iter()
-        .map(|&id| {
-            let job = ProcessJob {
-                id,
-                from: ProcessFrom::Recovery,
-            };
-            Job::now(job.job_id(), job)
-        })
-        .collect();
-    let polls: Vec<_> = overdue
-        .polls
-        .iter()
-        .map(|&(id, n)| {
-            let job = UpdateJob::Poll {
-                id,
-                n,
-                not_found: 0,
-            };
-            Job::now(job.job_id(), job)
-        })
-        .collect();
-    let notifications: Vec<_> = overdue
+    let process = overdue.submissions.iter().map(|&id| ProcessJob {
+        id,
+        from: ProcessFrom::Recovery,
+    });
+    let polls = overdue.polls.iter().map(|&(id, n)| UpdateJob::Poll {
+        id,
+        n,
+        not_found: 0,
+    });
+    let notifications = overdue
         .notifications
         .iter()
-        .map(|&(delivery_id, id, status)| {
-            let job = NotifyJob {
-                delivery_id,
-                id,
-                status,
-            };
-            Job::now(job.job_id(), job)
-        })
-        .collect();
-    let pushed = push_new(&p.process, &process).await?
-        + push_new(&p.update, &polls).await?
-        + push_new(&p.notify, &notifications).await?;
+        .map(|&(delivery_id, id, status)| NotifyJob {
+            delivery_id,
+            id,
+            status,
+        });
+    let q = &p.queues;
+    let pushed =
+        q.push_all(process).await? + q.push_all(polls).await? + q.push_all(notifications).await?;
     if pushed > 0 {
         tracing::warn!(pushed, "sweeper re-pushed lost work");
     }

@@ -3,7 +3,7 @@
 
 use std::{fmt, str::FromStr};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::{Money, Status, TransactionId};
@@ -63,6 +63,16 @@ impl FromStr for QueueName {
     }
 }
 
+/// A kind of job: the queue it goes to and its deterministic id, which makes a repeated push
+/// (a retry, the sweeper) a no-op while the job is held.
+pub trait JobKind: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The queue jobs of this kind go to.
+    const QUEUE: QueueName;
+
+    /// The job's id in its queue.
+    fn job_id(&self) -> String;
+}
+
 /// Insert the transaction's row (pushed by the producer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateJob {
@@ -73,9 +83,11 @@ pub struct CreateJob {
     pub money: Option<Money>,
 }
 
-impl CreateJob {
+impl JobKind for CreateJob {
+    const QUEUE: QueueName = QueueName::Create;
+
     /// `create:<id>`.
-    pub fn job_id(&self) -> String {
+    fn job_id(&self) -> String {
         format!("create:{}", self.id)
     }
 }
@@ -102,12 +114,16 @@ pub enum ProcessFrom {
     Recovery,
 }
 
-impl ProcessJob {
+impl JobKind for ProcessJob {
+    const QUEUE: QueueName = QueueName::Process;
+
     /// `process:<id>`.
-    pub fn job_id(&self) -> String {
+    fn job_id(&self) -> String {
         format!("process:{}", self.id)
     }
+}
 
+impl ProcessJob {
     /// The job to run when this one is run again after it died (revived by the sweeper or
     /// retried from the board): its delivery count starts again at 1 and an earlier delivery
     /// may have reached the third party, so it always asks first.
@@ -153,9 +169,13 @@ impl UpdateJob {
             UpdateJob::Poll { id, .. } | UpdateJob::Apply { id, .. } => *id,
         }
     }
+}
+
+impl JobKind for UpdateJob {
+    const QUEUE: QueueName = QueueName::Update;
 
     /// `poll:<id>:<n>` or `apply:<id>:<status>`.
-    pub fn job_id(&self) -> String {
+    fn job_id(&self) -> String {
         match self {
             UpdateJob::Poll { id, n, .. } => format!("poll:{id}:{n}"),
             UpdateJob::Apply { id, status } => format!("apply:{id}:{status}"),
@@ -174,9 +194,11 @@ pub struct NotifyJob {
     pub status: Status,
 }
 
-impl NotifyJob {
+impl JobKind for NotifyJob {
+    const QUEUE: QueueName = QueueName::Notify;
+
     /// `notify:<delivery id>`.
-    pub fn job_id(&self) -> String {
+    fn job_id(&self) -> String {
         format!("notify:{}", self.delivery_id)
     }
 }
@@ -189,9 +211,9 @@ pub fn job_ids_of(
     delivery_id: Option<Uuid>,
 ) -> Vec<(QueueName, String)> {
     let mut ids = vec![
-        (QueueName::Create, CreateJob { id, money: None }.job_id()),
+        (CreateJob::QUEUE, CreateJob { id, money: None }.job_id()),
         (
-            QueueName::Process,
+            ProcessJob::QUEUE,
             ProcessJob {
                 id,
                 from: ProcessFrom::Insert,
@@ -206,10 +228,10 @@ pub fn job_ids_of(
             n,
             not_found: 0,
         };
-        ids.push((QueueName::Update, poll.job_id()));
+        ids.push((UpdateJob::QUEUE, poll.job_id()));
     }
     for status in [Status::Completed, Status::Declined, Status::Failed] {
-        ids.push((QueueName::Update, UpdateJob::Apply { id, status }.job_id()));
+        ids.push((UpdateJob::QUEUE, UpdateJob::Apply { id, status }.job_id()));
     }
     if let Some(delivery_id) = delivery_id {
         let notify = NotifyJob {
@@ -217,7 +239,7 @@ pub fn job_ids_of(
             id,
             status: Status::Completed,
         };
-        ids.push((QueueName::Notify, notify.job_id()));
+        ids.push((NotifyJob::QUEUE, notify.job_id()));
     }
     ids
 }

@@ -17,7 +17,7 @@ pub use settings::{IdempotencyWindow, redis_settings};
 
 use std::sync::LazyLock;
 
-use queue::{HookedJob, Job, PushHook, Queue, QueueError};
+use queue::{HookedJob, PushHook, Queue, QueueError};
 use redis::{Script, aio::ConnectionLike};
 
 use domain::{Money, QueueName, Status, TransactionId, jobs::CreateJob};
@@ -189,7 +189,7 @@ impl IdCache {
         let hooked: Vec<HookedJob<CreateJob>> = jobs
             .iter()
             .map(|(job, deadline_ms)| HookedJob {
-                job: Job::now(job.job_id(), job.clone()),
+                job: jobs::now(job.clone()),
                 keys: vec![self.key(&job.id)],
                 args: self.reserve_args(job, *deadline_ms).to_vec(),
             })

@@ -7,14 +7,11 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, header},
 };
-use domain::{
-    QueueName, TransactionId,
-    jobs::{CreateJob, UpdateJob},
-    signature::Verifier,
-};
+use domain::{TransactionId, jobs::CreateJob, signature::Verifier};
 use id_cache::{IdCache, IdCacheError, Reservation};
+use jobs::Queues;
+use queue::QueueConfig;
 use queue::batch::Batcher;
-use queue::{Queue, QueueConfig};
 use store::{Store, StoreError, TransactionRow};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -30,10 +27,9 @@ use crate::{Config, problem::ErrorCause, routes};
 
 /// What every handler shares (behind an `Arc`: see [`Shared`]).
 pub struct AppState {
-    /// The `create` queue (the id cache lives under its hash tag).
-    pub create: Queue<CreateJob>,
-    /// The `update` queue (webhooks push *apply* jobs).
-    pub update: Queue<UpdateJob>,
+    /// The queues: POSTs push `create` jobs (the id cache lives under that queue's hash
+    /// tag), webhooks push *apply* `update` jobs.
+    pub queues: Queues,
     /// The id cache.
     pub cache: IdCache,
     /// Postgres, read-only from here.
@@ -84,8 +80,6 @@ impl AppState {
         }
         let client = queue::RedisClient::new(&id_cache::redis_settings(connections))?;
         let redis = client.shared(REDIS_RESPONSE_TIMEOUT)?;
-        let queue =
-            |name: QueueName| QueueConfig::new(connections.queue_prefix.clone(), name.as_str());
         let store = Store::connect_lazy(
             connections.database_url.as_str(),
             config.database_max_connections,
@@ -97,8 +91,10 @@ impl AppState {
                 async move { store.get_many(&ids).await }
             })
         };
-        let create =
-            Queue::with_connection(client.clone(), redis.clone(), queue(QueueName::Create))?;
+        let queues = Queues::open(&client, &redis, |name| {
+            QueueConfig::new(connections.queue_prefix.clone(), name.as_str())
+        })?;
+        let create = queues.create.clone();
         let cache = IdCache::new(&connections.queue_prefix, config.idempotency);
         let reserves = {
             let (create, cache) = (create.clone(), cache.clone());
@@ -108,8 +104,7 @@ impl AppState {
             })
         };
         Ok(Self {
-            create,
-            update: Queue::with_connection(client, redis.clone(), queue(QueueName::Update))?,
+            queues,
             cache,
             store,
             rows,

@@ -469,7 +469,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let durable = if args.durable_redis && !args.no_post {
-        Some(bench::durable_redis::DurableRedis::start().await?)
+        // AOF fsynced before every reply, as the shipped deployment runs it.
+        Some(testkit::PrivateRedis::start().await?)
     } else {
         None
     };
@@ -478,7 +479,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         let url = durable
             .as_ref()
-            .map(|d| d.url.clone())
+            .map(testkit::PrivateRedis::url)
             .unwrap_or_else(|| args.redis.clone());
         Some(post_phase(&args, &url).await?)
     };

@@ -1,8 +1,7 @@
 //! `create`: insert the row (the first insert wins), then queue its submission.
 
-use apalis::prelude::BoxDynError;
+use apalis::prelude::{Attempt, BoxDynError};
 use domain::jobs::{CreateJob, ProcessFrom, ProcessJob};
-use queue::Job;
 use store::NewRow;
 
 use super::Ctx;
@@ -10,7 +9,7 @@ use super::Ctx;
 /// Inserts the transaction if absent and queues `process:<id>` unless it is already submitted.
 /// A row that already existed may have been submitted by an earlier attempt whose job was lost,
 /// so that submission asks the third party first.
-pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
+pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let row = NewRow {
         id: job.id,
         money: job.money,
@@ -34,6 +33,6 @@ pub async fn create(job: CreateJob, p: Ctx) -> Result<(), BoxDynError> {
         ProcessFrom::Recovery
     };
     let next = ProcessJob { id: job.id, from };
-    p.process.push(Job::now(next.job_id(), next)).await?;
+    p.queues.push(next).await?;
     Ok(())
 }

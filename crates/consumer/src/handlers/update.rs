@@ -14,7 +14,6 @@ use domain::{
     schedule::{self, Schedules},
 };
 use outbound::thirdparty::Lookup;
-use queue::Job;
 use store::TransactionRow;
 
 use super::{Ctx, after};
@@ -179,7 +178,7 @@ async fn resubmit(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<
         id,
         from: ProcessFrom::Recovery,
     };
-    p.process.push(Job::now(job.job_id(), job)).await?;
+    p.queues.push(job).await?;
     Ok(())
 }
 

@@ -32,8 +32,8 @@ pub struct Readiness {
 /// `GET /readyz`: the Redis nodes of both its queues answer (Postgres is not checked: its
 /// outage only degrades `GET` and the known-id look-up).
 pub async fn ready(State(state): State<Shared>) -> Result<Json<Readiness>, ApiError> {
-    state.create.reachable().await?;
-    state.update.reachable().await?;
+    state.queues.create.reachable().await?;
+    state.queues.update.reachable().await?;
     let durability = state.durability.read().unwrap_or_else(|e| e.into_inner());
     Ok(Json(Readiness {
         status: "ready",

@@ -8,7 +8,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use domain::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
-use queue::Job;
 
 use super::transaction::Accepted;
 use crate::{
@@ -77,17 +76,10 @@ async fn decide_and_queue(
     reported: Status,
 ) -> Result<(WebhookDecision, Status), ApiError> {
     let mut redis = state.redis.clone();
-    let apply = Job::now(
-        UpdateJob::Apply {
-            id,
-            status: reported,
-        }
-        .job_id(),
-        UpdateJob::Apply {
-            id,
-            status: reported,
-        },
-    );
+    let apply = UpdateJob::Apply {
+        id,
+        status: reported,
+    };
     loop {
         let Some(cached) = state.cache.get(&mut redis, &id).await? else {
             let row = state
@@ -97,7 +89,7 @@ async fn decide_and_queue(
                 .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
             let decision = webhook_decision(row.status, reported);
             if decision == WebhookDecision::Apply {
-                state.update.push(apply).await?;
+                state.queues.push(apply).await?;
             }
             return Ok((decision, row.status));
         };
@@ -113,7 +105,7 @@ async fn decide_and_queue(
             // Someone changed it first: decide again against what they wrote.
             continue;
         }
-        if let Err(e) = state.update.push(apply.clone()).await {
+        if let Err(e) = state.queues.push(apply.clone()).await {
             // Undo, so the third party's retry is decided afresh rather than answered 200.
             let _ = state
                 .cache

@@ -1,18 +1,16 @@
 //! Acceptance is exact: a 503 means the transaction exists nowhere, ever — even when Redis
 //! stalls with the reservation already on the wire and runs it once it resumes.
 
-mod support;
-
 use std::{collections::HashSet, time::Duration};
 
+use crate::support::*;
 use futures::{StreamExt, stream};
 use serde_json::json;
-use support::*;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
-    let redis = PrivateRedis::start().await;
+    let redis = PrivateRedis::start().await.expect("a private redis");
     let stack = spawn_stack(Options {
         redis_url: Some(redis.url()),
         ..Options::default()
@@ -289,7 +287,7 @@ impl CuttingProxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_whose_answer_is_lost_is_a_504_and_retrying_its_id_is_safe() {
-    let redis = PrivateRedis::start().await;
+    let redis = PrivateRedis::start().await.expect("a private redis");
     let upstream: std::net::SocketAddr = redis
         .url()
         .trim_start_matches("redis://")
@@ -350,7 +348,7 @@ async fn a_reservation_whose_answer_is_lost_is_a_504_and_retrying_its_id_is_safe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer() {
-    let redis = PrivateRedis::start().await;
+    let redis = PrivateRedis::start().await.expect("a private redis");
     let stack = spawn_stack(Options {
         redis_url: Some(redis.url()),
         run_consumer: false,

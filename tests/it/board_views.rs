@@ -2,19 +2,17 @@
 //! transaction's story, the throughput chart, and pause; through the JSON API and in a real
 //! headless browser (Debian's Chromium through chromedriver).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{browser::Driver, *};
 use domain::{
     QueueName,
+    jobs::JobKind,
     jobs::{ProcessFrom, ProcessJob},
 };
 use fantoccini::{Client, Locator};
-use queue::Job;
 use serde_json::{Value, json};
 use service::secret::Secret;
-use support::{browser::Driver, *};
 use uuid::Uuid;
 
 const TOKEN: &str = "s3cret";
@@ -247,10 +245,7 @@ async fn a_dead_submission_retried_from_the_board_asks_the_third_party_first() {
         id: id.into(),
         from: ProcessFrom::Insert,
     };
-    process
-        .push(Job::now(job.job_id(), job.clone()))
-        .await
-        .unwrap();
+    stack.queues().push(job.clone()).await.unwrap();
     eventually(Duration::from_secs(20), "the job died", || async {
         process.counts().await.unwrap().failed == 1
     })

@@ -2,12 +2,10 @@
 //! that can be wrong, rate limits with `Retry-After`, request timeouts. None of these is a
 //! reason to fail a transaction, and no retry comes before the `Retry-After` it was given.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use service::secret::Secret;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_api_key_fails_nothing_and_once_fixed_everything_completes() {

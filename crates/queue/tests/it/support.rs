@@ -1,7 +1,5 @@
-//! Test support: a private queue per test on the real Redis, a probe that records every
-//! handler run, and a worker pool that can be stopped.
-
-#![allow(dead_code)]
+//! A private queue per test on the real Redis, a probe that records every handler run, and a
+//! worker pool that can be stopped.
 
 use std::{
     collections::HashMap,
@@ -17,9 +15,19 @@ use queue::{Queue, QueueConfig, now_ms};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-pub mod cluster;
+use testkit::RedisCluster;
+pub use testkit::eventually;
 
-/// The Redis the tests run against.
+/// Where a case of the suite runs.
+#[derive(Debug, Clone, Copy)]
+pub enum On {
+    /// The shared Redis, under a prefix of the test's own.
+    Shared,
+    /// A 3-primary cluster of the test's own.
+    Cluster,
+}
+
+/// The shared Redis the tests run against.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -34,16 +42,24 @@ pub fn private_config(name: &str) -> QueueConfig {
 pub struct Cleanup {
     keys: Vec<String>,
     /// The test's cluster, if it runs on one.
-    pub cluster: Option<cluster::RedisCluster>,
+    pub cluster: Option<RedisCluster>,
 }
 
 impl Cleanup {
     /// How a process reaches the queue's Redis.
     pub fn settings(&self) -> queue::RedisSettings {
         match &self.cluster {
-            Some(cluster) => cluster.settings(),
+            Some(cluster) => cluster_settings(cluster),
             None => queue::RedisSettings::url(&redis_url()),
         }
+    }
+}
+
+/// How the queue reaches `cluster`.
+fn cluster_settings(cluster: &RedisCluster) -> queue::RedisSettings {
+    queue::RedisSettings {
+        cluster: true,
+        ..queue::RedisSettings::url(&cluster.url())
     }
 }
 
@@ -58,12 +74,14 @@ impl Drop for Cleanup {
     }
 }
 
-/// A private queue of `Msg`, and the guard that deletes it: on the shared Redis, or on a
-/// cluster of its own when the test binary runs the suite on clusters (`crate::ON_CLUSTER`).
-pub fn private_queue(config: QueueConfig) -> (Queue<Msg>, Cleanup) {
-    let cluster = crate::ON_CLUSTER.then(|| cluster::RedisCluster::start(3, 0, 2_000));
+/// A private queue of `Msg` where `on` says, and the guard that deletes it.
+pub fn private_queue(on: On, config: QueueConfig) -> (Queue<Msg>, Cleanup) {
+    let cluster = match on {
+        On::Shared => None,
+        On::Cluster => Some(RedisCluster::start(3, 0, 2_000)),
+    };
     let settings = match &cluster {
-        Some(cluster) => cluster.settings(),
+        Some(cluster) => cluster_settings(cluster),
         None => queue::RedisSettings::url(&redis_url()),
     };
     let queue = Queue::connect(&settings, config).expect("queue");
@@ -191,21 +209,5 @@ impl Pool {
     pub async fn stop(self) {
         self.stop.cancel();
         self.done.await.expect("pool task");
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds or `deadline` passes.
-pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + deadline;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < end,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

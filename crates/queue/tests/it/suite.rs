@@ -1,16 +1,15 @@
-// The queue's suite, included by `queue.rs` (the shared Redis) and `queue_cluster.rs` (a
-// cluster per test): `private_queue` puts each test's queue where its binary says.
+//! The queue's suite: each case takes the Redis it runs on, and `on_both!` at the end makes
+//! it two tests, one on the shared Redis and one on a cluster of its own.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use queue::{Job, QueueConfig, RetryPolicy, now_ms};
-use support::*;
+use crate::support::*;
+use queue::{Job, RetryPolicy, now_ms};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_of_200_000_jobs_drains_completely() {
+async fn a_backlog_of_200_000_jobs_drains_completely(on: On) {
     let mut config = private_config("backlog");
     config.fetch_batch = 100;
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     const JOBS: usize = 200_000;
     for chunk in (0..JOBS).collect::<Vec<_>>().chunks(2_000) {
         let jobs: Vec<_> = chunk
@@ -35,9 +34,8 @@ async fn a_backlog_of_200_000_jobs_drains_completely() {
     assert_eq!(probe.total_runs(), JOBS, "each job ran exactly once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scheduled_jobs_start_on_time_and_never_early() {
-    let (queue, _cleanup) = private_queue(private_config("schedule"));
+async fn scheduled_jobs_start_on_time_and_never_early(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("schedule"));
     let probe = Arc::new(Probe::default());
     let pool = Pool::start(&queue, 64, probe.clone());
     // Let the pool go idle first: the jobs must wake it from its blocking wait.
@@ -73,9 +71,8 @@ async fn scheduled_jobs_start_on_time_and_never_early() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_worker_wakes_promptly_on_a_push() {
-    let (queue, _cleanup) = private_queue(private_config("wake"));
+async fn an_idle_worker_wakes_promptly_on_a_push(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("wake"));
     let probe = Arc::new(Probe::default());
     let pool = Pool::start(&queue, 4, probe.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -91,9 +88,8 @@ async fn an_idle_worker_wakes_promptly_on_a_push() {
     assert!(waited < 1_000, "woke after {waited} ms");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_pushed_twice_while_waiting_runs_once() {
-    let (queue, _cleanup) = private_queue(private_config("dupe"));
+async fn a_job_pushed_twice_while_waiting_runs_once(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("dupe"));
     assert!(queue.push(Job::now("same", Msg::default())).await.unwrap());
     assert!(!queue.push(Job::now("same", Msg::default())).await.unwrap());
     assert!(
@@ -116,9 +112,8 @@ async fn a_job_pushed_twice_while_waiting_runs_once() {
     assert!(queue.push(Job::now("same", Msg::default())).await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_pushes_each_get_their_own_answer() {
-    let (queue, _cleanup) = private_queue(private_config("pushes"));
+async fn concurrent_pushes_each_get_their_own_answer(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("pushes"));
     // 100 ids pushed three times each and 50 ids for later once: 350 pushes in flight at
     // once, so that most share a script, often with a repeat of their own id.
     let mut jobs: Vec<(String, Job<Msg>)> = Vec::new();
@@ -130,51 +125,39 @@ async fn concurrent_pushes_each_get_their_own_answer() {
     }
     for i in 0..50 {
         let id = format!("l{i}");
-        jobs.push((id.clone(), Job::after(id, Msg::default(), Duration::from_secs(60))));
+        jobs.push((
+            id.clone(),
+            Job::after(id, Msg::default(), Duration::from_secs(60)),
+        ));
     }
-    let answers = futures::future::join_all(jobs.iter().map(|(_, job)| queue.push(job.clone()))).await;
+    let answers =
+        futures::future::join_all(jobs.iter().map(|(_, job)| queue.push(job.clone()))).await;
     let mut pushed: HashMap<String, usize> = HashMap::new();
     for ((id, _), answer) in jobs.iter().zip(answers) {
         *pushed.entry(id.clone()).or_default() += usize::from(answer.unwrap());
     }
     assert_eq!(pushed.len(), 150);
-    assert!(pushed.values().all(|n| *n == 1), "one push of each id took: {pushed:?}");
+    assert!(
+        pushed.values().all(|n| *n == 1),
+        "one push of each id took: {pushed:?}"
+    );
     let counts = queue.counts().await.unwrap();
     assert_eq!((counts.waiting, counts.scheduled), (100, 50));
-    let waiting = queue.jobs(queue::JobState::Waiting, None, 200).await.unwrap();
+    let waiting = queue
+        .jobs(queue::JobState::Waiting, None, 200)
+        .await
+        .unwrap();
     let mut ids: Vec<String> = waiting.jobs.into_iter().map(|j| j.id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 100, "each id waits once");
 }
 
-/// Not a test on its own: the worker process that `a_killed_worker_s_jobs_are_delivered_again`
-/// starts and kills. It does nothing unless that test set its environment.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_worker_process() {
-    let (Ok(prefix), Ok(lease)) = (
-        std::env::var("QUEUE_TEST_CHILD_PREFIX"),
-        std::env::var("QUEUE_TEST_CHILD_LEASE_MS"),
-    ) else {
-        return;
-    };
-    let mut config = QueueConfig::new(prefix, "killed");
-    config.lease = Duration::from_millis(lease.parse().unwrap());
-    let settings = queue::RedisSettings {
-        cluster: std::env::var("QUEUE_TEST_CHILD_CLUSTER").is_ok_and(|c| c == "true"),
-        ..queue::RedisSettings::url(&std::env::var("QUEUE_TEST_CHILD_REDIS").unwrap())
-    };
-    let queue = queue::Queue::connect(&settings, config).unwrap();
-    let _pool = Pool::start(&queue, 64, Arc::new(Probe::default()));
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_worker_s_jobs_are_delivered_again_and_complete() {
+async fn a_killed_worker_s_jobs_are_delivered_again_and_complete(on: On) {
     let mut config = private_config("killed");
     config.lease = Duration::from_millis(1_000);
     let prefix = config.prefix.clone();
-    let (queue, cleanup) = private_queue(config);
+    let (queue, cleanup) = private_queue(on, config);
     let settings = cleanup.settings();
     let jobs: Vec<_> = (0..50)
         .map(|i| {
@@ -188,7 +171,7 @@ async fn a_killed_worker_s_jobs_are_delivered_again_and_complete() {
     queue.push_many(&jobs).await.unwrap();
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_worker_process", "--nocapture"])
+        .args(["--exact", crate::CHILD_WORKER, "--nocapture"])
         .env("QUEUE_TEST_CHILD_PREFIX", &prefix)
         .env("QUEUE_TEST_CHILD_LEASE_MS", "1000")
         .env("QUEUE_TEST_CHILD_REDIS", &settings.url)
@@ -231,11 +214,10 @@ async fn a_killed_worker_s_jobs_are_delivered_again_and_complete() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handler_running_longer_than_its_lease_is_not_delivered_twice() {
+async fn a_handler_running_longer_than_its_lease_is_not_delivered_twice(on: On) {
     let mut config = private_config("long");
     config.lease = Duration::from_millis(300);
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let msg = Msg {
         sleep_ms: 1_500,
         ..Msg::default()
@@ -262,11 +244,10 @@ async fn a_handler_running_longer_than_its_lease_is_not_delivered_twice() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_failing_twice_runs_three_times_at_the_configured_delays() {
+async fn a_job_failing_twice_runs_three_times_at_the_configured_delays(on: On) {
     let mut config = private_config("retry");
     config.retry = RetryPolicy::new(5, |attempt| Duration::from_millis(200 * u64::from(attempt)));
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let probe = Arc::new(Probe::default());
     let pool = Pool::start(&queue, 4, probe.clone());
     let msg = Msg {
@@ -302,11 +283,10 @@ async fn a_job_failing_twice_runs_three_times_at_the_configured_delays() {
     assert_eq!(queue.counts().await.unwrap().retried, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_always_failing_job_ends_dead_with_its_error_and_can_be_retried() {
+async fn an_always_failing_job_ends_dead_with_its_error_and_can_be_retried(on: On) {
     let mut config = private_config("dead");
     config.retry = RetryPolicy::new(3, |_| Duration::from_millis(10));
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let probe = Arc::new(Probe::default());
     let pool = Pool::start(&queue, 4, probe.clone());
     let always = Msg {
@@ -338,7 +318,12 @@ async fn an_always_failing_job_ends_dead_with_its_error_and_can_be_retried() {
     assert_eq!(probe.runs_of("bad").len(), 3);
     let listed = queue.jobs(queue::JobState::Failed, None, 10).await.unwrap();
     assert_eq!(listed.jobs.len(), 2);
-    assert!(listed.jobs.iter().all(|j| !j.error.is_empty() && j.at_ms.is_some()));
+    assert!(
+        listed
+            .jobs
+            .iter()
+            .all(|j| !j.error.is_empty() && j.at_ms.is_some())
+    );
 
     // A dead job keeps its id: pushing it again is a no-op until it is retried or purged.
     assert!(!queue.push(Job::now("bad", Msg::default())).await.unwrap());
@@ -364,11 +349,10 @@ async fn an_always_failing_job_ends_dead_with_its_error_and_can_be_retried() {
     assert_eq!(queue.counts().await.unwrap().failed, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counts_are_exact_after_a_mixed_run_and_done_jobs_leave_no_memory_behind() {
+async fn counts_are_exact_after_a_mixed_run_and_done_jobs_leave_no_memory_behind(on: On) {
     let mut config = private_config("mixed");
     config.retry = RetryPolicy::new(2, |_| Duration::from_millis(10));
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let ok: Vec<_> = (0..5_000)
         .map(|i| Job::now(format!("ok{i}"), Msg::default()))
         .collect();
@@ -448,9 +432,8 @@ async fn memory_used(queue: &queue::Queue<Msg>) -> u64 {
     total
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pool_of_concurrency_n_never_runs_more_than_n_at_once() {
-    let (queue, _cleanup) = private_queue(private_config("limit"));
+async fn a_pool_of_concurrency_n_never_runs_more_than_n_at_once(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("limit"));
     let msg = Msg {
         sleep_ms: 20,
         ..Msg::default()
@@ -472,11 +455,10 @@ async fn a_pool_of_concurrency_n_never_runs_more_than_n_at_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_gives_fetched_but_unstarted_jobs_back_at_once() {
+async fn shutdown_gives_fetched_but_unstarted_jobs_back_at_once(on: On) {
     let mut config = private_config("release");
     config.fetch_batch = 20;
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let msg = Msg {
         sleep_ms: 300,
         ..Msg::default()
@@ -513,11 +495,10 @@ async fn shutdown_gives_fetched_but_unstarted_jobs_back_at_once() {
     assert!(runs.values().flatten().all(|r| r.attempt == 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches() {
+async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches(on: On) {
     let mut config = private_config("revive");
     config.retry = RetryPolicy::new(1, |_| Duration::from_millis(10));
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let probe = Arc::new(Probe::default());
     let pool = Pool::start(&queue, 8, probe.clone());
     let always = Msg {
@@ -583,15 +564,19 @@ async fn the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches() {
     assert_eq!(queue.counts().await.unwrap().failed, 13);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_queue_starts_nothing_until_resumed() {
-    let (queue, _cleanup) = private_queue(private_config("pause"));
+async fn a_paused_queue_starts_nothing_until_resumed(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("pause"));
     let probe = Arc::new(Probe::default());
     let pool = Pool::start(&queue, 8, probe.clone());
-    queue.push(Job::now("before", Msg::default())).await.unwrap();
-    eventually(Duration::from_secs(10), "a job ran before the pause", || async {
-        queue.counts().await.unwrap().done == 1
-    })
+    queue
+        .push(Job::now("before", Msg::default()))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "a job ran before the pause",
+        || async { queue.counts().await.unwrap().done == 1 },
+    )
     .await;
 
     queue.set_paused(true).await.unwrap();
@@ -604,24 +589,29 @@ async fn a_paused_queue_starts_nothing_until_resumed() {
     queue.push_many(&jobs).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let counts = queue.counts().await.unwrap();
-    assert_eq!((counts.waiting, counts.done), (20, 1), "nothing started while paused");
+    assert_eq!(
+        (counts.waiting, counts.done),
+        (20, 1),
+        "nothing started while paused"
+    );
 
     queue.set_paused(false).await.unwrap();
-    eventually(Duration::from_secs(10), "the jobs ran after the resume", || async {
-        queue.counts().await.unwrap().done == 21
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the jobs ran after the resume",
+        || async { queue.counts().await.unwrap().done == 21 },
+    )
     .await;
     assert!(!queue.counts().await.unwrap().paused);
     pool.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_are_listed_per_state_by_cursor_and_found_by_id() {
+async fn jobs_are_listed_per_state_by_cursor_and_found_by_id(on: On) {
     use queue::JobState;
     let mut config = private_config("lists");
     // A failed attempt waits a minute for its retry; a second one is the last.
     config.retry = RetryPolicy::new(2, |_| Duration::from_secs(60));
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     let far = now_ms() + 3_600_000;
     let waiting: Vec<_> = (0..5)
         .map(|i| Job::now(format!("w{i}"), Msg::default()))
@@ -658,11 +648,17 @@ async fn jobs_are_listed_per_state_by_cursor_and_found_by_id() {
     );
     let page = queue.jobs(JobState::Scheduled, None, 1).await.unwrap();
     assert_eq!(page.jobs[0].at_ms, Some(far));
-    assert_eq!(page.jobs[0].payload, serde_json::to_string(&Msg::default()).unwrap());
+    assert_eq!(
+        page.jobs[0].payload,
+        serde_json::to_string(&Msg::default()).unwrap()
+    );
     // A waiting cursor whose job has started begins again at the head.
     let first = queue.jobs(JobState::Waiting, None, 2).await.unwrap();
     queue.delete_all().await.unwrap();
-    let again = queue.jobs(JobState::Waiting, first.next.as_deref(), 2).await.unwrap();
+    let again = queue
+        .jobs(JobState::Waiting, first.next.as_deref(), 2)
+        .await
+        .unwrap();
     assert!(again.jobs.is_empty() && again.next.is_none());
 
     // Now one job of each state, run by a pool.
@@ -670,14 +666,30 @@ async fn jobs_are_listed_per_state_by_cursor_and_found_by_id() {
     let pool = Pool::start(&queue, 4, probe.clone());
     let jobs = [
         Job::now("ok", Msg::default()),
-        Job::now("hangs", Msg { hang_on_attempt: 1, ..Msg::default() }),
-        Job::now("retries", Msg { fail_times: 1, ..Msg::default() }),
+        Job::now(
+            "hangs",
+            Msg {
+                hang_on_attempt: 1,
+                ..Msg::default()
+            },
+        ),
+        Job::now(
+            "retries",
+            Msg {
+                fail_times: 1,
+                ..Msg::default()
+            },
+        ),
     ];
     queue.push_many(&jobs).await.unwrap();
-    eventually(Duration::from_secs(10), "every job reached its state", || async {
-        let c = queue.counts().await.unwrap();
-        (c.done, c.running, c.scheduled, c.waiting) == (1, 1, 1, 0)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "every job reached its state",
+        || async {
+            let c = queue.counts().await.unwrap();
+            (c.done, c.running, c.scheduled, c.waiting) == (1, 1, 1, 0)
+        },
+    )
     .await;
     let found = queue
         .find_jobs(&["ok", "hangs", "retries", "nothing"].map(String::from))
@@ -693,7 +705,10 @@ async fn jobs_are_listed_per_state_by_cursor_and_found_by_id() {
         ]
     );
     let retries = &found[2];
-    assert_eq!(retries.error, "asked to fail on attempt 1", "a retry shows why");
+    assert_eq!(
+        retries.error, "asked to fail on attempt 1",
+        "a retry shows why"
+    );
     assert_eq!(retries.deliveries, 1);
     assert!(retries.at_ms.is_some_and(|at| at > now_ms() + 50_000));
     assert!(found[1].at_ms.is_some_and(|lease| lease > now_ms()));
@@ -703,11 +718,10 @@ async fn jobs_are_listed_per_state_by_cursor_and_found_by_id() {
     pool.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample() {
+async fn throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample(on: On) {
     let mut config = private_config("throughput");
     config.retry = RetryPolicy::new(3, |_| Duration::from_millis(10));
-    let (queue, _cleanup) = private_queue(config);
+    let (queue, _cleanup) = private_queue(on, config);
     queue.sample_throughput().await.unwrap();
     // A second sample of the same bucket changes nothing.
     queue.sample_throughput().await.unwrap();
@@ -720,7 +734,13 @@ async fn throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample(
     let mut jobs: Vec<_> = (0..10)
         .map(|i| Job::now(format!("t{i}"), Msg::default()))
         .collect();
-    jobs.push(Job::now("twice", Msg { fail_times: 1, ..Msg::default() }));
+    jobs.push(Job::now(
+        "twice",
+        Msg {
+            fail_times: 1,
+            ..Msg::default()
+        },
+    ));
     queue.push_many(&jobs).await.unwrap();
     eventually(Duration::from_secs(10), "every job completed", || async {
         queue.counts().await.unwrap().done == 11
@@ -738,9 +758,8 @@ async fn throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample(
     assert!(last.at_ms <= now_ms() && now_ms() < last.at_ms + 20_000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues() {
-    let (queue, _cleanup) = private_queue(private_config("hook"));
+async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues(on: On) {
+    let (queue, _cleanup) = private_queue(on, private_config("hook"));
     let hook = queue::PushHook::new(
         &["marker"],
         &["value"],
@@ -759,7 +778,11 @@ async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let _: () = redis::cmd("DEL").arg(&marker).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&marker)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(value.as_deref(), Some("seen"));
     assert_eq!(queue.counts().await.unwrap().waiting, 1);
 
@@ -804,5 +827,30 @@ async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues() {
         args: vec![],
         ..jobs[0].clone()
     };
-    assert!(queue.push_many_with::<Vec<u8>>(&hook, &[wrong]).await.is_err());
+    assert!(
+        queue
+            .push_many_with::<Vec<u8>>(&hook, &[wrong])
+            .await
+            .is_err()
+    );
+}
+
+on_both! {
+    a_backlog_of_200_000_jobs_drains_completely,
+    scheduled_jobs_start_on_time_and_never_early,
+    an_idle_worker_wakes_promptly_on_a_push,
+    a_job_pushed_twice_while_waiting_runs_once,
+    concurrent_pushes_each_get_their_own_answer,
+    a_killed_worker_s_jobs_are_delivered_again_and_complete,
+    a_handler_running_longer_than_its_lease_is_not_delivered_twice,
+    a_job_failing_twice_runs_three_times_at_the_configured_delays,
+    an_always_failing_job_ends_dead_with_its_error_and_can_be_retried,
+    counts_are_exact_after_a_mixed_run_and_done_jobs_leave_no_memory_behind,
+    a_pool_of_concurrency_n_never_runs_more_than_n_at_once,
+    shutdown_gives_fetched_but_unstarted_jobs_back_at_once,
+    the_dead_set_pages_oldest_first_by_cursor_and_revives_in_batches,
+    a_paused_queue_starts_nothing_until_resumed,
+    jobs_are_listed_per_state_by_cursor_and_found_by_id,
+    throughput_counts_done_jobs_and_failed_attempts_since_the_first_sample,
+    a_push_hook_sees_its_own_keys_and_arguments_after_the_queues,
 }

@@ -1,13 +1,11 @@
 //! The happy path end to end: hundreds of concurrent POSTs, every transaction terminal in
 //! Postgres and over HTTP with its history, submitted once, and the client told each outcome.
 
-mod support;
-
 use std::{collections::HashSet, time::Duration};
 
+use crate::support::*;
 use futures::{StreamExt, stream};
 use serde_json::json;
-use support::*;
 use uuid::Uuid;
 
 const TRANSACTIONS: usize = 300;
@@ -112,7 +110,7 @@ const REDIS_COMMANDS_PER_TRANSACTION: f64 = 30.0;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
     // A Redis of its own, so that its command counts are this test's alone.
-    let redis = PrivateRedis::start().await;
+    let redis = PrivateRedis::start().await.expect("a private redis");
     // The setting the budget is set for: the third party resolves within 5 ms, by webhook.
     let mut options = Options {
         redis_url: Some(redis.url()),

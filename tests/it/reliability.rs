@@ -2,20 +2,11 @@
 //! that loses its data: every transaction ends terminal, consistent with the third party,
 //! submitted once, and told to the client.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use domain::QueueName;
-use support::*;
 use uuid::Uuid;
-
-/// Not a test on its own: the consumer process that tests start and SIGKILL. It does nothing
-/// unless a test set its environment.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_consumer_process() {
-    run_child_consumer().await;
-}
 
 async fn count_terminal(stack: &Stack) -> usize {
     stack

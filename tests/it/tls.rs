@@ -4,19 +4,15 @@
 //! end to end — every transaction terminal, every client told over HTTPS — and a plaintext
 //! connection to the Postgres must be refused.
 
-#[path = "../crates/queue/tests/support/cluster.rs"]
-mod cluster;
-mod support;
-
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use sqlx::{Connection, PgConnection};
-use support::*;
+use testkit::{ClusterSecurity, RedisCluster, RedisOptions, TlsFiles};
 use uuid::Uuid;
 
 /// A CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files in a temporary
@@ -61,57 +57,19 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// The files a TLS server is started with.
+    fn files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 impl Drop for Pki {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A `redis-server` of the test's own that listens on TLS only.
-struct TlsRedis {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl TlsRedis {
-    async fn start(pki: &Pki) -> Self {
-        let dir = std::env::temp_dir().join(format!("redis-tls-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--tls-port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--tls-cert-file")
-            .arg(&pki.cert)
-            .arg("--tls-key-file")
-            .arg(&pki.key)
-            .arg("--tls-ca-cert-file")
-            .arg(&pki.ca)
-            .args(["--tls-auth-clients", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let redis = Self { child, dir, port };
-        wait_for_redis(&queue::RedisSettings {
-            ca_file: Some(pki.ca.clone()),
-            ..queue::RedisSettings::url(&redis.url())
-        })
-        .await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("rediss://localhost:{}", self.port)
-    }
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -120,7 +78,12 @@ impl Drop for TlsRedis {
 async fn the_pipeline_works_with_every_connection_encrypted() {
     let started = Instant::now();
     let pki = Pki::make();
-    let redis = TlsRedis::start(&pki).await;
+    let redis = PrivateRedis::start_with(RedisOptions {
+        durable: false,
+        tls: Some(pki.files()),
+    })
+    .await
+    .expect("a TLS-only redis");
     let postgres = PrivatePostgres::start_tls(&pki.cert, &pki.key);
     let verify = format!("?sslmode=verify-full&sslrootcert={}", pki.ca.display());
 
@@ -132,7 +95,7 @@ async fn the_pipeline_works_with_every_connection_encrypted() {
         .await
         .expect("a verified TLS connection");
     // And the Redis speaks no plaintext.
-    let plain_redis = format!("redis://localhost:{}", redis.port);
+    let plain_redis = format!("redis://localhost:{}", redis.port());
     let plain = async {
         let client = redis::Client::open(plain_redis.as_str())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
@@ -179,12 +142,12 @@ async fn the_pipeline_works_with_every_connection_encrypted() {
 async fn the_pipeline_works_on_a_redis_cluster_with_tls_and_a_password() {
     let pki = Pki::make();
     let password = format!("pw-{}", Uuid::new_v4().simple());
-    let redis = cluster::RedisCluster::start_secure(
+    let redis = RedisCluster::start_secure(
         3,
         0,
         2_000,
-        cluster::Security {
-            tls: Some((pki.ca.clone(), pki.cert.clone(), pki.key.clone())),
+        ClusterSecurity {
+            tls: Some(pki.files()),
             password: Some(password.clone()),
         },
     );

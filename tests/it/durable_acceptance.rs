@@ -2,29 +2,20 @@
 //! transaction answered 201 is still there after a SIGKILL and a restart of Redis, and reaches
 //! a terminal status, submitted once, with the client told.
 
-mod support;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use crate::support::*;
 use domain::QueueName;
 use futures::{StreamExt, stream};
 use serde_json::json;
-use support::*;
 use uuid::Uuid;
-
-/// Not a test on its own: the consumer process some tests start. It does nothing unless a test
-/// set its environment.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_consumer_process() {
-    run_child_consumer().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopped() {
-    let mut redis = PrivateRedis::start().await;
+    let mut redis = PrivateRedis::start().await.expect("a private redis");
     let stack = spawn_stack(Options {
         run_consumer: false,
         redis_url: Some(redis.url()),
@@ -52,7 +43,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
     );
 
     redis.kill();
-    redis.restart().await;
+    redis.restart().await.expect("redis restarted");
     assert_eq!(
         stack.queue_counts(QueueName::Create).await.waiting,
         waiting,
@@ -75,7 +66,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_transactions_survive_a_redis_crash_mid_run() {
-    let mut redis = PrivateRedis::start().await;
+    let mut redis = PrivateRedis::start().await.expect("a private redis");
     let stack = Arc::new(
         spawn_stack(Options {
             redis_url: Some(redis.url()),
@@ -124,7 +115,7 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
         at_kill.len()
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    redis.restart().await;
+    redis.restart().await.expect("redis restarted");
     posting.await.unwrap();
 
     let ids = accepted.lock().unwrap().clone();
@@ -147,7 +138,7 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushed_redis_is_noticed_once_and_everything_with_a_row_ends_terminal() {
-    let redis = PrivateRedis::start().await;
+    let redis = PrivateRedis::start().await.expect("a private redis");
     let mut options = Options {
         redis_url: Some(redis.url()),
         thirdparty: thirdparty_sim::Behaviour {

@@ -1,12 +1,14 @@
 //! A Postgres server of the test's own: `initdb` in a temporary directory, a free port, and
 //! optionally TLS only (`hostssl`). It can be stopped and started again on the same data.
+//!
+//! Test-only: a server that cannot start panics with the reason.
 
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
-use uuid::Uuid;
+use crate::{ports::free_port, process};
 
 /// A private Postgres server.
 pub struct PrivatePostgres {
@@ -65,8 +67,7 @@ impl PrivatePostgres {
             .map(|e| e.path().join("bin"))
             .find(|p| p.join("initdb").exists())
             .expect("initdb");
-        let dir = std::env::temp_dir().join(format!("pg-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("postgres dir");
+        let dir = process::temp_dir("pg").expect("a directory for postgres");
         let data = dir.join("data");
         chown(&dir);
         run(
@@ -75,7 +76,7 @@ impl PrivatePostgres {
                 .arg(&data),
             "initdb",
         );
-        let port = super::free_port();
+        let port = free_port().expect("a free port");
         let mut conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\n",
             dir.display()

@@ -1,8 +1,6 @@
 //! `spawn_stack`: the real producer, consumer and both simulators, in-process on ephemeral
 //! ports, against a database and a queue prefix of their own; and typed helpers to drive them.
 
-#![allow(dead_code)]
-
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use clap::Parser;
@@ -14,19 +12,8 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-#[allow(dead_code)]
 pub mod browser;
-mod postgres;
-#[allow(unused_imports)]
-pub use postgres::PrivatePostgres;
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+pub use testkit::{PrivatePostgres, PrivateRedis, eventually};
 
 /// The Postgres server the tests use (a database of their own is created on it).
 pub fn postgres_server() -> String {
@@ -132,7 +119,6 @@ pub struct Stack {
     pub client: String,
     pub consumer: String,
     pub database_url: String,
-    pub redis_url: String,
     pub prefix: String,
     /// Postgres, Redis and the prefix, as the services got them.
     pub connections: Connections,
@@ -291,7 +277,6 @@ pub async fn spawn_stack(options: Options) -> Stack {
         client: url(s_addr, "").as_str().to_string(),
         consumer: format!("http://{c_addr}"),
         database_url,
-        redis_url: redis,
         prefix,
         connections,
         http: outbound::http_client::client(Duration::from_secs(30), options.ca_file.as_deref())
@@ -513,6 +498,19 @@ impl Stack {
         .expect("queue handle")
     }
 
+    /// This stack's four queues, typed.
+    pub fn queues(&self) -> jobs::Queues {
+        let client = queue::RedisClient::new(&id_cache::redis_settings(&self.connections))
+            .expect("redis client");
+        let redis = client
+            .shared(queue::BACKGROUND_TIMEOUT)
+            .expect("redis connection");
+        jobs::Queues::open(&client, &redis, |name| {
+            queue::QueueConfig::new(self.prefix.clone(), name.as_str())
+        })
+        .expect("queue handles")
+    }
+
     /// The counts of this stack's queue `name`.
     pub async fn queue_counts(&self, name: QueueName) -> queue::Counts {
         let queue: queue::Queue<serde_json::Value> = self.queue(name);
@@ -622,22 +620,6 @@ pub async fn delete_keys_on(redis: &queue::RedisSettings, prefix: &str) -> usize
     keys.len()
 }
 
-/// Polls `cond` every 50 ms until it holds or `deadline` passes.
-pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + deadline;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < end,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Environment variable carrying the consumer's settings (JSON) to a child process.
 pub const CHILD_CONSUMER_CONFIG: &str = "E2E_CHILD_CONSUMER_CONFIG";
 
@@ -729,126 +711,6 @@ pub async fn settled_ids(database_url: &str, ids: &[Uuid]) -> bool {
     .await
     .unwrap_or((1,));
     terminal as usize == ids.len() && owed == 0
-}
-
-/// Waits until the Redis at `redis` answers PING.
-pub async fn wait_for_redis(redis: &queue::RedisSettings) {
-    eventually(Duration::from_secs(20), "the redis answers", || async {
-        let Ok(client) = queue::redis_client(redis) else {
-            return false;
-        };
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-            return false;
-        };
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .is_ok()
-    })
-    .await;
-}
-
-/// A `redis-server` of the test's own: a temporary directory, a free port, the AOF fsynced
-/// before every reply. It can be SIGKILLed and restarted on the same data.
-pub struct PrivateRedis {
-    dir: std::path::PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    /// Starts one and waits until it answers.
-    pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("redis-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut redis = Self {
-            dir,
-            port,
-            child: None,
-        };
-        redis.spawn().await;
-        redis
-    }
-
-    /// Its URL.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn spawn(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--maxmemory-policy",
-                "noeviction",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        self.child = Some(child);
-        wait_for_redis(&queue::RedisSettings::url(&self.url())).await;
-    }
-
-    /// SIGKILL: whatever was not fsynced is gone.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGSTOP: Redis stalls with every connection open, as a hung host does.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// SIGCONT after [`PrivateRedis::pause`]: it carries on with what was queued meanwhile.
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, which: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = std::process::Command::new("kill")
-            .args([which, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {which} {pid}");
-    }
-
-    /// Starts again on the same directory and port (reloading the AOF).
-    pub async fn restart(&mut self) {
-        self.kill();
-        self.spawn().await;
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            // A stopped process does not die of SIGKILL until it is continued.
-            let _ = std::panic::catch_unwind(|| self.resume());
-        }
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Stack {

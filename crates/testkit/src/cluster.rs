@@ -1,15 +1,16 @@
 //! A Redis Cluster of the test's own: `redis-server --cluster-enabled yes` on free ports in a
 //! temporary directory, joined by `redis-cli --cluster create`. Killed and removed on drop.
 
-#![allow(dead_code)]
+//!
+//! Test-only: a cluster that cannot start panics with the reason.
 
 use std::{
-    collections::BTreeSet,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::Mutex,
     time::{Duration, Instant},
 };
+
+use crate::{ports::free_port_with_bus, process, redis::TlsFiles};
 
 /// A running cluster.
 pub struct RedisCluster {
@@ -17,25 +18,29 @@ pub struct RedisCluster {
     /// Every node's port, primaries first (as `--cluster create` assigns them).
     pub ports: Vec<u16>,
     children: Vec<Option<Child>>,
-    security: Security,
+    security: ClusterSecurity,
 }
 
 /// TLS (a CA, and a certificate for 127.0.0.1 with its key) and a password, for a cluster
 /// that has them.
-#[derive(Clone, Default)]
-pub struct Security {
-    /// PEM files: CA, certificate, key.
-    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSecurity {
+    /// TLS on every port (clients, cluster bus, replication) when set.
+    pub tls: Option<TlsFiles>,
     /// `requirepass` (and `masterauth`) of every node.
     pub password: Option<String>,
 }
 
-impl Security {
+impl ClusterSecurity {
     /// What `redis-cli` needs to reach a node.
     fn cli_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        if let Some((ca, _, _)) = &self.tls {
-            args.extend(["--tls".into(), "--cacert".into(), ca.display().to_string()]);
+        if let Some(tls) = &self.tls {
+            args.extend([
+                "--tls".into(),
+                "--cacert".into(),
+                tls.ca.display().to_string(),
+            ]);
         }
         if let Some(password) = &self.password {
             args.extend(["-a".into(), password.clone(), "--no-auth-warning".into()]);
@@ -44,40 +49,16 @@ impl Security {
     }
 }
 
-/// A port for a node: free now, with its cluster-bus port (port + 10000) free too, and
-/// never handed out before in this process. Tests start clusters concurrently, and the OS
-/// may give the same ephemeral port to two of them between a probe and a node's bind.
-fn free_port() -> u16 {
-    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        // Both ports must stay below 65536.
-        if port >= 55_000 {
-            continue;
-        }
-        let bus = port + 10_000;
-        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-        // Neither port may be a port or a bus port handed out before.
-        let clashes = [Some(port), Some(bus), port.checked_sub(10_000)]
-            .into_iter()
-            .flatten()
-            .any(|p| taken.contains(&p));
-        if !clashes && std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok() {
-            taken.insert(port);
-            taken.insert(bus);
-            return port;
-        }
-    }
-}
-
 impl RedisCluster {
     /// `primaries` primaries with `replicas` replicas each, `node_timeout_ms` to declare a node
     /// failed; returns once every node reports `cluster_state:ok`.
     pub fn start(primaries: usize, replicas: usize, node_timeout_ms: u64) -> Self {
-        Self::start_secure(primaries, replicas, node_timeout_ms, Security::default())
+        Self::start_secure(
+            primaries,
+            replicas,
+            node_timeout_ms,
+            ClusterSecurity::default(),
+        )
     }
 
     /// [`RedisCluster::start`] with TLS on every port (clients, cluster bus, replication)
@@ -86,10 +67,9 @@ impl RedisCluster {
         primaries: usize,
         replicas: usize,
         node_timeout_ms: u64,
-        security: Security,
+        security: ClusterSecurity,
     ) -> Self {
-        let dir = std::env::temp_dir().join(format!("cluster-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let dir = process::temp_dir("cluster").expect("a directory for the cluster");
         let n = primaries * (1 + replicas);
         let mut cluster = Self {
             dir,
@@ -134,7 +114,7 @@ impl RedisCluster {
     /// again on another port.
     fn start_node(&self, node_timeout_ms: u64) -> (u16, Child) {
         for _ in 0..5 {
-            let port = free_port();
+            let port = free_port_with_bus().expect("a free port");
             let mut child = self.spawn(port, node_timeout_ms);
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -175,17 +155,17 @@ impl RedisCluster {
         std::fs::create_dir_all(&node_dir).expect("node dir");
         let mut server = Command::new("redis-server");
         match &self.security.tls {
-            Some((ca, cert, key)) => {
+            Some(tls) => {
                 server
                     .args(["--port", "0", "--tls-port", &port.to_string()])
                     .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
                     .args(["--tls-auth-clients", "no"])
                     .arg("--tls-cert-file")
-                    .arg(cert)
+                    .arg(&tls.cert)
                     .arg("--tls-key-file")
-                    .arg(key)
+                    .arg(&tls.key)
                     .arg("--tls-ca-cert-file")
-                    .arg(ca);
+                    .arg(&tls.ca);
             }
             None => {
                 server.args(["--port", &port.to_string()]);
@@ -255,14 +235,14 @@ impl RedisCluster {
             .join(",")
     }
 
-    /// Settings for the queue and the services.
-    pub fn settings(&self) -> queue::RedisSettings {
-        queue::RedisSettings {
-            cluster: true,
-            password: self.security.password.clone(),
-            ca_file: self.security.tls.as_ref().map(|(ca, _, _)| ca.clone()),
-            ..queue::RedisSettings::url(&self.url())
-        }
+    /// The password every node requires, if any.
+    pub fn password(&self) -> Option<String> {
+        self.security.password.clone()
+    }
+
+    /// The CA a client verifies the nodes with, if they speak TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.security.tls.as_ref().map(|tls| tls.ca.clone())
     }
 
     /// `redis-cli` on the node at `port` with `args`: its output, if it ran.
@@ -370,8 +350,7 @@ impl RedisCluster {
             .position(|p| *p == port)
             .expect("a node's port");
         if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::kill(&mut child);
         }
     }
 }
@@ -379,8 +358,7 @@ impl RedisCluster {
 impl Drop for RedisCluster {
     fn drop(&mut self) {
         for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::kill(child);
         }
         if std::env::var("KEEP_CLUSTER_LOGS").is_err() {
             let _ = std::fs::remove_dir_all(&self.dir);

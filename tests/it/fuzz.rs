@@ -6,11 +6,9 @@
 //! (amount and currency come together; an `Idempotency-Key` header excludes a body `id`).
 //! Schemathesis comes from PyPI into the CI venv (`.ci/run`); set `SCHEMATHESIS` to use another.
 
-mod support;
-
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minute_of_generated_requests_finds_no_5xx_and_no_answer_off_the_document() {

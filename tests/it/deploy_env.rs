@@ -113,7 +113,7 @@ fn check_config(binary: &str, args: &[String], env: &Env) -> (Option<i32>, Strin
     let output = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "child_check_config",
+            "deploy_env::child_check_config",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -1,12 +1,10 @@
 //! Every accepted transaction has an owner until it is terminal: a job in Redis or a row the
 //! sweeper picks up — never only a dead job.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use domain::QueueName;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_jobs_dead_lettered_during_a_postgres_outage_are_revived_without_a_hand() {

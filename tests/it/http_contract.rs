@@ -1,16 +1,14 @@
 //! Every row of the producer's HTTP contract, happy and unhappy: status code, content type and
 //! the body's key fields. The consumer is not running, so answers come from the producer alone.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use domain::{WebhookSecrets, signature::Signer};
 use futures::future::join_all;
 use reqwest::{Response, header};
 use serde_json::{Value, json};
 use service::config::Connections;
-use support::*;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -726,7 +724,7 @@ async fn an_idempotency_key_makes_a_post_without_an_id_safe_to_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_a_problem_document_with_the_security_headers() {
-    let redis = PrivateRedis::start().await;
+    let redis = PrivateRedis::start().await.expect("a private redis");
     let mut options = Options {
         run_consumer: false,
         redis_url: Some(redis.url()),

@@ -2,18 +2,17 @@
 //! loads, shows the four queues and a failed job with its error, and the Retry button moves the
 //! job out of the failed list. Also the metrics endpoints after a run.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{browser::Driver, *};
 use domain::{
     QueueName,
+    jobs::JobKind,
     jobs::{ProcessFrom, ProcessJob},
 };
 use fantoccini::Locator;
-use queue::{Job, Queue};
+use queue::Queue;
 use serde_json::{Value, json};
-use support::{browser::Driver, *};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,10 +31,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
         id: id.into(),
         from: ProcessFrom::Recovery,
     };
-    process
-        .push(Job::now(job.job_id(), job.clone()))
-        .await
-        .unwrap();
+    stack.queues().push(job.clone()).await.unwrap();
     eventually(Duration::from_secs(20), "the job failed", || async {
         process.counts().await.unwrap().failed == 1
     })

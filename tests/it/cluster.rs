@@ -1,15 +1,11 @@
 //! The pipeline on Redis Cluster: queues, id cache and board on a cluster the test starts
 //! itself (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`).
 
-#[path = "../crates/queue/tests/support/cluster.rs"]
-mod cluster;
-mod support;
-
 use std::time::Duration;
 
-use cluster::RedisCluster;
+use crate::support::*;
 use domain::QueueName;
-use support::*;
+use testkit::RedisCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_runs_on_a_three_primary_cluster_under_every_fault() {
