@@ -57,7 +57,7 @@ fn every_setting_is_documented_and_listed_in_the_env_example() {
 #[test]
 fn every_route_of_the_api_is_documented() {
     let docs = read("docs/http.md");
-    let (_, document) = producer::app::routes().split_for_parts();
+    let (_, document) = producer::app::routes_and_document();
     let paths: Vec<&String> = document.paths.paths.keys().collect();
     assert!(paths.len() >= 7, "{paths:?}");
     for path in paths {

@@ -141,9 +141,16 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
+/// The API's routes and the OpenAPI document of exactly those routes.
+pub fn routes_and_document() -> (axum::Router<Shared>, utoipa::openapi::OpenApi) {
+    let (routes, mut document) = routes().split_for_parts();
+    crate::openapi::finish(&mut document);
+    (routes, document)
+}
+
 /// The API's routes, each registered with its OpenAPI annotation, so the router and
 /// `/openapi.json` cannot drift apart.
-pub fn routes() -> OpenApiRouter<Shared> {
+fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(routes::transaction::create))
         .routes(utoipa_axum::routes!(routes::transaction::get))
@@ -157,12 +164,12 @@ pub fn routes() -> OpenApiRouter<Shared> {
 /// The producer's routes and middleware.
 pub fn router(state: AppState, config: &Config) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let (routes, document) = routes().split_for_parts();
+    let (routes, document) = routes_and_document();
     routes
         .layer(Extension(Arc::new(document)))
         .fallback(routes::health::no_route)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
-        // Bodies are read as bytes and checked against the limit by the handlers (413 as
+        // Bodies are checked against the limit by their extractors (`extract.rs`: 413 as
         // problem+json); this cap is the hard stop behind them.
         .layer(DefaultBodyLimit::max(state.body_limit))
         // One Arc: axum clones the state for every request.

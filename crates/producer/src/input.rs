@@ -1,8 +1,14 @@
-//! Request bodies parsed once, at the edge, into domain types. Everything past this module
-//! works with valid values only.
+//! Request bodies: each stated once, as the struct serde reads and the OpenAPI document shows,
+//! then checked into domain types at the edge. Every field is read as sent and checked by hand,
+//! so a 422 names every bad field at once rather than serde's first. Everything past this
+//! module works with valid values only.
+
+use std::collections::BTreeMap;
 
 use domain::{Amount, Currency, Money, Status, TransactionId, transaction_id::IdempotencyKey};
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::problem::{ApiError, FieldError};
 
@@ -26,24 +32,81 @@ pub struct ReportedStatus {
     pub status: Status,
 }
 
-/// Parses a JSON object; an empty body (no bytes at all: whitespace is not JSON) or `null`
-/// counts as `{}` when `empty_ok`.
-fn object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
-    if empty_ok && body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        // `null` is no body at all, as the OpenAPI document's optional body allows.
-        Ok(Value::Null) if empty_ok => Ok(Map::new()),
-        Ok(_) => Err(ApiError::Invalid(vec![FieldError::new(
-            "body",
-            "must be a JSON object",
-        )])),
-        Err(e) => Err(ApiError::MalformedJson(format!(
-            "body is not valid JSON: {e}"
-        ))),
-    }
+/// A JSON object body of a route.
+pub trait RequestBody: DeserializeOwned {
+    /// Whether no body at all (no bytes: whitespace is not JSON) or `null` stands for `{}`.
+    const EMPTY_IS_OBJECT: bool;
+}
+
+/// The body of `POST /transaction` (every field optional; an empty body is valid; no other
+/// field is accepted).
+// serde hands any other field to `unknown`, so that each one is named in the 422 beside the
+// other fields' errors; `openapi::finish` tells the document.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct NewTransactionBody {
+    /// The client's id for the transaction; the server makes a UUIDv7 when absent.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    id: Option<Value>,
+    /// Amount in minor units (> 0); only together with `currency`.
+    #[schema(value_type = Option<i64>, minimum = 1, example = 1250)]
+    amount: Option<Value>,
+    /// ISO 4217 code in upper case; only together with `amount`.
+    #[schema(
+        value_type = Option<String>,
+        example = "EUR",
+        pattern = "^[A-Z]{3}$",
+        min_length = 3,
+        max_length = 3
+    )]
+    currency: Option<Value>,
+    /// Any other field: refused, each one named.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    unknown: BTreeMap<String, Value>,
+}
+
+impl RequestBody for NewTransactionBody {
+    const EMPTY_IS_OBJECT: bool = true;
+}
+
+/// The body the third party signs and sends (other fields are ignored).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WebhookBody {
+    /// The transaction's id.
+    #[schema(value_type = uuid::Uuid, required = true)]
+    id: Option<Value>,
+    /// pending, completed or declined.
+    #[schema(value_type = String, required = true, example = "completed")]
+    status: Option<Value>,
+}
+
+impl RequestBody for WebhookBody {
+    const EMPTY_IS_OBJECT: bool = false;
+}
+
+/// Parses a route's body: 400 if it is not JSON, 422 if it is not an object.
+pub fn parse<T: RequestBody>(body: &[u8]) -> Result<T, ApiError> {
+    let object = if T::EMPTY_IS_OBJECT && body.is_empty() {
+        Value::Object(Map::new())
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            // `null` is no body at all, as the OpenAPI document's optional body allows.
+            Ok(Value::Null) if T::EMPTY_IS_OBJECT => Value::Object(Map::new()),
+            Ok(_) => return Err(not_an_object()),
+            Err(e) => {
+                return Err(ApiError::MalformedJson(format!(
+                    "body is not valid JSON: {e}"
+                )));
+            }
+        }
+    };
+    // Every field is a JSON value, so an object always fits.
+    T::deserialize(object).map_err(|_| not_an_object())
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::Invalid(vec![FieldError::new("body", "must be a JSON object")])
 }
 
 fn parse_id(value: &Value, errors: &mut Vec<FieldError>) -> Option<TransactionId> {
@@ -59,144 +122,134 @@ fn parse_id(value: &Value, errors: &mut Vec<FieldError>) -> Option<TransactionId
 /// The header that makes a POST without an id retryable.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// The fields of a `POST /transaction` body; any other is refused.
-const TRANSACTION_FIELDS: [&str; 3] = ["id", "amount", "currency"];
-
-/// Parses a `POST /transaction` body (an empty body is a valid request). Without an `id`, the
-/// id is derived from `key` (the `Idempotency-Key` header, under deployment `prefix`), or made
-/// fresh; a key together with an `id` is an error.
-pub fn new_transaction(
-    body: &[u8],
-    key: Option<&[u8]>,
-    prefix: &str,
-) -> Result<NewTransaction, ApiError> {
-    let map = object(body, true)?;
-    let mut errors: Vec<FieldError> = map
-        .keys()
-        .filter(|k| !TRANSACTION_FIELDS.contains(&k.as_str()))
-        .map(|k| FieldError::new(k, "unknown field (id, amount and currency are)"))
-        .collect();
-    let key = match key.map(IdempotencyKey::parse) {
-        None => None,
-        Some(Ok(key)) => Some(key),
-        Some(Err(e)) => {
-            errors.push(FieldError::new("Idempotency-Key", e));
-            None
-        }
-    };
-    let fresh_id = matches!((map.get("id"), &key), (None | Some(Value::Null), None));
-    let id = match (map.get("id"), &key) {
-        (None | Some(Value::Null), Some(key)) => {
-            Some(TransactionId::from_idempotency_key(prefix, key))
-        }
-        (None | Some(Value::Null), None) => Some(TransactionId::generate()),
-        (Some(_), Some(_)) => {
-            errors.push(FieldError::new(
-                "Idempotency-Key",
-                "cannot be combined with an id in the body (the key stands for the id)",
-            ));
-            None
-        }
-        (Some(v), None) => parse_id(v, &mut errors),
-    };
-    let amount = match map.get("amount") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v
-            .as_i64()
-            .ok_or_else(|| "must be an integer of minor units".to_string())
-            .and_then(Amount::parse)
-        {
-            Ok(a) => Some(a),
-            Err(e) => {
-                errors.push(FieldError::new("amount", e));
+impl NewTransactionBody {
+    /// Checks the body. Without an `id`, the id is derived from `key` (the `Idempotency-Key`
+    /// header, under deployment `prefix`), or made fresh; a key together with an `id` is an
+    /// error.
+    pub fn check(self, key: Option<&[u8]>, prefix: &str) -> Result<NewTransaction, ApiError> {
+        let mut errors: Vec<FieldError> = self
+            .unknown
+            .keys()
+            .map(|k| FieldError::new(k, "unknown field (id, amount and currency are)"))
+            .collect();
+        let key = match key.map(IdempotencyKey::parse) {
+            None => None,
+            Some(Ok(key)) => Some(key),
+            Some(Err(e)) => {
+                errors.push(FieldError::new("Idempotency-Key", e));
                 None
             }
-        },
-    };
-    let currency = match map.get("currency") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v
-            .as_str()
-            .ok_or_else(|| "must be a string".to_string())
-            .and_then(Currency::parse)
-        {
-            Ok(c) => Some(c),
-            Err(e) => {
-                errors.push(FieldError::new("currency", e));
-                None
-            }
-        },
-    };
-    let has = |f: &str| map.get(f).is_some_and(|v| !v.is_null());
-    match (has("amount"), has("currency")) {
-        (true, false) => errors.push(FieldError::new(
-            "currency",
-            "is required when amount is given",
-        )),
-        (false, true) => errors.push(FieldError::new(
-            "amount",
-            "is required when currency is given",
-        )),
-        _ => {}
-    }
-    match (id, errors.is_empty()) {
-        (Some(id), true) => Ok(NewTransaction {
-            id,
-            fresh_id,
-            money: amount
-                .zip(currency)
-                .map(|(amount, currency)| Money { amount, currency }),
-        }),
-        _ => Err(ApiError::Invalid(errors)),
-    }
-}
-
-/// Parses a `POST /webhook` body.
-pub fn reported_status(body: &[u8]) -> Result<ReportedStatus, ApiError> {
-    let map = object(body, false)?;
-    let mut errors = Vec::new();
-    let id = match map.get("id") {
-        Some(v) => parse_id(v, &mut errors),
-        None => {
-            errors.push(FieldError::new("id", "is required"));
-            None
-        }
-    };
-    let status = match map.get("status").and_then(Value::as_str) {
-        Some("failed") => {
-            errors.push(FieldError::new(
-                "status",
-                "\"failed\" is never reported by the third party",
-            ));
-            None
-        }
-        Some(s) => match s.parse::<Status>() {
-            Ok(status) => Some(status),
-            Err(_) => {
+        };
+        let fresh_id = matches!((&self.id, &key), (None, None));
+        let id = match (&self.id, &key) {
+            (None, Some(key)) => Some(TransactionId::from_idempotency_key(prefix, key)),
+            (None, None) => Some(TransactionId::generate()),
+            (Some(_), Some(_)) => {
                 errors.push(FieldError::new(
-                    "status",
-                    "must be one of pending, completed, declined",
+                    "Idempotency-Key",
+                    "cannot be combined with an id in the body (the key stands for the id)",
                 ));
                 None
             }
-        },
-        None => {
-            errors.push(FieldError::new(
-                "status",
-                "is required (pending, completed or declined)",
-            ));
-            None
+            (Some(v), None) => parse_id(v, &mut errors),
+        };
+        let amount = self.amount.as_ref().and_then(|v| {
+            v.as_i64()
+                .ok_or_else(|| "must be an integer of minor units".to_string())
+                .and_then(Amount::parse)
+                .map_err(|e| errors.push(FieldError::new("amount", e)))
+                .ok()
+        });
+        let currency = self.currency.as_ref().and_then(|v| {
+            v.as_str()
+                .ok_or_else(|| "must be a string".to_string())
+                .and_then(Currency::parse)
+                .map_err(|e| errors.push(FieldError::new("currency", e)))
+                .ok()
+        });
+        match (self.amount.is_some(), self.currency.is_some()) {
+            (true, false) => errors.push(FieldError::new(
+                "currency",
+                "is required when amount is given",
+            )),
+            (false, true) => errors.push(FieldError::new(
+                "amount",
+                "is required when currency is given",
+            )),
+            _ => {}
         }
-    };
-    match (id, status) {
-        (Some(id), Some(status)) if errors.is_empty() => Ok(ReportedStatus { id, status }),
-        _ => Err(ApiError::Invalid(errors)),
+        match (id, errors.is_empty()) {
+            (Some(id), true) => Ok(NewTransaction {
+                id,
+                fresh_id,
+                money: amount
+                    .zip(currency)
+                    .map(|(amount, currency)| Money { amount, currency }),
+            }),
+            _ => Err(ApiError::Invalid(errors)),
+        }
+    }
+}
+
+impl WebhookBody {
+    /// Checks the body.
+    pub fn check(self) -> Result<ReportedStatus, ApiError> {
+        let mut errors = Vec::new();
+        let id = match &self.id {
+            Some(v) => parse_id(v, &mut errors),
+            None => {
+                errors.push(FieldError::new("id", "is required"));
+                None
+            }
+        };
+        let status = match self.status.as_ref().and_then(Value::as_str) {
+            Some("failed") => {
+                errors.push(FieldError::new(
+                    "status",
+                    "\"failed\" is never reported by the third party",
+                ));
+                None
+            }
+            Some(s) => match s.parse::<Status>() {
+                Ok(status) => Some(status),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        "status",
+                        "must be one of pending, completed, declined",
+                    ));
+                    None
+                }
+            },
+            None => {
+                errors.push(FieldError::new(
+                    "status",
+                    "is required (pending, completed or declined)",
+                ));
+                None
+            }
+        };
+        match (id, status) {
+            (Some(id), Some(status)) if errors.is_empty() => Ok(ReportedStatus { id, status }),
+            _ => Err(ApiError::Invalid(errors)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_transaction(
+        body: &[u8],
+        key: Option<&[u8]>,
+        prefix: &str,
+    ) -> Result<NewTransaction, ApiError> {
+        parse::<NewTransactionBody>(body)?.check(key, prefix)
+    }
+
+    fn reported_status(body: &[u8]) -> Result<ReportedStatus, ApiError> {
+        parse::<WebhookBody>(body)?.check()
+    }
 
     fn fields(e: ApiError) -> Vec<String> {
         match e {
@@ -240,6 +293,23 @@ mod tests {
                 new_transaction(br#"{"amount":1.5,"currency":"EUR"}"#, None, "txn").unwrap_err()
             ),
             ["amount"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_each_named_beside_the_other_errors() {
+        assert_eq!(
+            fields(
+                new_transaction(br#"{"amount":5,"zeta":1,"alpha":null}"#, None, "txn").unwrap_err()
+            ),
+            ["alpha", "zeta", "currency"]
+        );
+        // The third party may add fields: they are ignored.
+        let id = TransactionId::generate();
+        let body = format!(r#"{{"id":"{id}","status":"declined","reason":"card"}}"#);
+        assert_eq!(
+            reported_status(body.as_bytes()).unwrap().status,
+            Status::Declined
         );
     }
 

@@ -6,6 +6,7 @@
 pub mod app;
 mod config;
 pub mod durability;
+mod extract;
 mod input;
 pub mod openapi;
 pub mod problem;

@@ -2,11 +2,7 @@
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{
-        Path, State,
-        rejection::{BytesRejection, PathRejection},
-    },
+    extract::{Path, State, rejection::PathRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -22,7 +18,8 @@ use utoipa::ToSchema;
 
 use crate::{
     app::Shared,
-    input::{self, NewTransaction},
+    extract::Body,
+    input::{self, NewTransaction, NewTransactionBody},
     problem::{ApiError, FieldError, Problem},
 };
 
@@ -40,7 +37,7 @@ pub struct Accepted {
 #[utoipa::path(
     post,
     path = "/transaction",
-    request_body(content = Option<crate::openapi::NewTransactionBody>, content_type = "application/json"),
+    request_body(content = Option<NewTransactionBody>, content_type = "application/json"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$",
         description = "Without an id in the body: the id is derived from this key, so a retry with the same key is answered 200 with the same id (other parameters: 409). With an id in the body: 422.")),
     responses(
@@ -62,11 +59,10 @@ pub struct Accepted {
 pub async fn create(
     State(state): State<Shared>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body<NewTransactionBody>,
 ) -> Result<Response, ApiError> {
-    let body = super::body(body, state.body_limit)?;
     let key = headers.get(input::IDEMPOTENCY_KEY).map(|v| v.as_bytes());
-    let new = input::new_transaction(&body, key, &state.queue_prefix)?;
+    let new = body.check(key, &state.queue_prefix)?;
     let job = CreateJob {
         id: new.id,
         money: new.money,

@@ -2,9 +2,8 @@
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use domain::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::webhook_decision};
@@ -12,14 +11,15 @@ use domain::{Status, TransactionId, WebhookDecision, jobs::UpdateJob, status::we
 use super::transaction::Accepted;
 use crate::{
     app::{AppState, Shared},
-    input,
+    extract::Signed,
+    input::WebhookBody,
     problem::{ApiError, Problem},
 };
 
 #[utoipa::path(
     post,
     path = "/webhook",
-    request_body(content = crate::openapi::WebhookBody, description = "Signed per Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature headers"),
+    request_body(content = WebhookBody, description = "Signed per Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature headers"),
     responses(
         (status = 201, description = "A new terminal status: recorded", body = Accepted),
         (status = 200, description = "Already recorded, or `pending` (changes nothing)", body = Accepted),
@@ -37,15 +37,9 @@ use crate::{
 /// (stale) `pending`, 409 a different terminal, 404 unknown id.
 pub async fn receive(
     State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Signed(body): Signed<WebhookBody>,
 ) -> Result<Response, ApiError> {
-    let body = super::body(body, state.body_limit)?;
-    state
-        .verifier
-        .verify(&body, &headers)
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    let reported = input::reported_status(&body)?;
+    let reported = body.check()?;
     let (id, status) = (reported.id, reported.status);
 
     let (decision, current) = decide_and_queue(&state, id, status).await?;
