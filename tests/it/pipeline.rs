@@ -130,7 +130,7 @@ async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
     // The first polls of transactions a webhook finished run too (they find the row terminal).
     eventually(Duration::from_secs(30), "every queue drained", || async {
         let mut busy = 0;
-        for name in domain::QueueName::ALL {
+        for &name in domain::QueueName::ALL {
             let counts = stack.queue_counts(name).await;
             busy += counts.waiting + counts.scheduled + counts.running;
         }

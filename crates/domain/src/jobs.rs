@@ -1,16 +1,35 @@
 //! The four queues, their job payloads, and the deterministic job ids that make a repeated
 //! push (a retry, the sweeper) a no-op while the job is held.
 
-use std::{fmt, str::FromStr};
-
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 use uuid::Uuid;
 
 use crate::{Money, Status, TransactionId};
 
-/// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`), in pipeline order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = UnknownQueue,
+    parse_err_fn = UnknownQueue::of
+)]
 pub enum QueueName {
     /// Insert the row.
     Create,
@@ -24,27 +43,11 @@ pub enum QueueName {
 
 impl QueueName {
     /// All four, in pipeline order.
-    pub const ALL: [QueueName; 4] = [
-        QueueName::Create,
-        QueueName::Process,
-        QueueName::Update,
-        QueueName::Notify,
-    ];
+    pub const ALL: &[QueueName] = QueueName::VARIANTS;
 
     /// The name in keys, settings and metrics.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            QueueName::Create => "create",
-            QueueName::Process => "process",
-            QueueName::Update => "update",
-            QueueName::Notify => "notify",
-        }
-    }
-}
-
-impl fmt::Display for QueueName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -53,13 +56,9 @@ impl fmt::Display for QueueName {
 #[error("unknown queue {0:?} (expected create, process, update or notify)")]
 pub struct UnknownQueue(pub String);
 
-impl FromStr for QueueName {
-    type Err = UnknownQueue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        QueueName::ALL
-            .into_iter()
-            .find(|q| q.as_str() == s)
-            .ok_or_else(|| UnknownQueue(s.to_string()))
+impl UnknownQueue {
+    fn of(s: &str) -> Self {
+        Self(s.to_string())
     }
 }
 
@@ -311,7 +310,7 @@ mod tests {
 
     #[test]
     fn queue_names_round_trip_through_text() {
-        for q in QueueName::ALL {
+        for &q in QueueName::ALL {
             assert_eq!(q.as_str().parse::<QueueName>().unwrap(), q);
         }
         assert!("Create".parse::<QueueName>().is_err());

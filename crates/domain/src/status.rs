@@ -4,13 +4,29 @@
 //! The Postgres guard (`WHERE status = 'pending'`) and the webhook's answer both follow
 //! [`Status::can_change_to`] and [`webhook_decision`].
 
-use std::{fmt, str::FromStr};
-
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumString, IntoStaticStr};
 
-/// A transaction's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A transaction's status; its lower-case name is the same in JSON, Postgres and metrics.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = UnknownStatus,
+    parse_err_fn = UnknownStatus::of
+)]
 pub enum Status {
     /// Accepted, outcome not yet known.
     Pending,
@@ -25,12 +41,7 @@ pub enum Status {
 impl Status {
     /// The lower-case name used in JSON and Postgres.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Completed => "completed",
-            Status::Declined => "declined",
-            Status::Failed => "failed",
-        }
+        self.into()
     }
 
     /// Terminal statuses never change again.
@@ -44,33 +55,37 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A status string that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown status {0:?}")]
 pub struct UnknownStatus(pub String);
 
-impl FromStr for Status {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(Status::Pending),
-            "completed" => Ok(Status::Completed),
-            "declined" => Ok(Status::Declined),
-            "failed" => Ok(Status::Failed),
-            other => Err(UnknownStatus(other.to_string())),
-        }
+impl UnknownStatus {
+    fn of(s: &str) -> Self {
+        Self(s.to_string())
     }
 }
 
 /// Who caused a status change (recorded in the history).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = UnknownSource,
+    parse_err_fn = UnknownSource::of
+)]
 pub enum Source {
     /// The API accepted it.
     Api,
@@ -85,18 +100,7 @@ pub enum Source {
 impl Source {
     /// The lower-case name used in JSON, metrics and Postgres.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Process => "process",
-            Source::Webhook => "webhook",
-            Source::Poll => "poll",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -105,16 +109,9 @@ impl fmt::Display for Source {
 #[error("unknown source {0:?}")]
 pub struct UnknownSource(pub String);
 
-impl FromStr for Source {
-    type Err = UnknownSource;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "api" => Ok(Source::Api),
-            "process" => Ok(Source::Process),
-            "webhook" => Ok(Source::Webhook),
-            "poll" => Ok(Source::Poll),
-            other => Err(UnknownSource(other.to_string())),
-        }
+impl UnknownSource {
+    fn of(s: &str) -> Self {
+        Self(s.to_string())
     }
 }
 

@@ -520,7 +520,7 @@ impl Stack {
     /// Jobs leased to a worker right now, over the four queues.
     pub async fn running_jobs(&self) -> u64 {
         let mut running = 0;
-        for name in QueueName::ALL {
+        for &name in QueueName::ALL {
             running += self.queue_counts(name).await.running;
         }
         running

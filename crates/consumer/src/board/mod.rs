@@ -71,7 +71,7 @@ impl Board {
 
     /// Each queue with its name (`new` opens them in `QueueName::ALL` order).
     fn named_queues(&self) -> impl Iterator<Item = (QueueName, &Queue<serde_json::Value>)> {
-        QueueName::ALL.into_iter().zip(self.queues.iter())
+        QueueName::ALL.iter().copied().zip(self.queues.iter())
     }
 
     fn queue(&self, name: &str) -> Result<&Queue<serde_json::Value>, BoardError> {
