@@ -138,24 +138,29 @@ fn child_check_config() {
     let Ok(binary) = std::env::var(CHILD_BINARY) else {
         return;
     };
-    let mut args: Vec<String> =
+    let args: Vec<String> =
         serde_json::from_str(&std::env::var(CHILD_ARGS).expect("args")).expect("args");
+    // `<binary> [migrate] check-config args…`, as the deploy file's command would run.
     let migrate = binary == "consumer" && args.first().is_some_and(|a| a == "migrate");
-    if migrate {
-        args.remove(0);
-    }
-    let argv: Vec<std::ffi::OsString> = [binary.clone(), "check-config".into()]
+    let (command, args) = if migrate {
+        (vec![binary.clone(), "migrate".into()], args[1..].to_vec())
+    } else {
+        (vec![binary.clone()], args)
+    };
+    let argv: Vec<std::ffi::OsString> = command
         .into_iter()
+        .chain(["check-config".to_string()])
         .chain(args)
         .map(Into::into)
         .collect();
-    use service::start::settings_from;
+    use service::start::{NoCommand, invocation_from};
     match binary.as_str() {
-        "producer" => drop(settings_from::<producer::Config, _>(argv)),
-        "consumer" if migrate => drop(settings_from::<consumer::MigrateConfig, _>(argv)),
-        "consumer" => drop(settings_from::<consumer::Config, _>(argv)),
-        "thirdparty-sim" => drop(settings_from::<thirdparty_sim::Config, _>(argv)),
-        "client-sim" => drop(settings_from::<client_sim::Config, _>(argv)),
+        "producer" => drop(invocation_from::<producer::Config, NoCommand, _>(argv)),
+        "consumer" => drop(consumer::invocation_from(argv)),
+        "thirdparty-sim" => drop(invocation_from::<thirdparty_sim::Config, NoCommand, _>(
+            argv,
+        )),
+        "client-sim" => drop(invocation_from::<client_sim::Config, NoCommand, _>(argv)),
         other => panic!("no binary {other}"),
     }
     unreachable!("check-config exits");

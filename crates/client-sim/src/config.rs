@@ -10,8 +10,7 @@ use service::{config::HttpServer, secret::parser};
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "client-sim",
-    about = "A client app that receives status callbacks",
-    after_help = service::start::CHECK_CONFIG_HELP
+    about = "A client app that receives status callbacks"
 )]
 pub struct Config {
     /// Address to listen on.

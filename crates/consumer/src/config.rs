@@ -47,12 +47,40 @@ impl FromStr for QueueSet {
     }
 }
 
+/// The consumer's own commands, beside running and `check-config`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Apply the database migrations and exit (it needs only DATABASE_URL).
+    Migrate(service::start::Cli<MigrateConfig>),
+}
+
+/// What the consumer's command line asks for, once any `check-config` has been answered.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run the pools.
+    Run(Box<Config>),
+    /// Apply the migrations.
+    Migrate(MigrateConfig),
+}
+
+/// Reads the consumer's command line `args` (the program name first): `consumer [flags]`,
+/// `consumer migrate [flags]`, each with its `check-config`, which prints and exits.
+pub fn invocation_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Invocation {
+    use service::start::Invocation as Asked;
+    match service::start::invocation_from::<Config, Command, _>(args) {
+        Asked::Run(config) => Invocation::Run(Box::new(config)),
+        Asked::Own(Command::Migrate(cli)) => match cli.invocation() {
+            Asked::Run(migrate) => Invocation::Migrate(migrate),
+            Asked::Own(never) => match never {},
+        },
+    }
+}
+
 /// Settings of `consumer migrate`: the database and nothing else.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "consumer migrate",
-    about = "Apply the database migrations and exit",
-    after_help = service::start::CHECK_CONFIG_HELP
+    about = "Apply the database migrations and exit"
 )]
 pub struct MigrateConfig {
     /// The database to migrate.
@@ -68,10 +96,7 @@ pub struct MigrateConfig {
 #[derive(Debug, Clone, Parser, Serialize, Deserialize)]
 #[command(
     name = "consumer",
-    about = "The worker pools of the transaction pipeline",
-    after_help = "Run `consumer migrate` to apply the database migrations (it needs only DATABASE_URL).\n\n\
-Run `consumer check-config [flags]` to parse the settings exactly as a start would, print the \
-effective values (secrets redacted) and exit: 0 if they are valid, 2 if not."
+    about = "The worker pools of the transaction pipeline"
 )]
 pub struct Config {
     /// Address of the health endpoints, metrics and the board.

@@ -9,7 +9,7 @@ mod http;
 pub mod pipeline;
 pub mod sweeper;
 
-pub use config::{Config, MigrateConfig, QueueSet};
+pub use config::{Command, Config, Invocation, MigrateConfig, QueueSet, invocation_from};
 
 use std::{sync::Arc, time::Duration};
 

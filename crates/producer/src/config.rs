@@ -14,11 +14,7 @@ use crate::durability::DurabilityMode;
 
 /// Settings of the producer.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "producer",
-    about = "The transaction API",
-    after_help = service::start::CHECK_CONFIG_HELP
-)]
+#[command(name = "producer", about = "The transaction API")]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "PRODUCER_ADDR", default_value = "127.0.0.1:3100")]

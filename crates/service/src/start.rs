@@ -13,38 +13,119 @@ pub fn prepare() {
     crate::telemetry::init();
 }
 
-/// What `--help` says of `check-config`, for every binary.
-pub const CHECK_CONFIG_HELP: &str = "Run `<binary> check-config [flags]` to parse the settings \
-exactly as a start would, print the effective values (secrets redacted) and exit: 0 if they \
-are valid, 2 if not.";
+/// A service binary's command line: its settings (to run), `check-config`, and the commands
+/// of its own `X` (for instance `consumer migrate`). The settings' required arguments are
+/// required only when no command is given.
+#[derive(Debug)]
+pub struct Cli<C: clap::Args, X: clap::Subcommand = NoCommand>(Invocation<C, Command<C, X>>);
 
-/// [`prepare`], then the binary's settings from the environment and its flags (a malformed
-/// value ends the process with a message naming the setting, exit code 2). With `check-config`
-/// as the first argument, prints the settings (secrets redacted) and exits 0 instead of
-/// returning.
-pub fn settings<C: clap::Parser + std::fmt::Debug>() -> C {
-    prepare();
-    settings_from(std::env::args_os())
+impl<C: clap::Args, X: clap::Subcommand> clap::Args for Cli<C, X> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        <Command<C, X> as clap::Subcommand>::augment_subcommands(C::augment_args(cmd))
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
-/// [`settings`] from `args` (the program name first), for a binary that dispatched on a
-/// subcommand of its own first.
-pub fn settings_from<C, I>(args: I) -> C
+impl<C: clap::Args, X: clap::Subcommand> clap::CommandFactory for Cli<C, X> {
+    fn command() -> clap::Command {
+        <Self as clap::Args>::augment_args(clap::Command::new("service"))
+    }
+
+    fn command_for_update() -> clap::Command {
+        Self::command()
+    }
+}
+
+impl<C: clap::Args, X: clap::Subcommand> clap::FromArgMatches for Cli<C, X> {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self(match matches.subcommand() {
+            Some(_) => Invocation::Own(<Command<C, X> as clap::FromArgMatches>::from_arg_matches(
+                matches,
+            )?),
+            None => Invocation::Run(C::from_arg_matches(matches)?),
+        }))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// The subcommands of a service binary.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command<C: clap::Args, X: clap::Subcommand> {
+    /// Parse the settings exactly as a start would, print the effective values (secrets
+    /// redacted) and exit: 0 if they are valid, 2 if not.
+    CheckConfig(C),
+    /// The binary's own commands.
+    #[command(flatten)]
+    Own(X),
+}
+
+/// No commands of a binary's own.
+#[derive(Debug, clap::Subcommand)]
+pub enum NoCommand {}
+
+/// What the command line asks for, once `check-config` has been answered.
+#[derive(Debug)]
+pub enum Invocation<C, X> {
+    /// Run the service with these settings.
+    Run(C),
+    /// Run one of the binary's own commands.
+    Own(X),
+}
+
+/// [`prepare`], then the binary's settings from the environment and its flags (a malformed
+/// value ends the process with a message naming the setting, exit code 2). `check-config`
+/// prints the settings (secrets redacted) and exits 0 instead of returning.
+pub fn settings<C: clap::Parser + clap::Args + std::fmt::Debug>() -> C {
+    prepare();
+    match invocation_from::<C, NoCommand, _>(std::env::args_os()) {
+        Invocation::Run(settings) => settings,
+        Invocation::Own(never) => match never {},
+    }
+}
+
+/// What `args` (the program name first) ask of a binary whose settings are `C` and whose own
+/// commands are `X`; `check-config` and a malformed setting end the process (0 and 2). The
+/// name, description and help of `C`'s command are the binary's.
+pub fn invocation_from<C, X, I>(args: I) -> Invocation<C, X>
 where
-    C: clap::Parser + std::fmt::Debug,
+    C: clap::Parser + clap::Args + std::fmt::Debug,
+    X: clap::Subcommand,
     I: IntoIterator<Item = std::ffi::OsString>,
 {
-    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
-    let checking = args.get(1).is_some_and(|a| a == "check-config");
-    if checking {
-        args.remove(1);
+    use clap::{CommandFactory, FromArgMatches};
+    let own = C::command();
+    let mut command = Cli::<C, X>::command().name(own.get_name().to_string());
+    if let Some(about) = own.get_about() {
+        command = command.about(about.clone());
     }
-    let settings = C::try_parse_from(args).unwrap_or_else(|e| e.exit());
-    if checking {
-        println!("{settings:#?}");
-        std::process::exit(0);
+    command
+        .try_get_matches_from_mut(args)
+        .and_then(|matches| Cli::<C, X>::from_arg_matches(&matches))
+        .unwrap_or_else(|e| e.format(&mut command).exit())
+        .invocation()
+}
+
+impl<C: clap::Args + std::fmt::Debug, X: clap::Subcommand> Cli<C, X> {
+    /// What it asks for; `check-config` prints the settings and exits 0 instead.
+    pub fn invocation(self) -> Invocation<C, X> {
+        match self.0 {
+            Invocation::Run(settings) => Invocation::Run(settings),
+            Invocation::Own(Command::CheckConfig(settings)) => {
+                println!("{settings:#?}");
+                std::process::exit(0);
+            }
+            Invocation::Own(Command::Own(own)) => Invocation::Own(own),
+        }
     }
-    settings
 }
 
 /// Binds the service's address; the error names the address.
@@ -52,4 +133,53 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Settings {
+        #[arg(long)]
+        required: String,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Own {
+        /// A command of the binary's own.
+        Tidy(Cli<Settings>),
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli<Settings, Own>, clap::Error> {
+        let matches = Cli::<Settings, Own>::command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn the_settings_run_and_commands_need_only_their_own() {
+        assert!(matches!(
+            parse(&["bin", "--required", "x"]).unwrap().0,
+            Invocation::Run(Settings { required }) if required == "x"
+        ));
+        assert!(parse(&["bin"]).is_err(), "running needs the required setting");
+        assert!(matches!(
+            parse(&["bin", "check-config", "--required", "y"]).unwrap().0,
+            Invocation::Own(Command::CheckConfig(Settings { required })) if required == "y"
+        ));
+        assert!(parse(&["bin", "check-config"]).is_err(), "checked as a start would");
+        let Invocation::Own(Command::Own(Own::Tidy(tidy))) =
+            parse(&["bin", "tidy", "--required", "z"]).unwrap().0
+        else {
+            panic!("tidy is the binary's own command");
+        };
+        assert!(matches!(tidy.0, Invocation::Run(Settings { required }) if required == "z"));
+        assert!(
+            parse(&["bin", "--required", "x", "tidy"]).is_err(),
+            "settings belong after their command"
+        );
+        assert!(parse(&["bin", "nonsense"]).is_err());
+    }
 }

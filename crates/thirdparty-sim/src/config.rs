@@ -13,8 +13,7 @@ use service::{
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "thirdparty-sim",
-    about = "A deliberately unreliable third-party payment processor",
-    after_help = service::start::CHECK_CONFIG_HELP
+    about = "A deliberately unreliable third-party payment processor"
 )]
 pub struct Config {
     /// Address to listen on.
