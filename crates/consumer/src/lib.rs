@@ -90,7 +90,7 @@ pub async fn run(
         &config.connections.queue_prefix,
         p.store.clone(),
         board::Access {
-            token: config.board_token.as_ref().map(|t| t.expose().to_string()),
+            token: config.board_token.clone(),
             allow_actions: config.board_allow_actions,
             secure_cookie: config.server.tls_cert_file.is_some(),
         },

@@ -148,7 +148,7 @@ checked_url!(
 );
 
 /// Where the record (Postgres) and the conveyor (Redis) are, and this deployment's key prefix.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 pub struct Connections {
     /// Postgres, the record; honours `sslmode` and `sslrootcert` (and `PGPASSWORD`).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]

@@ -1,24 +1,26 @@
-//! Secrets of the settings: API keys and passwords. Parsed once, never printed: not by
+//! Secrets of the settings: API keys, passwords, tokens. Parsed once, never printed: not by
 //! `Debug`, not in `--help` (their arguments hide env values), not in a parse error
 //! ([`parser`] names the setting and the rule, never the value).
 
 use std::fmt;
 
-/// A secret string (an API key, a password). `Debug` and `Display` show `[redacted]`; serde
-/// writes it as is (only to hand settings to a process of ours).
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+use secrecy::{ExposeSecret, SecretString};
+
+/// A secret string (an API key, a password, a token): `secrecy`'s, so `Debug` redacts it and
+/// its memory is zeroed when dropped. Serde writes it as is, only to hand settings to a process
+/// of ours.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
     /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
-    /// The secret itself, to put on the wire; never log it.
+    /// The secret itself, to put on the wire or compare; never log it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
@@ -28,9 +30,15 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 
@@ -42,11 +50,9 @@ pub struct EmptySecret;
 impl std::str::FromStr for Secret {
     type Err = EmptySecret;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.is_empty() {
-            Err(EmptySecret)
-        } else {
-            Ok(Self(s.to_string()))
+        match s.trim() {
+            "" => Err(EmptySecret),
+            s => Ok(Self::new(s)),
         }
     }
 }

@@ -164,12 +164,18 @@ mod tests {
             parse(&["bin", "--required", "x"]).unwrap().0,
             Invocation::Run(Settings { required }) if required == "x"
         ));
-        assert!(parse(&["bin"]).is_err(), "running needs the required setting");
+        assert!(
+            parse(&["bin"]).is_err(),
+            "running needs the required setting"
+        );
         assert!(matches!(
             parse(&["bin", "check-config", "--required", "y"]).unwrap().0,
             Invocation::Own(Command::CheckConfig(Settings { required })) if required == "y"
         ));
-        assert!(parse(&["bin", "check-config"]).is_err(), "checked as a start would");
+        assert!(
+            parse(&["bin", "check-config"]).is_err(),
+            "checked as a start would"
+        );
         let Invocation::Own(Command::Own(Own::Tidy(tidy))) =
             parse(&["bin", "tidy", "--required", "z"]).unwrap().0
         else {

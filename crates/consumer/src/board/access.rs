@@ -4,21 +4,24 @@
 use axum::{
     Form,
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode, header},
     middleware::Next,
     response::{Html, IntoResponse, Redirect, Response},
 };
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use service::secret::Secret;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use super::Board;
 
 /// Who may do what on the board.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
-    /// `BOARD_TOKEN`; `None` or empty: no authentication.
-    pub token: Option<String>,
+    /// `BOARD_TOKEN`; `None`: no authentication.
+    pub token: Option<Secret>,
     /// `BOARD_ALLOW_ACTIONS`: actions without a token.
     pub allow_actions: bool,
     /// The session cookie is `Secure` (the consumer serves HTTPS).
@@ -33,7 +36,7 @@ pub(super) const ACTION_HEADER: &str = "x-board-action";
 
 impl Access {
     pub(super) fn token(&self) -> Option<&str> {
-        self.token.as_deref().filter(|t| !t.is_empty())
+        self.token.as_ref().map(Secret::expose)
     }
 
     /// Whether payloads and amounts are shown: only behind a token (every reader then holds it).
@@ -47,11 +50,7 @@ impl Access {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(b"txn board session v1");
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Whether the request carries the token (bearer) or the session cookie.
@@ -67,13 +66,10 @@ impl Access {
             return true;
         }
         let session = Self::session(token);
-        headers
-            .get_all(header::COOKIE)
+        CookieJar::from_headers(headers)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().strip_prefix(&format!("{SESSION_COOKIE}=")))
-            .any(|given| same(given.as_bytes(), session.as_bytes()))
+            .filter(|c| c.name() == SESSION_COOKIE)
+            .any(|given| same(given.value().as_bytes(), session.as_bytes()))
     }
 
     /// Whether actions (retry, purge, pause) are open to this request.
@@ -87,7 +83,7 @@ impl Access {
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// Every board request passes here. A mutating one needs the action header first (403: a
@@ -143,31 +139,29 @@ pub(super) struct Login {
 }
 
 /// `POST /board/login`: the right token gets the session cookie and the board.
-pub(super) async fn login(State(board): State<Board>, Form(login): Form<Login>) -> Response {
+pub(super) async fn login(
+    State(board): State<Board>,
+    jar: CookieJar,
+    Form(login): Form<Login>,
+) -> Response {
     let Some(token) = board.access.token() else {
         return Redirect::to("/board").into_response();
     };
     if !same(login.token.as_bytes(), token.as_bytes()) {
         return (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response();
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/board; HttpOnly; SameSite=Strict{}",
-        Access::session(token),
-        if board.access.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
-    let mut response = Redirect::to("/board").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    let session = Cookie::build((SESSION_COOKIE, Access::session(token)))
+        .path("/board")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(board.access.secure_cookie);
+    (jar.add(session), Redirect::to("/board")).into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -180,7 +174,7 @@ mod tests {
     #[test]
     fn the_session_cookie_proves_the_token_without_holding_it() {
         let access = Access {
-            token: Some("s3cret-token".into()),
+            token: Some(Secret::new("s3cret-token")),
             ..Access::default()
         };
         let session = Access::session("s3cret-token");
