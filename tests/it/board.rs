@@ -11,7 +11,6 @@ use domain::{
     jobs::{ProcessFrom, ProcessJob},
 };
 use fantoccini::Locator;
-use queue::Queue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -24,24 +23,10 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     options.consumer.board_allow_actions = true;
     let stack = spawn_stack(options).await;
 
-    // A submission for a transaction that has no row yet fails, and is dead-lettered.
-    let id = Uuid::now_v7();
-    let process: Queue<ProcessJob> = stack.queue(QueueName::Process);
-    let job = ProcessJob {
-        id: id.into(),
-        from: ProcessFrom::Recovery,
-    };
-    stack.queues().push(job.clone()).await.unwrap();
-    eventually(Duration::from_secs(20), "the job failed", || async {
-        process.counts().await.unwrap().failed == 1
-    })
-    .await;
-    // Now the row exists (its own `process` push is a no-op: the failed job holds the id).
-    assert_eq!(stack.post(json!({"id": id})).await.0, 201);
-    eventually(Duration::from_secs(20), "the row exists", || async {
-        stack.statuses().await.contains_key(&id)
-    })
-    .await;
+    // A submission for a transaction that had no row yet failed and was dead-lettered; now
+    // the row exists.
+    let job = stack.dead_submission(ProcessFrom::Recovery).await;
+    let id = job.id.as_uuid();
 
     let driver = Driver::start().await;
     let browser = driver.browser().await;
@@ -227,64 +212,73 @@ async fn purge(stack: &Stack, action_header: bool, bearer: Option<&str>, cross_s
     request.send().await.expect("purge").status().as_u16()
 }
 
+/// How a board is set up for actions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BoardAccess {
+    /// No token, actions not allowed: read-only.
+    ReadOnly,
+    /// No token, `BOARD_ALLOW_ACTIONS=true`.
+    ActionsAllowed,
+    /// `BOARD_TOKEN=s3cret`.
+    Token,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn board_actions_need_the_action_header_and_the_right_to_act() {
-    // No token: read-only, unless actions are allowed; the header is needed either way.
-    let stack = spawn_stack(Options::default()).await;
-    assert_eq!(
-        purge(&stack, false, None, true).await,
-        403,
-        "cross-site form"
-    );
-    assert_eq!(
-        purge(&stack, true, None, false).await,
-        403,
-        "read-only without a token"
-    );
-    stack.shutdown().await;
-
-    let mut options = Options::default();
-    options.consumer.board_allow_actions = true;
-    let stack = spawn_stack(options).await;
-    assert_eq!(
-        purge(&stack, false, None, true).await,
-        403,
-        "cross-site form"
-    );
-    assert_eq!(
-        purge(&stack, false, None, false).await,
-        403,
-        "no action header"
-    );
-    assert_eq!(
-        purge(&stack, true, None, false).await,
-        200,
-        "allowed, with the header"
-    );
-    stack.shutdown().await;
-
-    // A token: actions need it and the header.
-    let mut options = Options::default();
-    options.consumer.board_token = Some(service::secret::Secret::new("s3cret"));
-    let stack = spawn_stack(options).await;
-    assert_eq!(
-        purge(&stack, false, None, true).await,
-        403,
-        "cross-site form"
-    );
-    assert_eq!(
-        purge(&stack, false, Some("s3cret"), false).await,
-        403,
-        "no action header"
-    );
-    assert_eq!(purge(&stack, true, None, false).await, 401, "no token");
-    assert_eq!(
-        purge(&stack, true, Some("wrong"), false).await,
-        401,
-        "wrong token"
-    );
-    assert_eq!(purge(&stack, true, Some("s3cret"), false).await, 200);
-    stack.shutdown().await;
+    use BoardAccess::*;
+    // (access, action header, bearer token, cross-site form) → status, why.
+    type Case<'a> = (BoardAccess, bool, Option<&'a str>, bool, u16, &'a str);
+    let cases: &[Case] = &[
+        (ReadOnly, false, None, true, 403, "cross-site form"),
+        (
+            ReadOnly,
+            true,
+            None,
+            false,
+            403,
+            "read-only without a token",
+        ),
+        (ActionsAllowed, false, None, true, 403, "cross-site form"),
+        (ActionsAllowed, false, None, false, 403, "no action header"),
+        (
+            ActionsAllowed,
+            true,
+            None,
+            false,
+            200,
+            "allowed, with the header",
+        ),
+        (Token, false, None, true, 403, "cross-site form"),
+        (Token, false, Some("s3cret"), false, 403, "no action header"),
+        (Token, true, None, false, 401, "no token"),
+        (Token, true, Some("wrong"), false, 401, "wrong token"),
+        (
+            Token,
+            true,
+            Some("s3cret"),
+            false,
+            200,
+            "the token and the header",
+        ),
+    ];
+    for access in [ReadOnly, ActionsAllowed, Token] {
+        let mut options = Options::default();
+        match access {
+            ReadOnly => {}
+            ActionsAllowed => options.consumer.board_allow_actions = true,
+            Token => options.consumer.board_token = Some(service::secret::Secret::new("s3cret")),
+        }
+        let stack = spawn_stack(options).await;
+        for &(_, header, bearer, cross_site, status, why) in cases.iter().filter(|c| c.0 == access)
+        {
+            assert_eq!(
+                purge(&stack, header, bearer, cross_site).await,
+                status,
+                "{access:?}: {why}"
+            );
+        }
+        stack.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,23 +8,9 @@ use uuid::Uuid;
 use crate::{Money, Status, TransactionId};
 
 /// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`), in pipeline order.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    Display,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(Display, EnumString, IntoStaticStr, VariantArray)]
 #[strum(
     serialize_all = "lowercase",
     parse_err_ty = UnknownQueue,

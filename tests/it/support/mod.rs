@@ -511,6 +511,32 @@ impl Stack {
         .expect("queue handles")
     }
 
+    /// A submission of a transaction that has no row yet, pushed as `from` says: it fails and,
+    /// with one delivery, dies. Then the transaction is POSTed, so its row exists (its own
+    /// `process` push is a no-op while the dead job holds the id). Returns the dead job.
+    pub async fn dead_submission(
+        &self,
+        from: domain::jobs::ProcessFrom,
+    ) -> domain::jobs::ProcessJob {
+        let id = Uuid::now_v7();
+        let job = domain::jobs::ProcessJob {
+            id: id.into(),
+            from,
+        };
+        let queues = self.queues();
+        queues.push(job.clone()).await.expect("push");
+        eventually(Duration::from_secs(20), "the job died", || async {
+            queues.process.counts().await.expect("counts").failed == 1
+        })
+        .await;
+        assert_eq!(self.post(serde_json::json!({ "id": id })).await.0, 201);
+        eventually(Duration::from_secs(20), "the row exists", || async {
+            self.statuses().await.contains_key(&id)
+        })
+        .await;
+        job
+    }
+
     /// The counts of this stack's queue `name`.
     pub async fn queue_counts(&self, name: QueueName) -> queue::Counts {
         let queue: queue::Queue<serde_json::Value> = self.queue(name);
