@@ -104,7 +104,8 @@ pub struct NewRow {
 }
 
 // How each row is read from its columns: one place per row type, whatever statement
-// selected it. A value this code does not know is `StoreError::Corrupt`.
+// selected it. A value this code does not know is `StoreError::Corrupt`, naming the value.
+// (sqlx's `FromRow` derive would say "unprintable error" for a status it cannot convert.)
 
 impl TryFrom<&PgRow> for TransactionRow {
     type Error = StoreError;

@@ -226,3 +226,30 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         "a delivered notification is not owed"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_value_this_version_cannot_read_is_corrupt_not_an_outage(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let id = id();
+    store.insert_pending(id, None).await.unwrap();
+    let delivery = store
+        .apply_status(id, Status::Declined, Source::Poll)
+        .await
+        .unwrap()
+        .expect("a notification");
+    // A status a later version might write: the notification's column has no CHECK.
+    sqlx::query("UPDATE notifications SET status = 'refunded' WHERE delivery_id = $1")
+        .bind(delivery)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for result in [
+        store.notification(delivery).await.map(|_| ()),
+        store.notification_of(id).await.map(|_| ()),
+    ] {
+        assert!(
+            matches!(&result, Err(StoreError::Corrupt(e)) if e.contains("refunded")),
+            "{result:?}"
+        );
+    }
+}
