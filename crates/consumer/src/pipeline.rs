@@ -3,7 +3,6 @@
 
 use std::{sync::atomic::AtomicBool, time::Duration};
 
-use chrono::{DateTime, Utc};
 use domain::{
     QueueName, Source, Status, TransactionId,
     answer::CallError,
@@ -18,7 +17,7 @@ use outbound::{
 };
 use queue::batch::Batcher;
 use queue::{QueueConfig, RetryPolicy};
-use store::{NewRow, Store, StoreError, TransactionRow};
+use store::{Delivered, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
 
 use crate::Config;
 
@@ -55,11 +54,11 @@ pub struct Writes {
     /// Insert a pending row (the `create` step); true if it was new.
     pub inserts: Batcher<NewRow, bool, StoreError>,
     /// Record a submission; true if it was not yet recorded.
-    pub submissions: Batcher<(TransactionId, DateTime<Utc>), bool, StoreError>,
+    pub submissions: Batcher<Submitted, bool, StoreError>,
     /// Apply a terminal status; the notification's delivery id if it changed anything.
-    pub changes: Batcher<(TransactionId, Status, Source), Option<uuid::Uuid>, StoreError>,
+    pub changes: Batcher<StatusChange, Option<uuid::Uuid>, StoreError>,
     /// Record a delivered notification.
-    pub deliveries: Batcher<(uuid::Uuid, i32), (), StoreError>,
+    pub deliveries: Batcher<Delivered, (), StoreError>,
     /// Read a transaction (each poll does).
     pub reads: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
 }
@@ -85,19 +84,13 @@ impl Writes {
             inserts: batched(store, |s, rows: Vec<NewRow>| async move {
                 s.insert_pending_many(&rows).await
             }),
-            submissions: batched(
-                store,
-                |s, rows: Vec<(TransactionId, DateTime<Utc>)>| async move {
-                    s.mark_submitted_many(&rows).await
-                },
-            ),
-            changes: batched(
-                store,
-                |s, rows: Vec<(TransactionId, Status, Source)>| async move {
-                    s.apply_status_many(&rows).await
-                },
-            ),
-            deliveries: batched(store, |s, rows: Vec<(uuid::Uuid, i32)>| async move {
+            submissions: batched(store, |s, rows: Vec<Submitted>| async move {
+                s.mark_submitted_many(&rows).await
+            }),
+            changes: batched(store, |s, rows: Vec<StatusChange>| async move {
+                s.apply_status_many(&rows).await
+            }),
+            deliveries: batched(store, |s, rows: Vec<Delivered>| async move {
                 let n = rows.len();
                 s.notification_delivered_many(&rows)
                     .await
@@ -172,7 +165,8 @@ impl Pipeline {
         status: Status,
         source: Source,
     ) -> Result<bool, HandlerError> {
-        let Some(delivery_id) = self.writes.changes.call((id, status, source)).await? else {
+        let change = StatusChange { id, status, source };
+        let Some(delivery_id) = self.writes.changes.call(change).await? else {
             return Ok(false);
         };
         tracing::info!(txn_id = %id, %status, %source, "status changed");

@@ -216,19 +216,16 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
         id,
         from: ProcessFrom::Recovery,
     });
-    let polls = overdue.polls.iter().map(|&(id, n)| UpdateJob::Poll {
-        id,
-        n,
+    let polls = overdue.polls.iter().map(|poll| UpdateJob::Poll {
+        id: poll.id,
+        n: poll.n,
         not_found: 0,
     });
-    let notifications = overdue
-        .notifications
-        .iter()
-        .map(|&(delivery_id, id, status)| NotifyJob {
-            delivery_id,
-            id,
-            status,
-        });
+    let notifications = overdue.notifications.iter().map(|due| NotifyJob {
+        delivery_id: due.delivery_id,
+        id: due.id,
+        status: due.status,
+    });
     let q = &p.queues;
     let pushed =
         q.push_all(process).await? + q.push_all(polls).await? + q.push_all(notifications).await?;

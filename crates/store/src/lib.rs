@@ -30,7 +30,10 @@ mod sweep;
 mod tests;
 mod transactions;
 
-pub use rows::{HistoryEntry, NewRow, NotificationDetail, NotificationRow, TransactionRow};
+pub use rows::{
+    Delivered, DueNotification, DuePoll, HistoryEntry, NewRow, NotificationDetail, NotificationRow,
+    StatusChange, Submitted, TransactionRow,
+};
 pub use sweep::Overdue;
 
 /// A store failure.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::TransactionId;
 use uuid::Uuid;
 
-use crate::{NotificationDetail, NotificationRow, Store, StoreError};
+use crate::{Delivered, NotificationDetail, NotificationRow, Store, StoreError};
 
 impl Store {
     /// The notification `delivery_id`, if it exists.
@@ -83,17 +83,17 @@ impl Store {
         delivery_id: Uuid,
         attempts: i32,
     ) -> Result<(), StoreError> {
-        self.notification_delivered_many(&[(delivery_id, attempts)])
-            .await
+        self.notification_delivered_many(&[Delivered {
+            delivery_id,
+            attempts,
+        }])
+        .await
     }
 
     /// [`Store::notification_delivered`] for many notifications in one statement.
-    pub async fn notification_delivered_many(
-        &self,
-        rows: &[(Uuid, i32)],
-    ) -> Result<(), StoreError> {
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-        let attempts: Vec<i32> = rows.iter().map(|(_, a)| *a).collect();
+    pub async fn notification_delivered_many(&self, rows: &[Delivered]) -> Result<(), StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.delivery_id).collect();
+        let attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
         sqlx::query(
             "UPDATE notifications n
              SET attempts = v.attempts, delivered_at = now(), next_attempt_at = NULL

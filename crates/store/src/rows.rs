@@ -94,6 +94,55 @@ pub struct NotificationDetail {
     pub created_at: DateTime<Utc>,
 }
 
+/// A submission the third party accepted, and when its first poll is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    /// The transaction.
+    pub id: TransactionId,
+    /// When poll 1 is due.
+    pub first_poll_at: DateTime<Utc>,
+}
+
+/// A terminal status to apply, and who reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The transaction.
+    pub id: TransactionId,
+    /// Its new status (terminal).
+    pub status: Status,
+    /// Who caused it.
+    pub source: Source,
+}
+
+/// A notification the client accepted, and the attempts it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// The notification.
+    pub delivery_id: Uuid,
+    /// Attempts, the accepted one included.
+    pub attempts: i32,
+}
+
+/// A poll that is due: the transaction and the poll's number in its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuePoll {
+    /// The transaction.
+    pub id: TransactionId,
+    /// The poll's number.
+    pub n: i32,
+}
+
+/// A notification whose delivery is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueNotification {
+    /// The notification.
+    pub delivery_id: Uuid,
+    /// The transaction it tells of.
+    pub id: TransactionId,
+    /// The status it tells.
+    pub status: Status,
+}
+
 /// A transaction to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRow {

@@ -3,20 +3,20 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use domain::{Status, TransactionId};
+use domain::TransactionId;
 use uuid::Uuid;
 
-use crate::{Store, StoreError, rows::parse_status};
+use crate::{DueNotification, DuePoll, Store, StoreError, rows::parse_status};
 
 /// Overdue work found by one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overdue {
     /// Transactions owed a submission attempt.
     pub submissions: Vec<TransactionId>,
-    /// Transactions owed a poll: (id, poll number).
-    pub polls: Vec<(TransactionId, i32)>,
-    /// Notifications owed a delivery: (delivery id, transaction, status).
-    pub notifications: Vec<(Uuid, TransactionId, Status)>,
+    /// Polls owed.
+    pub polls: Vec<DuePoll>,
+    /// Notifications owed a delivery.
+    pub notifications: Vec<DueNotification>,
 }
 
 /// Arbitrary constant naming the sweeper's advisory lock.
@@ -77,11 +77,17 @@ impl Store {
             submissions: submissions.into_iter().map(TransactionId::from).collect(),
             polls: polls
                 .into_iter()
-                .map(|(id, n)| (TransactionId::from(id), n))
+                .map(|(id, n)| DuePoll { id: id.into(), n })
                 .collect(),
             notifications: notifications
                 .into_iter()
-                .map(|(d, id, status)| Ok((d, TransactionId::from(id), parse_status(&status)?)))
+                .map(|(delivery_id, id, status)| {
+                    Ok(DueNotification {
+                        delivery_id,
+                        id: id.into(),
+                        status: parse_status(&status)?,
+                    })
+                })
                 .collect::<Result<_, StoreError>>()?,
         }))
     }

@@ -9,6 +9,10 @@ fn id() -> TransactionId {
     TransactionId::generate()
 }
 
+fn change(id: TransactionId, status: Status, source: Source) -> StatusChange {
+    StatusChange { id, status, source }
+}
+
 fn money(amount: i64, currency: &str) -> Option<Money> {
     Money::from_parts(Some(amount), Some(currency)).unwrap()
 }
@@ -135,9 +139,9 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
 
     let applied = store
         .apply_status_many(&[
-            (a, Status::Completed, Source::Poll),
-            (a, Status::Declined, Source::Webhook),
-            (b, Status::Pending, Source::Poll),
+            change(a, Status::Completed, Source::Poll),
+            change(a, Status::Declined, Source::Webhook),
+            change(b, Status::Pending, Source::Poll),
         ])
         .await
         .unwrap();
@@ -157,7 +161,10 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
     );
 
     let submitted = store
-        .mark_submitted_many(&[(a, Utc::now()), (b, Utc::now())])
+        .mark_submitted_many(&[a, b].map(|id| Submitted {
+            id,
+            first_poll_at: Utc::now(),
+        }))
         .await
         .unwrap();
     assert_eq!(
@@ -220,7 +227,13 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         .unwrap()
         .unwrap();
     assert_eq!(overdue.submissions, vec![late]);
-    assert_eq!(overdue.polls, vec![(submitted, 1)]);
+    assert_eq!(
+        overdue.polls,
+        vec![DuePoll {
+            id: submitted,
+            n: 1
+        }]
+    );
     assert!(
         overdue.notifications.is_empty(),
         "a delivered notification is not owed"

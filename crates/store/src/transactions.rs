@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use domain::{Money, Source, Status, TransactionId};
 use uuid::Uuid;
 
-use crate::{HistoryEntry, NewRow, Store, StoreError, TransactionRow};
+use crate::{HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
 
 impl Store {
     /// Inserts a pending transaction with its `api` history entry and a submission owed now;
@@ -126,7 +126,7 @@ impl Store {
         first_poll_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         Ok(self
-            .mark_submitted_many(&[(id, first_poll_at)])
+            .mark_submitted_many(&[Submitted { id, first_poll_at }])
             .await?
             .first()
             .copied()
@@ -134,12 +134,9 @@ impl Store {
     }
 
     /// [`Store::mark_submitted`] for many rows in one statement; one flag per row, in order.
-    pub async fn mark_submitted_many(
-        &self,
-        rows: &[(TransactionId, DateTime<Utc>)],
-    ) -> Result<Vec<bool>, StoreError> {
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| id.as_uuid()).collect();
-        let polls: Vec<DateTime<Utc>> = rows.iter().map(|(_, at)| *at).collect();
+    pub async fn mark_submitted_many(&self, rows: &[Submitted]) -> Result<Vec<bool>, StoreError> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
+        let polls: Vec<DateTime<Utc>> = rows.iter().map(|r| r.first_poll_at).collect();
         let updated: Vec<Uuid> = sqlx::query_scalar(concat!(
             "UPDATE transactions t
              SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
@@ -167,7 +164,7 @@ impl Store {
         source: Source,
     ) -> Result<Option<Uuid>, StoreError> {
         Ok(self
-            .apply_status_many(&[(id, status, source)])
+            .apply_status_many(&[StatusChange { id, status, source }])
             .await?
             .first()
             .copied()
@@ -178,16 +175,16 @@ impl Store {
     /// Of two changes of one transaction in a batch, only the first can apply.
     pub async fn apply_status_many(
         &self,
-        rows: &[(TransactionId, Status, Source)],
+        rows: &[StatusChange],
     ) -> Result<Vec<Option<Uuid>>, StoreError> {
         // The SQL guard of `Status::can_change_to`: only pending changes, only to terminal.
-        let allowed: Vec<&(TransactionId, Status, Source)> = rows
+        let allowed: Vec<&StatusChange> = rows
             .iter()
-            .filter(|(_, status, _)| Status::Pending.can_change_to(*status))
+            .filter(|r| Status::Pending.can_change_to(r.status))
             .collect();
-        let ids: Vec<Uuid> = allowed.iter().map(|(id, ..)| id.as_uuid()).collect();
-        let statuses: Vec<&str> = allowed.iter().map(|(_, s, _)| s.as_str()).collect();
-        let sources: Vec<&str> = allowed.iter().map(|(.., src)| src.as_str()).collect();
+        let ids: Vec<Uuid> = allowed.iter().map(|r| r.id.as_uuid()).collect();
+        let statuses: Vec<&str> = allowed.iter().map(|r| r.status.as_str()).collect();
+        let sources: Vec<&str> = allowed.iter().map(|r| r.source.as_str()).collect();
         let deliveries: Vec<Uuid> = allowed.iter().map(|_| Uuid::now_v7()).collect();
         let changed: Vec<(Uuid, Uuid)> = if ids.is_empty() {
             Vec::new()
@@ -220,15 +217,15 @@ impl Store {
             .await?
         };
         let changed: HashMap<Uuid, Uuid> = changed.into_iter().collect();
-        let mut allowed_deliveries = allowed.iter().map(|(id, ..)| id.as_uuid()).zip(deliveries);
+        let mut allowed_deliveries = deliveries.into_iter();
         Ok(rows
             .iter()
-            .map(|(id, status, _)| {
-                if !Status::Pending.can_change_to(*status) {
+            .map(|row| {
+                if !Status::Pending.can_change_to(row.status) {
                     return None;
                 }
-                let (_, delivery) = allowed_deliveries.next()?;
-                (changed.get(&id.as_uuid()) == Some(&delivery)).then_some(delivery)
+                let delivery = allowed_deliveries.next()?;
+                (changed.get(&row.id.as_uuid()) == Some(&delivery)).then_some(delivery)
             })
             .collect())
     }

@@ -17,7 +17,13 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
     let error = match p.notifier.notify(id, job.id, job.status).await {
         Ok(()) => {
-            p.writes.deliveries.call((id, attempts)).await?;
+            p.writes
+                .deliveries
+                .call(store::Delivered {
+                    delivery_id: id,
+                    attempts,
+                })
+                .await?;
             metrics::counter!("notifications_delivered_total").increment(1);
             tracing::info!(txn_id = %job.id, delivery_id = %id, status = %job.status, "client notified");
             return Ok(());

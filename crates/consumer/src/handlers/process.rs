@@ -133,7 +133,11 @@ async fn failed_attempt(
 /// Records the submission and starts polling.
 async fn submitted(p: &Ctx, id: TransactionId) -> Result<(), BoxDynError> {
     let delay = p.schedules.poll_delay(1);
-    if p.writes.submissions.call((id, after(delay))).await? {
+    let submitted = store::Submitted {
+        id,
+        first_poll_at: after(delay),
+    };
+    if p.writes.submissions.call(submitted).await? {
         tracing::info!(txn_id = %id, "submitted");
         metrics::counter!("transactions_submitted_total").increment(1);
         p.push_poll(id, 1, 0, delay).await?;
