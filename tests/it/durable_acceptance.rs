@@ -150,7 +150,7 @@ async fn a_flushed_redis_is_noticed_once_and_everything_with_a_row_ends_terminal
         },
         ..Options::default()
     };
-    options.consumer.sweep_interval_ms = 300;
+    options.consumer.sweep_interval = Duration::from_millis(300);
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 100).await;
     eventually(

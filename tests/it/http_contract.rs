@@ -637,7 +637,7 @@ async fn a_client_that_dribbles_its_headers_is_disconnected() {
         run_consumer: false,
         ..Options::default()
     };
-    options.producer.server.header_read_timeout_ms = 500;
+    options.producer.server.header_read_timeout = Duration::from_millis(500);
     let stack = spawn_stack(options).await;
     let addr = stack.producer.trim_start_matches("http://").to_string();
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -730,7 +730,7 @@ async fn every_error_is_a_problem_document_with_the_security_headers() {
         redis_url: Some(redis.url()),
         ..Options::default()
     };
-    options.producer.request_timeout_ms = 300;
+    options.producer.request_timeout = Duration::from_millis(300);
     let stack = spawn_stack(options).await;
 
     // A path that is not UTF-8: the same 422 as any id that is not a UUID.

@@ -16,8 +16,8 @@ async fn create_jobs_dead_lettered_during_a_postgres_outage_are_revived_without_
     // Three deliveries (1 s, then 2 s apart) reach the dead set within seconds; revived after
     // a second dead.
     options.consumer.max_deliveries = 3;
-    options.consumer.dead_revive_ms = 1_000;
-    options.consumer.sweep_interval_ms = 500;
+    options.consumer.dead_revive = Duration::from_secs(1);
+    options.consumer.sweep_interval = Duration::from_millis(500);
     let stack = spawn_stack(options).await;
 
     let before = post_all(&stack, 20).await;
@@ -72,7 +72,7 @@ async fn a_third_party_outage_longer_than_every_budget_ends_with_everything_term
     consumer.schedules.poll_max_interval_ms = 500;
     consumer.schedules.poll_max_total_ms = 2_000;
     consumer.max_deliveries = 4;
-    consumer.dead_revive_ms = 500;
+    consumer.dead_revive = Duration::from_millis(500);
     let stack = spawn_stack(options).await;
     let outage = |on: bool| {
         let url = format!("{}/admin/outage", stack.thirdparty);

@@ -47,7 +47,7 @@ async fn under_heavy_faults_every_transaction_ends_consistent_with_the_third_par
 async fn a_consumer_killed_mid_run_loses_nothing() {
     let mut options = heavy_faults();
     options.run_consumer = false;
-    options.consumer.lease_ms = 2000;
+    options.consumer.lease = Duration::from_secs(2);
     let stack = spawn_stack(options).await;
     let child = ChildConsumer::spawn(&stack.consumer_config);
     let ids = post_all(&stack, 400).await;

@@ -1,13 +1,15 @@
 //! Settings of the consumer, from the environment or flags.
 
-use std::{net::SocketAddr, str::FromStr};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::Parser;
 use domain::{QueueName, WebhookSecrets, schedule::Schedules};
 use id_cache::IdempotencyWindow;
 use serde::{Deserialize, Serialize};
 use service::{
-    config::{Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, PostgresUrl, ShutdownGrace},
+    config::{
+        Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, PostgresUrl, ShutdownGrace, millis,
+    },
     secret::{Secret, parser},
 };
 
@@ -88,8 +90,8 @@ pub struct MigrateConfig {
     pub database_url: PostgresUrl,
     /// How long to wait for the database to accept connections (ms): started beside its
     /// database, the migration must not lose the race.
-    #[arg(long, env = "MIGRATE_WAIT_MS", default_value_t = 60_000)]
-    pub wait_ms: u64,
+    #[arg(long = "wait-ms", env = "MIGRATE_WAIT_MS", default_value = "60000", value_parser = millis)]
+    pub wait: Duration,
 }
 
 /// Settings of the consumer.
@@ -133,24 +135,24 @@ pub struct Config {
     #[arg(long, env = "FETCH_BATCH", default_value_t = 32)]
     pub fetch_batch: usize,
     /// Lease of a delivery (ms); renewed while the handler runs.
-    #[arg(long, env = "LEASE_MS", default_value_t = 30_000)]
-    pub lease_ms: u64,
+    #[arg(long = "lease-ms", env = "LEASE_MS", default_value = "30000", value_parser = millis)]
+    pub lease: Duration,
     /// Deliveries after which a job is dead-lettered (a safety net above the handlers' own limits).
     #[arg(long, env = "MAX_DELIVERIES", default_value_t = 20)]
     pub max_deliveries: u32,
     /// How often the sweeper looks for overdue work (ms).
-    #[arg(long, env = "SWEEP_INTERVAL_MS", default_value_t = 5_000)]
-    pub sweep_interval_ms: u64,
+    #[arg(long = "sweep-interval-ms", env = "SWEEP_INTERVAL_MS", default_value = "5000", value_parser = millis)]
+    pub sweep_interval: Duration,
     /// How overdue work must be before the sweeper re-pushes it (ms).
-    #[arg(long, env = "SWEEP_GRACE_MS", default_value_t = 30_000)]
-    pub sweep_grace_ms: u64,
+    #[arg(long = "sweep-grace-ms", env = "SWEEP_GRACE_MS", default_value = "30000", value_parser = millis)]
+    pub sweep_grace: Duration,
     /// Most rows of each kind one sweep re-pushes.
     #[arg(long, env = "SWEEP_BATCH", default_value_t = 1_000)]
     pub sweep_batch: i64,
     /// How long a job must have been dead before the sweeper revives it, if its transaction
     /// (or notification) is not finished (ms).
-    #[arg(long, env = "DEAD_REVIVE_MS", default_value_t = 600_000)]
-    pub dead_revive_ms: u64,
+    #[arg(long = "dead-revive-ms", env = "DEAD_REVIVE_MS", default_value = "600000", value_parser = millis)]
+    pub dead_revive: Duration,
     /// Apply migrations at start-up (under sqlx's advisory lock).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = false, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
@@ -177,8 +179,8 @@ pub struct Config {
     #[command(flatten)]
     pub schedules: Schedules,
     /// Timeout of every call to the third party or the client (ms).
-    #[arg(long, env = "HTTP_TIMEOUT_MS", default_value_t = 5_000)]
-    pub http_timeout_ms: u64,
+    #[arg(long = "http-timeout-ms", env = "HTTP_TIMEOUT_MS", default_value = "5000", value_parser = millis)]
+    pub http_timeout: Duration,
     /// How long held jobs may take to finish on shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownGrace,

@@ -106,10 +106,10 @@ pub async fn run(
 
     let sweeper = config.sweeper.then(|| {
         let settings = sweeper::SweepSettings {
-            interval: Duration::from_millis(config.sweep_interval_ms),
-            grace: Duration::from_millis(config.sweep_grace_ms),
+            interval: config.sweep_interval,
+            grace: config.sweep_grace,
             batch: config.sweep_batch,
-            revive_after: Duration::from_millis(config.dead_revive_ms),
+            revive_after: config.dead_revive,
         };
         tokio::spawn(sweeper::run(p.clone(), settings, stop.clone()))
     });

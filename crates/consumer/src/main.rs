@@ -15,8 +15,7 @@ async fn main() -> anyhow::Result<()> {
             consumer::run(*config, listener, service::shutdown::on_signal()?).await
         }
         Invocation::Migrate(migrate) => {
-            let wait = std::time::Duration::from_millis(migrate.wait_ms);
-            consumer::migrate_when_ready(migrate.database_url.as_str(), wait).await?;
+            consumer::migrate_when_ready(migrate.database_url.as_str(), migrate.wait).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

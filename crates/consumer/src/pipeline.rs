@@ -107,7 +107,7 @@ impl Writes {
 fn queue_config(config: &Config, name: QueueName) -> QueueConfig {
     let mut q = QueueConfig::new(config.connections.queue_prefix.clone(), name.as_str());
     q.fetch_batch = config.fetch_batch.min(config.concurrency(name)).max(1);
-    q.lease = Duration::from_millis(config.lease_ms);
+    q.lease = config.lease;
     q.max_deliveries = config.max_deliveries;
     // Handlers schedule their own retries; anything else (Postgres down, a bug) is retried on
     // the infrastructure schedule until the safety net.
@@ -121,7 +121,7 @@ impl Pipeline {
         let connections = &config.connections;
         let client = queue::RedisClient::new(&id_cache::redis_settings(connections))?;
         let redis = client.shared(queue::BACKGROUND_TIMEOUT)?;
-        let timeout = Duration::from_millis(config.http_timeout_ms);
+        let timeout = config.http_timeout;
         let http = outbound::http_client::client(timeout, config.https_ca_file.as_deref())?;
         let api_key = ApiKey::from_settings(
             config.thirdparty_api_key.as_ref(),

@@ -70,7 +70,7 @@ impl AppState {
     /// either is down.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let connections = &config.connections;
-        let accept_deadline = Duration::from_millis(config.accept_deadline_ms);
+        let accept_deadline = config.accept_deadline;
         if accept_deadline >= REDIS_RESPONSE_TIMEOUT {
             anyhow::bail!(
                 "ACCEPT_DEADLINE_MS must be below the Redis response timeout ({} ms), so that a \
@@ -177,7 +177,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(cors(&config.cors_allowed_origins))
         // Inside the header layers: a 408 is a problem document with every header too.
         .layer(axum::middleware::from_fn_with_state(
-            Duration::from_millis(config.request_timeout_ms),
+            config.request_timeout,
             request_timeout,
         ))
         .layer(SetResponseHeaderLayer::overriding(

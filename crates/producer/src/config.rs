@@ -1,12 +1,12 @@
 //! Settings of the producer, from the environment or flags.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 use domain::WebhookSecrets;
 use id_cache::IdempotencyWindow;
 use service::{
-    config::{Connections, HttpServer, ShutdownGrace},
+    config::{Connections, HttpServer, ShutdownGrace, millis},
     secret::parser,
 };
 
@@ -38,8 +38,8 @@ pub struct Config {
     /// Redis must run the reserve script within this long of the request's arrival (ms, by
     /// Redis's clock), or it does nothing: a 503 then means "not accepted" for certain. Below
     /// the Redis response timeout (2000 ms), so a reply to a script run in time can arrive.
-    #[arg(long, env = "ACCEPT_DEADLINE_MS", default_value_t = 1_000)]
-    pub accept_deadline_ms: u64,
+    #[arg(long = "accept-deadline-ms", env = "ACCEPT_DEADLINE_MS", default_value = "1000", value_parser = millis)]
+    pub accept_deadline: Duration,
     /// Replicas that must hold a new transaction before its 201 (`WAIT`), so that a primary's
     /// failover loses no accepted transaction; 0 = answer once the primary has it. Fewer
     /// acknowledgements within ACCEPT_DEADLINE_MS answer 504 (outcome unknown; retry the id).
@@ -49,8 +49,8 @@ pub struct Config {
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536)]
     pub body_limit_bytes: usize,
     /// A request taking longer is answered 408 (ms).
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
-    pub request_timeout_ms: u64,
+    #[arg(long = "request-timeout-ms", env = "REQUEST_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
+    pub request_timeout: Duration,
     /// Origins allowed by CORS, comma-separated; empty = none (closed).
     #[arg(
         long,

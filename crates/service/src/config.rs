@@ -194,8 +194,8 @@ impl Connections {
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct HttpServer {
     /// A client that has not sent its request headers within this time is disconnected (ms).
-    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    pub header_read_timeout_ms: u64,
+    #[arg(long = "header-read-timeout-ms", env = "HEADER_READ_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
+    pub header_read_timeout: Duration,
     /// Serve HTTPS with this certificate chain (PEM); needs TLS_KEY_FILE.
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
     pub tls_cert_file: Option<PathBuf>,
@@ -208,7 +208,7 @@ impl HttpServer {
     /// Plain HTTP with the default header timeout (tests, benches).
     pub fn plain() -> Self {
         Self {
-            header_read_timeout_ms: 10_000,
+            header_read_timeout: Duration::from_secs(10),
             tls_cert_file: None,
             tls_key_file: None,
         }
@@ -222,16 +222,22 @@ pub struct ShutdownGrace {
     #[arg(
         long = "shutdown-grace-ms",
         env = "SHUTDOWN_GRACE_MS",
-        default_value_t = 30_000
+        default_value = "30000",
+        value_parser = millis
     )]
-    pub grace_ms: u64,
+    pub grace: Duration,
 }
 
 impl ShutdownGrace {
     /// The grace period.
     pub fn duration(&self) -> Duration {
-        Duration::from_millis(self.grace_ms)
+        self.grace
     }
+}
+
+/// A duration setting, given in whole milliseconds (as every `*_MS` variable is).
+pub fn millis(text: &str) -> Result<Duration, std::num::ParseIntError> {
+    text.trim().parse().map(Duration::from_millis)
 }
 
 #[cfg(test)]

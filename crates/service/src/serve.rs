@@ -32,7 +32,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
+        .header_read_timeout(settings.header_read_timeout);
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {

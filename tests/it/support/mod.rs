@@ -79,11 +79,11 @@ impl Default for Options {
         .expect("consumer settings");
         consumer.schedules.process_backoff_ms = 100;
         consumer.schedules.notify_backoff_ms = 50;
-        consumer.sweep_interval_ms = 500;
-        consumer.sweep_grace_ms = 3000;
-        consumer.lease_ms = 3000;
-        consumer.http_timeout_ms = 1000;
-        consumer.shutdown.grace_ms = 5000;
+        consumer.sweep_interval = Duration::from_millis(500);
+        consumer.sweep_grace = Duration::from_secs(3);
+        consumer.lease = Duration::from_secs(3);
+        consumer.http_timeout = Duration::from_secs(1);
+        consumer.shutdown.grace = Duration::from_secs(5);
         consumer.database_max_connections = 8;
         let mut producer =
             producer::Config::try_parse_from(["producer", "--webhook-secret", &webhook])
@@ -309,7 +309,7 @@ pub fn heavy_faults() -> Options {
     };
     o.client.fail_rate = rate("0.3");
     o.client.latency_ms = 5;
-    o.consumer.http_timeout_ms = 500;
+    o.consumer.http_timeout = Duration::from_millis(500);
     let schedules = &mut o.consumer.schedules;
     schedules.process_backoff_ms = 100;
     schedules.notify_retries = 20;
