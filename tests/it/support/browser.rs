@@ -15,10 +15,7 @@ pub struct Driver(std::process::Child, u16);
 impl Driver {
     /// Starts chromedriver and waits until it answers.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = testkit::free_port().expect("a free port");
         let child = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
