@@ -5,11 +5,7 @@
 use std::time::Duration;
 
 use crate::support::{browser::Driver, *};
-use domain::{
-    QueueName,
-    jobs::JobKind,
-    jobs::{ProcessFrom, ProcessJob},
-};
+use domain::jobs::{JobKind, ProcessFrom};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -369,7 +365,7 @@ async fn a_queue_paused_from_the_board_starts_nothing_while_the_others_run() {
     );
     // Workers look again within a second of a pause; from then on nothing of it starts.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let process = stack.queue::<ProcessJob>(QueueName::Process);
+    let process = stack.queues().process;
     let before = process.counts().await.unwrap().done;
 
     let ids = post_all(&stack, 20).await;

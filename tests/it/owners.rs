@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::support::*;
-use domain::QueueName;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_jobs_dead_lettered_during_a_postgres_outage_are_revived_without_a_hand() {
@@ -23,7 +22,7 @@ async fn create_jobs_dead_lettered_during_a_postgres_outage_are_revived_without_
     let before = post_all(&stack, 20).await;
     postgres.stop();
     let during = post_all(&stack, 40).await;
-    let create = stack.queue::<domain::jobs::CreateJob>(QueueName::Create);
+    let create = stack.queues().create;
     eventually(
         Duration::from_secs(30),
         "every create job accepted during the outage is dead",

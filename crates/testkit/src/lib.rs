@@ -17,3 +17,8 @@ pub use eventually::eventually;
 pub use ports::{free_port, free_port_with_bus};
 pub use postgres::PrivatePostgres;
 pub use redis::{PrivateRedis, RedisOptions, TlsFiles};
+
+/// The Redis the tests share (each under a prefix of its own): `REDIS_URL`, or the local one.
+pub fn shared_redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}

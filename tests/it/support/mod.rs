@@ -6,7 +6,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 use clap::Parser;
 use domain::{QueueName, WebhookSecrets, fault::Rate};
 use serde::Deserialize;
-use service::config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL};
+use service::config::{Connections, DEFAULT_DATABASE_URL};
 use sqlx::{Connection, PgConnection};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -23,10 +23,7 @@ pub fn postgres_server() -> String {
         .unwrap_or(url)
 }
 
-/// The Redis the tests use.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.into())
-}
+pub use testkit::shared_redis_url as redis_url;
 
 /// A rate, e.g. `rate("0.3")`.
 pub fn rate(value: &str) -> Rate {

@@ -27,10 +27,7 @@ pub enum On {
     Cluster,
 }
 
-/// The shared Redis the tests run against.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use testkit::shared_redis_url as redis_url;
 
 /// A queue config under a prefix no other test uses.
 pub fn private_config(name: &str) -> QueueConfig {
