@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use crate::support::{browser::Driver, *};
+use crate::support::{
+    browser::{self, Driver},
+    *,
+};
 use domain::jobs::{JobKind, ProcessFrom};
 use fantoccini::Locator;
 use serde_json::{Value, json};
@@ -31,14 +34,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
         .await
         .unwrap();
 
-    let rows = browser
-        .find_all(Locator::Css("#queues tbody tr"))
-        .await
-        .unwrap();
-    let mut names = Vec::new();
-    for row in &rows {
-        names.push(row.attr("data-queue").await.unwrap().unwrap_or_default());
-    }
+    let names = browser::attrs_of(&browser, "#queues tbody tr", "data-queue").await;
     assert_eq!(names, ["create", "process", "update", "notify"]);
     let failed_count = browser
         .find(Locator::Css("tr[data-queue=process] td.failed"))
@@ -57,9 +53,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
         failed_row.text().await.unwrap().contains("has no row yet"),
         "the last error is shown"
     );
-    if let Ok(png) = browser.screenshot().await {
-        let _ = std::fs::write(std::env::temp_dir().join("board.png"), png);
-    }
+    browser::screenshot(&browser, "board.png").await;
 
     failed_row
         .find(Locator::Css("button"))
@@ -72,12 +66,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     eventually(
         Duration::from_secs(10),
         "the job left the failed list",
-        || async {
-            browser
-                .find_all(Locator::Css("tr.failed-job"))
-                .await
-                .is_ok_and(|rows| rows.is_empty())
-        },
+        || async { browser::count_of(&browser, "tr.failed-job").await == 0 },
     )
     .await;
     assert!(
@@ -132,9 +121,8 @@ async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
         .http
         .get(&url)
         .bearer_auth("s3cret")
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -154,16 +142,14 @@ async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
     let wrong = no_redirects
         .post(format!("{}/board/login", stack.consumer))
         .form(&[("token", "nope")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(wrong.status(), 401);
     let login = no_redirects
         .post(format!("{}/board/login", stack.consumer))
         .form(&[("token", "s3cret")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(login.status(), 303);
     let cookie = login.headers()[reqwest::header::SET_COOKIE]
         .to_str()
@@ -178,9 +164,8 @@ async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
     let page = no_redirects
         .get(format!("{}/board", stack.consumer))
         .header(reqwest::header::COOKIE, &session)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(page.status(), 200);
     assert!(!page.text().await.unwrap().contains("s3cret"));
     stack.shutdown().await;
@@ -288,11 +273,9 @@ async fn both_services_expose_prometheus_metrics() {
     .await;
 
     let producer = stack
-        .http
-        .get(format!("{}/metrics", stack.producer))
-        .send()
+        .producer_request(Method::GET, "/metrics")
+        .sent()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -316,9 +299,8 @@ async fn both_services_expose_prometheus_metrics() {
         stack
             .http
             .get(format!("{}/metrics", stack.consumer))
-            .send()
+            .sent()
             .await
-            .unwrap()
             .text()
             .await
             .unwrap()
@@ -393,11 +375,7 @@ async fn a_queue_paused_from_the_board_starts_nothing_while_the_others_run() {
 
     assert_eq!(act("resume").await, 200);
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(60),
-            "everything ran after the resume",
-        )
+        .settles(&ids, 60, "everything ran after the resume")
         .await;
     assert_eq!(
         metric(&stack.consumer, "queue_paused", "queue=\"process\"").await,

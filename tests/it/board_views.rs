@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use crate::support::{browser::Driver, *};
+use crate::support::{
+    browser::{self, Driver, click, screenshot, text_of},
+    *,
+};
 use domain::{
     QueueName,
     jobs::JobKind,
     jobs::{ProcessFrom, ProcessJob},
 };
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use service::secret::Secret;
 use uuid::Uuid;
@@ -154,11 +157,7 @@ async fn the_api_pages_a_queues_jobs_finds_one_and_tells_a_transactions_story() 
 
     assert_eq!(board_post(&stack, "/queues/process/resume").await.0, 200);
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(60),
-            "everything ran after the resume",
-        )
+        .settles(&ids, 60, "everything ran after the resume")
         .await;
     // The whole story: a terminal step, and the notification the client received.
     let received = stack.received().await;
@@ -227,7 +226,7 @@ async fn without_a_token_the_board_shows_no_payloads_or_amounts() {
             .is_some_and(|jobs| jobs.iter().all(|j| j["payload"] == ""))
     );
     process.set_paused(false).await.unwrap();
-    stack.settles(&ids, Duration::from_secs(30), "it ran").await;
+    stack.settles(&ids, 30, "it ran").await;
     stack.shutdown().await;
 }
 
@@ -257,43 +256,10 @@ async fn a_dead_submission_retried_from_the_board_asks_the_third_party_first() {
     assert_eq!(payload.from, ProcessFrom::Recovery);
 
     assert_eq!(board_post(&stack, "/queues/process/resume").await.0, 200);
-    stack
-        .settles(&[id], Duration::from_secs(30), "the retry ran")
-        .await;
+    stack.settles(&[id], 30, "the retry ran").await;
     let stats = stack.thirdparty_stats().await;
     assert_eq!((stats.created, stats.conflicts), (1, 0));
     stack.shutdown().await;
-}
-
-/// Finds `css` and clicks it, again while the page reloads under it (the overview refreshes
-/// itself every 5 s).
-async fn click(browser: &Client, css: &str) {
-    let end = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let clicked = match browser.find(Locator::Css(css)).await {
-            Ok(element) => element.click().await.is_ok(),
-            Err(_) => false,
-        };
-        if clicked {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < end, "could not click {css}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The text of `css`, or "" while it is not on the page.
-async fn text_of(browser: &Client, css: &str) -> String {
-    match browser.find(Locator::Css(css)).await {
-        Ok(element) => element.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn screenshot(browser: &Client, name: &str) {
-    if let Ok(png) = browser.screenshot().await {
-        let _ = std::fs::write(std::env::temp_dir().join(name), png);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,9 +286,7 @@ async fn an_operator_searches_a_story_opens_waiting_jobs_pauses_a_queue_and_sees
 
     // Traffic, then the chart: every queue's svg has a dot per bucket, some above zero.
     let ids = post_all(&stack, 20).await;
-    stack
-        .settles(&ids, Duration::from_secs(60), "the first traffic settled")
-        .await;
+    stack.settles(&ids, 60, "the first traffic settled").await;
     eventually(
         Duration::from_secs(20),
         "the chart shows the traffic",
@@ -350,14 +314,7 @@ async fn an_operator_searches_a_story_opens_waiting_jobs_pauses_a_queue_and_sees
         },
     )
     .await;
-    assert_eq!(
-        browser
-            .find_all(Locator::Css("svg.chart"))
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(browser::count_of(&browser, "svg.chart").await, 4);
     screenshot(&browser, "board-traffic.png").await;
 
     // The search box: a transaction's story, with its history and its notification.
@@ -377,14 +334,7 @@ async fn an_operator_searches_a_story_opens_waiting_jobs_pauses_a_queue_and_sees
             .is_empty()
     })
     .await;
-    let steps = browser
-        .find_all(Locator::Css("#history tr.step"))
-        .await
-        .unwrap();
-    let mut statuses = Vec::new();
-    for step in &steps {
-        statuses.push(step.attr("data-status").await.unwrap().unwrap_or_default());
-    }
+    let statuses = browser::attrs_of(&browser, "#history tr.step", "data-status").await;
     assert_eq!(statuses.len(), 2, "{statuses:?}");
     assert_eq!(statuses[0], "pending");
     assert_eq!(statuses[1], stack.statuses().await[&id]);
@@ -426,12 +376,7 @@ async fn an_operator_searches_a_story_opens_waiting_jobs_pauses_a_queue_and_sees
     eventually(
         Duration::from_secs(10),
         "the waiting jobs are listed",
-        || async {
-            browser
-                .find_all(Locator::Css("#jobs[data-state=waiting] tr.job"))
-                .await
-                .is_ok_and(|rows| rows.len() == 10)
-        },
+        || async { browser::count_of(&browser, "#jobs[data-state=waiting] tr.job").await == 10 },
     )
     .await;
     let listed = text_of(&browser, "#jobs").await;
@@ -458,11 +403,7 @@ async fn an_operator_searches_a_story_opens_waiting_jobs_pauses_a_queue_and_sees
     )
     .await;
     stack
-        .settles(
-            &paused_ids,
-            Duration::from_secs(60),
-            "everything ran after the resume",
-        )
+        .settles(&paused_ids, 60, "everything ran after the resume")
         .await;
     assert_eq!(stack.thirdparty_stats().await.created, 30);
     browser.close().await.unwrap();

@@ -32,11 +32,7 @@ async fn the_pipeline_runs_on_a_three_primary_cluster_under_every_fault() {
 
     let ids = post_all(&stack, 500).await;
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(180),
-            "every transaction settled on the cluster",
-        )
+        .settles(&ids, 180, "every transaction settled on the cluster")
         .await;
     assert_eq!(stack.statuses().await.len(), ids.len(), "no other rows");
     stack.shutdown().await;
@@ -153,11 +149,7 @@ async fn failover_run(ack_replicas: u32) -> Failover {
         .filter(|id| rows.contains_key(id))
         .collect();
     stack
-        .settles(
-            &with_rows,
-            Duration::from_secs(120),
-            "every transaction with a row terminal",
-        )
+        .settles(&with_rows, 120, "every transaction with a row terminal")
         .await;
     let lost = accepted
         .iter()
@@ -254,11 +246,7 @@ async fn the_workers_follow_a_queue_whose_slot_moves_while_they_run() {
         .collect();
     assert!(ids.len() >= 290, "accepted through the move: {}", ids.len());
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(120),
-            "every transaction settled after the move",
-        )
+        .settles(&ids, 120, "every transaction settled after the move")
         .await;
     stack.shutdown().await;
 }

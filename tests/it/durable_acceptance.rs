@@ -51,11 +51,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
     );
     let _consumer = ChildConsumer::spawn(&stack.consumer_config);
     let took = stack
-        .settles(
-            &ids,
-            Duration::from_secs(120),
-            "every accepted transaction settled",
-        )
+        .settles(&ids, 120, "every accepted transaction settled")
         .await;
     eprintln!(
         "{} transactions settled {took:?} after the Redis restart",
@@ -84,8 +80,7 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
                     async move {
                         let id = Uuid::now_v7();
                         let r = stack
-                            .http
-                            .post(format!("{}/transaction", stack.producer))
+                            .producer_request(Method::POST, "/transaction")
                             .json(&json!({"id": id}))
                             .send()
                             .await;
@@ -120,11 +115,7 @@ async fn accepted_transactions_survive_a_redis_crash_mid_run() {
 
     let ids = accepted.lock().unwrap().clone();
     let took = stack
-        .settles(
-            &ids,
-            Duration::from_secs(120),
-            "every accepted transaction settled",
-        )
+        .settles(&ids, 120, "every accepted transaction settled")
         .await;
     eprintln!(
         "{} accepted transactions ({unfinished} unfinished at the crash) settled {took:?} after the Redis restart",
@@ -176,11 +167,7 @@ async fn a_flushed_redis_is_noticed_once_and_everything_with_a_row_ends_terminal
         .expect("FLUSHALL");
 
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(90),
-            "everything with a row terminal after the flush",
-        )
+        .settles(&ids, 90, "everything with a row terminal after the flush")
         .await;
     // Both services run in this test's process and share its metrics registry: one loss
     // each is 2.

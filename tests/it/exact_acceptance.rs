@@ -86,11 +86,7 @@ async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
         }
     }
     stack
-        .settles(
-            &accepted,
-            Duration::from_secs(60),
-            "every accepted transaction settled",
-        )
+        .settles(&accepted, 60, "every accepted transaction settled")
         .await;
 
     // Nothing refused exists: no row, no cache entry, never submitted, never notified.
@@ -122,9 +118,7 @@ async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
 async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
     let stack = spawn_stack(Options::default()).await;
     let ids = post_all(&stack, 100).await;
-    stack
-        .settles(&ids, Duration::from_secs(60), "all 100 terminal")
-        .await;
+    stack.settles(&ids, 60, "all 100 terminal").await;
     let statuses = stack.statuses().await;
 
     // The cache forgets every id, as after a Redis restart without persistence.
@@ -335,9 +329,7 @@ async fn a_reservation_whose_answer_is_lost_is_a_504_and_retrying_its_id_is_safe
         retried == 200 || retried == 201,
         "retrying the id is safe: {retried}"
     );
-    stack
-        .settles(&[id], Duration::from_secs(30), "the transaction settled")
-        .await;
+    stack.settles(&[id], 30, "the transaction settled").await;
     assert_eq!(
         stack.thirdparty_stats().await.created,
         2,

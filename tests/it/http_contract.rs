@@ -16,7 +16,7 @@ const PROBLEM: &str = "application/problem+json";
 
 /// Sends `request`; its status code and content type.
 async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
-    let r = request.send().await.unwrap();
+    let r = request.sent().await;
     (r.status().as_u16(), content_type(&r))
 }
 
@@ -43,14 +43,11 @@ async fn post_raw(
     body: Vec<u8>,
     json_type: bool,
 ) -> (u16, String, Value) {
-    let mut req = stack
-        .http
-        .post(format!("{}{path}", stack.producer))
-        .body(body);
+    let mut req = stack.producer_request(Method::POST, path).body(body);
     if json_type {
         req = req.header(header::CONTENT_TYPE, "application/json");
     }
-    let r = req.send().await.unwrap();
+    let r = req.sent().await;
     let (code, ct) = (r.status().as_u16(), content_type(&r));
     (code, ct, r.json().await.unwrap_or(Value::Null))
 }
@@ -90,14 +87,12 @@ async fn webhook_signed(
         &bytes,
     );
     let r = stack
-        .http
-        .post(format!("{}/webhook", stack.producer))
+        .producer_request(Method::POST, "/webhook")
         .headers(headers)
         .header(header::CONTENT_TYPE, "application/json")
         .body(bytes)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let (code, ct) = (r.status().as_u16(), content_type(&r));
     (code, ct, r.json().await.unwrap_or(Value::Null))
 }
@@ -126,12 +121,10 @@ async fn post_transaction_contract() {
     // A new id: 201, Location, pending.
     let id = Uuid::now_v7();
     let r = stack
-        .http
-        .post(format!("{}/transaction", stack.producer))
+        .producer_request(Method::POST, "/transaction")
         .json(&json!({"id": id, "amount": 1250, "currency": "EUR"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 201);
     assert_eq!(content_type(&r), "application/json");
     assert_eq!(
@@ -265,50 +258,27 @@ async fn get_transaction_and_routing_contract() {
     );
     assert_eq!(body["history"], json!([]));
 
-    let r = stack
-        .http
-        .get(format!("{}/transaction/{}", stack.producer, Uuid::now_v7()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (404, PROBLEM.to_string())
-    );
-    assert_eq!(
-        answer(
-            stack
-                .http
-                .get(format!("{}/transaction/not-a-uuid", stack.producer))
-        )
-        .await,
-        (422, PROBLEM.to_string())
-    );
-
-    let r = stack
-        .http
-        .get(format!("{}/no/such/route", stack.producer))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (404, PROBLEM.to_string())
-    );
-    assert_eq!(
-        answer(stack.http.delete(format!("{}/transaction", stack.producer))).await,
-        (405, PROBLEM.to_string())
-    );
+    let unknown = format!("/transaction/{}", Uuid::now_v7());
+    for (method, path, code) in [
+        (Method::GET, unknown.as_str(), 404),
+        (Method::GET, "/transaction/not-a-uuid", 422),
+        (Method::GET, "/no/such/route", 404),
+        (Method::DELETE, "/transaction", 405),
+    ] {
+        assert_eq!(
+            answer(stack.producer_request(method.clone(), path)).await,
+            (code, PROBLEM.to_string()),
+            "{method} {path}"
+        );
+    }
 
     // Request ids are propagated; security headers set; CORS closed by default.
     let r = stack
-        .http
-        .get(format!("{}/healthz", stack.producer))
+        .producer_request(Method::GET, "/healthz")
         .header("x-request-id", "trace-me-42")
         .header(header::ORIGIN, "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
@@ -317,12 +287,7 @@ async fn get_transaction_and_routing_contract() {
             .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
             .is_none()
     );
-    let r = stack
-        .http
-        .get(format!("{}/readyz", stack.producer))
-        .send()
-        .await
-        .unwrap();
+    let r = stack.producer_request(Method::GET, "/readyz").sent().await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers().get("x-request-id").is_some(),
@@ -340,12 +305,10 @@ async fn webhook_signatures_are_enforced() {
 
     // Unsigned.
     let r = stack
-        .http
-        .post(format!("{}/webhook", stack.producer))
+        .producer_request(Method::POST, "/webhook")
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         (r.status().as_u16(), content_type(&r)),
         (401, PROBLEM.to_string())
@@ -391,9 +354,8 @@ async fn every_secret_of_a_rotation_is_accepted() {
         .post(format!("http://{addr}/webhook"))
         .headers(headers)
         .body(bytes)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         r.status(),
         201,
@@ -443,13 +405,11 @@ async fn webhook_answers_follow_the_transition_rule() {
     let bytes = b"{not json".to_vec();
     let headers = Signer::new(&stack.webhook_secret).headers_now("msg_bad", &bytes);
     let r = stack
-        .http
-        .post(format!("{}/webhook", stack.producer))
+        .producer_request(Method::POST, "/webhook")
         .headers(headers)
         .body(bytes)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         (r.status().as_u16(), content_type(&r)),
         (400, PROBLEM.to_string())
@@ -489,35 +449,25 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
     let r = http
         .post(format!("{base}/transaction"))
         .json(&json!({"amount": 5, "currency": "EUR"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         (r.status().as_u16(), content_type(&r)),
         (503, PROBLEM.to_string())
     );
     assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     assert_eq!(
-        http.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        http.get(format!("{base}/readyz")).sent().await.status(),
         503
     );
     assert_eq!(
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        http.get(format!("{base}/healthz")).sent().await.status(),
         200
     );
     let r = http
         .get(format!("{base}/transaction/{}", Uuid::now_v7()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         (r.status().as_u16(), content_type(&r)),
         (503, PROBLEM.to_string())
@@ -530,11 +480,9 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
 async fn the_openapi_document_covers_every_route_and_error() {
     let stack = producer_only().await;
     let r = stack
-        .http
-        .get(format!("{}/openapi.json", stack.producer))
-        .send()
-        .await
-        .unwrap();
+        .producer_request(Method::GET, "/openapi.json")
+        .sent()
+        .await;
     assert_eq!(
         (r.status().as_u16(), content_type(&r)),
         (200, "application/json".to_string())
@@ -608,13 +556,7 @@ async fn the_client_simulator_rejects_unsigned_or_forged_notifications() {
     let id = Uuid::now_v7();
     let url = format!("{}/transactions/{id}/status", stack.client);
     let bytes = serde_json::to_vec(&json!({"id": id, "status": "completed"})).unwrap();
-    let r = stack
-        .http
-        .post(&url)
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = stack.http.post(&url).body(bytes.clone()).sent().await;
     assert_eq!(r.status(), 401, "unsigned");
     let forged = Signer::new(&WebhookSecrets::generate()).headers_now("d-1", &bytes);
     let r = stack
@@ -622,9 +564,8 @@ async fn the_client_simulator_rejects_unsigned_or_forged_notifications() {
         .post(&url)
         .headers(forged)
         .body(bytes)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), 401, "signed with a foreign secret");
     assert!(stack.received().await.is_empty(), "nothing was recorded");
     stack.shutdown().await;
@@ -699,9 +640,8 @@ async fn an_idempotency_key_makes_a_post_without_an_id_safe_to_retry() {
                 .post(url)
                 .header("Idempotency-Key", key)
                 .json(&body)
-                .send()
-                .await
-                .unwrap();
+                .sent()
+                .await;
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
@@ -735,11 +675,9 @@ async fn every_error_is_a_problem_document_with_the_security_headers() {
 
     // A path that is not UTF-8: the same 422 as any id that is not a UUID.
     let r = stack
-        .http
-        .get(format!("{}/transaction/%FF", stack.producer))
-        .send()
-        .await
-        .unwrap();
+        .producer_request(Method::GET, "/transaction/%FF")
+        .sent()
+        .await;
     assert_eq!(
         (r.status().as_u16(), content_type(&r).as_str()),
         (422, PROBLEM)
@@ -749,12 +687,10 @@ async fn every_error_is_a_problem_document_with_the_security_headers() {
     // the same headers as every other answer.
     redis.pause();
     let r = stack
-        .http
-        .post(format!("{}/transaction", stack.producer))
+        .producer_request(Method::POST, "/transaction")
         .json(&json!({"amount": 100, "currency": "EUR"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     redis.resume();
     assert_eq!(
         (r.status().as_u16(), content_type(&r).as_str()),

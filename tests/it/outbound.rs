@@ -47,9 +47,7 @@ async fn a_wrong_api_key_fails_nothing_and_once_fixed_everything_completes() {
     let mut fixed = stack.consumer_config.clone();
     fixed.thirdparty_api_key = Some(key);
     let consumer = stack.start_consumer(fixed).await;
-    stack
-        .settles(&ids, Duration::from_secs(60), "every transaction settled")
-        .await;
+    stack.settles(&ids, 60, "every transaction settled").await;
     let statuses = stack.statuses().await;
     assert!(!statuses.values().any(|s| s == "failed"), "{statuses:?}");
     assert_eq!(stack.thirdparty_stats().await.created, ids.len() as u64);
@@ -73,9 +71,7 @@ async fn rate_limits_and_request_timeouts_fail_nothing_and_retry_after_is_honour
     options.consumer.max_deliveries = 60;
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 100).await;
-    stack
-        .settles(&ids, Duration::from_secs(120), "every transaction settled")
-        .await;
+    stack.settles(&ids, 120, "every transaction settled").await;
 
     let statuses = stack.statuses().await;
     assert!(
@@ -112,13 +108,11 @@ async fn a_transaction_declined_before_its_first_submission_is_never_submitted()
         let body =
             serde_json::to_vec(&serde_json::json!({"id": id, "status": "declined"})).unwrap();
         let r = stack
-            .http
-            .post(format!("{}/webhook", stack.producer))
+            .producer_request(Method::POST, "/webhook")
             .headers(signer.headers_now(&format!("msg_{}", id.simple()), &body))
             .body(body)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), 201);
     }
     // …and a consumer without the `process` pool creates the rows and applies the declines,

@@ -38,11 +38,7 @@ async fn create_jobs_dead_lettered_during_a_postgres_outage_are_revived_without_
     postgres.resume();
     let ids: Vec<_> = before.into_iter().chain(during).collect();
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(90),
-            "every transaction terminal after the outage",
-        )
+        .settles(&ids, 90, "every transaction terminal after the outage")
         .await;
     let revived = metric(&stack.consumer, "jobs_revived_total", "queue=\"create\"").await;
     assert!(
@@ -110,11 +106,7 @@ async fn a_third_party_outage_longer_than_every_budget_ends_with_everything_term
     outage(false).await;
 
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(90),
-            "every transaction terminal after the outage",
-        )
+        .settles(&ids, 90, "every transaction terminal after the outage")
         .await;
     let statuses = stack.statuses().await;
     let ledger = stack.ledger().await;
@@ -141,9 +133,7 @@ async fn submissions_the_third_party_lost_are_submitted_again_once() {
     };
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 100).await;
-    stack
-        .settles(&ids, Duration::from_secs(90), "every transaction terminal")
-        .await;
+    stack.settles(&ids, 90, "every transaction terminal").await;
     let stats = stack.thirdparty_stats().await;
     assert!(stats.lost >= 10, "the fault hit submissions ({stats:?})");
     assert_eq!(

@@ -83,9 +83,8 @@ async fn every_transaction_reaches_a_terminal_status_and_the_client_hears_it() {
     let heard: serde_json::Value = stack
         .http
         .get(format!("{}/stats", stack.client))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -124,9 +123,7 @@ async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
         .await
         .expect("commandstats");
     let ids = post_all(&stack, TRANSACTIONS).await;
-    stack
-        .settles(&ids, Duration::from_secs(90), "every transaction settled")
-        .await;
+    stack.settles(&ids, 90, "every transaction settled").await;
     // The first polls of transactions a webhook finished run too (they find the row terminal).
     eventually(Duration::from_secs(30), "every queue drained", || async {
         let mut busy = 0;

@@ -17,24 +17,43 @@ async fn count_terminal(stack: &Stack) -> usize {
         .count()
 }
 
-/// Every one of `ids` settles consistently, and they are all there is; returns how long it took.
-async fn settle_all(stack: &Stack, ids: &[Uuid], within: Duration, what: &str) -> Duration {
-    let took = stack.settles(ids, within, what).await;
+/// Every one of `ids` settles consistently within `secs` seconds, and they are all there is;
+/// returns how long it took.
+async fn settle_all(stack: &Stack, ids: &[Uuid], secs: u64, what: &str) -> Duration {
+    let took = stack.settles(ids, secs, what).await;
     assert_eq!(stack.statuses().await.len(), ids.len(), "no other rows");
     took
+}
+
+/// After a `fault` that hit work in progress as `hit` says, every transaction settles; the
+/// stack is shut down.
+async fn settles_after(stack: Stack, ids: &[Uuid], fault: &str, hit: &str) {
+    let what = format!("every transaction settled after the {fault}");
+    let took = settle_all(&stack, ids, 120, &what).await;
+    eprintln!("{hit}; settled {took:?} after the {fault}");
+    stack.shutdown().await;
+}
+
+/// The source of each of `ids`' terminal status.
+async fn terminal_sources(stack: &Stack, ids: &[Uuid]) -> Vec<String> {
+    let mut sources = Vec::new();
+    for id in ids {
+        let (_, body) = stack.get(&id.to_string()).await;
+        sources.push(
+            body["history"][1]["source"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    sources
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_heavy_faults_every_transaction_ends_consistent_with_the_third_party() {
     let stack = spawn_stack(heavy_faults()).await;
     let ids = post_all(&stack, 200).await;
-    settle_all(
-        &stack,
-        &ids,
-        Duration::from_secs(120),
-        "every transaction settled",
-    )
-    .await;
+    settle_all(&stack, &ids, 120, "every transaction settled").await;
     let stats = stack.thirdparty_stats().await;
     assert!(
         stats.webhooks_dropped > 0 && stats.status_checks > 0,
@@ -66,18 +85,8 @@ async fn a_consumer_killed_mid_run_loses_nothing() {
     );
 
     let _restarted = ChildConsumer::spawn(&stack.consumer_config);
-    let took = settle_all(
-        &stack,
-        &ids,
-        Duration::from_secs(120),
-        "every transaction settled after the restart",
-    )
-    .await;
-    eprintln!(
-        "killed with {in_flight} unfinished and {running} jobs leased; settled {:?} after the kill",
-        took
-    );
-    stack.shutdown().await;
+    let hit = format!("killed with {in_flight} unfinished and {running} jobs leased");
+    settles_after(stack, &ids, "kill", &hit).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,18 +109,8 @@ async fn after_redis_loses_every_queue_key_the_sweeper_brings_each_transaction_h
         unfinished > 0 && wiped > 0,
         "the wipe must hit work in progress: {unfinished} transactions unfinished, {wiped} keys deleted"
     );
-    let took = settle_all(
-        &stack,
-        &ids,
-        Duration::from_secs(120),
-        "every transaction settled after the wipe",
-    )
-    .await;
-    eprintln!(
-        "{unfinished} unfinished at the wipe of {wiped} keys; settled {:?} after it",
-        took
-    );
-    stack.shutdown().await;
+    let hit = format!("{unfinished} unfinished at the wipe of {wiped} keys");
+    settles_after(stack, &ids, "wipe", &hit).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,17 +120,11 @@ async fn webhooks_alone_resolve_transactions_when_polling_is_off() {
     options.consumer.schedules.poll_max_interval_ms = 3_600_000;
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 50).await;
-    settle_all(
-        &stack,
-        &ids,
-        Duration::from_secs(60),
-        "every transaction settled",
-    )
-    .await;
-    for id in &ids {
-        let (_, body) = stack.get(&id.to_string()).await;
-        assert_eq!(body["history"][1]["source"], "webhook", "{id}");
-    }
+    settle_all(&stack, &ids, 60, "every transaction settled").await;
+    assert_eq!(
+        terminal_sources(&stack, &ids).await,
+        vec!["webhook"; ids.len()]
+    );
     assert_eq!(
         stack.thirdparty_stats().await.status_checks,
         0,
@@ -146,17 +139,11 @@ async fn polling_alone_resolves_transactions_when_every_webhook_is_lost() {
     options.thirdparty.webhook_drop_rate = rate("1.0");
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 50).await;
-    settle_all(
-        &stack,
-        &ids,
-        Duration::from_secs(60),
-        "every transaction settled",
-    )
-    .await;
-    for id in &ids {
-        let (_, body) = stack.get(&id.to_string()).await;
-        assert_eq!(body["history"][1]["source"], "poll", "{id}");
-    }
+    settle_all(&stack, &ids, 60, "every transaction settled").await;
+    assert_eq!(
+        terminal_sources(&stack, &ids).await,
+        vec!["poll"; ids.len()]
+    );
     assert_eq!(stack.thirdparty_stats().await.webhooks_sent, 0);
     stack.shutdown().await;
 }
@@ -178,13 +165,7 @@ async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
         })
         .await;
     }
-    settle_all(
-        &stack,
-        &ids,
-        Duration::from_secs(30),
-        "the late webhooks applied",
-    )
-    .await;
+    settle_all(&stack, &ids, 30, "the late webhooks applied").await;
     for id in &ids {
         let (_, body) = stack.get(&id.to_string()).await;
         assert!(body["poll_expired_at"].is_string(), "the flag stays");
@@ -225,7 +206,7 @@ async fn a_consumer_stops_cleanly_on_sigterm_and_nothing_is_lost() {
     settle_all(
         &stack,
         &ids,
-        Duration::from_secs(60),
+        60,
         "every transaction settled after the restart",
     )
     .await;

@@ -119,11 +119,7 @@ async fn the_pipeline_works_with_every_connection_encrypted() {
     let up = started.elapsed();
     let ids = post_all(&stack, 100).await;
     let took = stack
-        .settles(
-            &ids,
-            Duration::from_secs(120),
-            "every transaction settled over TLS",
-        )
+        .settles(&ids, 120, "every transaction settled over TLS")
         .await;
     let received = stack.received().await;
     assert_eq!(
@@ -189,11 +185,7 @@ async fn the_pipeline_works_on_a_redis_cluster_with_tls_and_a_password() {
     assert_eq!(code, 200, "{ready}");
     let ids = post_all(&stack, 100).await;
     stack
-        .settles(
-            &ids,
-            Duration::from_secs(60),
-            "every transaction settled over TLS",
-        )
+        .settles(&ids, 60, "every transaction settled over TLS")
         .await;
     stack.shutdown().await;
 }

@@ -137,52 +137,41 @@ mod tests {
             .expect("redis")
     }
 
+    /// Deletes the marker's key, as a Redis that lost its data would.
+    async fn lose(conn: &mut redis::aio::MultiplexedConnection, marker: &Marker) {
+        let _: () = redis::cmd("DEL")
+            .arg(marker.key())
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_marker_gone_or_replaced_is_a_loss_and_each_process_sees_it_once() {
+        use Observation::{First, Lost, Unchanged};
         let mut conn = redis().await;
         let prefix = format!("marker-test-{}", uuid::Uuid::new_v4().simple());
         let (mut first, mut second) = (Marker::new(&prefix), Marker::new(&prefix));
         assert_eq!(
             first.observe(&mut conn).await.unwrap(),
-            Observation::First { written: true }
+            First { written: true }
         );
         assert_eq!(
             second.observe(&mut conn).await.unwrap(),
-            Observation::First { written: false }
+            First { written: false }
         );
-        assert_eq!(
-            first.observe(&mut conn).await.unwrap(),
-            Observation::Unchanged
-        );
+        assert_eq!(first.observe(&mut conn).await.unwrap(), Unchanged);
 
-        let _: () = redis::cmd("DEL")
-            .arg(first.key())
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        lose(&mut conn, &first).await;
         // The first to look writes it again; the other sees another token: both see the loss,
         // once — whichever wrote it first.
-        assert_eq!(first.observe(&mut conn).await.unwrap(), Observation::Lost);
-        assert_eq!(second.observe(&mut conn).await.unwrap(), Observation::Lost);
-        assert_eq!(
-            first.observe(&mut conn).await.unwrap(),
-            Observation::Unchanged
-        );
-        assert_eq!(
-            second.observe(&mut conn).await.unwrap(),
-            Observation::Unchanged
-        );
-        let _: () = redis::cmd("DEL")
-            .arg(first.key())
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(second.observe(&mut conn).await.unwrap(), Observation::Lost);
-        assert_eq!(first.observe(&mut conn).await.unwrap(), Observation::Lost);
-        let _: () = redis::cmd("DEL")
-            .arg(first.key())
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        assert_eq!(first.observe(&mut conn).await.unwrap(), Lost);
+        assert_eq!(second.observe(&mut conn).await.unwrap(), Lost);
+        assert_eq!(first.observe(&mut conn).await.unwrap(), Unchanged);
+        assert_eq!(second.observe(&mut conn).await.unwrap(), Unchanged);
+        lose(&mut conn, &first).await;
+        assert_eq!(second.observe(&mut conn).await.unwrap(), Lost);
+        assert_eq!(first.observe(&mut conn).await.unwrap(), Lost);
+        lose(&mut conn, &first).await;
     }
 }

@@ -38,6 +38,21 @@ pub struct DeadJob {
     pub payload: String,
 }
 
+/// A dead job as the listing scripts answer it: id, death time, attempts, error, payload.
+type DeadRow = (String, u64, u64, String, String);
+
+impl From<DeadRow> for DeadJob {
+    fn from((id, dead_at_ms, attempts, error, payload): DeadRow) -> Self {
+        DeadJob {
+            id,
+            dead_at_ms,
+            attempts,
+            error,
+            payload,
+        }
+    }
+}
+
 /// The states a job can be listed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,22 +239,12 @@ impl<T> Queue<T> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, u64, u64, String, String)> =
-            scripts::invocation(&scripts::LIST_DEAD, self.keys())
-                .arg(offset)
-                .arg(limit)
-                .invoke_async(&mut self.conn())
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, dead_at_ms, attempts, error, payload)| DeadJob {
-                id,
-                dead_at_ms,
-                attempts,
-                error,
-                payload,
-            })
-            .collect())
+        let rows: Vec<DeadRow> = scripts::invocation(&scripts::LIST_DEAD, self.keys())
+            .arg(offset)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(rows.into_iter().map(DeadJob::from).collect())
     }
 
     /// One page of at most `limit` jobs in `state` after `cursor` (`None`: the first page).
@@ -311,24 +316,14 @@ impl<T> Queue<T> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, u64, u64, String, String)> =
-            scripts::invocation(&scripts::DEAD_AFTER, self.keys())
-                .arg(cursor.dead_at_ms)
-                .arg(&cursor.id)
-                .arg(before_ms)
-                .arg(limit)
-                .invoke_async(&mut self.conn())
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, dead_at_ms, attempts, error, payload)| DeadJob {
-                id,
-                dead_at_ms,
-                attempts,
-                error,
-                payload,
-            })
-            .collect())
+        let rows: Vec<DeadRow> = scripts::invocation(&scripts::DEAD_AFTER, self.keys())
+            .arg(cursor.dead_at_ms)
+            .arg(&cursor.id)
+            .arg(before_ms)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(rows.into_iter().map(DeadJob::from).collect())
     }
 
     /// Deletes every dead job; returns how many.

@@ -71,3 +71,56 @@ impl Driver {
             .expect("a browser session")
     }
 }
+
+/// The attribute `name` of every element matching `css`, in page order (empty where absent).
+pub async fn attrs_of(browser: &Client, css: &str, name: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let elements = browser
+        .find_all(fantoccini::Locator::Css(css))
+        .await
+        .expect("a valid selector");
+    for element in &elements {
+        values.push(element.attr(name).await.unwrap().unwrap_or_default());
+    }
+    values
+}
+
+/// Finds `css` and clicks it, again while the page reloads under it (the overview refreshes
+/// itself every 5 s).
+pub async fn click(browser: &Client, css: &str) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let clicked = match browser.find(fantoccini::Locator::Css(css)).await {
+            Ok(element) => element.click().await.is_ok(),
+            Err(_) => false,
+        };
+        if clicked {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < end, "could not click {css}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The text of `css`, or "" while it is not on the page.
+pub async fn text_of(browser: &Client, css: &str) -> String {
+    match browser.find(fantoccini::Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Saves a screenshot as `name` in the temporary directory, for a failure to be looked at.
+pub async fn screenshot(browser: &Client, name: &str) {
+    if let Ok(png) = browser.screenshot().await {
+        let _ = std::fs::write(std::env::temp_dir().join(name), png);
+    }
+}
+
+/// How many elements match `css` (none when the page cannot be read).
+pub async fn count_of(browser: &Client, css: &str) -> usize {
+    browser
+        .find_all(fantoccini::Locator::Css(css))
+        .await
+        .map_or(0, |elements| elements.len())
+}

@@ -25,6 +25,30 @@ pub fn postgres_server() -> String {
 
 pub use testkit::shared_redis_url as redis_url;
 
+pub use reqwest::Method;
+
+/// The status code and the JSON answer (`Null` when it is not JSON) to `request`.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.sent().await;
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Sending a test's request, where a transport error fails the test.
+pub trait SendOrFail {
+    /// Sends the request; panics if no answer came.
+    async fn sent(self) -> reqwest::Response;
+}
+
+impl SendOrFail for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.expect("an answer")
+    }
+}
+
 /// A rate, e.g. `rate("0.3")`.
 pub fn rate(value: &str) -> Rate {
     value.parse().expect("a rate between 0 and 1")
@@ -390,35 +414,24 @@ pub struct Received {
 pub type ThirdPartyStats = thirdparty_sim::Stats;
 
 impl Stack {
+    /// A request to the producer at `path` (absolute, from `/`).
+    pub fn producer_request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.producer))
+    }
+
     /// `POST /transaction` with `body`; the status code and the JSON answer.
     pub async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(format!("{}/transaction", self.producer))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
+        json_answer(
+            self.producer_request(Method::POST, "/transaction")
+                .json(&body),
         )
+        .await
     }
 
     /// `GET /transaction/{id}`.
     pub async fn get(&self, id: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("{}/transaction/{id}", self.producer))
-            .send()
-            .await
-            .expect("GET");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        json_answer(self.producer_request(Method::GET, &format!("/transaction/{id}"))).await
     }
 
     /// Everything the client simulator was told, by transaction.
@@ -737,11 +750,14 @@ pub async fn settled_ids(database_url: &str, ids: &[Uuid]) -> bool {
 }
 
 impl Stack {
-    /// Waits (at most `within`) until each of `ids` is terminal and no notification is owed,
-    /// then checks the end state ([`Stack::assert_consistent`]); returns how long it took.
-    pub async fn settles(&self, ids: &[Uuid], within: Duration, what: &str) -> Duration {
+    /// Waits (at most `secs` seconds) until each of `ids` is terminal and no notification is
+    /// owed, then checks the end state ([`Stack::assert_consistent`]); returns how long it took.
+    pub async fn settles(&self, ids: &[Uuid], secs: u64, what: &str) -> Duration {
         let started = std::time::Instant::now();
-        eventually(within, what, || settled_ids(&self.database_url, ids)).await;
+        eventually(Duration::from_secs(secs), what, || {
+            settled_ids(&self.database_url, ids)
+        })
+        .await;
         let took = started.elapsed();
         self.assert_consistent(ids).await;
         took
