@@ -23,14 +23,7 @@ for _, id in ipairs(ARGV) do
     end
   end
   if state then
-    out[#out + 1] = {
-      id,
-      state,
-      at,
-      tonumber(redis.call('HGET', deliveries, id)) or 0,
-      redis.call('HGET', errors, id) or '',
-      redis.call('HGET', payloads, id) or '',
-    }
+    out[#out + 1] = job_row(id, state, at)
   end
 end
 return out

@@ -135,3 +135,33 @@ local function push_jobs(ids, bodies, dues, now)
   enqueue_staged()
   return out
 end
+
+-- What a listing answers for job `id`: {id, <fields>, deliveries, last error, payload}, the
+-- caller's fields (a state, a time) after the id.
+local function job_row(id, ...)
+  local row = { id, ... }
+  row[#row + 1] = tonumber(redis.call('HGET', deliveries, id)) or 0
+  row[#row + 1] = redis.call('HGET', errors, id) or ''
+  row[#row + 1] = redis.call('HGET', payloads, id) or ''
+  return row
+end
+
+-- At most `limit` rows of the jobs in zset `set` scored up to `to`, after the cursor (score
+-- `from`, id `after_id`), in (score, id) order: {{id, score, deliveries, error, payload}, ...}.
+local function rows_after(set, from, after_id, to, limit)
+  local out, offset = {}, 0
+  while #out < limit do
+    local rows = redis.call('ZRANGEBYSCORE', set, from, to, 'WITHSCORES', 'LIMIT', offset, limit)
+    if #rows == 0 then
+      break
+    end
+    for i = 1, #rows, 2 do
+      local id, at = rows[i], tonumber(rows[i + 1])
+      if #out < limit and (at > from or id > after_id) then
+        out[#out + 1] = job_row(id, at)
+      end
+    end
+    offset = offset + #rows / 2
+  end
+  return out
+end

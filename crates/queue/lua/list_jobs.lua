@@ -7,16 +7,6 @@
 -- Returns {{id, time ms (-1 for waiting), deliveries, error, payload}, ...}.
 local state, from, after_id, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 
-local function row(id, at)
-  return {
-    id,
-    at,
-    tonumber(redis.call('HGET', deliveries, id)) or 0,
-    redis.call('HGET', errors, id) or '',
-    redis.call('HGET', payloads, id) or '',
-  }
-end
-
 local out = {}
 if state == 'waiting' then
   local start = 0
@@ -25,7 +15,7 @@ if state == 'waiting' then
     if at then start = at + 1 end
   end
   for _, id in ipairs(redis.call('LRANGE', ready, start, start + limit - 1)) do
-    out[#out + 1] = row(id, -1)
+    out[#out + 1] = job_row(id, -1)
   end
   return out
 end
@@ -35,18 +25,4 @@ local set = sets[state]
 if not set then
   return redis.error_reply('unknown state ' .. state)
 end
-local offset = 0
-while #out < limit do
-  local rows = redis.call('ZRANGEBYSCORE', set, from, '+inf', 'WITHSCORES', 'LIMIT', offset, limit)
-  if #rows == 0 then
-    break
-  end
-  for i = 1, #rows, 2 do
-    local id, at = rows[i], tonumber(rows[i + 1])
-    if #out < limit and (at > from or id > after_id) then
-      out[#out + 1] = row(id, at)
-    end
-  end
-  offset = offset + #rows / 2
-end
-return out
+return rows_after(set, from, after_id, '+inf', limit)
