@@ -36,13 +36,7 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
 
     let names = browser::attrs_of(&browser, "#queues tbody tr", "data-queue").await;
     assert_eq!(names, ["create", "process", "update", "notify"]);
-    let failed_count = browser
-        .find(Locator::Css("tr[data-queue=process] td.failed"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let failed_count = browser::text_of(&browser, "tr[data-queue=process] td.failed").await;
     assert_eq!(failed_count, "1");
     let job_id = job.job_id();
     let failed_row = browser
@@ -55,13 +49,8 @@ async fn the_board_shows_the_queues_and_retries_a_failed_job_in_a_browser() {
     );
     browser::screenshot(&browser, "board.png").await;
 
-    failed_row
-        .find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let button = failed_row.find(Locator::Css("button")).await.unwrap();
+    button.click().await.unwrap();
     // The button posts with the action header, the server retries the job, the page reloads.
     eventually(
         Duration::from_secs(10),
@@ -295,16 +284,7 @@ async fn both_services_expose_prometheus_metrics() {
         "transactions_finished_total",
         "notifications_delivered_total",
     ];
-    let scrape = || async {
-        stack
-            .http
-            .get(format!("{}/metrics", stack.consumer))
-            .sent()
-            .await
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || async { stack.text_of(&format!("{}/metrics", stack.consumer)).await };
     // The notify job counts its delivery just after the client answered it.
     eventually(
         Duration::from_secs(10),

@@ -7,6 +7,18 @@ use crate::support::*;
 use domain::QueueName;
 use testkit::RedisCluster;
 
+/// The `i`th POST of a steady flow of 100 a second from `started` (one the consumer keeps up
+/// with): its id and status code.
+async fn paced_post(stack: &Stack, started: std::time::Instant, i: u64) -> (uuid::Uuid, u16) {
+    tokio::time::sleep_until(
+        tokio::time::Instant::from_std(started) + Duration::from_millis(10 * i),
+    )
+    .await;
+    let id = uuid::Uuid::now_v7();
+    let body = serde_json::json!({"id": id, "amount": 100, "currency": "EUR"});
+    (id, stack.post(body).await.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_runs_on_a_three_primary_cluster_under_every_fault() {
     let cluster = RedisCluster::start(3, 0, 2_000);
@@ -78,14 +90,7 @@ async fn failover_run(ack_replicas: u32) -> Failover {
         (started.elapsed() < run_for).then_some((i, i + 1))
     })
     .map(|i| async move {
-        // 100 a second: a steady flow the consumer keeps up with.
-        tokio::time::sleep_until(
-            tokio::time::Instant::from_std(started) + Duration::from_millis(10 * i),
-        )
-        .await;
-        let id = uuid::Uuid::now_v7();
-        let body = serde_json::json!({"id": id, "amount": 100, "currency": "EUR"});
-        let code = stack_ref.post(body).await.0;
+        let (id, code) = paced_post(stack_ref, started, i).await;
         (id, code, started.elapsed())
     })
     .buffer_unordered(16)
@@ -220,15 +225,7 @@ async fn the_workers_follow_a_queue_whose_slot_moves_while_they_run() {
     let started = std::time::Instant::now();
     let stack_ref = &stack;
     let posts = futures::stream::iter(0..300u64)
-        .map(|i| async move {
-            tokio::time::sleep_until(
-                tokio::time::Instant::from_std(started) + Duration::from_millis(10 * i),
-            )
-            .await;
-            let id = uuid::Uuid::now_v7();
-            let body = serde_json::json!({"id": id, "amount": 100, "currency": "EUR"});
-            (id, stack_ref.post(body).await.0)
-        })
+        .map(|i| paced_post(stack_ref, started, i))
         .buffer_unordered(16)
         .collect::<Vec<_>>();
     let reshard = async {

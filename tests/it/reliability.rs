@@ -34,19 +34,19 @@ async fn settles_after(stack: Stack, ids: &[Uuid], fault: &str, hit: &str) {
     stack.shutdown().await;
 }
 
-/// The source of each of `ids`' terminal status.
-async fn terminal_sources(stack: &Stack, ids: &[Uuid]) -> Vec<String> {
+/// A stack with `options` settles 50 transactions, each resolved by `source` (`poll` or
+/// `webhook`); the stack is handed back for the test's own checks.
+async fn all_resolved_by(options: Options, source: &str) -> Stack {
+    let stack = spawn_stack(options).await;
+    let ids = post_all(&stack, 50).await;
+    settle_all(&stack, &ids, 60, "every transaction settled").await;
     let mut sources = Vec::new();
-    for id in ids {
+    for id in &ids {
         let (_, body) = stack.get(&id.to_string()).await;
-        sources.push(
-            body["history"][1]["source"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+        sources.push(body["history"][1]["source"].clone());
     }
-    sources
+    assert_eq!(sources, vec![source; ids.len()]);
+    stack
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,13 +118,7 @@ async fn webhooks_alone_resolve_transactions_when_polling_is_off() {
     let mut options = Options::default();
     options.consumer.schedules.poll_initial_ms = 3_600_000;
     options.consumer.schedules.poll_max_interval_ms = 3_600_000;
-    let stack = spawn_stack(options).await;
-    let ids = post_all(&stack, 50).await;
-    settle_all(&stack, &ids, 60, "every transaction settled").await;
-    assert_eq!(
-        terminal_sources(&stack, &ids).await,
-        vec!["webhook"; ids.len()]
-    );
+    let stack = all_resolved_by(options, "webhook").await;
     assert_eq!(
         stack.thirdparty_stats().await.status_checks,
         0,
@@ -137,13 +131,7 @@ async fn webhooks_alone_resolve_transactions_when_polling_is_off() {
 async fn polling_alone_resolves_transactions_when_every_webhook_is_lost() {
     let mut options = Options::default();
     options.thirdparty.webhook_drop_rate = rate("1.0");
-    let stack = spawn_stack(options).await;
-    let ids = post_all(&stack, 50).await;
-    settle_all(&stack, &ids, 60, "every transaction settled").await;
-    assert_eq!(
-        terminal_sources(&stack, &ids).await,
-        vec!["poll"; ids.len()]
-    );
+    let stack = all_resolved_by(options, "poll").await;
     assert_eq!(stack.thirdparty_stats().await.webhooks_sent, 0);
     stack.shutdown().await;
 }

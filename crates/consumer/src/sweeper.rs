@@ -88,6 +88,11 @@ impl Revival {
         batch: u64,
     ) -> Result<u64, HandlerError> {
         let before = queue::now_ms().saturating_sub(after.as_millis() as u64);
+        let scan = DeadScan {
+            queues: &p.queues,
+            before_ms: before,
+            batch,
+        };
         let [create, process, update, notify] = &mut self.cursors;
         // Whether each job's transaction is unfinished.
         let owed = |ids: Vec<domain::TransactionId>| async move {
@@ -99,40 +104,27 @@ impl Revival {
             )
         };
         let mut revived = 0;
-        revived += revive_queue(
-            &p.queues,
-            create,
-            before,
-            batch,
-            |jobs: Vec<CreateJob>| async {
+        revived += scan
+            .revive(create, |jobs: Vec<CreateJob>| async {
                 let owed = owed(jobs.iter().map(|j| j.id).collect()).await?;
                 Ok(keep_owed(jobs, owed))
-            },
-        )
-        .await?;
-        revived += revive_queue(
-            &p.queues,
-            process,
-            before,
-            batch,
-            |jobs: Vec<ProcessJob>| async move {
+            })
+            .await?;
+        revived += scan
+            .revive(process, |jobs: Vec<ProcessJob>| async move {
                 let owed = owed(jobs.iter().map(|j| j.id).collect()).await?;
                 let reruns: Vec<ProcessJob> = jobs.iter().map(ProcessJob::rerun).collect();
                 Ok(keep_owed(reruns, owed))
-            },
-        )
-        .await?;
-        revived += revive_queue(&p.queues, update, before, batch, |jobs| async {
-            let owed = owed(jobs.iter().map(UpdateJob::transaction).collect()).await?;
-            Ok(keep_owed(jobs, owed))
-        })
-        .await?;
-        revived += revive_queue(
-            &p.queues,
-            notify,
-            before,
-            batch,
-            |jobs: Vec<NotifyJob>| async move {
+            })
+            .await?;
+        revived += scan
+            .revive(update, |jobs| async {
+                let owed = owed(jobs.iter().map(UpdateJob::transaction).collect()).await?;
+                Ok(keep_owed(jobs, owed))
+            })
+            .await?;
+        revived += scan
+            .revive(notify, |jobs: Vec<NotifyJob>| async move {
                 let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.delivery_id).collect();
                 let rows = p.store.notifications(&ids).await?;
                 let owed = rows
@@ -140,9 +132,8 @@ impl Revival {
                     .map(|r| owner::dead_notification_owed(r.as_ref().map(|n| n.delivery())))
                     .collect();
                 Ok(keep_owed(jobs, owed))
-            },
-        )
-        .await?;
+            })
+            .await?;
         Ok(revived)
     }
 }
@@ -155,56 +146,59 @@ fn keep_owed<T>(jobs: impl IntoIterator<Item = T>, owed: Vec<bool>) -> Vec<Optio
         .collect()
 }
 
-/// One batch of the dead set of `T`'s queue after `cursor`: the jobs for which `owed` gives a job to
-/// run (usually the same one) are moved back to waiting with fresh delivery counts, counted
-/// in `jobs_revived_total{queue}`.
-async fn revive_queue<T, F, Fut>(
-    queues: &Queues,
-    cursor: &mut DeadCursor,
+/// One tick's look at the dead sets: jobs dead since before `before_ms`, `batch` at a time.
+struct DeadScan<'a> {
+    queues: &'a Queues,
     before_ms: u64,
     batch: u64,
-    owed: F,
-) -> Result<u64, HandlerError>
-where
-    T: Queued,
-    F: FnOnce(Vec<T>) -> Fut,
-    Fut: Future<Output = Result<Vec<Option<T>>, HandlerError>>,
-{
-    let (queue, name) = (queues.of::<T>(), T::QUEUE);
-    let dead = queue.dead_after(cursor, before_ms, batch).await?;
-    let Some(last) = dead.last() else {
-        return Ok(0);
-    };
-    let next = DeadCursor::after(last);
-    let (mut ids, mut jobs) = (Vec::new(), Vec::new());
-    for job in &dead {
-        match serde_json::from_str::<T>(&job.payload) {
-            Ok(parsed) => {
-                ids.push(job.id.as_str());
-                jobs.push(parsed);
-            }
-            Err(e) => {
-                tracing::error!(queue = name.as_str(), job_id = %job.id, error = %e, "dead job unreadable; left dead")
+}
+
+impl DeadScan<'_> {
+    /// One batch of the dead set of `T`'s queue after `cursor`: the jobs for which `owed`
+    /// gives a job to run (usually the same one) are moved back to waiting with fresh delivery
+    /// counts, counted in `jobs_revived_total{queue}`.
+    async fn revive<T, F, Fut>(&self, cursor: &mut DeadCursor, owed: F) -> Result<u64, HandlerError>
+    where
+        T: Queued,
+        F: FnOnce(Vec<T>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<T>>, HandlerError>>,
+    {
+        let (queue, name) = (self.queues.of::<T>(), T::QUEUE);
+        let dead = queue.dead_after(cursor, self.before_ms, self.batch).await?;
+        let Some(last) = dead.last() else {
+            return Ok(0);
+        };
+        let next = DeadCursor::after(last);
+        let (mut ids, mut jobs) = (Vec::new(), Vec::new());
+        for job in &dead {
+            match serde_json::from_str::<T>(&job.payload) {
+                Ok(parsed) => {
+                    ids.push(job.id.as_str());
+                    jobs.push(parsed);
+                }
+                Err(e) => {
+                    tracing::error!(queue = name.as_str(), job_id = %job.id, error = %e, "dead job unreadable; left dead")
+                }
             }
         }
+        let owed = owed(jobs).await?;
+        let revive: Vec<(&str, &T)> = ids
+            .into_iter()
+            .zip(&owed)
+            .filter_map(|(id, job)| job.as_ref().map(|job| (id, job)))
+            .collect();
+        let revived = queue.revive_dead(&revive).await?;
+        *cursor = next;
+        if revived > 0 {
+            metrics::counter!("jobs_revived_total", "queue" => name.as_str()).increment(revived);
+            tracing::warn!(
+                queue = name.as_str(),
+                revived,
+                "revived dead jobs of unfinished transactions"
+            );
+        }
+        Ok(revived)
     }
-    let owed = owed(jobs).await?;
-    let revive: Vec<(&str, &T)> = ids
-        .into_iter()
-        .zip(&owed)
-        .filter_map(|(id, job)| job.as_ref().map(|job| (id, job)))
-        .collect();
-    let revived = queue.revive_dead(&revive).await?;
-    *cursor = next;
-    if revived > 0 {
-        metrics::counter!("jobs_revived_total", "queue" => name.as_str()).increment(revived);
-        tracing::warn!(
-            queue = name.as_str(),
-            revived,
-            "revived dead jobs of unfinished transactions"
-        );
-    }
-    Ok(revived)
 }
 
 /// One sweep; returns how many jobs it pushed again.

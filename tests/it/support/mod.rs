@@ -436,15 +436,8 @@ impl Stack {
 
     /// Everything the client simulator was told, by transaction.
     pub async fn received(&self) -> HashMap<Uuid, Vec<Received>> {
-        let all: Vec<Received> = self
-            .http
-            .get(format!("{}/received", self.client))
-            .send()
-            .await
-            .expect("received")
-            .json()
-            .await
-            .expect("json");
+        let (_, all): (_, Vec<Received>) =
+            self.get_json(&format!("{}/received", self.client)).await;
         let mut by_id: HashMap<Uuid, Vec<Received>> = HashMap::new();
         for r in all {
             by_id.entry(r.id).or_default().push(r);
@@ -457,6 +450,12 @@ impl Stack {
         let r = self.http.get(url).send().await.expect("GET");
         let code = r.status().as_u16();
         (code, r.json().await.expect("a JSON body"))
+    }
+
+    /// `GET url`: its body as text.
+    pub async fn text_of(&self, url: &str) -> String {
+        let r = self.http.get(url).sent().await;
+        r.text().await.expect("a text body")
     }
 
     /// The producer's `/readyz`: its status code and body.
@@ -476,14 +475,9 @@ impl Stack {
 
     /// What the third party holds, by transaction (fault-free).
     pub async fn ledger(&self) -> HashMap<Uuid, String> {
-        self.http
-            .get(format!("{}/ledger", self.thirdparty))
-            .send()
+        self.get_json(&format!("{}/ledger", self.thirdparty))
             .await
-            .expect("ledger")
-            .json()
-            .await
-            .expect("json")
+            .1
     }
 
     /// Starts a consumer with `config` (the stack's settings, changed by the test) in this
