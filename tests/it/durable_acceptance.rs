@@ -16,12 +16,7 @@ use uuid::Uuid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopped() {
     let mut redis = PrivateRedis::start().await.expect("a private redis");
-    let stack = spawn_stack(Options {
-        run_consumer: false,
-        redis_url: Some(redis.url()),
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_stack(Options::without_consumer().on_redis(redis.url())).await;
     let (code, ready) = stack.readyz().await;
     assert_eq!(code, 200, "{ready}");
     assert_eq!(ready["durable_acceptance"], true, "{ready}");
@@ -63,13 +58,7 @@ async fn accepted_transactions_survive_a_redis_crash_while_the_consumer_is_stopp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_transactions_survive_a_redis_crash_mid_run() {
     let mut redis = PrivateRedis::start().await.expect("a private redis");
-    let stack = Arc::new(
-        spawn_stack(Options {
-            redis_url: Some(redis.url()),
-            ..Options::default()
-        })
-        .await,
-    );
+    let stack = Arc::new(spawn_stack(Options::default().on_redis(redis.url())).await);
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let posting = {
         let (stack, accepted) = (stack.clone(), accepted.clone());

@@ -11,11 +11,7 @@ use uuid::Uuid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
     let redis = PrivateRedis::start().await.expect("a private redis");
-    let stack = spawn_stack(Options {
-        redis_url: Some(redis.url()),
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_stack(Options::default().on_redis(redis.url())).await;
     let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
     let stack_ref = &stack;
     let started = std::time::Instant::now();
@@ -341,12 +337,7 @@ async fn a_reservation_whose_answer_is_lost_is_a_504_and_retrying_its_id_is_safe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer() {
     let redis = PrivateRedis::start().await.expect("a private redis");
-    let stack = spawn_stack(Options {
-        redis_url: Some(redis.url()),
-        run_consumer: false,
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_stack(Options::without_consumer().on_redis(redis.url())).await;
     let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
     // Every id twice at once (the second finds the first's reservation, in the same script or
     // the next), and with another amount once: 600 POSTs, 64 in flight.

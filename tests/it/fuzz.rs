@@ -22,11 +22,7 @@ async fn a_minute_of_generated_requests_finds_no_5xx_and_no_answer_off_the_docum
         std::path::Path::new(&schemathesis).exists(),
         "{schemathesis} is missing: .ci/run installs it (pip install schemathesis), or set SCHEMATHESIS"
     );
-    let stack = spawn_stack(Options {
-        run_consumer: false,
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_stack(Options::without_consumer()).await;
     let schema = format!("{}/openapi.json", stack.producer);
     // Schemathesis keeps a cache in its working directory: a temporary one, removed after.
     let dir = std::env::temp_dir().join(format!("fuzz-{}", uuid::Uuid::new_v4().simple()));

@@ -21,11 +21,7 @@ async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
 }
 
 async fn producer_only() -> Stack {
-    spawn_stack(Options {
-        run_consumer: false,
-        ..Options::default()
-    })
-    .await
+    spawn_stack(Options::without_consumer()).await
 }
 
 fn content_type(r: &Response) -> String {
@@ -574,10 +570,7 @@ async fn the_client_simulator_rejects_unsigned_or_forged_notifications() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_dribbles_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut options = Options {
-        run_consumer: false,
-        ..Options::default()
-    };
+    let mut options = Options::without_consumer();
     options.producer.server.header_read_timeout = Duration::from_millis(500);
     let stack = spawn_stack(options).await;
     let addr = stack.producer.trim_start_matches("http://").to_string();
@@ -611,10 +604,7 @@ async fn a_client_that_dribbles_its_headers_is_disconnected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durability_can_be_asserted_where_config_is_hidden_and_readyz_says_so() {
-    let mut options = Options {
-        run_consumer: false,
-        ..Options::default()
-    };
+    let mut options = Options::without_consumer();
     // The shared Redis is not durable: only an assertion lets a strict producer start.
     options.producer.require_durable_redis = true;
     options.producer.redis_durability = producer::durability::DurabilityMode::Assume;
@@ -665,11 +655,7 @@ async fn an_idempotency_key_makes_a_post_without_an_id_safe_to_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_a_problem_document_with_the_security_headers() {
     let redis = PrivateRedis::start().await.expect("a private redis");
-    let mut options = Options {
-        run_consumer: false,
-        redis_url: Some(redis.url()),
-        ..Options::default()
-    };
+    let mut options = Options::without_consumer().on_redis(redis.url());
     options.producer.request_timeout = Duration::from_millis(300);
     let stack = spawn_stack(options).await;
 

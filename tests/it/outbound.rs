@@ -11,9 +11,8 @@ use service::secret::Secret;
 async fn a_wrong_api_key_fails_nothing_and_once_fixed_everything_completes() {
     let key = Secret::new("sk_test_the_right_one");
     let stack = spawn_stack(Options {
-        run_consumer: false,
         thirdparty_api_key: Some(key.clone()),
-        ..Options::default()
+        ..Options::without_consumer()
     })
     .await;
     let ids = post_all(&stack, 30).await;
@@ -96,11 +95,7 @@ async fn rate_limits_and_request_timeouts_fail_nothing_and_retry_after_is_honour
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_declined_before_its_first_submission_is_never_submitted() {
     use domain::signature::Signer;
-    let stack = spawn_stack(Options {
-        run_consumer: false,
-        ..Options::default()
-    })
-    .await;
+    let stack = spawn_stack(Options::without_consumer()).await;
     let ids = post_all(&stack, 10).await;
     // The third party reports them declined before anything was submitted…
     let signer = Signer::new(&stack.webhook_secret);

@@ -111,10 +111,7 @@ async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
     // A Redis of its own, so that its command counts are this test's alone.
     let redis = PrivateRedis::start().await.expect("a private redis");
     // The setting the budget is set for: the third party resolves within 5 ms, by webhook.
-    let mut options = Options {
-        redis_url: Some(redis.url()),
-        ..Options::default()
-    };
+    let mut options = Options::default().on_redis(redis.url());
     options.thirdparty.resolve_min_ms = 0;
     options.thirdparty.resolve_max_ms = 5;
     let stack = spawn_stack(options).await;

@@ -164,10 +164,7 @@ async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_stops_cleanly_on_sigterm_and_nothing_is_lost() {
-    let mut options = Options {
-        run_consumer: false,
-        ..Options::default()
-    };
+    let mut options = Options::without_consumer();
     // Slow notifications: some are always in a handler when the signal comes.
     options.client.latency_ms = 300;
     let stack = spawn_stack(options).await;

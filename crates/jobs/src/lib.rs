@@ -95,26 +95,20 @@ pub trait Queued: JobKind {
     fn queue(queues: &Queues) -> &Queue<Self>;
 }
 
-impl Queued for CreateJob {
-    fn queue(queues: &Queues) -> &Queue<Self> {
-        &queues.create
-    }
+/// Each job kind's field among the [`Queues`].
+macro_rules! queued {
+    ($($kind:ty => $field:ident),* $(,)?) => {
+        $(impl Queued for $kind {
+            fn queue(queues: &Queues) -> &Queue<Self> {
+                &queues.$field
+            }
+        })*
+    };
 }
 
-impl Queued for ProcessJob {
-    fn queue(queues: &Queues) -> &Queue<Self> {
-        &queues.process
-    }
-}
-
-impl Queued for UpdateJob {
-    fn queue(queues: &Queues) -> &Queue<Self> {
-        &queues.update
-    }
-}
-
-impl Queued for NotifyJob {
-    fn queue(queues: &Queues) -> &Queue<Self> {
-        &queues.notify
-    }
-}
+queued!(
+    CreateJob => create,
+    ProcessJob => process,
+    UpdateJob => update,
+    NotifyJob => notify,
+);

@@ -119,6 +119,17 @@ fn parse_id(value: &Value, errors: &mut Vec<FieldError>) -> Option<TransactionId
     }
 }
 
+/// Reads body field `name`, when given, with `read`; its error is recorded under the name.
+fn field<T>(
+    value: &Option<Value>,
+    name: &'static str,
+    errors: &mut Vec<FieldError>,
+    read: impl FnOnce(&Value) -> Result<T, String>,
+) -> Option<T> {
+    let read = read(value.as_ref()?);
+    read.map_err(|e| errors.push(FieldError::new(name, e))).ok()
+}
+
 /// The header that makes a POST without an id retryable.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -153,19 +164,12 @@ impl NewTransactionBody {
             }
             (Some(v), None) => parse_id(v, &mut errors),
         };
-        let amount = self.amount.as_ref().and_then(|v| {
-            v.as_i64()
-                .ok_or_else(|| "must be an integer of minor units".to_string())
-                .and_then(Amount::parse)
-                .map_err(|e| errors.push(FieldError::new("amount", e)))
-                .ok()
+        let amount = field(&self.amount, "amount", &mut errors, |v| {
+            let units = v.as_i64().ok_or("must be an integer of minor units")?;
+            Amount::parse(units)
         });
-        let currency = self.currency.as_ref().and_then(|v| {
-            v.as_str()
-                .ok_or_else(|| "must be a string".to_string())
-                .and_then(Currency::parse)
-                .map_err(|e| errors.push(FieldError::new("currency", e)))
-                .ok()
+        let currency = field(&self.currency, "currency", &mut errors, |v| {
+            Currency::parse(v.as_str().ok_or("must be a string")?)
         });
         match (self.amount.is_some(), self.currency.is_some()) {
             (true, false) => errors.push(FieldError::new(

@@ -7,14 +7,16 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-/// A transaction as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A transaction as stored; its JSON (the board's) carries the money as `amount` and
+/// `currency`, left out when there is none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TransactionRow {
     /// Its id.
     pub id: TransactionId,
     /// Its current status.
     pub status: Status,
     /// Amount and currency, if it has them.
+    #[serde(flatten)]
     pub money: Option<Money>,
     /// When the third party accepted it.
     pub submitted_at: Option<DateTime<Utc>>,

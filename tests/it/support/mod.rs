@@ -87,6 +87,24 @@ pub struct Options {
     pub postgres: Option<(String, String)>,
 }
 
+impl Options {
+    /// The defaults, with no consumer started (the test starts its own, or none).
+    pub fn without_consumer() -> Self {
+        Options {
+            run_consumer: false,
+            ..Options::default()
+        }
+    }
+
+    /// These options on the Redis at `url` instead of the shared one.
+    pub fn on_redis(self, url: String) -> Self {
+        Options {
+            redis_url: Some(url),
+            ..self
+        }
+    }
+}
+
 impl Default for Options {
     /// Every schedule in fractions of a second, 30 % declines, a small connection pool.
     fn default() -> Self {

@@ -306,8 +306,8 @@ pub(super) async fn story(
     let mut body = String::new();
     match &story.transaction {
         Some(t) => {
-            let money = match (t.amount, &t.currency) {
-                (Some(a), Some(c)) => format!("{a} {}", escape(c)),
+            let money = match t.money {
+                Some(m) => format!("{} {}", m.amount.minor_units(), m.currency.as_str()),
                 _ if board.access.reveals() => "none".to_string(),
                 _ => "<em>hidden without a board token</em>".to_string(),
             };

@@ -15,39 +15,14 @@ use super::{Board, BoardError};
 pub struct Story {
     /// Its id.
     pub id: TransactionId,
-    /// Its row, if `create` has run.
-    pub transaction: Option<Row>,
+    /// Its row, if `create` has run; the amount only when revealed.
+    pub transaction: Option<TransactionRow>,
     /// Its status changes, oldest first.
     pub history: Vec<Step>,
     /// The notification of its outcome, once it has one.
     pub notification: Option<Notification>,
     /// Its jobs the queues hold (or recently completed).
     pub jobs: Vec<QueuedJob>,
-}
-
-/// The row, as shown.
-#[derive(Debug, Serialize)]
-pub struct Row {
-    /// Current status.
-    pub status: Status,
-    /// Minor units, when revealed (behind a token) and given.
-    pub amount: Option<i64>,
-    /// Currency, as the amount.
-    pub currency: Option<String>,
-    /// When the third party accepted it.
-    pub submitted_at: Option<DateTime<Utc>>,
-    /// When the next submission attempt is due.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// The current poll's number.
-    pub poll_number: i32,
-    /// When that poll is due.
-    pub next_poll_at: Option<DateTime<Utc>>,
-    /// When polling gave up.
-    pub poll_expired_at: Option<DateTime<Utc>>,
-    /// When the row was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
 }
 
 /// One status change.
@@ -92,24 +67,6 @@ pub struct QueuedJob {
     pub job: JobInfo,
 }
 
-impl Row {
-    fn from(row: TransactionRow, reveal: bool) -> Self {
-        let money = row.money.filter(|_| reveal);
-        Self {
-            status: row.status,
-            amount: money.map(|m| m.amount.minor_units()),
-            currency: money.map(|m| m.currency.as_str().to_string()),
-            submitted_at: row.submitted_at,
-            next_attempt_at: row.next_attempt_at,
-            poll_number: row.poll_number,
-            next_poll_at: row.next_poll_at,
-            poll_expired_at: row.poll_expired_at,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
 impl Story {
     /// Whether anything at all is known of the transaction.
     pub fn is_known(&self) -> bool {
@@ -142,7 +99,10 @@ pub async fn load(board: &Board, id: TransactionId) -> Result<Story, BoardError>
     }
     Ok(Story {
         id,
-        transaction: row.map(|r| Row::from(r, reveal)),
+        transaction: row.map(|mut r| {
+            r.money = r.money.filter(|_| reveal);
+            r
+        }),
         history: history
             .into_iter()
             .map(|h| Step {
