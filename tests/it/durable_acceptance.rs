@@ -158,10 +158,11 @@ async fn a_flushed_redis_is_noticed_once_and_everything_with_a_row_ends_terminal
     stack
         .settles(&ids, 90, "everything with a row terminal after the flush")
         .await;
-    // Both services run in this test's process and share its metrics registry: one loss
-    // each is 2.
+    // Both services run in this test's process and share its metrics registry (with the
+    // other tests, hence the prefix): one loss each is 2.
+    let this_stack = format!("queue_prefix=\"{}\"", stack.prefix);
     assert_eq!(
-        metric(&stack.consumer, "redis_data_loss_total", "").await,
+        metric(&stack.consumer, "redis_data_loss_total", &this_stack).await,
         2,
         "the producer and the consumer each noticed the loss, once"
     );

@@ -33,6 +33,7 @@ pub enum Observation {
 #[derive(Debug)]
 pub struct Marker {
     key: String,
+    prefix: String,
     seen: Option<String>,
 }
 
@@ -44,6 +45,7 @@ impl Marker {
                 "{}:marker",
                 queue::Keys::new(prefix, domain::QueueName::Create.as_str()).tag()
             ),
+            prefix: prefix.to_string(),
             seen: None,
         }
     }
@@ -118,7 +120,8 @@ pub async fn watch<C, S, SFut, L>(
                  entries written before are gone; work recorded in Postgres is swept again, \
                  transactions accepted but not yet created are lost"
             );
-            metrics::counter!("redis_data_loss_total").increment(1);
+            metrics::counter!("redis_data_loss_total", "queue_prefix" => marker.prefix.clone())
+                .increment(1);
             on_loss();
         }
     }
