@@ -33,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "consumer",
             "domain",
             "producer",
+            "store",
             "service",
             "thirdparty-sim",
         ],

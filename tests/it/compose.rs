@@ -266,6 +266,16 @@ impl Drop for Down {
     }
 }
 
+/// The default the compose file gives `variable` (`${VARIABLE:-default}`).
+fn compose_default(variable: &str) -> String {
+    let file =
+        std::fs::read_to_string(root().join("docker-compose.yml")).expect("docker-compose.yml");
+    let start = format!("${{{variable}:-");
+    let at = file.find(&start).expect("the variable has a default") + start.len();
+    let end = file[at..].find('}').expect("the default ends");
+    file[at..at + end].to_string()
+}
+
 async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
     match http.get(url).send().await {
         Ok(r) => {
@@ -318,9 +328,17 @@ async fn the_shipped_compose_file_brings_up_a_working_pipeline() {
     }
     let up = started.elapsed() - base - binaries - images;
 
-    // A transaction POSTed to the producer on localhost ends terminal and the client app hears.
+    // A transaction POSTed to the producer on localhost, with the key compose gives the `dev`
+    // client app, ends terminal and the client app hears.
+    let mut auth = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", compose_default("DEV_API_KEY"));
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        bearer.parse().expect("a header value"),
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(auth)
         .build()
         .expect("client");
     let posted = Instant::now();

@@ -28,10 +28,12 @@ async fn a_minute_of_generated_requests_finds_no_5xx_and_no_answer_off_the_docum
     let dir = std::env::temp_dir().join(format!("fuzz-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("a working directory");
     let cwd = dir.clone();
+    let auth = format!("Authorization: Bearer {}", stack.api_key);
     let run = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
             .current_dir(cwd)
             .args(["run", &schema, "--checks", "all"])
+            .args(["--header", &auth])
             .args(["--exclude-checks", "positive_data_acceptance"])
             .args(["--max-time", "60", "--request-timeout", "5", "--no-color"])
             .output()

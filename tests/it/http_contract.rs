@@ -341,7 +341,7 @@ async fn every_secret_of_a_rotation_is_accepted() {
     config.webhook_secret = WebhookSecrets::parse(&rotated).unwrap();
     config.connections = stack.connections.clone();
     let stop = CancellationToken::new();
-    let server = tokio::spawn(producer::run(config, listener, stop.clone()));
+    let server = tokio::spawn(producer::run(config.clone(), listener, stop.clone()));
     let id = accepted(&stack).await;
     let bytes = serde_json::to_vec(&json!({"id": id, "status": "declined"})).unwrap();
     let headers = Signer::new(&old).headers_now("msg_rotation", &bytes);
@@ -435,15 +435,18 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
         "unreachable",
     );
     let stop = CancellationToken::new();
-    let server = tokio::spawn(producer::run(config, listener, stop.clone()));
+    let server = tokio::spawn(producer::run(config.clone(), listener, stop.clone()));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
     let base = format!("http://{addr}");
 
+    // A key of the right shape: without Postgres, whether it is valid cannot be known.
+    let key = config.api_key_pepper.new_key().plaintext;
     let r = http
         .post(format!("{base}/transaction"))
+        .bearer_auth(&key)
         .json(&json!({"amount": 5, "currency": "EUR"}))
         .sent()
         .await;
@@ -462,6 +465,7 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
     );
     let r = http
         .get(format!("{base}/transaction/{}", Uuid::now_v7()))
+        .bearer_auth(&key)
         .sent()
         .await;
     assert_eq!(
@@ -623,11 +627,9 @@ async fn durability_can_be_asserted_where_config_is_hidden_and_readyz_says_so() 
 async fn an_idempotency_key_makes_a_post_without_an_id_safe_to_retry() {
     let stack = producer_only().await;
     let post = |key: &'static str, body: Value| {
-        let http = stack.http.clone();
-        let url = format!("{}/transaction", stack.producer);
+        let request = stack.producer_request(Method::POST, "/transaction");
         async move {
-            let r = http
-                .post(url)
+            let r = request
                 .header("Idempotency-Key", key)
                 .json(&body)
                 .sent()

@@ -5,6 +5,7 @@
 mod architecture;
 mod board;
 mod board_views;
+mod clients;
 mod cluster;
 mod compose;
 mod deploy_env;

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::Parser;
-use domain::{QueueName, WebhookSecrets, schedule::Schedules};
+use domain::{QueueName, WebhookSecrets, client_app::Pepper, schedule::Schedules};
 use id_cache::IdempotencyWindow;
 use serde::{Deserialize, Serialize};
 use service::{
@@ -54,6 +54,9 @@ impl FromStr for QueueSet {
 pub enum Command {
     /// Apply the database migrations and exit (it needs only DATABASE_URL).
     Migrate(service::start::Cli<MigrateConfig>),
+    /// Administer client apps and their API keys, then exit (DATABASE_URL, and
+    /// API_KEY_PEPPER to make keys).
+    Clients(crate::clients::ClientsCommand),
 }
 
 /// What the consumer's command line asks for, once any `check-config` has been answered.
@@ -63,6 +66,8 @@ pub enum Invocation {
     Run(Box<Config>),
     /// Apply the migrations.
     Migrate(MigrateConfig),
+    /// Administer client apps.
+    Clients(crate::clients::ClientsCommand),
 }
 
 /// Reads the consumer's command line `args` (the program name first): `consumer [flags]`,
@@ -75,6 +80,7 @@ pub fn invocation_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> In
             Asked::Run(migrate) => Invocation::Migrate(migrate),
             Asked::Own(never) => match never {},
         },
+        Asked::Own(Command::Clients(clients)) => Invocation::Clients(clients),
     }
 }
 
@@ -92,6 +98,16 @@ pub struct MigrateConfig {
     /// database, the migration must not lose the race.
     #[arg(long = "wait-ms", env = "MIGRATE_WAIT_MS", default_value = "60000", value_parser = millis)]
     pub wait: Duration,
+    /// Development only: after migrating, make sure a client app `dev` exists with this API
+    /// key (which needs API_KEY_PEPPER and DEV_NOTIFY_URL). Production sets none.
+    #[arg(long, env = "DEV_API_KEY", hide_env_values = true, value_parser = parser::<Secret>(), requires_all = ["api_key_pepper", "dev_notify_url"])]
+    pub dev_api_key: Option<Secret>,
+    /// The pepper the dev key is hashed under (the producer's API_KEY_PEPPER).
+    #[arg(long, env = "API_KEY_PEPPER", hide_env_values = true, value_parser = parser::<Pepper>())]
+    pub api_key_pepper: Option<Pepper>,
+    /// Where the dev client app's notifications are to go.
+    #[arg(long, env = "DEV_NOTIFY_URL", value_parser = parser::<HttpUrl>())]
+    pub dev_notify_url: Option<HttpUrl>,
 }
 
 /// Settings of the consumer.

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod board;
+pub mod clients;
 mod config;
 pub mod handlers;
 mod http;
@@ -41,6 +42,27 @@ pub async fn migrate_when_ready(database_url: &str, wait: Duration) -> anyhow::R
     }
     store.migrate().await?;
     Ok(())
+}
+
+/// After `consumer migrate`: the development client app, when `DEV_API_KEY` is set.
+pub async fn bootstrap_dev(migrate: &MigrateConfig) -> anyhow::Result<()> {
+    let (Some(key), Some(pepper), Some(notify_url)) = (
+        &migrate.dev_api_key,
+        &migrate.api_key_pepper,
+        &migrate.dev_notify_url,
+    ) else {
+        return Ok(());
+    };
+    let store = Store::connect_lazy(migrate.database_url.as_str(), 2)?;
+    let app = clients::ensure_dev(&store, pepper, key.expose(), notify_url.as_str()).await?;
+    tracing::info!(client_app = %app.id, name = %app.name, "development client app ready (DEV_API_KEY)");
+    Ok(())
+}
+
+/// `consumer clients …`: does the action; its answer as JSON.
+pub async fn administer(command: clients::ClientsCommand) -> anyhow::Result<serde_json::Value> {
+    let store = Store::connect_lazy(command.database_url.as_str(), 2)?;
+    Ok(clients::run(&store, command.action).await?)
 }
 
 /// Registers the pool of jobs of kind `K` on `monitor`, if this process runs that queue: its

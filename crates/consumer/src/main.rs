@@ -1,4 +1,5 @@
-//! `consumer`: run the worker pools, or `consumer migrate` to apply the migrations.
+//! `consumer`: run the worker pools, `consumer migrate` to apply the migrations, or
+//! `consumer clients …` to administer client apps.
 
 use consumer::Invocation;
 
@@ -17,6 +18,11 @@ async fn main() -> anyhow::Result<()> {
         Invocation::Migrate(migrate) => {
             consumer::migrate_when_ready(migrate.database_url.as_str(), migrate.wait).await?;
             tracing::info!("migrations applied");
+            consumer::bootstrap_dev(&migrate).await
+        }
+        Invocation::Clients(clients) => {
+            let answer = consumer::administer(clients).await?;
+            println!("{answer:#}");
             Ok(())
         }
     }

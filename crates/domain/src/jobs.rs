@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 use uuid::Uuid;
 
-use crate::{Money, Status, TransactionId};
+use crate::{ClientAppId, Money, Status, TransactionId};
 
 /// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`), in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,6 +66,14 @@ pub struct CreateJob {
     /// Amount and currency, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub money: Option<Money>,
+    /// The client app whose key made it. A job queued before client apps existed names none
+    /// and belongs to `legacy`, as the rows of that time do.
+    #[serde(default = "legacy_owner")]
+    pub client_app: ClientAppId,
+}
+
+fn legacy_owner() -> ClientAppId {
+    ClientAppId::LEGACY
 }
 
 impl JobKind for CreateJob {
@@ -196,7 +204,15 @@ pub fn job_ids_of(
     delivery_id: Option<Uuid>,
 ) -> Vec<(QueueName, String)> {
     let mut ids = vec![
-        (CreateJob::QUEUE, CreateJob { id, money: None }.job_id()),
+        (
+            CreateJob::QUEUE,
+            CreateJob {
+                id,
+                money: None,
+                client_app: ClientAppId::LEGACY,
+            }
+            .job_id(),
+        ),
         (
             ProcessJob::QUEUE,
             ProcessJob {

@@ -1,10 +1,12 @@
 //! The domain of the transaction pipeline: ids, money, statuses and the one transition rule,
 //! job payloads and their ids, the schedules of every retry and poll, what a peer's answer
-//! means, which dead work is still owed, webhook signatures and the simulators' fault rolls.
+//! means, which dead work is still owed, client apps and their API keys, webhook signatures
+//! and the simulators' fault rolls.
 //! Pure: no I/O and no async, so everything here is tested without a network.
 #![deny(unsafe_code)]
 
 pub mod answer;
+pub mod client_app;
 pub mod fault;
 pub mod jobs;
 pub mod money;
@@ -15,6 +17,7 @@ pub mod status;
 pub mod transaction_id;
 pub mod webhook_secrets;
 
+pub use client_app::{ClientAppId, ClientStatus};
 pub use jobs::QueueName;
 pub use money::{Amount, Currency, Money};
 pub use status::{Source, Status, WebhookDecision};

@@ -34,6 +34,8 @@ pub struct AppState {
     pub cache: IdCache,
     /// Postgres, read-only from here.
     pub store: Store,
+    /// Finds the client app behind an API key.
+    pub auth: crate::auth::Authenticator,
     /// Checks the third party's webhook signatures.
     pub verifier: Arc<Verifier>,
     /// The shared Redis connection.
@@ -103,9 +105,15 @@ impl AppState {
                 async move { cache.reserve_many(&create, &jobs).await }
             })
         };
+        let auth = crate::auth::Authenticator::new(
+            store.clone(),
+            config.api_key_pepper.clone(),
+            config.auth_cache,
+        );
         Ok(Self {
             queues,
             cache,
+            auth,
             store,
             rows,
             reserves,
@@ -136,6 +144,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
+            header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static(crate::input::IDEMPOTENCY_KEY),
         ])

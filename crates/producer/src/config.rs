@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use domain::WebhookSecrets;
+use domain::{WebhookSecrets, client_app::Pepper};
 use id_cache::IdempotencyWindow;
 use service::{
     config::{Connections, HttpServer, ShutdownGrace, millis},
@@ -32,6 +32,14 @@ pub struct Config {
     /// Secret(s) the third party signs webhooks with (comma-separated during rotation).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub webhook_secret: WebhookSecrets,
+    /// The server secret API keys are hashed under (at least 32 bytes; the consumer's
+    /// `clients` commands must use the same one).
+    #[arg(long, env = "API_KEY_PEPPER", hide_env_values = true, value_parser = parser::<Pepper>())]
+    pub api_key_pepper: Pepper,
+    /// How long a key's grant (or refusal) is trusted before Postgres is asked again: a
+    /// revoked key stops working within this time.
+    #[arg(long = "auth-cache-ms", env = "AUTH_CACHE_MS", default_value = "5000", value_parser = millis)]
+    pub auth_cache: Duration,
     /// How long an id is remembered for idempotent POSTs.
     #[command(flatten)]
     pub idempotency: IdempotencyWindow,

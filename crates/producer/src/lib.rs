@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod auth;
 mod config;
 pub mod durability;
 mod extract;

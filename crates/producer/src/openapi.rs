@@ -35,9 +35,30 @@ use crate::{
         Problem,
         FieldError,
         health::Readiness,
-    ))
+    )),
+    modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
+
+/// The `api_key` security scheme the transaction routes require: `Authorization: Bearer
+/// <api key>`.
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A client app's API key, txk_<key id>_<secret>"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// What the annotations cannot say, added to the document once the routes' schemas are in:
 /// `POST /transaction` refuses any field it does not know. Its body type collects them (to

@@ -50,6 +50,13 @@ pub enum ApiError {
     /// Unsigned, badly signed or stale webhook (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// No API key, or one that is malformed, unknown, expired or revoked (401): the same
+    /// answer for each, so it cannot tell a guesser which part was wrong.
+    #[error("a valid API key is required: Authorization: Bearer <api key>")]
+    Unauthenticated,
+    /// The key's client app is disabled (403).
+    #[error("this client app is disabled")]
+    Forbidden,
     /// No such transaction (404).
     #[error("no transaction {0}")]
     NotFound(String),
@@ -142,6 +149,16 @@ impl ApiError {
                 "/problems/unauthorized",
                 "Webhook signature rejected",
             ),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/unauthenticated",
+                "API key required",
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "/problems/client-app-disabled",
+                "Client app disabled",
+            ),
             ApiError::NotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "/problems/not-found",
@@ -212,6 +229,9 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, ApiError::Unauthenticated) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(location) =
             id.and_then(|id| HeaderValue::from_str(&format!("/transaction/{id}")).ok())

@@ -3,14 +3,16 @@
 //! both simulators. Ctrl-C stops everything cleanly.
 //!
 //! Every setting is read from the environment (and `.env`) as by the separate binaries;
-//! `WEBHOOK_SECRET` and `CLIENT_WEBHOOK_SECRET` are generated when unset.
+//! `WEBHOOK_SECRET`, `CLIENT_WEBHOOK_SECRET` and `API_KEY_PEPPER` are generated when unset.
+//! The development client app `dev` is made (or kept) with `DEV_API_KEY`, or with a key made
+//! at start and printed once.
 #![deny(unsafe_code)]
 
 use std::future::Future;
 
 use anyhow::Context;
 use clap::Parser;
-use domain::WebhookSecrets;
+use domain::{WebhookSecrets, client_app::Pepper};
 use service::config::PostgresUrl;
 use sqlx::{Connection, PgConnection};
 
@@ -27,6 +29,26 @@ fn secret(var: &str) -> anyhow::Result<String> {
                 "unset: using a generated development secret"
             );
             Ok(WebhookSecrets::generate().expose())
+        }
+    }
+}
+
+/// `DEV_API_KEY`, or a new key, printed once (it is not stored in plaintext anywhere).
+fn dev_api_key(pepper: &Pepper) -> anyhow::Result<String> {
+    match std::env::var("DEV_API_KEY") {
+        Ok(key) => {
+            pepper.key_from(&key).context("DEV_API_KEY is malformed")?;
+            Ok(key)
+        }
+        Err(_) => {
+            let key = pepper.new_key().plaintext;
+            // Printed, not logged: the one time this key is shown.
+            println!("DEV_API_KEY={key}");
+            tracing::warn!(
+                variable = "DEV_API_KEY",
+                "unset: made a development API key, printed above"
+            );
+            Ok(key)
         }
     }
 }
@@ -69,7 +91,27 @@ async fn main() -> anyhow::Result<()> {
     let webhook = secret("WEBHOOK_SECRET")?;
     let client = secret("CLIENT_WEBHOOK_SECRET")?;
 
-    let producer: producer::Config = parse("producer", &[("webhook-secret", &webhook)])?;
+    let pepper_text = match std::env::var("API_KEY_PEPPER") {
+        Ok(value) => value,
+        Err(_) => {
+            tracing::warn!(
+                variable = "API_KEY_PEPPER",
+                "unset: using a generated development pepper (keys made now verify only in this run)"
+            );
+            Pepper::generate()
+        }
+    };
+    let pepper: Pepper = pepper_text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("API_KEY_PEPPER {e}"))?;
+
+    let producer: producer::Config = parse(
+        "producer",
+        &[
+            ("webhook-secret", &webhook),
+            ("api-key-pepper", &pepper_text),
+        ],
+    )?;
     let consumer: consumer::Config = parse("consumer", &[("client-webhook-secret", &client)])?;
     let thirdparty: thirdparty_sim::Config =
         parse("thirdparty-sim", &[("webhook-secret", &webhook)])?;
@@ -81,6 +123,13 @@ async fn main() -> anyhow::Result<()> {
     consumer::migrate(database_url.as_str())
         .await
         .context("migrations")?;
+    let dev_key = dev_api_key(&pepper)?;
+    let store = store::Store::connect_lazy(database_url.as_str(), 2)?;
+    let dev =
+        consumer::clients::ensure_dev(&store, &pepper, &dev_key, consumer.client_url.as_str())
+            .await
+            .context("the development client app")?;
+    tracing::info!(client_app = %dev.id, "client app `dev` ready: send Authorization: Bearer $DEV_API_KEY");
 
     let shutdown = service::shutdown::on_signal()?;
     let bind = service::start::bind;

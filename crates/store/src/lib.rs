@@ -1,5 +1,6 @@
 //! The Postgres store: the record of transactions, their history and their notifications,
-//! one module per table (`transactions`, `notifications`) and one for the sweeper (`sweep`).
+//! and the client apps with their keys; one module per table (`transactions`,
+//! `notifications`, `clients`) and one for the sweeper (`sweep`).
 //!
 //! Every write that implies follow-up work records it in the same statement (the outbox rule:
 //! `next_attempt_at`, `next_poll_at`, or the `notifications` row), so the sweeper can redo
@@ -23,6 +24,7 @@ macro_rules! owes_submission_sql {
     };
 }
 
+mod clients;
 mod notifications;
 mod rows;
 mod sweep;
@@ -30,6 +32,7 @@ mod sweep;
 mod tests;
 mod transactions;
 
+pub use clients::{ClientApp, ClientsError, KeyGrant, KeyInfo, NewClientApp};
 pub use rows::{
     Delivered, DueNotification, DuePoll, HistoryEntry, NewRow, NotificationDetail, NotificationRow,
     StatusChange, Submitted, TransactionRow,

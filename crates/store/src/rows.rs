@@ -1,7 +1,7 @@
 //! The rows the store reads and writes.
 
 use chrono::{DateTime, Utc};
-use domain::{Money, Source, Status, TransactionId, owner::Delivery};
+use domain::{ClientAppId, Money, Source, Status, TransactionId, owner::Delivery};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -32,6 +32,8 @@ pub struct TransactionRow {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The client app it belongs to.
+    pub client_app_id: ClientAppId,
 }
 
 impl TransactionRow {
@@ -152,6 +154,8 @@ pub struct NewRow {
     pub id: TransactionId,
     /// Amount and currency, if given.
     pub money: Option<Money>,
+    /// The client app it belongs to.
+    pub client_app: ClientAppId,
 }
 
 // How each row is read from its columns: one place per row type, whatever statement
@@ -172,6 +176,7 @@ impl TryFrom<&PgRow> for TransactionRow {
             poll_expired_at: r.try_get("poll_expired_at")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
+            client_app_id: ClientAppId::from(r.try_get::<Uuid, _>("client_app_id")?),
         })
     }
 }

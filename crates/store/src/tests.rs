@@ -1,7 +1,9 @@
 //! The store against a real Postgres (a database of its own per test).
 
 use chrono::Utc;
-use domain::{Money, Source, Status, TransactionId};
+use domain::{ClientAppId, Money, Source, Status, TransactionId};
+
+const LEGACY: ClientAppId = ClientAppId::LEGACY;
 
 use super::*;
 
@@ -21,8 +23,18 @@ fn money(amount: i64, currency: &str) -> Option<Money> {
 async fn the_first_insert_wins_and_records_its_history(pool: PgPool) {
     let store = Store::from_pool(pool);
     let id = id();
-    assert!(store.insert_pending(id, money(500, "EUR")).await.unwrap());
-    assert!(!store.insert_pending(id, money(999, "USD")).await.unwrap());
+    assert!(
+        store
+            .insert_pending(id, money(500, "EUR"), LEGACY)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_pending(id, money(999, "USD"), LEGACY)
+            .await
+            .unwrap()
+    );
     let row = store.get(id).await.unwrap().unwrap();
     assert_eq!(
         (row.status, row.money),
@@ -42,7 +54,7 @@ async fn the_first_insert_wins_and_records_its_history(pool: PgPool) {
 async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: PgPool) {
     let store = Store::from_pool(pool);
     let id = id();
-    store.insert_pending(id, None).await.unwrap();
+    store.insert_pending(id, None, LEGACY).await.unwrap();
     let delivery = store
         .apply_status(id, Status::Completed, Source::Webhook)
         .await
@@ -121,6 +133,7 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
     let row = |id, amount| NewRow {
         id,
         money: money(amount, "EUR"),
+        client_app: ClientAppId::LEGACY,
     };
     let inserted = store
         .insert_pending_many(&[row(a, 1), row(b, 2), row(a, 3)])
@@ -178,7 +191,7 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
 async fn a_stale_poll_chain_cannot_fork(pool: PgPool) {
     let store = Store::from_pool(pool);
     let id = id();
-    store.insert_pending(id, None).await.unwrap();
+    store.insert_pending(id, None, LEGACY).await.unwrap();
     assert!(store.mark_submitted(id, Utc::now()).await.unwrap());
     assert!(!store.get(id).await.unwrap().unwrap().owes_submission());
     assert!(
@@ -198,7 +211,7 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (late, fresh, submitted) = (id(), id(), id());
     for id in [late, fresh, submitted] {
-        store.insert_pending(id, None).await.unwrap();
+        store.insert_pending(id, None, LEGACY).await.unwrap();
     }
     store
         .submission_due(late, Utc::now() - chrono::Duration::seconds(60))
@@ -213,7 +226,7 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         .await
         .unwrap();
     let done = id();
-    store.insert_pending(done, None).await.unwrap();
+    store.insert_pending(done, None, LEGACY).await.unwrap();
     let delivered = store
         .apply_status(done, Status::Declined, Source::Poll)
         .await
@@ -244,7 +257,7 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
 async fn a_value_this_version_cannot_read_is_corrupt_not_an_outage(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     let id = id();
-    store.insert_pending(id, None).await.unwrap();
+    store.insert_pending(id, None, LEGACY).await.unwrap();
     let delivery = store
         .apply_status(id, Status::Declined, Source::Poll)
         .await

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use domain::{Money, Source, Status, TransactionId};
+use domain::{ClientAppId, Money, Source, Status, TransactionId};
 use uuid::Uuid;
 
 use crate::{HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
@@ -16,8 +16,13 @@ impl Store {
         &self,
         id: TransactionId,
         money: Option<Money>,
+        client_app: ClientAppId,
     ) -> Result<bool, StoreError> {
-        let row = NewRow { id, money };
+        let row = NewRow {
+            id,
+            money,
+            client_app,
+        };
         Ok(self
             .insert_pending_many(&[row])
             .await?
@@ -37,13 +42,15 @@ impl Store {
             .iter()
             .map(|r| r.money.as_ref().map(|m| m.currency.as_str()))
             .collect();
+        let owners: Vec<Uuid> = rows.iter().map(|r| r.client_app.as_uuid()).collect();
         let inserted: Vec<Uuid> = sqlx::query_scalar(
             "WITH input AS (
-                 SELECT DISTINCT ON (id) id, amount, currency
-                 FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS i(id, amount, currency)
+                 SELECT DISTINCT ON (id) id, amount, currency, client_app_id
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[])
+                      AS i(id, amount, currency, client_app_id)
              ), inserted AS (
-                 INSERT INTO transactions (id, status, amount, currency, next_attempt_at)
-                 SELECT id, 'pending', amount, currency, now() FROM input
+                 INSERT INTO transactions (id, status, amount, currency, client_app_id, next_attempt_at)
+                 SELECT id, 'pending', amount, currency, client_app_id, now() FROM input
                  ON CONFLICT (id) DO NOTHING
                  RETURNING id
              ), events AS (
@@ -55,6 +62,7 @@ impl Store {
         .bind(&ids)
         .bind(&amounts)
         .bind(&currencies)
+        .bind(&owners)
         .fetch_all(&self.pool)
         .await?;
         let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
@@ -75,7 +83,8 @@ impl Store {
         let uuids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
         let rows = sqlx::query(
             "SELECT id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
-                    poll_number, next_poll_at, poll_expired_at, created_at, updated_at
+                    poll_number, next_poll_at, poll_expired_at, created_at, updated_at,
+                    client_app_id
              FROM transactions WHERE id = ANY($1)",
         )
         .bind(&uuids)

@@ -124,9 +124,15 @@ impl Default for Options {
         consumer.http_timeout = Duration::from_secs(1);
         consumer.shutdown.grace = Duration::from_secs(5);
         consumer.database_max_connections = 8;
-        let mut producer =
-            producer::Config::try_parse_from(["producer", "--webhook-secret", &webhook])
-                .expect("producer settings");
+        let pepper = domain::client_app::Pepper::generate();
+        let mut producer = producer::Config::try_parse_from([
+            "producer",
+            "--webhook-secret",
+            &webhook,
+            "--api-key-pepper",
+            &pepper,
+        ])
+        .expect("producer settings");
         producer.database_max_connections = 2;
         Self {
             thirdparty: thirdparty_sim::Behaviour {
@@ -161,6 +167,10 @@ pub struct Stack {
     pub prefix: String,
     /// Postgres, Redis and the prefix, as the services got them.
     pub connections: Connections,
+    /// The API key of the stack's client app (`e2e`).
+    pub api_key: String,
+    /// That client app.
+    pub client_app: domain::ClientAppId,
     pub http: reqwest::Client,
     /// The secret the third party signs webhooks with.
     pub webhook_secret: WebhookSecrets,
@@ -293,6 +303,22 @@ pub async fn spawn_stack(options: Options) -> Stack {
         }
     }
 
+    // The stack's own client app, notified at the client simulator.
+    let api_key = producer.api_key_pepper.new_key();
+    let client_app = store::Store::connect_lazy(&database_url, 1)
+        .expect("store")
+        .create_client_app(
+            &store::NewClientApp {
+                name: "e2e",
+                notify_url: consumer.client_url.as_str(),
+                rate_limit_per_s: None,
+                burst: None,
+            },
+            &api_key,
+        )
+        .await
+        .expect("the stack's client app");
+
     let stop = CancellationToken::new();
     let webhook_secret = producer.webhook_secret.clone();
     let consumer_config = consumer.clone();
@@ -318,6 +344,8 @@ pub async fn spawn_stack(options: Options) -> Stack {
         database_url,
         prefix,
         connections,
+        api_key: api_key.plaintext,
+        client_app: client_app.id,
         http: outbound::http_client::client(Duration::from_secs(30), options.ca_file.as_deref())
             .expect("test client"),
         webhook_secret,
@@ -432,10 +460,11 @@ pub struct Received {
 pub type ThirdPartyStats = thirdparty_sim::Stats;
 
 impl Stack {
-    /// A request to the producer at `path` (absolute, from `/`).
+    /// A request to the producer at `path` (absolute, from `/`), with the stack's API key.
     pub fn producer_request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.producer))
+            .bearer_auth(&self.api_key)
     }
 
     /// `POST /transaction` with `body`; the status code and the JSON answer.

@@ -13,6 +13,7 @@ pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynErro
     let row = NewRow {
         id: job.id,
         money: job.money,
+        client_app: job.client_app,
     };
     let inserted = p.writes.inserts.call(row).await?;
     // The row is the lasting memory of the id now: the cache keeps it only for the margin.

@@ -280,6 +280,7 @@ mod tests {
             poll_expired_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            client_app_id: domain::ClientAppId::LEGACY,
         };
         assert!(poll_is_current(&row, 3));
         assert!(!poll_is_current(&row, 2), "a stale chain");

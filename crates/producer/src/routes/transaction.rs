@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::{
     app::Shared,
+    auth::Caller,
     extract::Body,
     input::{self, NewTransaction, NewTransactionBody},
     problem::{ApiError, FieldError, Problem},
@@ -38,12 +39,15 @@ pub struct Accepted {
     post,
     path = "/transaction",
     request_body(content = Option<NewTransactionBody>, content_type = "application/json"),
+    security(("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$",
         description = "Without an id in the body: the id is derived from this key, so a retry with the same key is answered 200 with the same id (other parameters: 409). With an id in the body: 422.")),
     responses(
         (status = 201, description = "New id: accepted, pending", body = Accepted, headers(("location" = String, description = "/transaction/{id}"))),
         (status = 200, description = "Known id, same parameters: its current status", body = Accepted),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is malformed, unknown, expired or revoked", body = Problem, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Known id, other parameters (the detail names them)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
@@ -58,14 +62,18 @@ pub struct Accepted {
 /// only when nothing was accepted, 504 when that cannot be known.
 pub async fn create(
     State(state): State<Shared>,
+    Caller(client_app): Caller,
     headers: HeaderMap,
     Body(body): Body<NewTransactionBody>,
 ) -> Result<Response, ApiError> {
     let key = headers.get(input::IDEMPOTENCY_KEY).map(|v| v.as_bytes());
-    let new = body.check(key, &state.queue_prefix)?;
+    // Idempotency keys are the client app's own: two apps' equal keys name different ids.
+    let namespace = format!("{}\u{0}{client_app}", state.queue_prefix);
+    let new = body.check(key, &namespace)?;
     let job = CreateJob {
         id: new.id,
         money: new.money,
+        client_app,
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
     // An id made here just now has no row anywhere; any other id may have one.
@@ -295,9 +303,12 @@ impl From<HistoryEntry> for HistoryView {
     get,
     path = "/transaction/{id}",
     params(("id" = uuid::Uuid, Path, description = "The transaction's id")),
+    security(("api_key" = [])),
     responses(
         (status = 200, description = "The transaction with its history", body = TransactionView),
-        (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is malformed, unknown, expired or revoked", body = Problem, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown id, or another client app's", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
@@ -307,6 +318,7 @@ impl From<HistoryEntry> for HistoryView {
 /// the consumer is `pending` from the id cache, with an empty history.
 pub async fn get(
     State(state): State<Shared>,
+    Caller(client_app): Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TransactionView>, ApiError> {
     // A path that is not even UTF-8 (`%FF`) is the same mistake as one that is not a UUID.
@@ -315,6 +327,10 @@ pub async fn get(
         .and_then(|Path(id)| TransactionId::parse(&id).ok())
         .ok_or_else(|| ApiError::Invalid(vec![FieldError::new("id", "must be a UUID")]))?;
     if let Some(row) = state.store.get(id).await? {
+        // Another client app's transaction is answered as if it did not exist.
+        if row.client_app_id != client_app {
+            return Err(ApiError::NotFound(id.to_string()));
+        }
         let history = state.store.history(id).await?;
         return Ok(Json(TransactionView {
             id,

@@ -1,0 +1,214 @@
+//! Administration of client apps and their API keys: `consumer clients …` on the command line,
+//! with `DATABASE_URL` alone, and the development bootstrap of `consumer migrate` and `stack`.
+//! Each action is one function of the store; its answer is JSON, printed by the command.
+
+use chrono::{DateTime, Utc};
+use domain::{
+    ClientAppId, ClientStatus,
+    client_app::{NewKey, Pepper},
+};
+use serde_json::{Value, json};
+use service::{
+    config::{DEFAULT_DATABASE_URL, HttpUrl, PostgresUrl},
+    secret::parser,
+};
+use store::{ClientApp, ClientsError, NewClientApp, Store};
+use uuid::Uuid;
+
+/// `consumer clients …`: administer client apps and their keys, then exit.
+#[derive(Debug, clap::Args)]
+pub struct ClientsCommand {
+    /// The database holding the client apps.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]
+    pub database_url: PostgresUrl,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ClientsAction,
+}
+
+/// The server secret new keys are hashed under: the producer's `API_KEY_PEPPER`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PepperArg {
+    /// The producer's API_KEY_PEPPER (keys made under another pepper never verify).
+    #[arg(long, env = "API_KEY_PEPPER", hide_env_values = true, value_parser = parser::<Pepper>())]
+    pub api_key_pepper: Pepper,
+}
+
+/// What `consumer clients` can do.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientsAction {
+    /// Make a client app with its first API key (shown once, in the answer).
+    Create {
+        /// A unique name.
+        #[arg(long)]
+        name: String,
+        /// Where its notifications are to go (http or https).
+        #[arg(long, value_parser = parser::<HttpUrl>())]
+        notify_url: HttpUrl,
+        /// Its sustained rate of POSTs per second, if limited.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        rate_limit_per_s: Option<i32>,
+        /// Its burst, if limited.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        burst: Option<i32>,
+        /// The pepper.
+        #[command(flatten)]
+        pepper: PepperArg,
+    },
+    /// Every client app with its keys (never a secret).
+    List,
+    /// Make or revoke API keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Refuse the client app's keys (403) until it is enabled again.
+    Disable {
+        /// The client app's id.
+        id: Uuid,
+    },
+    /// Let a disabled client app's keys work again.
+    Enable {
+        /// The client app's id.
+        id: Uuid,
+    },
+}
+
+/// What `consumer clients keys` can do.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysAction {
+    /// Add an API key to a client app (shown once, in the answer).
+    Create {
+        /// The client app's id.
+        id: Uuid,
+        /// A name for the key.
+        #[arg(long)]
+        name: Option<String>,
+        /// When it stops working (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<DateTime<Utc>>,
+        /// The pepper.
+        #[command(flatten)]
+        pepper: PepperArg,
+    },
+    /// Revoke a key: it stops working within the producers' AUTH_CACHE_MS.
+    Revoke {
+        /// The key's id (the part after `txk_`).
+        key_id: String,
+    },
+}
+
+/// Why an administrative action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Clients(#[from] ClientsError),
+    /// No key has this id.
+    #[error("no API key {0}")]
+    UnknownKey(String),
+}
+
+impl From<store::StoreError> for AdminError {
+    fn from(e: store::StoreError) -> Self {
+        AdminError::Clients(e.into())
+    }
+}
+
+/// Does `action` on `store`; the answer as JSON.
+pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminError> {
+    match action {
+        ClientsAction::Create {
+            name,
+            notify_url,
+            rate_limit_per_s,
+            burst,
+            pepper,
+        } => {
+            let key = pepper.api_key_pepper.new_key();
+            let new = NewClientApp {
+                name: &name,
+                notify_url: notify_url.as_str(),
+                rate_limit_per_s,
+                burst,
+            };
+            let app = store.create_client_app(&new, &key).await?;
+            Ok(created(&app, &key))
+        }
+        ClientsAction::List => {
+            let mut apps = Vec::new();
+            for app in store.client_apps().await? {
+                let keys = store.keys_of(app.id).await?;
+                apps.push(json!({"client_app": app, "keys": keys}));
+            }
+            Ok(Value::Array(apps))
+        }
+        ClientsAction::Keys {
+            action:
+                KeysAction::Create {
+                    id,
+                    name,
+                    expires_at,
+                    pepper,
+                },
+        } => {
+            let key = pepper.api_key_pepper.new_key();
+            let id = ClientAppId::from(id);
+            store.add_key(id, &key, name.as_deref(), expires_at).await?;
+            Ok(json!({"client_app_id": id, "key_id": key.key_id, "api_key": key.plaintext}))
+        }
+        ClientsAction::Keys {
+            action: KeysAction::Revoke { key_id },
+        } => match store.revoke_key(&key_id).await? {
+            true => Ok(json!({"key_id": key_id, "revoked": true})),
+            false => Err(AdminError::UnknownKey(key_id)),
+        },
+        ClientsAction::Disable { id } => set_status(store, id, ClientStatus::Disabled).await,
+        ClientsAction::Enable { id } => set_status(store, id, ClientStatus::Active).await,
+    }
+}
+
+async fn set_status(store: &Store, id: Uuid, status: ClientStatus) -> Result<Value, AdminError> {
+    let id = ClientAppId::from(id);
+    match store.set_client_status(id, status).await? {
+        true => Ok(json!({"id": id, "status": status})),
+        false => Err(ClientsError::UnknownClientApp(id).into()),
+    }
+}
+
+/// The answer to a creation: the client app and its key, shown this once.
+fn created(app: &ClientApp, key: &NewKey) -> Value {
+    json!({
+        "id": app.id,
+        "name": app.name,
+        "notify_url": app.notify_url,
+        "status": app.status,
+        "rate_limit_per_s": app.rate_limit_per_s,
+        "burst": app.burst,
+        "key_id": key.key_id,
+        "api_key": key.plaintext,
+    })
+}
+
+/// The name of the development client app.
+pub const DEV_CLIENT_APP: &str = "dev";
+
+/// Makes sure the development client app `dev` exists, notified at `notify_url`, with
+/// `api_key` (made under `pepper`) among its keys. For development set-ups only: production
+/// bootstraps nothing.
+pub async fn ensure_dev(
+    store: &Store,
+    pepper: &Pepper,
+    api_key: &str,
+    notify_url: &str,
+) -> Result<ClientApp, ClientsError> {
+    let key = pepper.key_from(api_key)?;
+    let new = NewClientApp {
+        name: DEV_CLIENT_APP,
+        notify_url,
+        rate_limit_per_s: None,
+        burst: None,
+    };
+    store.ensure_client_app(&new, &key).await
+}

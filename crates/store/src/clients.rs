@@ -1,0 +1,324 @@
+//! The `client_apps` and `api_keys` tables: who may use the API.
+
+use chrono::{DateTime, Utc};
+use domain::{ClientAppId, ClientStatus, client_app::NewKey};
+use serde::Serialize;
+use sqlx::{Row, postgres::PgRow};
+
+use crate::{Store, StoreError};
+
+/// A client app as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientApp {
+    /// Its id.
+    pub id: ClientAppId,
+    /// Its unique name.
+    pub name: String,
+    /// Where its notifications go (`None`: the `legacy` client app).
+    pub notify_url: Option<String>,
+    /// Whether its keys work.
+    pub status: ClientStatus,
+    /// Its sustained POST rate, if limited.
+    pub rate_limit_per_s: Option<i32>,
+    /// Its burst, if limited.
+    pub burst: Option<i32>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a new client app is made of.
+#[derive(Debug, Clone)]
+pub struct NewClientApp<'a> {
+    /// Its unique name.
+    pub name: &'a str,
+    /// Where its notifications go.
+    pub notify_url: &'a str,
+    /// Its sustained POST rate, if limited.
+    pub rate_limit_per_s: Option<i32>,
+    /// Its burst, if limited.
+    pub burst: Option<i32>,
+}
+
+/// An API key as stored, without its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Its public id.
+    pub key_id: String,
+    /// Its owner.
+    pub client_app_id: ClientAppId,
+    /// Its name, if given.
+    pub name: Option<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// What authentication needs of a key: its hash, its validity, its owner's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGrant {
+    /// The owner.
+    pub client_app_id: ClientAppId,
+    /// The keyed hash of the key's secret.
+    pub hash: Vec<u8>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The owner's status.
+    pub status: ClientStatus,
+}
+
+fn status(value: &str) -> Result<ClientStatus, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("client app status {value:?}")))
+}
+
+impl TryFrom<&PgRow> for ClientApp {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("id")?),
+            name: r.try_get("name")?,
+            notify_url: r.try_get("notify_url")?,
+            status: status(r.try_get("status")?)?,
+            rate_limit_per_s: r.try_get("rate_limit_per_s")?,
+            burst: r.try_get("burst")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for KeyInfo {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            key_id: r.try_get("key_id")?,
+            client_app_id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("client_app_id")?),
+            name: r.try_get("name")?,
+            expires_at: r.try_get("expires_at")?,
+            revoked_at: r.try_get("revoked_at")?,
+            last_used_at: r.try_get("last_used_at")?,
+        })
+    }
+}
+
+const CLIENT_APP_COLUMNS: &str =
+    "id, name, notify_url, status, rate_limit_per_s, burst, created_at";
+
+/// A name already taken, or a client app that does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientsError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another client app has this name.
+    #[error("a client app named {0:?} exists")]
+    NameTaken(String),
+    /// No client app has this id.
+    #[error("no client app {0}")]
+    UnknownClientApp(ClientAppId),
+    /// A key given in full is not of the key shape.
+    #[error(transparent)]
+    MalformedKey(#[from] domain::client_app::MalformedKey),
+}
+
+impl From<sqlx::Error> for ClientsError {
+    fn from(e: sqlx::Error) -> Self {
+        ClientsError::Store(e.into())
+    }
+}
+
+impl Store {
+    /// Makes a client app with its first key.
+    pub async fn create_client_app(
+        &self,
+        new: &NewClientApp<'_>,
+        key: &NewKey,
+    ) -> Result<ClientApp, ClientsError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO client_apps (id, name, notify_url, rate_limit_per_s, burst)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING
+             RETURNING {CLIENT_APP_COLUMNS}"
+        ))
+        .bind(ClientAppId::generate().as_uuid())
+        .bind(new.name)
+        .bind(new.notify_url)
+        .bind(new.rate_limit_per_s)
+        .bind(new.burst)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ClientsError::NameTaken(new.name.to_string()))?;
+        let app = ClientApp::try_from(&row)?;
+        insert_key(&mut tx, app.id, key, Some("first"), None).await?;
+        tx.commit().await?;
+        Ok(app)
+    }
+
+    /// Makes sure a client app `name` exists with `key` among its keys (a development
+    /// bootstrap: run at every start, it changes nothing the second time).
+    pub async fn ensure_client_app(
+        &self,
+        new: &NewClientApp<'_>,
+        key: &NewKey,
+    ) -> Result<ClientApp, ClientsError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO client_apps (id, name, notify_url) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(ClientAppId::generate().as_uuid())
+        .bind(new.name)
+        .bind(new.notify_url)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_APP_COLUMNS} FROM client_apps WHERE name = $1"
+        ))
+        .bind(new.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let app = ClientApp::try_from(&row)?;
+        sqlx::query(
+            "INSERT INTO api_keys (key_id, client_app_id, name, hash) VALUES ($1, $2, 'bootstrap', $3)
+             ON CONFLICT (key_id) DO UPDATE SET hash = EXCLUDED.hash, revoked_at = NULL
+             WHERE api_keys.client_app_id = EXCLUDED.client_app_id",
+        )
+        .bind(&key.key_id)
+        .bind(app.id.as_uuid())
+        .bind(&key.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(app)
+    }
+
+    /// Every client app, oldest first.
+    pub async fn client_apps(&self) -> Result<Vec<ClientApp>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_APP_COLUMNS} FROM client_apps ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ClientApp::try_from).collect()
+    }
+
+    /// The keys of client app `id`, oldest first.
+    pub async fn keys_of(&self, id: ClientAppId) -> Result<Vec<KeyInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key_id, client_app_id, name, expires_at, revoked_at, last_used_at
+             FROM api_keys WHERE client_app_id = $1 ORDER BY created_at, key_id",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(KeyInfo::try_from).collect()
+    }
+
+    /// Adds `key` to client app `id`.
+    pub async fn add_key(
+        &self,
+        id: ClientAppId,
+        key: &NewKey,
+        name: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), ClientsError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM client_apps WHERE id = $1)")
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+        if !exists {
+            return Err(ClientsError::UnknownClientApp(id));
+        }
+        insert_key(&mut tx, id, key, name, expires_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes key `key_id`; whether it existed (revoking twice keeps the first time).
+    pub async fn revoke_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets client app `id`'s status; whether it exists.
+    pub async fn set_client_status(
+        &self,
+        id: ClientAppId,
+        status: ClientStatus,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE client_apps SET status = $2, updated_at = now() WHERE id = $1")
+                .bind(id.as_uuid())
+                .bind(<&str>::from(status))
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// What authenticating with key `key_id` needs, if the key exists.
+    pub async fn key_grant(&self, key_id: &str) -> Result<Option<KeyGrant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.client_app_id, k.hash, k.expires_at, k.revoked_at, c.status
+             FROM api_keys k JOIN client_apps c ON c.id = k.client_app_id
+             WHERE k.key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(KeyGrant {
+                client_app_id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("client_app_id")?),
+                hash: r.try_get("hash")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+                status: status(r.try_get("status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that key `key_id` was used, at most once a minute.
+    pub async fn touch_key(&self, key_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = now() WHERE key_id = $1
+             AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        )
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::PgConnection,
+    id: ClientAppId,
+    key: &NewKey,
+    name: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO api_keys (key_id, client_app_id, name, hash, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.key_id)
+    .bind(id.as_uuid())
+    .bind(name)
+    .bind(&key.hash)
+    .bind(expires_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! Client apps: every transaction route needs a valid API key of an active client app; each
+//! client app sees only its own transactions; keys are administered with `consumer clients`.
+
+use std::time::Duration;
+
+use crate::support::*;
+use domain::client_app::Pepper;
+use serde_json::{Value, json};
+use store::Store;
+use uuid::Uuid;
+
+const PROBLEM: &str = "application/problem+json";
+
+/// Runs `consumer clients <args>` (parsed as the binary parses them) against the stack's
+/// database; its JSON answer.
+async fn clients(stack: &Stack, pepper: &str, args: &[&str]) -> Value {
+    let mut argv = vec!["consumer", "clients", "--database-url", &stack.database_url];
+    argv.extend_from_slice(args);
+    let pepper_flag = format!("--api-key-pepper={pepper}");
+    if matches!(args, ["create", ..] | ["keys", "create", ..]) {
+        argv.push(&pepper_flag);
+    }
+    let consumer::Invocation::Clients(command) =
+        consumer::invocation_from(argv.iter().map(std::ffi::OsString::from))
+    else {
+        panic!("`consumer clients` parses as the clients command")
+    };
+    consumer::administer(command).await.expect("the command")
+}
+
+/// `GET /transaction/{id}` with `key`: the status code.
+async fn get_with(stack: &Stack, key: &str, id: &str) -> u16 {
+    let url = format!("{}/transaction/{id}", stack.producer);
+    stack
+        .http
+        .get(url)
+        .bearer_auth(key)
+        .sent()
+        .await
+        .status()
+        .as_u16()
+}
+
+/// `POST /transaction` with `authorization` (the whole header, if any): status, content type,
+/// `WWW-Authenticate`.
+async fn post_as(stack: &Stack, authorization: Option<&str>, path: &str) -> (u16, String, String) {
+    let mut request = stack
+        .http
+        .post(format!("{}{path}", stack.producer))
+        .json(&json!({"amount": 100, "currency": "EUR"}));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let r = request.sent().await;
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    (
+        r.status().as_u16(),
+        header("content-type"),
+        header("www-authenticate"),
+    )
+}
+
+fn stack_options(auth_cache: Duration) -> (Options, String) {
+    let mut options = Options::default();
+    let pepper = Pepper::generate();
+    options.producer.api_key_pepper = pepper.parse().expect("a pepper");
+    options.producer.auth_cache = auth_cache;
+    (options, pepper)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transaction_route_needs_a_valid_key_and_says_so_the_same_way() {
+    let (mut options, _) = stack_options(Duration::from_secs(5));
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    let good = stack.api_key.clone();
+    let (key_id, secret) = good["txk_".len()..].split_once('_').unwrap();
+    let wrong_secret = format!("txk_{key_id}_{}", "0".repeat(secret.len()));
+    let unknown_id = format!("txk_{}_{secret}", "f".repeat(key_id.len()));
+    let refused = (401, PROBLEM.to_string(), "Bearer".to_string());
+    for (case, authorization) in [
+        ("none", None),
+        ("empty", Some("Bearer ".to_string())),
+        ("not bearer", Some(format!("Basic {good}"))),
+        ("malformed", Some("Bearer sk_live_123".to_string())),
+        ("unknown key id", Some(format!("Bearer {unknown_id}"))),
+        ("wrong secret", Some(format!("Bearer {wrong_secret}"))),
+    ] {
+        assert_eq!(
+            post_as(&stack, authorization.as_deref(), "/transaction").await,
+            refused,
+            "{case}"
+        );
+    }
+    // A key in the query string is never read.
+    assert_eq!(
+        post_as(&stack, None, &format!("/transaction?api_key={good}")).await,
+        refused
+    );
+    assert_eq!(
+        get_with(&stack, &wrong_secret, &Uuid::now_v7().to_string()).await,
+        401
+    );
+    let (code, _) = stack.post(json!({"amount": 100, "currency": "EUR"})).await;
+    assert_eq!(code, 201, "the stack's own key works");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_expired_and_disabled_keys_stop_working() {
+    let (mut options, pepper) = stack_options(Duration::from_millis(300));
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    let app = stack.client_app.to_string();
+    let made = clients(
+        &stack,
+        &pepper,
+        &["keys", "create", &app, "--name", "spare"],
+    )
+    .await;
+    let spare = made["api_key"]
+        .as_str()
+        .expect("the key, shown once")
+        .to_string();
+    let unknown = Uuid::now_v7().to_string();
+    assert_eq!(
+        get_with(&stack, &spare, &unknown).await,
+        404,
+        "a working key"
+    );
+
+    // Revoked: refused within AUTH_CACHE_MS.
+    let key_id = made["key_id"].as_str().unwrap();
+    clients(&stack, &pepper, &["keys", "revoke", key_id]).await;
+    eventually(
+        Duration::from_secs(3),
+        "the revoked key is refused",
+        || async { get_with(&stack, &spare, &unknown).await == 401 },
+    )
+    .await;
+
+    // Expired: refused at once.
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let expired = clients(
+        &stack,
+        &pepper,
+        &["keys", "create", &app, "--expires-at", &past],
+    )
+    .await;
+    let expired = expired["api_key"].as_str().unwrap().to_string();
+    assert_eq!(get_with(&stack, &expired, &unknown).await, 401);
+
+    // Disabled: 403 for every key of the client app, until it is enabled again.
+    clients(&stack, &pepper, &["disable", &app]).await;
+    eventually(
+        Duration::from_secs(3),
+        "a disabled client app is refused",
+        || async { get_with(&stack, &stack.api_key, &unknown).await == 403 },
+    )
+    .await;
+    clients(&stack, &pepper, &["enable", &app]).await;
+    eventually(Duration::from_secs(3), "enabled again", || async {
+        get_with(&stack, &stack.api_key, &unknown).await == 404
+    })
+    .await;
+
+    // What is stored: no secret, the use recorded.
+    let listed = clients(&stack, &pepper, &["list"]).await;
+    let listed_text = listed.to_string();
+    assert!(
+        !listed_text.contains(&stack.api_key["txk_".len() + 17..]),
+        "no secret listed"
+    );
+    let ours = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["client_app"]["id"] == app.as_str())
+        .expect("the stack's client app is listed");
+    let keys = ours["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "{ours:#}");
+    assert!(
+        keys[0]["last_used_at"].is_string(),
+        "the use is recorded: {ours:#}"
+    );
+    assert!(keys[1]["revoked_at"].is_string(), "{ours:#}");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_client_apps_each_see_only_their_own_transactions() {
+    let (options, pepper) = stack_options(Duration::from_secs(5));
+    let stack = spawn_stack(options).await;
+    let other = clients(
+        &stack,
+        &pepper,
+        &["create", "--name", "other", "--notify-url", &stack.client],
+    )
+    .await;
+    let other_key = other["api_key"].as_str().unwrap().to_string();
+    assert_eq!(other["status"], "active");
+
+    let ids = post_all(&stack, 5).await;
+    stack
+        .settles(&ids, 60, "the first client app's transactions")
+        .await;
+    for id in &ids {
+        let id = id.to_string();
+        assert_eq!(stack.get(&id).await.0, 200);
+        assert_eq!(
+            get_with(&stack, &other_key, &id).await,
+            404,
+            "another's is unknown"
+        );
+    }
+
+    // The same Idempotency-Key names a different transaction for each client app.
+    let post_keyed = |key: String| {
+        let http = stack.http.clone();
+        let url = format!("{}/transaction", stack.producer);
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(key)
+                .header("Idempotency-Key", "order-1")
+                .json(&json!({"amount": 100, "currency": "EUR"}))
+                .sent()
+                .await;
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap()["id"].clone(),
+            )
+        }
+    };
+    let (code_a, id_a) = post_keyed(stack.api_key.clone()).await;
+    let (code_b, id_b) = post_keyed(other_key.clone()).await;
+    assert_eq!((code_a, code_b), (201, 201));
+    assert_ne!(id_a, id_b);
+
+    // Each row records its owner.
+    let store = Store::connect_lazy(&stack.database_url, 1).unwrap();
+    let id_b: Uuid = id_b.as_str().unwrap().parse().unwrap();
+    eventually(Duration::from_secs(30), "the row exists", || async {
+        store.get(id_b.into()).await.unwrap().is_some()
+    })
+    .await;
+    let row = store.get(id_b.into()).await.unwrap().unwrap();
+    assert_eq!(row.client_app_id.to_string(), other["id"].as_str().unwrap());
+    assert_eq!(
+        get_with(&stack, &stack.api_key, &id_b.to_string()).await,
+        404
+    );
+    assert_eq!(get_with(&stack, &other_key, &id_b.to_string()).await, 200);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_app_name_is_taken_once_and_a_notify_url_must_be_http() {
+    let (mut options, pepper) = stack_options(Duration::from_secs(5));
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    #[derive(clap::Parser)]
+    struct Clients {
+        #[command(flatten)]
+        command: consumer::clients::ClientsCommand,
+    }
+    let command = |name: &str, url: &str| {
+        let pepper = format!("--api-key-pepper={pepper}");
+        let argv = [
+            "clients",
+            "--database-url",
+            &stack.database_url,
+            "create",
+            "--name",
+            name,
+            "--notify-url",
+            url,
+            &pepper,
+        ];
+        <Clients as clap::Parser>::try_parse_from(argv).map(|c| c.command)
+    };
+    let error = command("shop", "ftp://example").unwrap_err().to_string();
+    assert!(error.contains("http"), "{error}");
+    let taken = command("e2e", &stack.client).expect("a valid command");
+    let error = consumer::administer(taken).await.unwrap_err().to_string();
+    assert!(
+        error.contains("a client app named \"e2e\" exists"),
+        "{error}"
+    );
+    stack.shutdown().await;
+}
