@@ -47,6 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "producer",
             "queue",
             "service",
+            "store",
             "testkit",
             "thirdparty-sim",
         ],

@@ -25,6 +25,8 @@ pub struct Plan {
     pub addr: SocketAddr,
     /// `POST` path.
     pub path: String,
+    /// The client app's API key, sent as `Authorization: Bearer <key>`.
+    pub api_key: String,
     /// Makes the body of request number `n`.
     pub body: Arc<dyn Fn(u64) -> Bytes + Send + Sync>,
     /// Stop after this many requests in all (None = until the deadline).
@@ -60,6 +62,7 @@ async fn connection(
     tokio::spawn(conn);
     let (mut ok, mut failed) = (0, 0);
     let host = plan.addr.to_string();
+    let authorization = format!("Bearer {}", plan.api_key);
     loop {
         if plan.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -71,6 +74,7 @@ async fn connection(
         let request = Request::post(plan.path.as_str())
             .header(header::HOST, host.as_str())
             .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, authorization.as_str())
             .body(Full::new((plan.body)(n)))?;
         let started = Instant::now();
         sender.ready().await?;

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use domain::WebhookSecrets;
+use domain::{WebhookSecrets, client_app::Pepper};
 use testkit::free_port;
 
 /// The services, in the order they start (each one's peers first).
@@ -44,6 +44,8 @@ pub struct Services {
     pub database_url: String,
     /// The run's queue prefix.
     pub prefix: String,
+    /// The API key of the run's client app (`dev`, made by `consumer migrate`).
+    pub api_key: String,
     admin_url: String,
     database: String,
     logs: PathBuf,
@@ -84,12 +86,22 @@ impl Services {
         // The third-party simulator, the client simulator, the consumer, the producer.
         let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
         let url = |port: u16| format!("http://127.0.0.1:{port}");
+        // The run's client app: `consumer migrate` makes it with this key.
+        let pepper_text = std::env::var("API_KEY_PEPPER").unwrap_or_else(|_| Pepper::generate());
+        let pepper: Pepper = pepper_text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("API_KEY_PEPPER {e}"))?;
+        let api_key = match std::env::var("DEV_API_KEY") {
+            Ok(key) => key,
+            Err(_) => pepper.new_key().plaintext,
+        };
         let mut services = Self {
             children: Vec::new(),
             producer: url(ports[3]),
             client_sim: url(ports[1]),
             database_url: with_database(database_url, &database)?,
             prefix: format!("bench-{run}"),
+            api_key: api_key.clone(),
             admin_url,
             database,
             logs,
@@ -112,6 +124,9 @@ impl Services {
             ("REDIS_CLUSTER", redis.cluster.to_string()),
             ("QUEUE_PREFIX", services.prefix.clone()),
             ("MIGRATE_ON_START", "true".into()),
+            ("API_KEY_PEPPER", pepper_text),
+            ("DEV_API_KEY", api_key),
+            ("DEV_NOTIFY_URL", url(ports[1])),
         ];
         if let Err(e) = services.launch(bin_dir, &env, ports, lineup).await {
             // Keeps the logs, for the error.
@@ -121,8 +136,8 @@ impl Services {
         Ok(services)
     }
 
-    /// Starts each service of `lineup` in turn and waits until it answers. Without the
-    /// consumer, `consumer migrate` prepares the database first.
+    /// Prepares the database with `consumer migrate` (which makes the run's client app), then
+    /// starts each service of `lineup` in turn and waits until it answers.
     async fn launch(
         &mut self,
         bin_dir: &Path,
@@ -130,15 +145,13 @@ impl Services {
         ports: [u16; 4],
         lineup: Lineup,
     ) -> anyhow::Result<()> {
-        if !lineup.runs("consumer") {
-            let migrate = self.command(bin_dir, "consumer", &["migrate"], "migrate", env)?;
-            let status = tokio::process::Command::from(migrate).status().await?;
-            anyhow::ensure!(
-                status.success(),
-                "consumer migrate failed ({status}); its log: {}",
-                self.logs.display()
-            );
-        }
+        let migrate = self.command(bin_dir, "consumer", &["migrate"], "migrate", env)?;
+        let status = tokio::process::Command::from(migrate).status().await?;
+        anyhow::ensure!(
+            status.success(),
+            "consumer migrate failed ({status}); its log: {}",
+            self.logs.display()
+        );
         for (name, port) in SERVICES.into_iter().zip(ports) {
             if !lineup.runs(name) {
                 continue;

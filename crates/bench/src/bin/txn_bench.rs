@@ -28,7 +28,7 @@ use bench::{
 };
 use bytes::Bytes;
 use clap::Parser;
-use domain::WebhookSecrets;
+use domain::{WebhookSecrets, client_app::Pepper};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use service::config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL};
@@ -43,6 +43,9 @@ struct Args {
     /// The running stack's producer (phase 2).
     #[arg(long, default_value = "http://127.0.0.1:3100")]
     producer: String,
+    /// The running stack's API key (phase 2 without `--spawn`): its `dev` client app's.
+    #[arg(long, env = "DEV_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// Redis (phase 1's producer, and command counts).
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     redis: String,
@@ -161,7 +164,13 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         )
         .await?;
         let producer = socket_addr(&services.producer)?;
-        let figures = drive_post(args, producer, Some((&services, redis.clone()))).await;
+        let figures = drive_post(
+            args,
+            producer,
+            &services.api_key,
+            Some((&services, redis.clone())),
+        )
+        .await;
         let prefix = services.prefix.clone();
         if figures.is_err() {
             eprintln!("the producer's log: {}", services.logs().display());
@@ -186,11 +195,24 @@ async fn in_process_post(
 ) -> anyhow::Result<PostFigures> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let pepper = Pepper::generate();
     let mut config = <producer::Config as Parser>::try_parse_from([
         "producer".to_string(),
         format!("--webhook-secret={}", WebhookSecrets::generate().expose()),
+        format!("--api-key-pepper={pepper}"),
     ])?;
     config.connections = Connections::local(args.database.parse()?, redis_url.parse()?, prefix);
+    // A client app of this run's own, on the migrated database.
+    let key = config.api_key_pepper.new_key();
+    let store = store::Store::connect_lazy(&args.database, 1)?;
+    store.migrate().await?;
+    let bench_app = store::NewClientApp {
+        name: &format!("bench-{prefix}"),
+        notify_url: "http://127.0.0.1:3400",
+        rate_limit_per_s: None,
+        burst: None,
+    };
+    store.create_client_app(&bench_app, &key).await?;
     config.connections.redis_cluster = config_cluster(args);
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -204,7 +226,7 @@ async fn in_process_post(
             producer::run(config, listener, stopped).await
         })
     });
-    let figures = drive_post(args, addr, None).await;
+    let figures = drive_post(args, addr, &key.plaintext, None).await;
     stop.cancel();
     server
         .join()
@@ -218,6 +240,7 @@ async fn in_process_post(
 async fn drive_post(
     args: &Args,
     addr: SocketAddr,
+    api_key: &str,
     services: Option<(&Services, queue::RedisConnection)>,
 ) -> anyhow::Result<PostFigures> {
     let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.client_ids {
@@ -233,6 +256,7 @@ async fn drive_post(
     let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
         addr,
         path: "/transaction".into(),
+        api_key: api_key.to_string(),
         body: body.clone(),
         limit: None,
         deadline: Some(deadline),
@@ -341,6 +365,7 @@ struct E2eFigures {
 /// What phase 2 runs against.
 struct Target<'a> {
     producer: &'a str,
+    api_key: &'a str,
     client_sim: &'a str,
     database: &'a str,
     services: Option<&'a Services>,
@@ -358,6 +383,7 @@ async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
         args,
         Target {
             producer: &services.producer,
+            api_key: &services.api_key,
             client_sim: &services.client_sim,
             database: &services.database_url,
             services: Some(&services),
@@ -405,6 +431,7 @@ async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures
         load::Plan {
             addr: socket_addr(target.producer)?,
             path: "/transaction".into(),
+            api_key: target.api_key.to_string(),
             body,
             limit: Some(args.transactions),
             deadline: None,
@@ -494,6 +521,11 @@ async fn main() -> anyhow::Result<()> {
                 &args,
                 Target {
                     producer: &args.producer,
+                    api_key: args.api_key.as_deref().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "the running stack's API key is needed: --api-key or DEV_API_KEY"
+                        )
+                    })?,
                     client_sim: &args.client_sim,
                     database: &args.database,
                     services: None,
