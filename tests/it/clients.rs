@@ -66,6 +66,51 @@ async fn post_as(stack: &Stack, authorization: Option<&str>, path: &str) -> (u16
     )
 }
 
+/// A URL on a free local port, for a client simulator started once its secret is known.
+async fn free_url() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        testkit::free_port().expect("a free port")
+    )
+}
+
+/// A client simulator of another client app at `url` (from [`free_url`]), verifying with
+/// `secret` (a simulator answers 401 to any other signature); the token stops it.
+async fn client_sim_at(url: &str, secret: &Value) -> tokio_util::sync::CancellationToken {
+    let addr = url.trim_start_matches("http://");
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("the port");
+    let secret = secret.as_str().expect("a signing secret");
+    let secrets = domain::WebhookSecrets::parse(secret).expect("a signing secret");
+    let config = client_sim::Config::local(secrets, client_sim::Faults::NONE);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(client_sim::run(config, listener, stop.clone()));
+    stop
+}
+
+/// The ids a client simulator at `url` heard of.
+async fn heard_by(stack: &Stack, url: &str) -> Vec<String> {
+    let (_, received): (_, Vec<Received>) = stack.get_json(&format!("{url}/received")).await;
+    received.into_iter().map(|r| r.id.to_string()).collect()
+}
+
+/// POSTs `n` transactions with `key`; their ids.
+async fn post_n_with(stack: &Stack, key: &str, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id = Uuid::now_v7();
+        let r = stack
+            .http
+            .post(format!("{}/transaction", stack.producer))
+            .bearer_auth(key)
+            .json(&json!({"id": id, "amount": 100, "currency": "EUR"}))
+            .sent()
+            .await;
+        assert_eq!(r.status(), 201);
+        ids.push(id);
+    }
+    ids
+}
+
 fn stack_options(auth_cache: Duration) -> (Options, String) {
     let mut options = Options::default();
     let pepper = Pepper::generate();
@@ -197,14 +242,68 @@ async fn revoked_expired_and_disabled_keys_stop_working() {
 async fn two_client_apps_each_see_only_their_own_transactions() {
     let (options, pepper) = stack_options(Duration::from_secs(5));
     let stack = spawn_stack(options).await;
+    let other_url = free_url().await;
     let other = clients(
         &stack,
         &pepper,
-        &["create", "--name", "other", "--notify-url", &stack.client],
+        &["create", "--name", "other", "--notify-url", &other_url],
     )
     .await;
     let other_key = other["api_key"].as_str().unwrap().to_string();
     assert_eq!(other["status"], "active");
+    let other_sim = client_sim_at(&other_url, &other["signing_secret"]).await;
+
+    // Each client app's notifications reach its own simulator only, verified there with its
+    // own secret (a simulator answers 401 to any other signature).
+    let theirs = post_n_with(&stack, &other_key, 5).await;
+    let ours = post_all(&stack, 5).await;
+    let all: Vec<Uuid> = theirs.iter().chain(&ours).copied().collect();
+    eventually(
+        Duration::from_secs(60),
+        "every notification delivered",
+        || settled_ids(&stack.database_url, &all),
+    )
+    .await;
+    let mut heard_by_other = heard_by(&stack, &other_url).await;
+    heard_by_other.sort();
+    let mut expected: Vec<String> = theirs.iter().map(Uuid::to_string).collect();
+    expected.sort();
+    assert_eq!(
+        heard_by_other, expected,
+        "the other simulator heard exactly its own"
+    );
+    let heard_by_ours = heard_by(&stack, &stack.client).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|id| !heard_by_ours.contains(&id.to_string()))
+    );
+    assert!(
+        ours.iter()
+            .all(|id| heard_by_ours.contains(&id.to_string()))
+    );
+
+    // A rotation: both secrets sign during the overlap, so the simulator that still knows only
+    // the old one verifies every notification.
+    let other_id = other["id"].as_str().unwrap();
+    let rotated = clients(&stack, &pepper, &["secrets", "rotate", other_id]).await;
+    assert_ne!(rotated["signing_secret"], other["signing_secret"]);
+    // The consumer reads a client app's secrets again after FRESH_FOR; nothing to poll for.
+    tokio::time::sleep(consumer::destinations::FRESH_FOR).await;
+    let after_rotation = post_n_with(&stack, &other_key, 3).await;
+    eventually(
+        Duration::from_secs(60),
+        "delivered after the rotation",
+        || settled_ids(&stack.database_url, &after_rotation),
+    )
+    .await;
+    let heard = heard_by(&stack, &other_url).await;
+    assert!(
+        after_rotation
+            .iter()
+            .all(|id| heard.contains(&id.to_string()))
+    );
+    other_sim.cancel();
 
     let ids = post_all(&stack, 5).await;
     stack
@@ -293,5 +392,75 @@ async fn a_client_app_name_is_taken_once_and_a_notify_url_must_be_http() {
         error.contains("a client app named \"e2e\" exists"),
         "{error}"
     );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_client_apps_notifications_wait_until_it_is_enabled() {
+    let (mut options, pepper) = stack_options(Duration::from_millis(200));
+    // Outcomes come a second or two after the POST: the client app is disabled by then.
+    options.thirdparty.resolve_min_ms = 1_500;
+    options.thirdparty.resolve_max_ms = 2_000;
+    let stack = spawn_stack(options).await;
+    let url = free_url().await;
+    let paused = clients(
+        &stack,
+        &pepper,
+        &["create", "--name", "paused", "--notify-url", &url],
+    )
+    .await;
+    let sim = client_sim_at(&url, &paused["signing_secret"]).await;
+    let key = paused["api_key"].as_str().unwrap().to_string();
+    let id = paused["id"].as_str().unwrap().to_string();
+    let ids = post_n_with(&stack, &key, 5).await;
+    clients(&stack, &pepper, &["disable", &id]).await;
+
+    let store = Store::connect_lazy(&stack.database_url, 1).unwrap();
+    let terminal = || async {
+        let mut n = 0;
+        for id in &ids {
+            let row = store.get((*id).into()).await.unwrap();
+            n += usize::from(row.is_some_and(|r| r.status != domain::Status::Pending));
+        }
+        n
+    };
+    eventually(Duration::from_secs(30), "every outcome known", || async {
+        terminal().await == ids.len()
+    })
+    .await;
+    // Waiting notifications are retried (attempts recorded), never delivered nor given up.
+    let owed = |database_url: String| async move {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url)
+            .await
+            .unwrap();
+        let (owed, tried): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE attempts > 0) FROM notifications
+             WHERE delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        (owed as usize, tried as usize)
+    };
+    eventually(
+        Duration::from_secs(30),
+        "each notification looked and waited",
+        || async { owed(stack.database_url.clone()).await == (ids.len(), ids.len()) },
+    )
+    .await;
+    assert!(
+        heard_by(&stack, &url).await.is_empty(),
+        "nothing told while disabled"
+    );
+
+    clients(&stack, &pepper, &["enable", &id]).await;
+    eventually(
+        Duration::from_secs(60),
+        "every notification delivered once enabled",
+        || settled_ids(&stack.database_url, &ids),
+    )
+    .await;
+    assert_eq!(heard_by(&stack, &url).await.len(), ids.len());
+    sim.cancel();
     stack.shutdown().await;
 }

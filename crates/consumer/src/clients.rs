@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    ClientAppId, ClientStatus,
+    ClientAppId, ClientStatus, WebhookSecrets,
     client_app::{NewKey, Pepper},
 };
 use serde_json::{Value, json};
@@ -63,6 +63,12 @@ pub enum ClientsAction {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage the secrets that sign the client app's notifications.
+    Secrets {
+        /// What to do.
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
     /// Refuse the client app's keys (403) until it is enabled again.
     Disable {
         /// The client app's id.
@@ -96,6 +102,20 @@ pub enum KeysAction {
     Revoke {
         /// The key's id (the part after `txk_`).
         key_id: String,
+    },
+}
+
+/// What `consumer clients secrets` can do.
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretsAction {
+    /// Add a new signing secret; the previous ones keep signing for the overlap, so a client
+    /// app may switch to the new one at any moment inside it.
+    Rotate {
+        /// The client app's id.
+        id: Uuid,
+        /// How long the previous secrets keep signing (ms).
+        #[arg(long = "overlap-ms", env = "SECRET_ROTATION_OVERLAP_MS", default_value = "86400000", value_parser = service::config::millis)]
+        overlap: std::time::Duration,
     },
 }
 
@@ -133,8 +153,9 @@ pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminErr
                 rate_limit_per_s,
                 burst,
             };
-            let app = store.create_client_app(&new, &key).await?;
-            Ok(created(&app, &key))
+            let secret = WebhookSecrets::generate().expose();
+            let app = store.create_client_app(&new, &key, &secret).await?;
+            Ok(created(&app, &key, &secret))
         }
         ClientsAction::List => {
             let mut apps = Vec::new();
@@ -164,6 +185,16 @@ pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminErr
             true => Ok(json!({"key_id": key_id, "revoked": true})),
             false => Err(AdminError::UnknownKey(key_id)),
         },
+        ClientsAction::Secrets {
+            action: SecretsAction::Rotate { id, overlap },
+        } => {
+            let secret = WebhookSecrets::generate().expose();
+            let id = ClientAppId::from(id);
+            store.rotate_secret(id, &secret, overlap).await?;
+            Ok(
+                json!({"client_app_id": id, "signing_secret": secret, "previous_valid_for_ms": overlap.as_millis() as u64}),
+            )
+        }
         ClientsAction::Disable { id } => set_status(store, id, ClientStatus::Disabled).await,
         ClientsAction::Enable { id } => set_status(store, id, ClientStatus::Active).await,
     }
@@ -177,8 +208,9 @@ async fn set_status(store: &Store, id: Uuid, status: ClientStatus) -> Result<Val
     }
 }
 
-/// The answer to a creation: the client app and its key, shown this once.
-fn created(app: &ClientApp, key: &NewKey) -> Value {
+/// The answer to a creation: the client app, its key and its signing secret, the key shown
+/// this once.
+fn created(app: &ClientApp, key: &NewKey, signing_secret: &str) -> Value {
     json!({
         "id": app.id,
         "name": app.name,
@@ -188,6 +220,7 @@ fn created(app: &ClientApp, key: &NewKey) -> Value {
         "burst": app.burst,
         "key_id": key.key_id,
         "api_key": key.plaintext,
+        "signing_secret": signing_secret,
     })
 }
 
@@ -195,13 +228,14 @@ fn created(app: &ClientApp, key: &NewKey) -> Value {
 pub const DEV_CLIENT_APP: &str = "dev";
 
 /// Makes sure the development client app `dev` exists, notified at `notify_url`, with
-/// `api_key` (made under `pepper`) among its keys. For development set-ups only: production
-/// bootstraps nothing.
+/// `api_key` (made under `pepper`) among its keys and `secrets` (the client simulator's)
+/// among its signing secrets. For development set-ups only: production bootstraps nothing.
 pub async fn ensure_dev(
     store: &Store,
     pepper: &Pepper,
     api_key: &str,
     notify_url: &str,
+    secrets: &WebhookSecrets,
 ) -> Result<ClientApp, ClientsError> {
     let key = pepper.key_from(api_key)?;
     let new = NewClientApp {
@@ -210,5 +244,9 @@ pub async fn ensure_dev(
         rate_limit_per_s: None,
         burst: None,
     };
-    store.ensure_client_app(&new, &key).await
+    let mut app = None;
+    for secret in secrets.each() {
+        app = Some(store.ensure_client_app(&new, &key, secret).await?);
+    }
+    Ok(app.expect("WebhookSecrets holds at least one secret"))
 }

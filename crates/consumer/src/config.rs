@@ -99,8 +99,9 @@ pub struct MigrateConfig {
     #[arg(long = "wait-ms", env = "MIGRATE_WAIT_MS", default_value = "60000", value_parser = millis)]
     pub wait: Duration,
     /// Development only: after migrating, make sure a client app `dev` exists with this API
-    /// key (which needs API_KEY_PEPPER and DEV_NOTIFY_URL). Production sets none.
-    #[arg(long, env = "DEV_API_KEY", hide_env_values = true, value_parser = parser::<Secret>(), requires_all = ["api_key_pepper", "dev_notify_url"])]
+    /// key (which needs API_KEY_PEPPER, DEV_NOTIFY_URL and CLIENT_WEBHOOK_SECRET). Production
+    /// sets none.
+    #[arg(long, env = "DEV_API_KEY", hide_env_values = true, value_parser = parser::<Secret>(), requires_all = ["api_key_pepper", "dev_notify_url", "dev_signing_secret"])]
     pub dev_api_key: Option<Secret>,
     /// The pepper the dev key is hashed under (the producer's API_KEY_PEPPER).
     #[arg(long, env = "API_KEY_PEPPER", hide_env_values = true, value_parser = parser::<Pepper>())]
@@ -108,6 +109,9 @@ pub struct MigrateConfig {
     /// Where the dev client app's notifications are to go.
     #[arg(long, env = "DEV_NOTIFY_URL", value_parser = parser::<HttpUrl>())]
     pub dev_notify_url: Option<HttpUrl>,
+    /// The secret(s) signing the dev client app's notifications: the client simulator's.
+    #[arg(long = "client-webhook-secret", env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
+    pub dev_signing_secret: Option<WebhookSecrets>,
 }
 
 /// Settings of the consumer.
@@ -188,7 +192,7 @@ pub struct Config {
     /// PEM bundle trusted for `https://` calls besides the system roots (and `SSL_CERT_FILE`).
     #[arg(long, env = "HTTPS_CA_FILE")]
     pub https_ca_file: Option<std::path::PathBuf>,
-    /// Secret(s) signing client notifications (the first signs).
+    /// Secret(s) signing the notifications of the client app `legacy` (each signs).
     #[arg(long, env = "CLIENT_WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub client_webhook_secret: WebhookSecrets,
     /// Every retry and poll delay.

@@ -5,6 +5,7 @@
 pub mod board;
 pub mod clients;
 mod config;
+pub mod destinations;
 pub mod handlers;
 mod http;
 pub mod pipeline;
@@ -46,15 +47,17 @@ pub async fn migrate_when_ready(database_url: &str, wait: Duration) -> anyhow::R
 
 /// After `consumer migrate`: the development client app, when `DEV_API_KEY` is set.
 pub async fn bootstrap_dev(migrate: &MigrateConfig) -> anyhow::Result<()> {
-    let (Some(key), Some(pepper), Some(notify_url)) = (
+    let (Some(key), Some(pepper), Some(notify_url), Some(secrets)) = (
         &migrate.dev_api_key,
         &migrate.api_key_pepper,
         &migrate.dev_notify_url,
+        &migrate.dev_signing_secret,
     ) else {
         return Ok(());
     };
     let store = Store::connect_lazy(migrate.database_url.as_str(), 2)?;
-    let app = clients::ensure_dev(&store, pepper, key.expose(), notify_url.as_str()).await?;
+    let app =
+        clients::ensure_dev(&store, pepper, key.expose(), notify_url.as_str(), secrets).await?;
     tracing::info!(client_app = %app.id, name = %app.name, "development client app ready (DEV_API_KEY)");
     Ok(())
 }

@@ -38,8 +38,10 @@ pub struct Pipeline {
     pub redis_client: queue::RedisClient,
     /// The third party.
     pub thirdparty: ThirdParty,
-    /// The client app.
+    /// The client apps' endpoints.
     pub notifier: Notifier,
+    /// Where each client app's notifications go.
+    pub destinations: crate::destinations::Destinations,
     /// Every delay.
     pub schedules: Schedules,
     /// The hot writes, batched across concurrent handlers.
@@ -134,6 +136,7 @@ impl Pipeline {
             connections.database_url.as_str(),
             config.database_max_connections,
         )?;
+        let routes_store = store.clone();
         Ok(Self {
             writes: Writes::spawn(&store),
             store,
@@ -142,7 +145,12 @@ impl Pipeline {
             redis,
             redis_client: client,
             thirdparty: ThirdParty::new(&config.thirdparty_url, http.clone(), api_key),
-            notifier: Notifier::new(&config.client_url, &config.client_webhook_secret, http),
+            notifier: Notifier::new(http),
+            destinations: crate::destinations::Destinations::new(
+                routes_store,
+                &config.client_url,
+                &config.client_webhook_secret,
+            ),
             schedules: config.schedules,
             full_sweep_owed: AtomicBool::new(false),
         })

@@ -25,7 +25,7 @@ pub enum SignatureError {
 
 /// Signs outgoing webhooks with the first secret.
 pub struct Signer {
-    webhook: Webhook,
+    webhooks: Vec<Webhook>,
 }
 
 /// Verifies incoming webhooks against every configured secret (rotation).
@@ -34,11 +34,11 @@ pub struct Verifier {
 }
 
 impl Signer {
-    /// A signer with the first of `secrets`.
+    /// A signer with every one of `secrets`: each signs, so a receiver that knows any of them
+    /// verifies (a rotation's overlap).
     pub fn new(secrets: &WebhookSecrets) -> Self {
-        let mut all = secrets.webhooks();
         Self {
-            webhook: all.swap_remove(0),
+            webhooks: secrets.webhooks(),
         }
     }
 
@@ -47,9 +47,11 @@ impl Signer {
         let mut headers = HeaderMap::new();
         // Our bodies are JSON we serialised ourselves, so they are UTF-8 and signing cannot fail.
         let signature = self
-            .webhook
-            .sign(msg_id, timestamp, body)
-            .unwrap_or_default();
+            .webhooks
+            .iter()
+            .map(|w| w.sign(msg_id, timestamp, body).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ");
         for (name, value) in [
             (HEADER_WEBHOOK_ID, msg_id.to_string()),
             (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),
@@ -180,6 +182,20 @@ mod tests {
         let both = WebhookSecrets::parse(&format!("{},{}", new.expose(), old.expose())).unwrap();
         let headers = Signer::new(&old).headers_now("m", b"x");
         assert_eq!(Verifier::new(&both).verify(b"x", &headers), Ok(()));
+    }
+
+    #[test]
+    fn a_signer_with_both_secrets_of_a_rotation_satisfies_a_receiver_with_either() {
+        let (old, new) = secrets();
+        let both = WebhookSecrets::parse(&format!("{},{}", new.expose(), old.expose())).unwrap();
+        let headers = Signer::new(&both).headers_now("m", b"x");
+        let signatures = headers[HEADER_WEBHOOK_SIGNATURE].to_str().unwrap();
+        assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+        for receiver in [&old, &new] {
+            assert_eq!(Verifier::new(receiver).verify(b"x", &headers), Ok(()));
+        }
+        let (stranger, _) = secrets();
+        assert!(Verifier::new(&stranger).verify(b"x", &headers).is_err());
     }
 
     #[test]

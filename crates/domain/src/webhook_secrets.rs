@@ -7,7 +7,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use standardwebhooks::Webhook;
 
 /// One or more Standard Webhooks secrets (`whsec_<base64>`, comma-separated during rotation).
-/// The first signs; any of them verifies. `Debug` and `Display` never show them; serde writes
+/// Each signs (one signature per secret in the header); any of them verifies. `Debug` and `Display` never show them; serde writes
 /// them as the setting's text (only to hand settings to a process of ours, like [`Self::expose`]).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -55,6 +55,11 @@ impl WebhookSecrets {
             }
         }
         Ok(Self(secrets))
+    }
+
+    /// Each secret's text, in the order given (to store them; never log them).
+    pub fn each(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
     }
 
     /// A fresh random secret, for development stacks.

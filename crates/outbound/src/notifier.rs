@@ -1,5 +1,5 @@
-//! The HTTP client that tells the client app about a status: `POST {CLIENT_URL}/transactions/{id}/status`,
-//! signed, with the notification's delivery id as `webhook-id` (the same on every retry).
+//! The HTTP client that tells a client app about a status: `POST {its notify URL}/transactions/{id}/status`,
+//! signed with each of its secrets, with the notification's delivery id as `webhook-id` (the same on every retry).
 
 use std::time::SystemTime;
 
@@ -27,26 +27,37 @@ pub struct StatusNotification {
     pub status: Status,
 }
 
-/// Client of the client app at `base_url`.
-pub struct Notifier {
-    http: reqwest::Client,
+/// Where one client app's notifications go, and the secrets that sign them.
+pub struct Endpoint {
     base_url: String,
     signer: Signer,
 }
 
-impl Notifier {
-    /// A notifier of `base_url` signing with `secrets`, calling with `http`.
-    pub fn new(base_url: &HttpUrl, secrets: &WebhookSecrets, http: reqwest::Client) -> Self {
+impl Endpoint {
+    /// The client app at `base_url`, every notification signed with each of `secrets`.
+    pub fn new(base_url: &HttpUrl, secrets: &WebhookSecrets) -> Self {
         Self {
-            http,
             base_url: base_url.as_str().trim_end_matches('/').to_string(),
             signer: Signer::new(secrets),
         }
     }
+}
 
-    /// Sends one delivery attempt.
+/// The client of every client app's endpoint.
+pub struct Notifier {
+    http: reqwest::Client,
+}
+
+impl Notifier {
+    /// A notifier calling with `http`.
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// Sends one delivery attempt to `to`.
     pub async fn notify(
         &self,
+        to: &Endpoint,
         delivery_id: Uuid,
         id: TransactionId,
         status: Status,
@@ -57,10 +68,10 @@ impl Notifier {
                 retry_after: None,
             }
         })?;
-        let headers = self.signer.headers_now(&delivery_id.to_string(), &body);
+        let headers = to.signer.headers_now(&delivery_id.to_string(), &body);
         let response = self
             .http
-            .post(format!("{}/transactions/{id}/status", self.base_url))
+            .post(format!("{}/transactions/{id}/status", to.base_url))
             .headers(headers)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)

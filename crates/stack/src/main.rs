@@ -125,10 +125,15 @@ async fn main() -> anyhow::Result<()> {
         .context("migrations")?;
     let dev_key = dev_api_key(&pepper)?;
     let store = store::Store::connect_lazy(database_url.as_str(), 2)?;
-    let dev =
-        consumer::clients::ensure_dev(&store, &pepper, &dev_key, consumer.client_url.as_str())
-            .await
-            .context("the development client app")?;
+    let dev = consumer::clients::ensure_dev(
+        &store,
+        &pepper,
+        &dev_key,
+        consumer.client_url.as_str(),
+        &consumer.client_webhook_secret,
+    )
+    .await
+    .context("the development client app")?;
     tracing::info!(client_app = %dev.id, "client app `dev` ready: send Authorization: Bearer $DEV_API_KEY");
 
     let shutdown = service::shutdown::on_signal()?;

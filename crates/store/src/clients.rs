@@ -56,6 +56,19 @@ pub struct KeyInfo {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// Where a client app's notifications go and what signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The client app.
+    pub client_app_id: ClientAppId,
+    /// Its endpoint (`None`: `legacy`, whose notifications go to `CLIENT_URL`).
+    pub notify_url: Option<String>,
+    /// Whether it is active (a disabled client app's notifications wait).
+    pub status: ClientStatus,
+    /// Its signing secrets still valid, newest first; each signs every notification.
+    pub secrets: Vec<String>,
+}
+
 /// What authentication needs of a key: its hash, its validity, its owner's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyGrant {
@@ -133,11 +146,12 @@ impl From<sqlx::Error> for ClientsError {
 }
 
 impl Store {
-    /// Makes a client app with its first key.
+    /// Makes a client app with its first key and its first signing secret.
     pub async fn create_client_app(
         &self,
         new: &NewClientApp<'_>,
         key: &NewKey,
+        signing_secret: &str,
     ) -> Result<ClientApp, ClientsError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
@@ -155,16 +169,19 @@ impl Store {
         .ok_or_else(|| ClientsError::NameTaken(new.name.to_string()))?;
         let app = ClientApp::try_from(&row)?;
         insert_key(&mut tx, app.id, key, Some("first"), None).await?;
+        insert_secret(&mut tx, app.id, signing_secret).await?;
         tx.commit().await?;
         Ok(app)
     }
 
-    /// Makes sure a client app `name` exists with `key` among its keys (a development
-    /// bootstrap: run at every start, it changes nothing the second time).
+    /// Makes sure a client app `name` exists with `key` among its keys and `signing_secret`
+    /// among its secrets (a development bootstrap: run at every start, it changes nothing the
+    /// second time).
     pub async fn ensure_client_app(
         &self,
         new: &NewClientApp<'_>,
         key: &NewKey,
+        signing_secret: &str,
     ) -> Result<ClientApp, ClientsError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -193,8 +210,79 @@ impl Store {
         .bind(&key.hash)
         .execute(&mut *tx)
         .await?;
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM signing_secrets WHERE client_app_id = $1 AND secret = $2
+                            AND (expires_at IS NULL OR expires_at > now()))",
+        )
+        .bind(app.id.as_uuid())
+        .bind(signing_secret)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !known {
+            insert_secret(&mut tx, app.id, signing_secret).await?;
+        }
         tx.commit().await?;
         Ok(app)
+    }
+
+    /// Adds `secret` to client app `id`'s signing secrets; the ones before it keep signing for
+    /// `overlap`, then end.
+    pub async fn rotate_secret(
+        &self,
+        id: ClientAppId,
+        secret: &str,
+        overlap: std::time::Duration,
+    ) -> Result<(), ClientsError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM client_apps WHERE id = $1)")
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+        if !exists {
+            return Err(ClientsError::UnknownClientApp(id));
+        }
+        let overlap_ms = i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE signing_secrets
+             SET expires_at = now() + make_interval(secs => $2::double precision / 1000)
+             WHERE client_app_id = $1 AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => $2::double precision / 1000))",
+        )
+        .bind(id.as_uuid())
+        .bind(overlap_ms)
+        .execute(&mut *tx)
+        .await?;
+        insert_secret(&mut tx, id, secret).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where and how the notifications of each of `ids` go: one answer per id found.
+    pub async fn destinations(&self, ids: &[ClientAppId]) -> Result<Vec<Destination>, StoreError> {
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(ClientAppId::as_uuid).collect();
+        let rows = sqlx::query(
+            "SELECT c.id, c.notify_url, c.status,
+                    coalesce(array_agg(s.secret ORDER BY s.id DESC)
+                             FILTER (WHERE s.id IS NOT NULL), '{}') AS secrets
+             FROM client_apps c
+             LEFT JOIN signing_secrets s ON s.client_app_id = c.id
+                  AND (s.expires_at IS NULL OR s.expires_at > now())
+             WHERE c.id = ANY($1)
+             GROUP BY c.id",
+        )
+        .bind(&uuids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Destination {
+                    client_app_id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("id")?),
+                    notify_url: r.try_get("notify_url")?,
+                    status: status(r.try_get("status")?)?,
+                    secrets: r.try_get("secrets")?,
+                })
+            })
+            .collect()
     }
 
     /// Every client app, oldest first.
@@ -300,6 +388,19 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+async fn insert_secret(
+    tx: &mut sqlx::PgConnection,
+    id: ClientAppId,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO signing_secrets (client_app_id, secret) VALUES ($1, $2)")
+        .bind(id.as_uuid())
+        .bind(secret)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert_key(

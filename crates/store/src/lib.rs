@@ -32,7 +32,7 @@ mod sweep;
 mod tests;
 mod transactions;
 
-pub use clients::{ClientApp, ClientsError, KeyGrant, KeyInfo, NewClientApp};
+pub use clients::{ClientApp, ClientsError, Destination, KeyGrant, KeyInfo, NewClientApp};
 pub use rows::{
     Delivered, DueNotification, DuePoll, HistoryEntry, NewRow, NotificationDetail, NotificationRow,
     StatusChange, Submitted, TransactionRow,

@@ -28,7 +28,7 @@ pub struct Config {
     /// PEM bundle trusted for an `https://` WEBHOOK_URL besides the system roots.
     #[arg(long, env = "HTTPS_CA_FILE")]
     pub https_ca_file: Option<std::path::PathBuf>,
-    /// Secret(s) signing the webhooks (`whsec_<base64>`; the first signs).
+    /// Secret(s) signing the webhooks (`whsec_<base64>`; each signs).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
     pub webhook_secret: WebhookSecrets,
     /// When set, every call must carry this key (`Authorization: Bearer <key>`, or raw in

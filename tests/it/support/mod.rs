@@ -315,6 +315,12 @@ pub async fn spawn_stack(options: Options) -> Stack {
                 burst: None,
             },
             &api_key,
+            // Signed with what the client simulator verifies.
+            consumer
+                .client_webhook_secret
+                .each()
+                .next()
+                .expect("a secret"),
         )
         .await
         .expect("the stack's client app");

@@ -212,7 +212,8 @@ async fn in_process_post(
         rate_limit_per_s: None,
         burst: None,
     };
-    store.create_client_app(&bench_app, &key).await?;
+    let secret = WebhookSecrets::generate().expose();
+    store.create_client_app(&bench_app, &key, &secret).await?;
     config.connections.redis_cluster = config_cluster(args);
     let stop = CancellationToken::new();
     let stopped = stop.clone();

@@ -4,6 +4,12 @@ use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
 use domain::{answer::CallError, jobs::NotifyJob};
 
 use super::{Ctx, after};
+use crate::destinations::Route;
+
+/// The notification's client app is disabled.
+#[derive(Debug, thiserror::Error)]
+#[error("client app {0} is disabled; the notification waits")]
+struct Disabled(domain::ClientAppId);
 
 /// Delivers one notification: 2xx → delivered; another 4xx, or transient failures past the
 /// retries → failed (the sweeper leaves it alone); 5xx, 408, 429 or a timeout → re-scheduled
@@ -12,10 +18,30 @@ use super::{Ctx, after};
 pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let id = job.delivery_id;
     let attempt = attempt.current().max(1);
-    // The job carries what to tell, so a delivery needs no read. A duplicate job of a delivered
+    // The job carries what to tell; the row says whose it is. A duplicate job of a delivered
     // notification can only come from a redelivery; the client sees the same delivery id.
     let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
-    let error = match p.notifier.notify(id, job.id, job.status).await {
+    let row = p.writes.reads.call(job.id).await?;
+    let row = row.ok_or_else(|| format!("transaction {} has no row", job.id))?;
+    let endpoint = match p.destinations.route(row.client_app_id).await? {
+        Route::Deliver(endpoint) => endpoint,
+        Route::Wait => {
+            // Owed, not failed: it looks again on the retry schedule (its last step once past
+            // it) and goes out once the client app is enabled again.
+            let waiting = Disabled(row.client_app_id);
+            let last = p.schedules.notify_retry(p.schedules.notify_retries.max(1));
+            let delay = p
+                .schedules
+                .notify_retry(attempt as u32)
+                .or(last)
+                .unwrap_or(std::time::Duration::from_secs(60));
+            p.store
+                .notification_retry(id, attempts, &waiting.to_string(), after(delay))
+                .await?;
+            return Err(RetryAfterError::new(waiting, delay).into());
+        }
+    };
+    let error = match p.notifier.notify(&endpoint, id, job.id, job.status).await {
         Ok(()) => {
             p.writes
                 .deliveries
