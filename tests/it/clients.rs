@@ -464,3 +464,44 @@ async fn a_disabled_client_apps_notifications_wait_until_it_is_enabled() {
     sim.cancel();
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_client_apps_id_is_taken_on_post_and_unknown_on_get() {
+    let (mut options, pepper) = stack_options(Duration::from_secs(5));
+    // Without a consumer, ids stay in the id cache only: the reservation decides.
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    let other = clients(
+        &stack,
+        &pepper,
+        &["create", "--name", "other", "--notify-url", &stack.client],
+    )
+    .await;
+    let other_key = other["api_key"].as_str().unwrap().to_string();
+    let post = |key: String, id: Uuid, amount: i64| {
+        let request = stack
+            .http
+            .post(format!("{}/transaction", stack.producer))
+            .bearer_auth(key)
+            .json(&json!({"id": id, "amount": amount, "currency": "EUR"}));
+        async move {
+            let r = request.sent().await;
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let id = Uuid::now_v7();
+    assert_eq!(post(stack.api_key.clone(), id, 100).await.0, 201);
+    // The same id from another client app: taken, with nothing about it told, whatever the
+    // parameters; unknown on GET.
+    for amount in [100, 999] {
+        let (code, body) = post(other_key.clone(), id, amount).await;
+        assert_eq!(code, 409, "{body}");
+        assert_eq!(body["type"], "/problems/id-taken");
+        assert!(!body.to_string().contains("amount"), "nothing told: {body}");
+    }
+    assert_eq!(get_with(&stack, &other_key, &id.to_string()).await, 404);
+    // The owner's retry is still answered as before.
+    assert_eq!(post(stack.api_key.clone(), id, 100).await.0, 200);
+    assert_eq!(get_with(&stack, &stack.api_key, &id.to_string()).await, 200);
+    stack.shutdown().await;
+}

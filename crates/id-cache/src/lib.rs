@@ -1,5 +1,5 @@
 //! The producer's id cache in Redis: `<create queue's tag>:txn:<id>` → hash `{a: amount,
-//! c: currency, s: status}`. It bridges the time until the id's row exists in Postgres (at
+//! c: currency, s: status, o: owner (client app)}`. It bridges the time until the id's row exists in Postgres (at
 //! most `IDEMPOTENCY_TTL_MS`), then keeps the entry only `ID_CACHE_MARGIN_MS`: Postgres is
 //! the lasting memory of ids. It sits under the `create` queue's hash tag, so reserving an id
 //! and pushing its `create` job is one atomic script in one slot. It knows the queue only
@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use queue::{HookedJob, PushHook, Queue, QueueError};
 use redis::{Script, aio::ConnectionLike};
 
-use domain::{Money, QueueName, Status, TransactionId, jobs::CreateJob};
+use domain::{ClientAppId, Money, QueueName, Status, TransactionId, jobs::CreateJob};
 
 /// What the cache holds for an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct Cached {
     pub money: Option<Money>,
     /// The latest status the pipeline knows of.
     pub status: Status,
+    /// The client app that made it (`None`: an entry written before owners were kept).
+    pub owner: Option<ClientAppId>,
 }
 
 /// Why the id cache could not answer.
@@ -72,21 +74,21 @@ const REDIS_NOW_MS: &str = include_str!("../lua/redis_now.lua");
 /// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key; `amount`
 /// and `currency` ('' = none) and `ttl_ms` its fields and lifetime; `deadline_ms` the
 /// acceptance deadline (ms since the epoch), past which it does nothing.
-/// Returns {2} past the deadline, {1} for a new id, or {0, amount, currency, status} for a
-/// known one.
+/// `owner` is the client app making it. Returns {2} past the deadline, {1} for a new id, or
+/// {0, amount, currency, status, owner} for a known one.
 const RESERVE: &str = include_str!("../lua/reserve.lua");
 
 static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
     PushHook::with_prelude(
         &["entry"],
-        &["amount", "currency", "ttl_ms", "deadline_ms"],
+        &["amount", "currency", "ttl_ms", "deadline_ms", "owner"],
         REDIS_NOW_MS,
         RESERVE,
     )
 });
 
 /// The entry of an id and whether Redis's clock is past a deadline. KEYS: the cache key;
-/// ARGV: the deadline (ms). Returns {amount, currency, status, past (0/1)}.
+/// ARGV: the deadline (ms). Returns {amount, currency, status, past (0/1), owner}.
 static REREAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{REDIS_NOW_MS}{}",
@@ -120,7 +122,12 @@ fn money_fields(money: Option<Money>) -> (String, String) {
 }
 
 /// The entry's fields as the scripts store them ('' = no money); None if unreadable.
-fn parse_cached(amount: Option<String>, currency: Option<String>, status: &str) -> Option<Cached> {
+fn parse_cached(
+    amount: Option<String>,
+    currency: Option<String>,
+    status: &str,
+    owner: Option<String>,
+) -> Option<Cached> {
     let amount = match amount.filter(|a| !a.is_empty()) {
         Some(a) => Some(a.parse::<i64>().ok()?),
         None => None,
@@ -129,6 +136,10 @@ fn parse_cached(amount: Option<String>, currency: Option<String>, status: &str) 
     Some(Cached {
         money: Money::from_parts(amount, currency.as_deref()).ok()?,
         status: status.parse().ok()?,
+        owner: match owner {
+            Some(o) => Some(ClientAppId::from(uuid::Uuid::parse_str(&o).ok()?)),
+            None => None,
+        },
     })
 }
 
@@ -147,12 +158,13 @@ fn reservation(
         Some("2") => return Ok(Reservation::TooLate),
         _ => {}
     }
-    let (amount, currency, status) = (
+    let (amount, currency, status, owner) = (
         fields.next().flatten(),
         fields.next().flatten(),
         fields.next().flatten().unwrap_or_default(),
+        fields.next().flatten(),
     );
-    parse_cached(amount, currency, &status)
+    parse_cached(amount, currency, &status, owner)
         .map(Reservation::Known)
         .ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))
 }
@@ -205,14 +217,15 @@ impl IdCache {
             .collect())
     }
 
-    /// The reserve hook's arguments: amount, currency, lifetime, deadline.
-    fn reserve_args(&self, job: &CreateJob, deadline_ms: u64) -> [String; 4] {
+    /// The reserve hook's arguments: amount, currency, lifetime, deadline, owner.
+    fn reserve_args(&self, job: &CreateJob, deadline_ms: u64) -> [String; 5] {
         let (amount, currency) = money_fields(job.money);
         [
             amount,
             currency,
             self.ttl_ms.to_string(),
             deadline_ms.to_string(),
+            job.client_app.to_string(),
         ]
     }
 
@@ -224,16 +237,22 @@ impl IdCache {
         id: &TransactionId,
         deadline_ms: u64,
     ) -> Result<Reread, IdCacheError> {
-        let (amount, currency, status, past): (Option<String>, Option<String>, Option<String>, u8) =
-            REREAD
-                .key(self.key(id))
-                .arg(deadline_ms)
-                .invoke_async(conn)
-                .await
-                .map_err(QueueError::from)?;
+        type Reply = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            u8,
+            Option<String>,
+        );
+        let (amount, currency, status, past, owner): Reply = REREAD
+            .key(self.key(id))
+            .arg(deadline_ms)
+            .invoke_async(conn)
+            .await
+            .map_err(QueueError::from)?;
         Ok(match status {
             Some(status) => Reread::Reserved(
-                parse_cached(amount, currency, &status)
+                parse_cached(amount, currency, &status, owner)
                     .ok_or_else(|| IdCacheError::Corrupt(id.to_string()))?,
             ),
             None if past == 1 => Reread::NeverAccepted,
@@ -247,13 +266,18 @@ impl IdCache {
         conn: &mut C,
         id: &TransactionId,
     ) -> redis::RedisResult<Option<Cached>> {
-        let (amount, currency, status): (Option<String>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(self.key(id))
-                .arg(&["a", "c", "s"])
-                .query_async(conn)
-                .await?;
-        Ok(status.and_then(|s| parse_cached(amount, currency, &s)))
+        type Reply = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (amount, currency, status, owner): Reply = redis::cmd("HMGET")
+            .arg(self.key(id))
+            .arg(&["a", "c", "s", "o"])
+            .query_async(conn)
+            .await?;
+        Ok(status.and_then(|s| parse_cached(amount, currency, &s, owner)))
     }
 
     /// Sets the status to `new` only if it is still `expected`; false if someone changed it first.

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The id is known with other parameters (409).
     #[error("{0}")]
     IdempotencyConflict(String),
+    /// The id is another client app's (409); nothing more about it is told.
+    #[error("transaction {0} is not available to this client app; choose another id")]
+    IdTaken(String),
     /// The webhook's status contradicts a terminal one (409).
     #[error("{0}")]
     StatusConflict(String),
@@ -139,6 +142,7 @@ impl ApiError {
                 "/problems/idempotency-conflict",
                 "Id already used with other parameters",
             ),
+            ApiError::IdTaken(_) => (StatusCode::CONFLICT, "/problems/id-taken", "Id taken"),
             ApiError::StatusConflict(_) => (
                 StatusCode::CONFLICT,
                 "/problems/status-conflict",

@@ -8,7 +8,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use domain::{
-    Amount, Currency, Source, Status, TransactionId, jobs::CreateJob, money::differing_parts,
+    Amount, ClientAppId, Currency, Source, Status, TransactionId, jobs::CreateJob,
+    money::differing_parts,
 };
 use id_cache::{Cached, IdCacheError, Reread, Reservation};
 use queue::batch::BatchError;
@@ -48,7 +49,7 @@ pub struct Accepted {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No API key, or one that is malformed, unknown, expired or revoked", body = Problem, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
         (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Known id, other parameters (the detail names them)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Known id, other parameters (the detail names them); or another client app's id (`/problems/id-taken`, nothing more told)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "Took longer than REQUEST_TIMEOUT_MS", body = Problem, content_type = "application/problem+json"),
@@ -80,11 +81,13 @@ pub async fn create(
     if !new.fresh_id
         && let Some(row) = known_in_postgres(&state, new.id).await
     {
-        return known(&new, &row);
+        return known(&new, client_app, &row);
     }
     let reservation = match state.reserves.call((job, deadline_ms)).await {
         Ok(reservation) => reservation?,
-        Err(BatchError::Failed(e)) => after_failed_reserve(&state, &new, deadline_ms, &e).await?,
+        Err(BatchError::Failed(e)) => {
+            after_failed_reserve(&state, &new, client_app, deadline_ms, &e).await?
+        }
         Err(BatchError::Stopped) => {
             return Err(ApiError::Unavailable {
                 service: "the queue",
@@ -111,7 +114,7 @@ pub async fn create(
             });
             Ok((StatusCode::CREATED, [(header::LOCATION, location)], body).into_response())
         }
-        Reservation::Known(cached) => known(&new, &cached),
+        Reservation::Known(cached) => known(&new, client_app, &cached),
     }
 }
 
@@ -144,8 +147,12 @@ async fn replicated(state: &Shared, new: &NewTransaction) -> Result<(), ApiError
     }
 }
 
-/// The answer for a known id: 200 with its status if the parameters are the same, else 409.
-fn known(new: &NewTransaction, cached: &Cached) -> Result<Response, ApiError> {
+/// The answer for a known id: 409 `id-taken` if another client app's (nothing more is told),
+/// 200 with its status if the parameters are the same, else 409.
+fn known(new: &NewTransaction, caller: ClientAppId, cached: &Cached) -> Result<Response, ApiError> {
+    if !owned_by(cached, caller) {
+        return Err(ApiError::IdTaken(new.id.to_string()));
+    }
     same_parameters(new, cached)?;
     let body = Json(Accepted {
         id: new.id,
@@ -174,6 +181,7 @@ async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Cached> 
     Some(Cached {
         money: row.money,
         status: row.status,
+        owner: Some(row.client_app_id),
     })
 }
 
@@ -189,6 +197,7 @@ const ROW_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(
 async fn after_failed_reserve(
     state: &Shared,
     new: &NewTransaction,
+    client_app: ClientAppId,
     deadline_ms: u64,
     error: &IdCacheError,
 ) -> Result<Reservation, ApiError> {
@@ -211,6 +220,7 @@ async fn after_failed_reserve(
         {
             Ok(Reread::Reserved(cached))
                 if cached.status == Status::Pending
+                    && owned_by(&cached, client_app)
                     && differing_parts(new.money, cached.money).is_empty() =>
             {
                 return Ok(Reservation::New);
@@ -230,6 +240,12 @@ async fn after_failed_reserve(
         Some(reread) => format!("{error}; re-read: {reread}"),
         None => format!("{error}; Redis's clock had not passed the acceptance deadline"),
     }))
+}
+
+/// Whether `caller` may see the cached transaction: its owner, or anyone for an entry written
+/// before owners were kept.
+fn owned_by(cached: &Cached, caller: ClientAppId) -> bool {
+    cached.owner.is_none_or(|owner| owner == caller)
 }
 
 /// Re-reads after a reserve whose answer was lost: each may wait a Redis response timeout
@@ -345,7 +361,9 @@ pub async fn get(
         }));
     }
     let cached = state.cache.get(&mut state.redis.clone(), &id).await?;
-    let cached = cached.ok_or_else(|| ApiError::NotFound(id.to_string()))?;
+    let cached = cached
+        .filter(|c| owned_by(c, client_app))
+        .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
     Ok(Json(TransactionView {
         id,
         status: cached.status,
