@@ -505,3 +505,90 @@ async fn another_client_apps_id_is_taken_on_post_and_unknown_on_get() {
     assert_eq!(get_with(&stack, &stack.api_key, &id.to_string()).await, 200);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_a_client_apps_limit_is_refused_with_nothing_reserved() {
+    let (mut options, pepper) = stack_options(Duration::from_secs(5));
+    // Without a consumer, what was reserved stays visible in the id cache.
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    let limited = clients(
+        &stack,
+        &pepper,
+        &[
+            "create",
+            "--name",
+            "limited",
+            "--notify-url",
+            &stack.client,
+            "--rate-limit-per-s",
+            "2",
+            "--burst",
+            "5",
+        ],
+    )
+    .await;
+    let key = limited["api_key"].as_str().unwrap().to_string();
+    let post = |key: String| {
+        let request = stack.http.post(format!("{}/transaction", stack.producer));
+        async move {
+            let id = Uuid::now_v7();
+            let r = request
+                .bearer_auth(key)
+                .json(&json!({"id": id, "amount": 100, "currency": "EUR"}))
+                .sent()
+                .await;
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (id, r.status().as_u16(), retry_after)
+        }
+    };
+    // 25 at once from the limited client app (5 times its burst), and 25 from another.
+    let burst: Vec<_> = (0..25).map(|_| post(key.clone())).collect();
+    let others: Vec<_> = (0..25).map(|_| post(stack.api_key.clone())).collect();
+    let (burst, others) = tokio::join!(
+        futures::future::join_all(burst),
+        futures::future::join_all(others)
+    );
+    let accepted: Vec<Uuid> = burst
+        .iter()
+        .filter(|(_, c, _)| *c == 201)
+        .map(|(id, _, _)| *id)
+        .collect();
+    let refused: Vec<&(Uuid, u16, Option<String>)> =
+        burst.iter().filter(|(_, c, _)| *c == 429).collect();
+    assert_eq!(
+        accepted.len() + refused.len(),
+        25,
+        "only 201 and 429: {burst:?}"
+    );
+    // The bucket holds 5; it refills at 2 a second while the burst is answered.
+    assert!(
+        (5..=7).contains(&accepted.len()),
+        "{} accepted",
+        accepted.len()
+    );
+    for (id, _, retry_after) in &refused {
+        let seconds: u64 = retry_after
+            .as_deref()
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!(seconds >= 1, "whole seconds, rounded up");
+        assert_eq!(
+            get_with(&stack, &key, &id.to_string()).await,
+            404,
+            "nothing reserved"
+        );
+    }
+    for id in &accepted {
+        assert_eq!(get_with(&stack, &key, &id.to_string()).await, 200);
+    }
+    assert!(
+        others.iter().all(|(_, c, _)| *c == 201),
+        "the other client app is not limited"
+    );
+    stack.shutdown().await;
+}

@@ -48,8 +48,8 @@ pub enum ClientsAction {
         /// Its sustained rate of POSTs per second, if limited.
         #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
         rate_limit_per_s: Option<i32>,
-        /// Its burst, if limited.
-        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        /// Its burst (default: one second's rate).
+        #[arg(long, requires = "rate_limit_per_s", value_parser = clap::value_parser!(i32).range(1..))]
         burst: Option<i32>,
         /// The pepper.
         #[command(flatten)]

@@ -66,6 +66,28 @@ pub enum ClientStatus {
     Disabled,
 }
 
+/// A client app's POST rate: a token bucket of `burst` tokens refilled at `per_s` a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_s: u32,
+    /// Most tokens held (the largest burst).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The limit stored as `rate_limit_per_s` and `burst`: none without a rate; a burst of one
+    /// second's rate when none is given.
+    pub fn of(per_s: Option<i32>, burst: Option<i32>) -> Option<Self> {
+        let per_s = u32::try_from(per_s?).ok().filter(|r| *r > 0)?;
+        let burst = burst
+            .and_then(|b| u32::try_from(b).ok())
+            .filter(|b| *b > 0)
+            .unwrap_or(per_s);
+        Some(Self { per_s, burst })
+    }
+}
+
 /// What every API key starts with.
 pub const KEY_PREFIX: &str = "txk";
 
@@ -274,6 +296,23 @@ mod tests {
         let presented = PresentedKey::parse(&key.plaintext).unwrap();
         let shown = format!("{presented:?} {key:?} {:?}", pepper());
         assert!(!shown.contains(&key.plaintext[21..]), "{shown}");
+    }
+
+    #[test]
+    fn a_rate_limit_needs_a_rate_and_its_burst_defaults_to_one_second() {
+        assert_eq!(RateLimit::of(None, Some(5)), None);
+        assert_eq!(RateLimit::of(Some(0), None), None);
+        assert_eq!(
+            RateLimit::of(Some(5), None),
+            Some(RateLimit { per_s: 5, burst: 5 })
+        );
+        assert_eq!(
+            RateLimit::of(Some(5), Some(20)),
+            Some(RateLimit {
+                per_s: 5,
+                burst: 20
+            })
+        );
     }
 
     #[test]

@@ -5,6 +5,21 @@ local cached = redis.call('HMGET', entry, 'a', 'c', 's', 'o')
 if cached[3] then
   return {0, cached[1], cached[2], cached[3], cached[4]}
 end
+-- The owner's token bucket (rate_per_s 0: unlimited): a new id takes a token; without one,
+-- nothing is reserved and the answer says when the next token comes.
+local rate = tonumber(rate_per_s)
+if rate > 0 then
+  local now, cap = redis_now_ms(), tonumber(burst)
+  local held = redis.call('HMGET', bucket, 't', 'ts')
+  local tokens = tonumber(held[1]) or cap
+  local since = tonumber(held[2]) or now
+  tokens = math.min(cap, tokens + math.max(0, now - since) * rate / 1000)
+  if tokens < 1 then
+    return {3, math.ceil((1 - tokens) * 1000 / rate)}
+  end
+  redis.call('HSET', bucket, 't', tokens - 1, 'ts', now)
+  redis.call('PEXPIRE', bucket, math.ceil(cap * 1000 / rate) + 1000)
+end
 redis.call('HSET', entry, 'a', amount, 'c', currency, 's', 'pending', 'o', owner)
 redis.call('PEXPIRE', entry, ttl_ms)
 push_this_job()

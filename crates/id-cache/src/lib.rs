@@ -20,7 +20,9 @@ use std::sync::LazyLock;
 use queue::{HookedJob, PushHook, Queue, QueueError};
 use redis::{Script, aio::ConnectionLike};
 
-use domain::{ClientAppId, Money, QueueName, Status, TransactionId, jobs::CreateJob};
+use domain::{
+    ClientAppId, Money, QueueName, Status, TransactionId, client_app::RateLimit, jobs::CreateJob,
+};
 
 /// What the cache holds for an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,21 @@ pub enum Reservation {
     Known(Cached),
     /// Redis ran the script after the acceptance deadline: nothing was reserved or pushed.
     TooLate,
+    /// The owner's rate limit has no token left: nothing was reserved or pushed; the next
+    /// token comes after this long.
+    Limited(std::time::Duration),
+}
+
+/// One POST's reservation: its `create` job, its acceptance deadline (Redis's clock, ms since
+/// the epoch) and its owner's rate limit.
+#[derive(Debug, Clone)]
+pub struct Reserve {
+    /// The job to push for a new id.
+    pub job: CreateJob,
+    /// Past this, the script does nothing.
+    pub deadline_ms: u64,
+    /// The owner's token bucket, if limited.
+    pub limit: Option<RateLimit>,
 }
 
 /// What a re-read of an id's reservation found (see [`IdCache::reread`]).
@@ -74,14 +91,24 @@ const REDIS_NOW_MS: &str = include_str!("../lua/redis_now.lua");
 /// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key; `amount`
 /// and `currency` ('' = none) and `ttl_ms` its fields and lifetime; `deadline_ms` the
 /// acceptance deadline (ms since the epoch), past which it does nothing.
-/// `owner` is the client app making it. Returns {2} past the deadline, {1} for a new id, or
-/// {0, amount, currency, status, owner} for a known one.
+/// `owner` is the client app making it, `bucket` its token bucket's key, `rate_per_s` and
+/// `burst` its limit (0: none). Returns {2} past the deadline, {1} for a new id,
+/// {0, amount, currency, status, owner} for a known one, or {3, ms until a token} over the
+/// owner's limit.
 const RESERVE: &str = include_str!("../lua/reserve.lua");
 
 static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
     PushHook::with_prelude(
-        &["entry"],
-        &["amount", "currency", "ttl_ms", "deadline_ms", "owner"],
+        &["entry", "bucket"],
+        &[
+            "amount",
+            "currency",
+            "ttl_ms",
+            "deadline_ms",
+            "owner",
+            "rate_per_s",
+            "burst",
+        ],
         REDIS_NOW_MS,
         RESERVE,
     )
@@ -156,6 +183,13 @@ fn reservation(
             return Ok(Reservation::New);
         }
         Some("2") => return Ok(Reservation::TooLate),
+        Some("3") => {
+            let wait_ms = fields.next().flatten().and_then(|ms| ms.parse().ok());
+            let wait_ms = wait_ms.ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))?;
+            return Ok(Reservation::Limited(std::time::Duration::from_millis(
+                wait_ms,
+            )));
+        }
         _ => {}
     }
     let (amount, currency, status, owner) = (
@@ -196,14 +230,17 @@ impl IdCache {
     pub async fn reserve_many(
         &self,
         create: &Queue<CreateJob>,
-        jobs: &[(CreateJob, u64)],
+        jobs: &[Reserve],
     ) -> Result<Vec<Result<Reservation, IdCacheError>>, IdCacheError> {
         let hooked: Vec<HookedJob<CreateJob>> = jobs
             .iter()
-            .map(|(job, deadline_ms)| HookedJob {
-                job: jobs::now(job.clone()),
-                keys: vec![self.key(&job.id)],
-                args: self.reserve_args(job, *deadline_ms).to_vec(),
+            .map(|reserve| HookedJob {
+                job: jobs::now(reserve.job.clone()),
+                keys: vec![
+                    self.key(&reserve.job.id),
+                    self.bucket_key(reserve.job.client_app),
+                ],
+                args: self.reserve_args(reserve).to_vec(),
             })
             .collect();
         let mut replies: Vec<Vec<Option<String>>> =
@@ -213,19 +250,28 @@ impl IdCache {
         Ok(jobs
             .iter()
             .zip(replies)
-            .map(|((job, _), reply)| reservation(create, job, reply))
+            .map(|(reserve, reply)| reservation(create, &reserve.job, reply))
             .collect())
     }
 
-    /// The reserve hook's arguments: amount, currency, lifetime, deadline, owner.
-    fn reserve_args(&self, job: &CreateJob, deadline_ms: u64) -> [String; 5] {
+    /// The key of `owner`'s token bucket (in the cache's slot, beside the entries).
+    pub fn bucket_key(&self, owner: ClientAppId) -> String {
+        format!("{}:bucket:{owner}", self.tag)
+    }
+
+    /// The reserve hook's arguments: amount, currency, lifetime, deadline, owner, limit.
+    fn reserve_args(&self, reserve: &Reserve) -> [String; 7] {
+        let job = &reserve.job;
         let (amount, currency) = money_fields(job.money);
+        let (rate, burst) = reserve.limit.map_or((0, 0), |l| (l.per_s, l.burst));
         [
             amount,
             currency,
             self.ttl_ms.to_string(),
-            deadline_ms.to_string(),
+            reserve.deadline_ms.to_string(),
             job.client_app.to_string(),
+            rate.to_string(),
+            burst.to_string(),
         ]
     }
 

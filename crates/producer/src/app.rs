@@ -7,8 +7,8 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, header},
 };
-use domain::{TransactionId, jobs::CreateJob, signature::Verifier};
-use id_cache::{IdCache, IdCacheError, Reservation};
+use domain::{TransactionId, signature::Verifier};
+use id_cache::{IdCache, IdCacheError, Reservation, Reserve};
 use jobs::Queues;
 use queue::QueueConfig;
 use queue::batch::Batcher;
@@ -55,7 +55,7 @@ pub struct AppState {
     pub rows: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
     /// Reservations (with their deadlines), concurrent POSTs sharing one script and one round
     /// trip: Redis spends most of a lone reservation's time entering and leaving the script.
-    pub reserves: Batcher<(CreateJob, u64), Result<Reservation, IdCacheError>, IdCacheError>,
+    pub reserves: Batcher<Reserve, Result<Reservation, IdCacheError>, IdCacheError>,
 }
 
 /// Most reservations per script.
@@ -100,7 +100,7 @@ impl AppState {
         let cache = IdCache::new(&connections.queue_prefix, config.idempotency);
         let reserves = {
             let (create, cache) = (create.clone(), cache.clone());
-            Batcher::spawn(MAX_RESERVE_BATCH, move |jobs: Vec<(CreateJob, u64)>| {
+            Batcher::spawn(MAX_RESERVE_BATCH, move |jobs: Vec<Reserve>| {
                 let (create, cache) = (create.clone(), cache.clone());
                 async move { cache.reserve_many(&create, &jobs).await }
             })

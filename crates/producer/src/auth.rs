@@ -15,7 +15,7 @@ use axum::{extract::FromRequestParts, http::header, http::request::Parts};
 use chrono::{DateTime, Utc};
 use domain::{
     ClientAppId, ClientStatus,
-    client_app::{Pepper, PresentedKey},
+    client_app::{Pepper, PresentedKey, RateLimit},
 };
 use store::{KeyGrant, Store};
 
@@ -87,17 +87,20 @@ impl Authenticator {
         }
     }
 
-    /// The client app `authorization` (the header's value) speaks for.
-    pub async fn client_app(&self, authorization: Option<&str>) -> Result<ClientAppId, ApiError> {
+    /// The client app `authorization` (the header's value) speaks for, with its rate limit.
+    pub async fn client_app(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let token = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthenticated)?;
         let key = PresentedKey::parse(token.trim()).map_err(|_| ApiError::Unauthenticated)?;
         let looked = self.grant(key.key_id).await?;
-        decide(&self.pepper, &key, looked.grant.as_ref(), Utc::now()).map_err(|r| match r {
-            Refusal::Unauthenticated => ApiError::Unauthenticated,
-            Refusal::Disabled => ApiError::Forbidden,
-        })
+        let client_app =
+            decide(&self.pepper, &key, looked.grant.as_ref(), Utc::now()).map_err(|r| match r {
+                Refusal::Unauthenticated => ApiError::Unauthenticated,
+                Refusal::Disabled => ApiError::Forbidden,
+            })?;
+        let limit = looked.grant.as_ref().and_then(|g| g.rate_limit);
+        Ok(Caller { client_app, limit })
     }
 
     /// The grant of `key_id`: from the cache while fresh, else from Postgres; the last one
@@ -140,9 +143,15 @@ impl Authenticator {
     }
 }
 
-/// The client app making the request: 401 without a valid key, 403 when it is disabled.
+/// The client app making the request, and its POST rate limit: 401 without a valid key, 403
+/// when it is disabled.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller(pub ClientAppId);
+pub struct Caller {
+    /// The client app.
+    pub client_app: ClientAppId,
+    /// Its rate limit, if any.
+    pub limit: Option<RateLimit>,
+}
 
 impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
@@ -152,7 +161,7 @@ impl FromRequestParts<Shared> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        state.auth.client_app(header).await.map(Caller)
+        state.auth.client_app(header).await
     }
 }
 
@@ -168,6 +177,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             status: ClientStatus::Active,
+            rate_limit: None,
         };
         (key.plaintext, grant)
     }

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The id is known with other parameters (409).
     #[error("{0}")]
     IdempotencyConflict(String),
+    /// Over the client app's rate limit (429): nothing was reserved; a token comes after this.
+    #[error("over this client app's rate limit; nothing was accepted")]
+    RateLimited(std::time::Duration),
     /// The id is another client app's (409); nothing more about it is told.
     #[error("transaction {0} is not available to this client app; choose another id")]
     IdTaken(String),
@@ -142,6 +145,11 @@ impl ApiError {
                 "/problems/idempotency-conflict",
                 "Id already used with other parameters",
             ),
+            ApiError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/rate-limited",
+                "Rate limit exceeded",
+            ),
             ApiError::IdTaken(_) => (StatusCode::CONFLICT, "/problems/id-taken", "Id taken"),
             ApiError::StatusConflict(_) => (
                 StatusCode::CONFLICT,
@@ -233,6 +241,13 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited(wait) = &self {
+            // Whole seconds, rounded up, at least one.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
         }
         if matches!(self, ApiError::Unauthenticated) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -82,6 +82,8 @@ pub struct KeyGrant {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The owner's status.
     pub status: ClientStatus,
+    /// The owner's POST rate limit, if any.
+    pub rate_limit: Option<domain::client_app::RateLimit>,
 }
 
 fn status(value: &str) -> Result<ClientStatus, StoreError> {
@@ -358,7 +360,8 @@ impl Store {
     /// What authenticating with key `key_id` needs, if the key exists.
     pub async fn key_grant(&self, key_id: &str) -> Result<Option<KeyGrant>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.client_app_id, k.hash, k.expires_at, k.revoked_at, c.status
+            "SELECT k.client_app_id, k.hash, k.expires_at, k.revoked_at, c.status,
+                    c.rate_limit_per_s, c.burst
              FROM api_keys k JOIN client_apps c ON c.id = k.client_app_id
              WHERE k.key_id = $1",
         )
@@ -372,6 +375,10 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
                 status: status(r.try_get("status")?)?,
+                rate_limit: domain::client_app::RateLimit::of(
+                    r.try_get("rate_limit_per_s")?,
+                    r.try_get("burst")?,
+                ),
             })
         })
         .transpose()

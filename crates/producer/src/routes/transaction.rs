@@ -11,7 +11,7 @@ use domain::{
     Amount, ClientAppId, Currency, Source, Status, TransactionId, jobs::CreateJob,
     money::differing_parts,
 };
-use id_cache::{Cached, IdCacheError, Reread, Reservation};
+use id_cache::{Cached, IdCacheError, Reread, Reservation, Reserve};
 use queue::batch::BatchError;
 use serde::Serialize;
 use store::HistoryEntry;
@@ -51,6 +51,7 @@ pub struct Accepted {
         (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Known id, other parameters (the detail names them); or another client app's id (`/problems/id-taken`, nothing more told)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the client app's rate limit: nothing was reserved; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json", headers(("retry-after" = String, description = "Whole seconds until a token comes"))),
         (status = 422, description = "Invalid or unknown fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "Took longer than REQUEST_TIMEOUT_MS", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not accepted, for certain: Redis was unavailable or did not run the reservation within ACCEPT_DEADLINE_MS (Retry-After)", body = Problem, content_type = "application/problem+json"),
@@ -63,7 +64,7 @@ pub struct Accepted {
 /// only when nothing was accepted, 504 when that cannot be known.
 pub async fn create(
     State(state): State<Shared>,
-    Caller(client_app): Caller,
+    Caller { client_app, limit }: Caller,
     headers: HeaderMap,
     Body(body): Body<NewTransactionBody>,
 ) -> Result<Response, ApiError> {
@@ -83,7 +84,12 @@ pub async fn create(
     {
         return known(&new, client_app, &row);
     }
-    let reservation = match state.reserves.call((job, deadline_ms)).await {
+    let reserve = Reserve {
+        job,
+        deadline_ms,
+        limit,
+    };
+    let reservation = match state.reserves.call(reserve).await {
         Ok(reservation) => reservation?,
         Err(BatchError::Failed(e)) => {
             after_failed_reserve(&state, &new, client_app, deadline_ms, &e).await?
@@ -115,6 +121,7 @@ pub async fn create(
             Ok((StatusCode::CREATED, [(header::LOCATION, location)], body).into_response())
         }
         Reservation::Known(cached) => known(&new, client_app, &cached),
+        Reservation::Limited(wait) => Err(ApiError::RateLimited(wait)),
     }
 }
 
@@ -334,7 +341,7 @@ impl From<HistoryEntry> for HistoryView {
 /// the consumer is `pending` from the id cache, with an empty history.
 pub async fn get(
     State(state): State<Shared>,
-    Caller(client_app): Caller,
+    Caller { client_app, .. }: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TransactionView>, ApiError> {
     // A path that is not even UTF-8 (`%FF`) is the same mistake as one that is not a UUID.
