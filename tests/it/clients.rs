@@ -251,6 +251,13 @@ async fn two_client_apps_each_see_only_their_own_transactions() {
     .await;
     let other_key = other["api_key"].as_str().unwrap().to_string();
     assert_eq!(other["status"], "active");
+    // No ADMIN_TOKEN here: there is no admin API.
+    let admin = stack
+        .http
+        .get(format!("{}/admin/clients", stack.consumer))
+        .sent()
+        .await;
+    assert_eq!(admin.status(), 404);
     let other_sim = client_sim_at(&other_url, &other["signing_secret"]).await;
 
     // Each client app's notifications reach its own simulator only, verified there with its
@@ -590,5 +597,127 @@ async fn a_burst_over_a_client_apps_limit_is_refused_with_nothing_reserved() {
         others.iter().all(|(_, c, _)| *c == 201),
         "the other client app is not limited"
     );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
+    let (mut options, pepper) = stack_options(Duration::from_millis(300));
+    options.consumer.admin_token = Some(service::secret::Secret::new("admin-token-for-tests"));
+    options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
+    let stack = spawn_stack(options).await;
+    let admin = |method: Method, path: &str, token: &str| {
+        stack
+            .http
+            .request(method, format!("{}/admin{path}", stack.consumer))
+            .bearer_auth(token)
+    };
+    const TOKEN: &str = "admin-token-for-tests";
+    let answer = |request: reqwest::RequestBuilder| async move {
+        let r = request.sent().await;
+        let code = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        (
+            code,
+            content_type,
+            r.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+
+    let (code, kind, _) = answer(admin(Method::GET, "/clients", "wrong")).await;
+    assert_eq!((code, kind.as_deref()), (401, Some(PROBLEM)));
+    let body = json!({"name": "shop", "notify_url": "ftp://shop"});
+    let (code, _, problem) = answer(admin(Method::POST, "/clients", TOKEN).json(&body)).await;
+    assert_eq!(code, 422, "{problem}");
+    let body = json!({"name": "shop", "notify_url": stack.client, "rate_limit_per_s": 100});
+    let (code, _, shop) = answer(admin(Method::POST, "/clients", TOKEN).json(&body)).await;
+    assert_eq!(code, 201, "{shop}");
+    let (code, _, problem) = answer(admin(Method::POST, "/clients", TOKEN).json(&body)).await;
+    assert_eq!(
+        (code, problem["type"].as_str()),
+        (409, Some("/problems/name-taken"))
+    );
+    let id = shop["id"].as_str().unwrap().to_string();
+    let key = shop["api_key"].as_str().unwrap().to_string();
+    assert!(
+        shop["signing_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    let unknown = Uuid::now_v7().to_string();
+    assert_eq!(
+        get_with(&stack, &key, &unknown).await,
+        404,
+        "the new key works"
+    );
+
+    let (code, _, shown) = answer(admin(Method::GET, &format!("/clients/{id}"), TOKEN)).await;
+    assert_eq!(
+        (code, shown["keys"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    assert_eq!(
+        answer(admin(Method::GET, &format!("/clients/{unknown}"), TOKEN))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        answer(admin(Method::GET, "/clients/not-a-uuid", TOKEN))
+            .await
+            .0,
+        422
+    );
+    let (code, _, listed) = answer(admin(Method::GET, "/clients", TOKEN)).await;
+    assert_eq!(code, 200);
+    assert!(
+        !listed.to_string().contains(&key["txk_".len() + 17..]),
+        "no secret listed"
+    );
+
+    // A second key, revoked: refused within AUTH_CACHE_MS.
+    let (code, _, spare) = answer(admin(Method::POST, &format!("/clients/{id}/keys"), TOKEN)).await;
+    assert_eq!(code, 201, "{spare}");
+    let spare_key = spare["api_key"].as_str().unwrap().to_string();
+    assert_eq!(get_with(&stack, &spare_key, &unknown).await, 404);
+    let path = format!("/keys/{}", spare["key_id"].as_str().unwrap());
+    assert_eq!(answer(admin(Method::DELETE, &path, TOKEN)).await.0, 204);
+    assert_eq!(
+        answer(admin(Method::DELETE, "/keys/0000000000000000", TOKEN))
+            .await
+            .0,
+        404
+    );
+    eventually(
+        Duration::from_secs(3),
+        "the revoked key is refused",
+        || async { get_with(&stack, &spare_key, &unknown).await == 401 },
+    )
+    .await;
+
+    // Disabled by PATCH: 403 until enabled again.
+    let path = format!("/clients/{id}");
+    let (code, _, patched) =
+        answer(admin(Method::PATCH, &path, TOKEN).json(&json!({"status": "disabled"}))).await;
+    assert_eq!((code, patched["status"].as_str()), (200, Some("disabled")));
+    eventually(
+        Duration::from_secs(3),
+        "a disabled client app is refused",
+        || async { get_with(&stack, &key, &unknown).await == 403 },
+    )
+    .await;
+    let (code, _, _) =
+        answer(admin(Method::PATCH, &path, TOKEN).json(&json!({"status": "active"}))).await;
+    assert_eq!(code, 200);
+
+    // A rotation hands out a new signing secret.
+    let path = format!("/clients/{id}/secrets");
+    let (code, _, rotated) = answer(admin(Method::POST, &path, TOKEN)).await;
+    assert_eq!(code, 201, "{rotated}");
+    assert_ne!(rotated["signing_secret"], shop["signing_secret"]);
     stack.shutdown().await;
 }

@@ -2,6 +2,8 @@
 //! with `DATABASE_URL` alone, and the development bootstrap of `consumer migrate` and `stack`.
 //! Each action is one function of the store; its answer is JSON, printed by the command.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use domain::{
     ClientAppId, ClientStatus, WebhookSecrets,
@@ -115,7 +117,7 @@ pub enum SecretsAction {
         id: Uuid,
         /// How long the previous secrets keep signing (ms).
         #[arg(long = "overlap-ms", env = "SECRET_ROTATION_OVERLAP_MS", default_value = "86400000", value_parser = service::config::millis)]
-        overlap: std::time::Duration,
+        overlap: Duration,
     },
 }
 
@@ -146,25 +148,15 @@ pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminErr
             burst,
             pepper,
         } => {
-            let key = pepper.api_key_pepper.new_key();
             let new = NewClientApp {
                 name: &name,
                 notify_url: notify_url.as_str(),
                 rate_limit_per_s,
                 burst,
             };
-            let secret = WebhookSecrets::generate().expose();
-            let app = store.create_client_app(&new, &key, &secret).await?;
-            Ok(created(&app, &key, &secret))
+            create(store, &pepper.api_key_pepper, &new).await
         }
-        ClientsAction::List => {
-            let mut apps = Vec::new();
-            for app in store.client_apps().await? {
-                let keys = store.keys_of(app.id).await?;
-                apps.push(json!({"client_app": app, "keys": keys}));
-            }
-            Ok(Value::Array(apps))
-        }
+        ClientsAction::List => list(store).await,
         ClientsAction::Keys {
             action:
                 KeysAction::Create {
@@ -174,27 +166,22 @@ pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminErr
                     pepper,
                 },
         } => {
-            let key = pepper.api_key_pepper.new_key();
             let id = ClientAppId::from(id);
-            store.add_key(id, &key, name.as_deref(), expires_at).await?;
-            Ok(json!({"client_app_id": id, "key_id": key.key_id, "api_key": key.plaintext}))
+            add_key(
+                store,
+                &pepper.api_key_pepper,
+                id,
+                name.as_deref(),
+                expires_at,
+            )
+            .await
         }
         ClientsAction::Keys {
             action: KeysAction::Revoke { key_id },
-        } => match store.revoke_key(&key_id).await? {
-            true => Ok(json!({"key_id": key_id, "revoked": true})),
-            false => Err(AdminError::UnknownKey(key_id)),
-        },
+        } => revoke(store, &key_id).await,
         ClientsAction::Secrets {
             action: SecretsAction::Rotate { id, overlap },
-        } => {
-            let secret = WebhookSecrets::generate().expose();
-            let id = ClientAppId::from(id);
-            store.rotate_secret(id, &secret, overlap).await?;
-            Ok(
-                json!({"client_app_id": id, "signing_secret": secret, "previous_valid_for_ms": overlap.as_millis() as u64}),
-            )
-        }
+        } => rotate(store, ClientAppId::from(id), overlap).await,
         ClientsAction::Disable { id } => set_status(store, id, ClientStatus::Disabled).await,
         ClientsAction::Enable { id } => set_status(store, id, ClientStatus::Active).await,
     }
@@ -206,6 +193,103 @@ async fn set_status(store: &Store, id: Uuid, status: ClientStatus) -> Result<Val
         true => Ok(json!({"id": id, "status": status})),
         false => Err(ClientsError::UnknownClientApp(id).into()),
     }
+}
+
+/// Makes a client app with its first key and signing secret (both in the answer).
+pub async fn create(
+    store: &Store,
+    pepper: &Pepper,
+    new: &NewClientApp<'_>,
+) -> Result<Value, AdminError> {
+    let key = pepper.new_key();
+    let secret = WebhookSecrets::generate().expose();
+    let app = store.create_client_app(new, &key, &secret).await?;
+    Ok(created(&app, &key, &secret))
+}
+
+/// Every client app with its keys (never a secret).
+pub async fn list(store: &Store) -> Result<Value, AdminError> {
+    let mut apps = Vec::new();
+    for app in store.client_apps().await? {
+        let keys = store.keys_of(app.id).await?;
+        apps.push(json!({"client_app": app, "keys": keys}));
+    }
+    Ok(Value::Array(apps))
+}
+
+/// One client app with its keys.
+pub async fn show(store: &Store, id: ClientAppId) -> Result<Value, AdminError> {
+    let app = store
+        .client_app(id)
+        .await?
+        .ok_or(ClientsError::UnknownClientApp(id))?;
+    let keys = store.keys_of(id).await?;
+    Ok(json!({"client_app": app, "keys": keys}))
+}
+
+/// What a change of a client app gives (the rest stays).
+#[derive(Debug, Default)]
+pub struct ClientUpdate<'a> {
+    /// A new endpoint.
+    pub notify_url: Option<&'a str>,
+    /// A new rate.
+    pub rate_limit_per_s: Option<i32>,
+    /// A new burst.
+    pub burst: Option<i32>,
+    /// Enabled or disabled.
+    pub status: Option<ClientStatus>,
+}
+
+/// Changes a client app; the client app after.
+pub async fn update(
+    store: &Store,
+    id: ClientAppId,
+    change: &ClientUpdate<'_>,
+) -> Result<Value, AdminError> {
+    let app = store
+        .update_client_app(
+            id,
+            change.notify_url,
+            change.rate_limit_per_s,
+            change.burst,
+            change.status,
+        )
+        .await?
+        .ok_or(ClientsError::UnknownClientApp(id))?;
+    Ok(json!(app))
+}
+
+/// Adds a key to client app `id` (shown once, in the answer).
+pub async fn add_key(
+    store: &Store,
+    pepper: &Pepper,
+    id: ClientAppId,
+    name: Option<&str>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<Value, AdminError> {
+    let key = pepper.new_key();
+    store.add_key(id, &key, name, expires_at).await?;
+    Ok(json!({"client_app_id": id, "key_id": key.key_id, "api_key": key.plaintext}))
+}
+
+/// Revokes key `key_id`.
+pub async fn revoke(store: &Store, key_id: &str) -> Result<Value, AdminError> {
+    match store.revoke_key(key_id).await? {
+        true => Ok(json!({"key_id": key_id, "revoked": true})),
+        false => Err(AdminError::UnknownKey(key_id.to_string())),
+    }
+}
+
+/// A new signing secret for client app `id`; the previous keep signing for `overlap`.
+pub async fn rotate(
+    store: &Store,
+    id: ClientAppId,
+    overlap: Duration,
+) -> Result<Value, AdminError> {
+    let secret = WebhookSecrets::generate().expose();
+    store.rotate_secret(id, &secret, overlap).await?;
+    let overlap_ms = u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX);
+    Ok(json!({"client_app_id": id, "signing_secret": secret, "previous_valid_for_ms": overlap_ms}))
 }
 
 /// The answer to a creation: the client app, its key and its signing secret, the key shown

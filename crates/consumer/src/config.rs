@@ -208,6 +208,17 @@ pub struct Config {
     /// `/board/login`; never in a URL); unset = readable by anyone and read-only.
     #[arg(long, env = "BOARD_TOKEN", hide_env_values = true, value_parser = parser::<Secret>())]
     pub board_token: Option<Secret>,
+    /// Token the admin API under /admin requires (`Authorization: Bearer`); unset = no admin
+    /// API (404). Needs API_KEY_PEPPER.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = parser::<Secret>(), requires = "api_key_pepper")]
+    pub admin_token: Option<Secret>,
+    /// The producer's API_KEY_PEPPER, for the keys the admin API makes.
+    #[arg(long, env = "API_KEY_PEPPER", hide_env_values = true, value_parser = parser::<Pepper>())]
+    pub api_key_pepper: Option<Pepper>,
+    /// How long a rotation (`POST /admin/clients/{id}/secrets`) leaves the previous signing
+    /// secrets signing (ms).
+    #[arg(long = "secret-rotation-overlap-ms", env = "SECRET_ROTATION_OVERLAP_MS", default_value = "86400000", value_parser = millis)]
+    pub secret_rotation_overlap: Duration,
     /// Without BOARD_TOKEN, allow the board's actions (retry, purge) anyway.
     #[arg(long, env = "BOARD_ALLOW_ACTIONS", default_value_t = false, action = clap::ArgAction::Set)]
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! The consumer's HTTP side: liveness, readiness, metrics and the queue board.
+//! The consumer's HTTP side: liveness, readiness, metrics, the queue board and the admin API.
 
 use std::sync::Arc;
 
@@ -13,8 +13,8 @@ struct Side {
 }
 
 /// Routes: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer), `/metrics`,
-/// and the board under `/board`.
-pub fn router(pipeline: Arc<Pipeline>, board: Board) -> Router {
+/// the board under `/board`, and the admin API under `/admin`.
+pub fn router(pipeline: Arc<Pipeline>, board: Board, admin: Option<crate::admin::Admin>) -> Router {
     let side = Side {
         pipeline,
         board: board.clone(),
@@ -25,6 +25,7 @@ pub fn router(pipeline: Arc<Pipeline>, board: Board) -> Router {
         .route("/metrics", get(metrics))
         .with_state(side)
         .merge(crate::board::router(board))
+        .merge(crate::admin::router(admin))
 }
 
 async fn ready(State(side): State<Side>) -> (StatusCode, &'static str) {

@@ -2,6 +2,7 @@
 //! concurrency, the sweeper, and a small HTTP side (health, metrics, the queue board).
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod board;
 pub mod clients;
 mod config;
@@ -60,6 +61,22 @@ pub async fn bootstrap_dev(migrate: &MigrateConfig) -> anyhow::Result<()> {
         clients::ensure_dev(&store, pepper, key.expose(), notify_url.as_str(), secrets).await?;
     tracing::info!(client_app = %app.id, name = %app.name, "development client app ready (DEV_API_KEY)");
     Ok(())
+}
+
+/// The admin API's context, when `ADMIN_TOKEN` is set (with the pepper it needs).
+fn admin(config: &Config, store: &Store) -> anyhow::Result<Option<admin::Admin>> {
+    let Some(token) = &config.admin_token else {
+        return Ok(None);
+    };
+    let Some(pepper) = &config.api_key_pepper else {
+        anyhow::bail!("ADMIN_TOKEN needs API_KEY_PEPPER (the producer's), to make API keys");
+    };
+    Ok(Some(admin::Admin {
+        store: store.clone(),
+        token: token.clone(),
+        pepper: pepper.clone(),
+        overlap: config.secret_rotation_overlap,
+    }))
 }
 
 /// `consumer clients …`: does the action; its answer as JSON.
@@ -175,7 +192,7 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn({
         let (router, server, stop) = (
-            http::router(p.clone(), board),
+            http::router(p.clone(), board, admin(&config, &p.store)?),
             config.server.clone(),
             stop.clone(),
         );

@@ -152,9 +152,25 @@ impl fmt::Debug for NewKey {
     }
 }
 
-/// The server's secret under which key secrets are hashed (`API_KEY_PEPPER`).
-#[derive(Clone)]
+/// The server's secret under which key secrets are hashed (`API_KEY_PEPPER`). `Debug` never
+/// shows it; serde writes it as the setting's text (only to hand settings to a process of
+/// ours).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Pepper(Vec<u8>);
+
+impl From<Pepper> for String {
+    fn from(p: Pepper) -> Self {
+        String::from_utf8_lossy(&p.0).into_owned()
+    }
+}
+
+impl TryFrom<String> for Pepper {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::new(value.as_bytes())
+    }
+}
 
 impl fmt::Debug for Pepper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

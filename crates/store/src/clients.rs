@@ -297,6 +297,42 @@ impl Store {
         rows.iter().map(ClientApp::try_from).collect()
     }
 
+    /// Client app `id`, if it exists.
+    pub async fn client_app(&self, id: ClientAppId) -> Result<Option<ClientApp>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_APP_COLUMNS} FROM client_apps WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(ClientApp::try_from).transpose()
+    }
+
+    /// Changes what is given of client app `id`; the client app after, if it exists.
+    pub async fn update_client_app(
+        &self,
+        id: ClientAppId,
+        notify_url: Option<&str>,
+        rate_limit_per_s: Option<i32>,
+        burst: Option<i32>,
+        status: Option<ClientStatus>,
+    ) -> Result<Option<ClientApp>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE client_apps SET notify_url = coalesce($2, notify_url),
+                    rate_limit_per_s = coalesce($3, rate_limit_per_s), burst = coalesce($4, burst),
+                    status = coalesce($5, status), updated_at = now()
+             WHERE id = $1 RETURNING {CLIENT_APP_COLUMNS}"
+        ))
+        .bind(id.as_uuid())
+        .bind(notify_url)
+        .bind(rate_limit_per_s)
+        .bind(burst)
+        .bind(status.map(<&str>::from))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(ClientApp::try_from).transpose()
+    }
+
     /// The keys of client app `id`, oldest first.
     pub async fn keys_of(&self, id: ClientAppId) -> Result<Vec<KeyInfo>, StoreError> {
         let rows = sqlx::query(
