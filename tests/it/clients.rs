@@ -714,6 +714,33 @@ async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
         answer(admin(Method::PATCH, &path, TOKEN).json(&json!({"status": "active"}))).await;
     assert_eq!(code, 200);
 
+    // The board lists the client apps with their keys by id, never a secret.
+    let (_, listed): (_, Value) = stack
+        .get_json(&format!("{}/board/api/clients", stack.consumer))
+        .await;
+    let shop_view = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "shop")
+        .expect("shop is listed")
+        .clone();
+    assert_eq!(shop_view["rate_limit_per_s"], 100);
+    assert_eq!(shop_view["keys"].as_array().map(Vec::len), Some(2));
+    let page = stack
+        .text_of(&format!("{}/board/clients", stack.consumer))
+        .await;
+    assert!(
+        page.contains(shop["key_id"].as_str().unwrap()),
+        "key ids shown"
+    );
+    for secret in [
+        &key["txk_".len() + 17..],
+        shop["signing_secret"].as_str().unwrap(),
+    ] {
+        assert!(!page.contains(secret) && !listed.to_string().contains(secret));
+    }
+
     // A rotation hands out a new signing secret.
     let path = format!("/clients/{id}/secrets");
     let (code, _, rotated) = answer(admin(Method::POST, &path, TOKEN)).await;

@@ -61,7 +61,7 @@ nav {{ margin-bottom: 1.5rem; }}
 </style>
 </head>
 <body>
-<nav><a href="/board">Queues</a>
+<nav><a href="/board">Queues</a> <a href="/board/clients">Client apps</a>
 <form id="search" method="get" action="/board/transactions" style="display:inline; margin-left:2rem">
 <label>Transaction <input name="id" size="38" placeholder="transaction id"></label>
 <button type="submit">Show its story</button></form></nav>

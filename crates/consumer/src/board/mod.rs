@@ -13,6 +13,7 @@
 mod access;
 mod api;
 mod chart;
+mod clients;
 mod html;
 mod pages;
 mod story;
@@ -270,6 +271,8 @@ pub fn router(board: Board) -> Router {
         .route("/board/queues/{queue}/jobs/{id}", get(pages::job))
         .route("/board/transactions", get(pages::story))
         .route("/board/login", post(access::login))
+        .route("/board/clients", get(clients::page_of_clients))
+        .route("/board/api/clients", get(clients::api))
         .route("/board/api/queues", get(api::queues))
         .route("/board/api/queues/{queue}/jobs", get(api::jobs))
         .route("/board/api/queues/{queue}/jobs/{id}", get(api::job))
