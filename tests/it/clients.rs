@@ -393,6 +393,10 @@ async fn a_client_app_name_is_taken_once_and_a_notify_url_must_be_http() {
     };
     let error = command("shop", "ftp://example").unwrap_err().to_string();
     assert!(error.contains("http"), "{error}");
+    let mut plain = command("shop", "http://shop.example").expect("a valid command");
+    plain.require_https_notify = true;
+    let error = consumer::administer(plain).await.unwrap_err().to_string();
+    assert!(error.contains("must be https://"), "{error}");
     let taken = command("e2e", &stack.client).expect("a valid command");
     let error = consumer::administer(taken).await.unwrap_err().to_string();
     assert!(

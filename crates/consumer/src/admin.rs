@@ -32,6 +32,8 @@ pub struct Admin {
     pub pepper: Pepper,
     /// How long rotated-out signing secrets keep signing.
     pub overlap: Duration,
+    /// Whether notify URLs must be `https://` (`REQUIRE_HTTPS_NOTIFY`).
+    pub require_https: bool,
 }
 
 type Shared = Arc<Admin>;
@@ -119,6 +121,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = valid_url(&body.notify_url)?;
+    clients::notify_url_allowed(&notify_url, admin.require_https)?;
     valid_limit(body.rate_limit_per_s, body.burst)?;
     if body.name.trim().is_empty() {
         return Err(Problem::invalid("name", "must not be empty"));
@@ -155,6 +158,9 @@ async fn update(
     let id = client_id(&id)?;
     let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = body.notify_url.as_deref().map(valid_url).transpose()?;
+    if let Some(url) = &notify_url {
+        clients::notify_url_allowed(url, admin.require_https)?;
+    }
     valid_limit(body.rate_limit_per_s.or(Some(1)), body.burst)?;
     let change = ClientUpdate {
         notify_url: notify_url.as_ref().map(HttpUrl::as_str),
@@ -271,6 +277,9 @@ impl From<AdminError> for Problem {
         match e {
             AdminError::UnknownKey(_) | AdminError::Clients(ClientsError::UnknownClientApp(_)) => {
                 Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+            }
+            AdminError::Invalid(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
             }
             AdminError::Clients(ClientsError::NameTaken(_)) => {
                 Self::new(StatusCode::CONFLICT, "name-taken", detail)

@@ -23,9 +23,22 @@ pub struct ClientsCommand {
     /// The database holding the client apps.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, value_parser = parser::<PostgresUrl>())]
     pub database_url: PostgresUrl,
+    /// Refuse `http://` notify URLs: every client app's endpoint must be `https://`.
+    #[arg(long, env = "REQUIRE_HTTPS_NOTIFY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_https_notify: bool,
     /// What to do.
     #[command(subcommand)]
     pub action: ClientsAction,
+}
+
+/// Whether `url` may be a client app's notify URL: `https://` only when `require_https`.
+pub fn notify_url_allowed(url: &HttpUrl, require_https: bool) -> Result<(), AdminError> {
+    if require_https && !url.as_str().starts_with("https://") {
+        return Err(AdminError::Invalid(
+            "notify_url: must be https:// (REQUIRE_HTTPS_NOTIFY)".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// The server secret new keys are hashed under: the producer's `API_KEY_PEPPER`.
@@ -130,6 +143,9 @@ pub enum AdminError {
     /// No key has this id.
     #[error("no API key {0}")]
     UnknownKey(String),
+    /// A value the rules refuse.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<store::StoreError> for AdminError {
@@ -138,9 +154,9 @@ impl From<store::StoreError> for AdminError {
     }
 }
 
-/// Does `action` on `store`; the answer as JSON.
-pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminError> {
-    match action {
+/// Does `command`'s action on `store`; the answer as JSON.
+pub async fn run(store: &Store, command: ClientsCommand) -> Result<Value, AdminError> {
+    match command.action {
         ClientsAction::Create {
             name,
             notify_url,
@@ -148,6 +164,7 @@ pub async fn run(store: &Store, action: ClientsAction) -> Result<Value, AdminErr
             burst,
             pepper,
         } => {
+            notify_url_allowed(&notify_url, command.require_https_notify)?;
             let new = NewClientApp {
                 name: &name,
                 notify_url: notify_url.as_str(),

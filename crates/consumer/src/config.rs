@@ -219,6 +219,11 @@ pub struct Config {
     /// secrets signing (ms).
     #[arg(long = "secret-rotation-overlap-ms", env = "SECRET_ROTATION_OVERLAP_MS", default_value = "86400000", value_parser = millis)]
     pub secret_rotation_overlap: Duration,
+    /// Refuse `http://` notify URLs in the admin API: every client app's endpoint must be
+    /// `https://`.
+    #[arg(long, env = "REQUIRE_HTTPS_NOTIFY", default_value_t = false, action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub require_https_notify: bool,
     /// Without BOARD_TOKEN, allow the board's actions (retry, purge) anyway.
     #[arg(long, env = "BOARD_ALLOW_ACTIONS", default_value_t = false, action = clap::ArgAction::Set)]
     #[serde(default)]

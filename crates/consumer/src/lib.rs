@@ -76,13 +76,14 @@ fn admin(config: &Config, store: &Store) -> anyhow::Result<Option<admin::Admin>>
         token: token.clone(),
         pepper: pepper.clone(),
         overlap: config.secret_rotation_overlap,
+        require_https: config.require_https_notify,
     }))
 }
 
 /// `consumer clients …`: does the action; its answer as JSON.
 pub async fn administer(command: clients::ClientsCommand) -> anyhow::Result<serde_json::Value> {
     let store = Store::connect_lazy(command.database_url.as_str(), 2)?;
-    Ok(clients::run(&store, command.action).await?)
+    Ok(clients::run(&store, command).await?)
 }
 
 /// Registers the pool of jobs of kind `K` on `monitor`, if this process runs that queue: its
