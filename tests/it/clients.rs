@@ -41,6 +41,48 @@ async fn get_with(stack: &Stack, key: &str, id: &str) -> u16 {
         .as_u16()
 }
 
+/// `POST /transaction` of `id` with `amount`, as the client app of `key`: the status code,
+/// the body and `Retry-After`.
+async fn post_id(stack: &Stack, key: &str, id: Uuid, amount: i64) -> (u16, Value, Option<String>) {
+    let r = stack
+        .http
+        .post(format!("{}/transaction", stack.producer))
+        .bearer_auth(key)
+        .json(&json!({"id": id, "amount": amount, "currency": "EUR"}))
+        .sent()
+        .await;
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (
+        r.status().as_u16(),
+        r.json().await.unwrap_or(Value::Null),
+        retry_after,
+    )
+}
+
+/// A stack without a consumer (what was reserved stays in the id cache alone), its pepper,
+/// and a second client app made by `clients create --name <name> … <extra>`.
+async fn producer_with_second_app(name: &str, extra: &[&str]) -> (Stack, Value) {
+    let (mut options, pepper) = stack_options(Duration::from_secs(5));
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    let mut args = vec!["create", "--name", name, "--notify-url", &stack.client];
+    args.extend_from_slice(extra);
+    let app = clients(&stack, &pepper, &args).await;
+    (stack, app)
+}
+
+/// Waits (within the auth cache's time, and then some) until a GET with `key` answers `code`.
+async fn key_answers(stack: &Stack, key: &str, code: u16, what: &str) {
+    let unknown = Uuid::now_v7().to_string();
+    eventually(Duration::from_secs(3), what, || async {
+        get_with(stack, key, &unknown).await == code
+    })
+    .await;
+}
+
 /// `POST /transaction` with `authorization` (the whole header, if any): status, content type,
 /// `WWW-Authenticate`.
 async fn post_as(stack: &Stack, authorization: Option<&str>, path: &str) -> (u16, String, String) {
@@ -183,12 +225,7 @@ async fn revoked_expired_and_disabled_keys_stop_working() {
     // Revoked: refused within AUTH_CACHE_MS.
     let key_id = made["key_id"].as_str().unwrap();
     clients(&stack, &pepper, &["keys", "revoke", key_id]).await;
-    eventually(
-        Duration::from_secs(3),
-        "the revoked key is refused",
-        || async { get_with(&stack, &spare, &unknown).await == 401 },
-    )
-    .await;
+    key_answers(&stack, &spare, 401, "the revoked key is refused").await;
 
     // Expired: refused at once.
     let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
@@ -203,17 +240,15 @@ async fn revoked_expired_and_disabled_keys_stop_working() {
 
     // Disabled: 403 for every key of the client app, until it is enabled again.
     clients(&stack, &pepper, &["disable", &app]).await;
-    eventually(
-        Duration::from_secs(3),
+    key_answers(
+        &stack,
+        &stack.api_key,
+        403,
         "a disabled client app is refused",
-        || async { get_with(&stack, &stack.api_key, &unknown).await == 403 },
     )
     .await;
     clients(&stack, &pepper, &["enable", &app]).await;
-    eventually(Duration::from_secs(3), "enabled again", || async {
-        get_with(&stack, &stack.api_key, &unknown).await == 404
-    })
-    .await;
+    key_answers(&stack, &stack.api_key, 404, "enabled again").await;
 
     // What is stored: no secret, the use recorded.
     let listed = clients(&stack, &pepper, &["list"]).await;
@@ -478,26 +513,13 @@ async fn a_disabled_client_apps_notifications_wait_until_it_is_enabled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_client_apps_id_is_taken_on_post_and_unknown_on_get() {
-    let (mut options, pepper) = stack_options(Duration::from_secs(5));
-    // Without a consumer, ids stay in the id cache only: the reservation decides.
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
-    let other = clients(
-        &stack,
-        &pepper,
-        &["create", "--name", "other", "--notify-url", &stack.client],
-    )
-    .await;
+    let (stack, other) = producer_with_second_app("other", &[]).await;
     let other_key = other["api_key"].as_str().unwrap().to_string();
     let post = |key: String, id: Uuid, amount: i64| {
-        let request = stack
-            .http
-            .post(format!("{}/transaction", stack.producer))
-            .bearer_auth(key)
-            .json(&json!({"id": id, "amount": amount, "currency": "EUR"}));
+        let stack = &stack;
         async move {
-            let r = request.sent().await;
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            let (code, body, _) = post_id(stack, &key, id, amount).await;
+            (code, body)
         }
     };
     let id = Uuid::now_v7();
@@ -519,41 +541,15 @@ async fn another_client_apps_id_is_taken_on_post_and_unknown_on_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_over_a_client_apps_limit_is_refused_with_nothing_reserved() {
-    let (mut options, pepper) = stack_options(Duration::from_secs(5));
-    // Without a consumer, what was reserved stays visible in the id cache.
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
-    let limited = clients(
-        &stack,
-        &pepper,
-        &[
-            "create",
-            "--name",
-            "limited",
-            "--notify-url",
-            &stack.client,
-            "--rate-limit-per-s",
-            "2",
-            "--burst",
-            "5",
-        ],
-    )
-    .await;
+    let limit = ["--rate-limit-per-s", "2", "--burst", "5"];
+    let (stack, limited) = producer_with_second_app("limited", &limit).await;
     let key = limited["api_key"].as_str().unwrap().to_string();
     let post = |key: String| {
-        let request = stack.http.post(format!("{}/transaction", stack.producer));
+        let stack = &stack;
         async move {
             let id = Uuid::now_v7();
-            let r = request
-                .bearer_auth(key)
-                .json(&json!({"id": id, "amount": 100, "currency": "EUR"}))
-                .sent()
-                .await;
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_string());
-            (id, r.status().as_u16(), retry_after)
+            let (code, _, retry_after) = post_id(stack, &key, id, 100).await;
+            (id, code, retry_after)
         }
     };
     // 25 at once from the limited client app (5 times its burst), and 25 from another.
@@ -696,24 +692,14 @@ async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
             .0,
         404
     );
-    eventually(
-        Duration::from_secs(3),
-        "the revoked key is refused",
-        || async { get_with(&stack, &spare_key, &unknown).await == 401 },
-    )
-    .await;
+    key_answers(&stack, &spare_key, 401, "the revoked key is refused").await;
 
     // Disabled by PATCH: 403 until enabled again.
     let path = format!("/clients/{id}");
     let (code, _, patched) =
         answer(admin(Method::PATCH, &path, TOKEN).json(&json!({"status": "disabled"}))).await;
     assert_eq!((code, patched["status"].as_str()), (200, Some("disabled")));
-    eventually(
-        Duration::from_secs(3),
-        "a disabled client app is refused",
-        || async { get_with(&stack, &key, &unknown).await == 403 },
-    )
-    .await;
+    key_answers(&stack, &key, 403, "a disabled client app is refused").await;
     let (code, _, _) =
         answer(admin(Method::PATCH, &path, TOKEN).json(&json!({"status": "active"}))).await;
     assert_eq!(code, 200);

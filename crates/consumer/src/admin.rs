@@ -67,12 +67,7 @@ impl FromRequestParts<Shared> for Authorized {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, admin: &Shared) -> Result<Self, Problem> {
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given = service::bearer::bearer_token(&parts.headers).unwrap_or("");
         let expected = admin.token.expose().as_bytes();
         if bool::from(given.as_bytes().ct_eq(expected)) {
             Ok(Authorized)

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{extract::FromRequestParts, http::header, http::request::Parts};
+use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, Utc};
 use domain::{
     ClientAppId, ClientStatus,
@@ -87,12 +87,10 @@ impl Authenticator {
         }
     }
 
-    /// The client app `authorization` (the header's value) speaks for, with its rate limit.
-    pub async fn client_app(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        let token = authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        let key = PresentedKey::parse(token.trim()).map_err(|_| ApiError::Unauthenticated)?;
+    /// The client app the bearer `token` speaks for, with its rate limit.
+    pub async fn client_app(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+        let token = token.ok_or(ApiError::Unauthenticated)?;
+        let key = PresentedKey::parse(token).map_err(|_| ApiError::Unauthenticated)?;
         let looked = self.grant(key.key_id).await?;
         let client_app =
             decide(&self.pepper, &key, looked.grant.as_ref(), Utc::now()).map_err(|r| match r {
@@ -157,11 +155,8 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        state.auth.client_app(header).await
+        let token = service::bearer::bearer_token(&parts.headers);
+        state.auth.client_app(token).await
     }
 }
 

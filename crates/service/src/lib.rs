@@ -4,6 +4,7 @@
 //! metrics (`telemetry`). It knows nothing of transactions.
 #![deny(unsafe_code)]
 
+pub mod bearer;
 pub mod config;
 pub mod secret;
 pub mod serve;

@@ -236,14 +236,7 @@ impl Store {
         overlap: std::time::Duration,
     ) -> Result<(), ClientsError> {
         let mut tx = self.pool.begin().await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM client_apps WHERE id = $1)")
-                .bind(id.as_uuid())
-                .fetch_one(&mut *tx)
-                .await?;
-        if !exists {
-            return Err(ClientsError::UnknownClientApp(id));
-        }
+        ensure_exists(&mut tx, id).await?;
         let overlap_ms = i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX);
         sqlx::query(
             "UPDATE signing_secrets
@@ -289,23 +282,27 @@ impl Store {
 
     /// Every client app, oldest first.
     pub async fn client_apps(&self) -> Result<Vec<ClientApp>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CLIENT_APP_COLUMNS} FROM client_apps ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(ClientApp::try_from).collect()
+        self.select_client_apps(None).await
     }
 
     /// Client app `id`, if it exists.
     pub async fn client_app(&self, id: ClientAppId) -> Result<Option<ClientApp>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CLIENT_APP_COLUMNS} FROM client_apps WHERE id = $1"
+        Ok(self.select_client_apps(Some(id)).await?.pop())
+    }
+
+    /// Client app `only`, or every one, oldest first.
+    async fn select_client_apps(
+        &self,
+        only: Option<ClientAppId>,
+    ) -> Result<Vec<ClientApp>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_APP_COLUMNS} FROM client_apps WHERE $1::uuid IS NULL OR id = $1
+             ORDER BY created_at, id"
         ))
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .bind(only.map(|id| id.as_uuid()))
+        .fetch_all(&self.pool)
         .await?;
-        row.as_ref().map(ClientApp::try_from).transpose()
+        rows.iter().map(ClientApp::try_from).collect()
     }
 
     /// Changes what is given of client app `id`; the client app after, if it exists.
@@ -354,14 +351,7 @@ impl Store {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), ClientsError> {
         let mut tx = self.pool.begin().await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM client_apps WHERE id = $1)")
-                .bind(id.as_uuid())
-                .fetch_one(&mut *tx)
-                .await?;
-        if !exists {
-            return Err(ClientsError::UnknownClientApp(id));
-        }
+        ensure_exists(&mut tx, id).await?;
         insert_key(&mut tx, id, key, name, expires_at).await?;
         tx.commit().await?;
         Ok(())
@@ -431,6 +421,16 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Fails with `UnknownClientApp` unless client app `id` exists (its row locked for the
+/// transaction, so it cannot change under the caller).
+async fn ensure_exists(tx: &mut sqlx::PgConnection, id: ClientAppId) -> Result<(), ClientsError> {
+    let found = sqlx::query("SELECT 1 FROM client_apps WHERE id = $1 FOR SHARE")
+        .bind(id.as_uuid())
+        .fetch_optional(tx)
+        .await?;
+    found.map(|_| ()).ok_or(ClientsError::UnknownClientApp(id))
 }
 
 async fn insert_secret(

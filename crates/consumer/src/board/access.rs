@@ -4,7 +4,7 @@
 use axum::{
     Form,
     extract::{Request, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode},
     middleware::Next,
     response::{Html, IntoResponse, Redirect, Response},
 };
@@ -58,10 +58,7 @@ impl Access {
         let Some(token) = self.token() else {
             return false;
         };
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let bearer = service::bearer::bearer_token(headers);
         if bearer.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
             return true;
         }
@@ -160,7 +157,7 @@ pub(super) async fn login(
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderValue, header};
 
     use super::*;
 
