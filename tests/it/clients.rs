@@ -738,3 +738,141 @@ async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
     assert_ne!(rotated["signing_secret"], shop["signing_secret"]);
     stack.shutdown().await;
 }
+
+/// Ends every other connection to `database_url`'s database (a backend writes its statistics
+/// as it exits) and waits until they are gone: the statistics read next are complete.
+async fn quiet(database_url: &str) -> sqlx::PgConnection {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(database_url)
+        .await
+        .unwrap();
+    let others =
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    sqlx::query(&format!("SELECT pg_terminate_backend(pid) {others}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "no other backend", || async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(database_url)
+            .await
+            .unwrap();
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) {others} AND backend_type = 'client backend'"
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        n <= 1 // the connection asking
+    })
+    .await;
+    conn
+}
+
+/// Reads of `api_keys` the database has counted (index and sequential scans).
+async fn api_key_reads(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT coalesce(idx_scan, 0) + seq_scan FROM pg_stat_user_tables WHERE relname = 'api_keys'",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_keys_reads_postgres_once_per_key_id() {
+    let (mut options, _) = stack_options(Duration::from_secs(60));
+    options.run_consumer = false;
+    let stack = spawn_stack(options).await;
+    let (key_id, secret) = stack.api_key["txk_".len()..].split_once('_').unwrap();
+    // Four unknown key ids, and wrong secrets for the stack's own key id: five key ids.
+    let mut bad: Vec<String> = (0..4)
+        .map(|i| format!("txk_{:016x}_{secret}", 0xbad0 + i))
+        .collect();
+    bad.extend((0..10).map(|i| format!("txk_{key_id}_{:048x}", i)));
+    let before = api_key_reads(&mut quiet(&stack.database_url).await).await;
+
+    let unknown = Uuid::now_v7().to_string();
+    let answers = futures::future::join_all(
+        (0..400).map(|i| get_with(&stack, &bad[i % bad.len()], &unknown)),
+    )
+    .await;
+    assert!(answers.iter().all(|&code| code == 401), "{answers:?}");
+
+    let reads = api_key_reads(&mut quiet(&stack.database_url).await).await - before;
+    assert!(
+        (1..=5).contains(&reads),
+        "400 requests with bad keys of 5 key ids read api_keys {reads} times"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumers_openapi_document_lists_every_admin_route_as_served() {
+    let (mut options, pepper) = stack_options(Duration::from_secs(5));
+    options.consumer.admin_token = Some(service::secret::Secret::new("admin-token-for-tests"));
+    options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
+    let stack = spawn_stack(options).await;
+    let (code, doc): (_, Value) = stack
+        .get_json(&format!("{}/openapi.json", stack.consumer))
+        .await;
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let mut documented = Vec::new();
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().unwrap() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+            for code in ["401", "404", "503"] {
+                assert!(
+                    operation["responses"][code].is_object(),
+                    "{method} {path} documents {code}"
+                );
+            }
+            assert_eq!(operation["security"][0]["admin_token"], json!([]));
+            // Served, and guarded: without the token, 401 (an unknown route would be 404).
+            let concrete = path
+                .replace("{id}", &Uuid::now_v7().to_string())
+                .replace("{key_id}", "0123456789abcdef");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = stack
+                .http
+                .request(method, format!("{}{concrete}", stack.consumer))
+                .sent()
+                .await;
+            assert_eq!(r.status(), 401, "{path}");
+        }
+    }
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "DELETE /admin/keys/{key_id}",
+            "GET /admin/clients",
+            "GET /admin/clients/{id}",
+            "PATCH /admin/clients/{id}",
+            "POST /admin/clients",
+            "POST /admin/clients/{id}/keys",
+            "POST /admin/clients/{id}/secrets",
+        ]
+    );
+    for schema in [
+        "Created",
+        "WithKeys",
+        "ClientApp",
+        "KeyInfo",
+        "KeyMade",
+        "Rotated",
+        "CreateBody",
+        "UpdateBody",
+        "ProblemDocument",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
+    }
+    stack.shutdown().await;
+}

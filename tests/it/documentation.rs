@@ -1,5 +1,5 @@
 //! The documents in the repository stay true to the code: every setting a binary reads is in
-//! `docs/configuration.md` and `.env.example`, and every route of the API is in `docs/http.md`.
+//! `docs/configuration.md` and `.env.example`, and every route of the API and of the admin API is in `docs/http.md`.
 
 use clap::CommandFactory;
 
@@ -58,9 +58,12 @@ fn every_setting_is_documented_and_listed_in_the_env_example() {
 fn every_route_of_the_api_is_documented() {
     let docs = read("docs/http.md");
     let (_, document) = producer::app::routes_and_document();
+    let admin = consumer::admin::document();
     let paths: Vec<&String> = document.paths.paths.keys().collect();
     assert!(paths.len() >= 7, "{paths:?}");
-    for path in paths {
+    let admin_paths: Vec<&String> = admin.paths.paths.keys().collect();
+    assert!(admin_paths.len() >= 5, "{admin_paths:?}");
+    for path in paths.into_iter().chain(admin_paths) {
         assert!(
             docs.contains(&format!(" {path}`")),
             "{path} is not in docs/http.md"

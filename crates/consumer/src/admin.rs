@@ -1,6 +1,7 @@
 //! The admin HTTP API under `/admin`, behind `Authorization: Bearer $ADMIN_TOKEN`: the same
 //! functions as `consumer clients …` (`clients.rs`), answered as JSON, errors as
-//! `application/problem+json`. Without `ADMIN_TOKEN` every admin route is 404.
+//! `application/problem+json`. Without `ADMIN_TOKEN` every admin route is 404. The routes
+//! carry their OpenAPI annotations, and the consumer serves the document at `/openapi.json`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,18 +10,20 @@ use axum::{
     extract::{FromRequestParts, Path, State, rejection::JsonRejection},
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
 };
 use chrono::{DateTime, Utc};
 use domain::{ClientAppId, ClientStatus, client_app::Pepper};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use service::{config::HttpUrl, secret::Secret};
 use store::{ClientsError, NewClientApp, Store, StoreError};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::clients::{self, AdminError, ClientUpdate};
+use store::ClientApp;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::clients::{self, AdminError, ClientUpdate, Created, KeyMade, Rotated, WithKeys};
 
 /// What the admin API needs.
 pub struct Admin {
@@ -43,13 +46,54 @@ pub fn router(admin: Option<Admin>) -> Router {
     let Some(admin) = admin else {
         return Router::new().route("/admin/{*rest}", axum::routing::any(not_enabled));
     };
-    Router::new()
-        .route("/admin/clients", post(create).get(list))
-        .route("/admin/clients/{id}", get(show).patch(update))
-        .route("/admin/clients/{id}/keys", post(add_key))
-        .route("/admin/clients/{id}/secrets", post(rotate))
-        .route("/admin/keys/{key_id}", delete(revoke))
-        .with_state(Arc::new(admin))
+    let (routes, _) = routes().split_for_parts();
+    routes.with_state(Arc::new(admin))
+}
+
+/// The admin routes, each registered with its OpenAPI annotation.
+fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::with_openapi(AdminDoc::openapi())
+        .routes(routes!(create, list))
+        .routes(routes!(show, update))
+        .routes(routes!(add_key))
+        .routes(routes!(rotate))
+        .routes(routes!(revoke))
+}
+
+/// The consumer's OpenAPI document: the admin API.
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The document's frame: title, description, the security scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Transaction pipeline admin API",
+        description = "Client apps, their API keys and signing secrets, on the consumer under /admin. Every route needs Authorization: Bearer <ADMIN_TOKEN>; without ADMIN_TOKEN set, every route is 404. Errors are application/problem+json (RFC 9457)."
+    ),
+    components(schemas(ProblemDocument)),
+    modifiers(&AdminTokenScheme)
+)]
+struct AdminDoc;
+
+/// The `admin_token` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
+struct AdminTokenScheme;
+
+impl utoipa::Modify for AdminTokenScheme {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The consumer's ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+    }
 }
 
 async fn not_enabled() -> Problem {
@@ -82,7 +126,7 @@ impl FromRequestParts<Shared> for Authorized {
 }
 
 /// `POST /admin/clients`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: String,
@@ -92,28 +136,44 @@ struct CreateBody {
 }
 
 /// `PATCH /admin/clients/{id}`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     notify_url: Option<String>,
     rate_limit_per_s: Option<i32>,
     burst: Option<i32>,
+    #[schema(value_type = Option<String>, pattern = "^(active|disabled)$")]
     status: Option<ClientStatus>,
 }
 
 /// `POST /admin/clients/{id}/keys`'s body (may be empty).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyBody {
     name: Option<String>,
     expires_at: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/clients",
+    security(("admin_token" = [])),
+    request_body(content = CreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Made, with its first API key and signing secret, each shown this once", body = Created),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 async fn create(
     State(admin): State<Shared>,
     _: Authorized,
     body: Result<Json<CreateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<Created>), Problem> {
     let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = valid_url(&body.notify_url)?;
     clients::notify_url_allowed(&notify_url, admin.require_https)?;
@@ -131,25 +191,64 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn list(State(admin): State<Shared>, _: Authorized) -> Result<Json<Value>, Problem> {
+#[utoipa::path(
+    get,
+    path = "/admin/clients",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every client app with its keys, never a secret", body = Vec<WithKeys>),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+async fn list(State(admin): State<Shared>, _: Authorized) -> Result<Json<Vec<WithKeys>>, Problem> {
     Ok(Json(clients::list(&admin.store).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/clients/{id}",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    responses(
+        (status = 200, description = "The client app with its keys, never a secret", body = WithKeys),
+        (status = 422, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 async fn show(
     State(admin): State<Shared>,
     _: Authorized,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<WithKeys>, Problem> {
     let id = client_id(&id)?;
     Ok(Json(clients::show(&admin.store, id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/clients/{id}",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    request_body(content = UpdateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The client app after the change", body = ClientApp),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 async fn update(
     State(admin): State<Shared>,
     _: Authorized,
     Path(id): Path<String>,
     body: Result<Json<UpdateBody>, JsonRejection>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ClientApp>, Problem> {
     let id = client_id(&id)?;
     let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = body.notify_url.as_deref().map(valid_url).transpose()?;
@@ -166,12 +265,26 @@ async fn update(
     Ok(Json(clients::update(&admin.store, id, &change).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/keys",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    request_body(content = Option<KeyBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "A new API key, shown this once", body = KeyMade),
+        (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 async fn add_key(
     State(admin): State<Shared>,
     _: Authorized,
     Path(id): Path<String>,
     body: Option<Json<KeyBody>>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<KeyMade>), Problem> {
     let id = client_id(&id)?;
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let made = clients::add_key(
@@ -185,16 +298,41 @@ async fn add_key(
     Ok((StatusCode::CREATED, Json(made)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/secrets",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    responses(
+        (status = 201, description = "A new signing secret, shown this once; the previous ones keep signing for SECRET_ROTATION_OVERLAP_MS", body = Rotated),
+        (status = 422, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 async fn rotate(
     State(admin): State<Shared>,
     _: Authorized,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<Rotated>), Problem> {
     let id = client_id(&id)?;
     let rotated = clients::rotate(&admin.store, id, admin.overlap).await?;
     Ok((StatusCode::CREATED, Json(rotated)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/keys/{key_id}",
+    security(("admin_token" = [])),
+    params(("key_id" = String, Path, description = "The key's public id (after txk_)")),
+    responses(
+        (status = 204, description = "Revoked: refused by the producers within their AUTH_CACHE_MS"),
+        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
 async fn revoke(
     State(admin): State<Shared>,
     _: Authorized,
@@ -232,7 +370,21 @@ fn valid_limit(rate: Option<i32>, burst: Option<i32>) -> Result<(), Problem> {
     Ok(())
 }
 
-/// An RFC 9457 problem document: the one error-to-HTTP mapping of the admin API.
+/// The body of every admin error: an RFC 9457 problem document.
+#[derive(Serialize, ToSchema)]
+struct ProblemDocument {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    kind: String,
+    /// A short summary of the kind.
+    title: String,
+    /// The HTTP status code.
+    status: u16,
+    /// What exactly was wrong.
+    detail: String,
+}
+
+/// An RFC 9457 problem: the one error-to-HTTP mapping of the admin API.
 #[derive(Debug)]
 pub struct Problem {
     status: StatusCode,
@@ -301,12 +453,12 @@ impl From<AdminError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({
-            "type": format!("/problems/{}", self.kind),
-            "title": self.status.canonical_reason().unwrap_or(""),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
+        let body = ProblemDocument {
+            kind: format!("/problems/{}", self.kind),
+            title: self.status.canonical_reason().unwrap_or("").to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(

@@ -5,16 +5,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::{
-    ClientAppId, ClientStatus, WebhookSecrets,
-    client_app::{NewKey, Pepper},
-};
-use serde_json::{Value, json};
+use domain::{ClientAppId, ClientStatus, WebhookSecrets, client_app::Pepper};
+use serde::Serialize;
+use serde_json::Value;
 use service::{
     config::{DEFAULT_DATABASE_URL, HttpUrl, PostgresUrl},
     secret::parser,
 };
-use store::{ClientApp, ClientsError, NewClientApp, Store};
+use store::{ClientApp, ClientsError, KeyInfo, NewClientApp, Store};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `consumer clients …`: administer client apps and their keys, then exit.
@@ -146,6 +145,9 @@ pub enum AdminError {
     /// A value the rules refuse.
     #[error("{0}")]
     Invalid(String),
+    /// The answer could not be written as JSON.
+    #[error("the answer could not be written: {0}")]
+    Answer(#[from] serde_json::Error),
 }
 
 impl From<store::StoreError> for AdminError {
@@ -156,6 +158,9 @@ impl From<store::StoreError> for AdminError {
 
 /// Does `command`'s action on `store`; the answer as JSON.
 pub async fn run(store: &Store, command: ClientsCommand) -> Result<Value, AdminError> {
+    fn json(answer: impl Serialize) -> Result<Value, AdminError> {
+        Ok(serde_json::to_value(answer)?)
+    }
     match command.action {
         ClientsAction::Create {
             name,
@@ -171,9 +176,9 @@ pub async fn run(store: &Store, command: ClientsCommand) -> Result<Value, AdminE
                 rate_limit_per_s,
                 burst,
             };
-            create(store, &pepper.api_key_pepper, &new).await
+            json(create(store, &pepper.api_key_pepper, &new).await?)
         }
-        ClientsAction::List => list(store).await,
+        ClientsAction::List => json(list(store).await?),
         ClientsAction::Keys {
             action:
                 KeysAction::Create {
@@ -184,32 +189,103 @@ pub async fn run(store: &Store, command: ClientsCommand) -> Result<Value, AdminE
                 },
         } => {
             let id = ClientAppId::from(id);
-            add_key(
-                store,
-                &pepper.api_key_pepper,
-                id,
-                name.as_deref(),
-                expires_at,
+            json(
+                add_key(
+                    store,
+                    &pepper.api_key_pepper,
+                    id,
+                    name.as_deref(),
+                    expires_at,
+                )
+                .await?,
             )
-            .await
         }
         ClientsAction::Keys {
             action: KeysAction::Revoke { key_id },
-        } => revoke(store, &key_id).await,
+        } => json(revoke(store, &key_id).await?),
         ClientsAction::Secrets {
             action: SecretsAction::Rotate { id, overlap },
-        } => rotate(store, ClientAppId::from(id), overlap).await,
-        ClientsAction::Disable { id } => set_status(store, id, ClientStatus::Disabled).await,
-        ClientsAction::Enable { id } => set_status(store, id, ClientStatus::Active).await,
+        } => json(rotate(store, ClientAppId::from(id), overlap).await?),
+        ClientsAction::Disable { id } => json(set_status(store, id, ClientStatus::Disabled).await?),
+        ClientsAction::Enable { id } => json(set_status(store, id, ClientStatus::Active).await?),
     }
 }
 
-async fn set_status(store: &Store, id: Uuid, status: ClientStatus) -> Result<Value, AdminError> {
+async fn set_status(
+    store: &Store,
+    id: Uuid,
+    status: ClientStatus,
+) -> Result<StatusSet, AdminError> {
     let id = ClientAppId::from(id);
     match store.set_client_status(id, status).await? {
-        true => Ok(json!({"id": id, "status": status})),
+        true => Ok(StatusSet { id, status }),
         false => Err(ClientsError::UnknownClientApp(id).into()),
     }
+}
+
+/// A client app just made, with its first key and signing secret, both shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    /// The client app.
+    #[serde(flatten)]
+    pub client_app: ClientApp,
+    /// Its first key's id.
+    pub key_id: String,
+    /// Its first key, `txk_<key id>_<secret>`: shown this once.
+    pub api_key: String,
+    /// The secret its notifications are signed with (`whsec_…`): shown this once.
+    pub signing_secret: String,
+}
+
+/// A client app with its keys (never a secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithKeys {
+    /// The client app.
+    pub client_app: ClientApp,
+    /// Its keys, oldest first.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// A key just made, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyMade {
+    /// Its client app.
+    #[schema(value_type = Uuid)]
+    pub client_app_id: ClientAppId,
+    /// Its public id.
+    pub key_id: String,
+    /// The key, `txk_<key id>_<secret>`: shown this once.
+    pub api_key: String,
+}
+
+/// A key revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// Its public id.
+    pub key_id: String,
+    /// Always true.
+    pub revoked: bool,
+}
+
+/// A new signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    /// Its client app.
+    #[schema(value_type = Uuid)]
+    pub client_app_id: ClientAppId,
+    /// The new secret (`whsec_…`): shown this once.
+    pub signing_secret: String,
+    /// How long the previous secrets keep signing.
+    pub previous_valid_for_ms: u64,
+}
+
+/// A client app's new status.
+#[derive(Debug, Serialize)]
+pub struct StatusSet {
+    /// The client app.
+    pub id: ClientAppId,
+    /// Its status now.
+    pub status: ClientStatus,
 }
 
 /// Makes a client app with its first key and signing secret (both in the answer).
@@ -217,31 +293,36 @@ pub async fn create(
     store: &Store,
     pepper: &Pepper,
     new: &NewClientApp<'_>,
-) -> Result<Value, AdminError> {
+) -> Result<Created, AdminError> {
     let key = pepper.new_key();
-    let secret = WebhookSecrets::generate().expose();
-    let app = store.create_client_app(new, &key, &secret).await?;
-    Ok(created(&app, &key, &secret))
+    let signing_secret = WebhookSecrets::generate().expose();
+    let client_app = store.create_client_app(new, &key, &signing_secret).await?;
+    Ok(Created {
+        client_app,
+        key_id: key.key_id,
+        api_key: key.plaintext,
+        signing_secret,
+    })
 }
 
 /// Every client app with its keys (never a secret).
-pub async fn list(store: &Store) -> Result<Value, AdminError> {
+pub async fn list(store: &Store) -> Result<Vec<WithKeys>, AdminError> {
     let mut apps = Vec::new();
-    for app in store.client_apps().await? {
-        let keys = store.keys_of(app.id).await?;
-        apps.push(json!({"client_app": app, "keys": keys}));
+    for client_app in store.client_apps().await? {
+        let keys = store.keys_of(client_app.id).await?;
+        apps.push(WithKeys { client_app, keys });
     }
-    Ok(Value::Array(apps))
+    Ok(apps)
 }
 
 /// One client app with its keys.
-pub async fn show(store: &Store, id: ClientAppId) -> Result<Value, AdminError> {
-    let app = store
+pub async fn show(store: &Store, id: ClientAppId) -> Result<WithKeys, AdminError> {
+    let client_app = store
         .client_app(id)
         .await?
         .ok_or(ClientsError::UnknownClientApp(id))?;
     let keys = store.keys_of(id).await?;
-    Ok(json!({"client_app": app, "keys": keys}))
+    Ok(WithKeys { client_app, keys })
 }
 
 /// What a change of a client app gives (the rest stays).
@@ -262,7 +343,7 @@ pub async fn update(
     store: &Store,
     id: ClientAppId,
     change: &ClientUpdate<'_>,
-) -> Result<Value, AdminError> {
+) -> Result<ClientApp, AdminError> {
     let app = store
         .update_client_app(
             id,
@@ -273,7 +354,7 @@ pub async fn update(
         )
         .await?
         .ok_or(ClientsError::UnknownClientApp(id))?;
-    Ok(json!(app))
+    Ok(app)
 }
 
 /// Adds a key to client app `id` (shown once, in the answer).
@@ -283,16 +364,23 @@ pub async fn add_key(
     id: ClientAppId,
     name: Option<&str>,
     expires_at: Option<DateTime<Utc>>,
-) -> Result<Value, AdminError> {
+) -> Result<KeyMade, AdminError> {
     let key = pepper.new_key();
     store.add_key(id, &key, name, expires_at).await?;
-    Ok(json!({"client_app_id": id, "key_id": key.key_id, "api_key": key.plaintext}))
+    Ok(KeyMade {
+        client_app_id: id,
+        key_id: key.key_id,
+        api_key: key.plaintext,
+    })
 }
 
 /// Revokes key `key_id`.
-pub async fn revoke(store: &Store, key_id: &str) -> Result<Value, AdminError> {
+pub async fn revoke(store: &Store, key_id: &str) -> Result<Revoked, AdminError> {
     match store.revoke_key(key_id).await? {
-        true => Ok(json!({"key_id": key_id, "revoked": true})),
+        true => Ok(Revoked {
+            key_id: key_id.to_string(),
+            revoked: true,
+        }),
         false => Err(AdminError::UnknownKey(key_id.to_string())),
     }
 }
@@ -302,26 +390,14 @@ pub async fn rotate(
     store: &Store,
     id: ClientAppId,
     overlap: Duration,
-) -> Result<Value, AdminError> {
-    let secret = WebhookSecrets::generate().expose();
-    store.rotate_secret(id, &secret, overlap).await?;
-    let overlap_ms = u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX);
-    Ok(json!({"client_app_id": id, "signing_secret": secret, "previous_valid_for_ms": overlap_ms}))
-}
-
-/// The answer to a creation: the client app, its key and its signing secret, the key shown
-/// this once.
-fn created(app: &ClientApp, key: &NewKey, signing_secret: &str) -> Value {
-    json!({
-        "id": app.id,
-        "name": app.name,
-        "notify_url": app.notify_url,
-        "status": app.status,
-        "rate_limit_per_s": app.rate_limit_per_s,
-        "burst": app.burst,
-        "key_id": key.key_id,
-        "api_key": key.plaintext,
-        "signing_secret": signing_secret,
+) -> Result<Rotated, AdminError> {
+    let signing_secret = WebhookSecrets::generate().expose();
+    store.rotate_secret(id, &signing_secret, overlap).await?;
+    let previous_valid_for_ms = u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX);
+    Ok(Rotated {
+        client_app_id: id,
+        signing_secret,
+        previous_valid_for_ms,
     })
 }
 

@@ -13,7 +13,8 @@ struct Side {
 }
 
 /// Routes: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer), `/metrics`,
-/// the board under `/board`, and the admin API under `/admin`.
+/// the board under `/board`, the admin API under `/admin`, and its OpenAPI document at
+/// `/openapi.json`.
 pub fn router(pipeline: Arc<Pipeline>, board: Board, admin: Option<crate::admin::Admin>) -> Router {
     let side = Side {
         pipeline,
@@ -23,9 +24,15 @@ pub fn router(pipeline: Arc<Pipeline>, board: Board, admin: Option<crate::admin:
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .with_state(side)
         .merge(crate::board::router(board))
         .merge(crate::admin::router(admin))
+}
+
+/// The admin API's OpenAPI document (served whether or not the admin API is enabled).
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(crate::admin::document())
 }
 
 async fn ready(State(side): State<Side>) -> (StatusCode, &'static str) {

@@ -134,6 +134,29 @@ impl<'a> PresentedKey<'a> {
         }
         Ok(Self { key_id, secret })
     }
+
+    /// Its secret, kept to recognise the same key later without the HMAC.
+    pub fn remember(&self) -> VerifiedSecret {
+        VerifiedSecret(self.secret.into())
+    }
+}
+
+/// The secret of a key that verified, held in memory only: a key presented again is
+/// recognised by comparing bytes (in constant time) instead of computing its HMAC.
+pub struct VerifiedSecret(Box<str>);
+
+impl VerifiedSecret {
+    /// Whether `key` carries this secret.
+    pub fn matches(&self, key: &PresentedKey<'_>) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(key.secret.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for VerifiedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifiedSecret([redacted])")
+    }
 }
 
 /// A key just made: its plaintext (shown once) and what is stored of it.

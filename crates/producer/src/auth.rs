@@ -1,13 +1,14 @@
 //! Who is calling: the client app behind `Authorization: Bearer <api key>`.
 //!
 //! A key's stored grant is looked up in Postgres at most once per `AUTH_CACHE_MS` per key id
-//! (refusals too), in a bounded in-memory cache, so a revocation takes effect within that time
-//! and a flood of bad keys costs Postgres one query per key id per interval. When Postgres
-//! cannot answer, the last grant read for the key is used (logged): acceptance does not stop
-//! for keys already known while the database is away.
+//! (refusals too; concurrent requests for one key id wait for one look-up), in a bounded
+//! in-memory cache, so a revocation takes effect within that time and a flood of bad keys
+//! costs Postgres one query per key id per interval. When Postgres cannot answer, the last
+//! grant read for the key is used (logged): acceptance does not stop for keys already known
+//! while the database is away.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -15,9 +16,10 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, Utc};
 use domain::{
     ClientAppId, ClientStatus,
-    client_app::{Pepper, PresentedKey, RateLimit},
+    client_app::{Pepper, PresentedKey, RateLimit, VerifiedSecret},
 };
-use store::{KeyGrant, Store};
+use moka::ops::compute::{CompResult, Op};
+use store::{KeyGrant, Store, StoreError};
 
 use crate::{app::Shared, problem::ApiError};
 
@@ -26,6 +28,10 @@ const CACHE_CAPACITY: u64 = 100_000;
 
 /// How long a grant read before may stand in while Postgres does not answer.
 const STALE_FOR: Duration = Duration::from_secs(600);
+
+/// What an unknown key id's secret is checked against, so that it costs what a wrong secret
+/// costs (no timing tells an unknown key id from a known one).
+const NO_HASH: [u8; 32] = [0; 32];
 
 /// Why a presented key does not grant access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,19 +42,23 @@ pub enum Refusal {
     Disabled,
 }
 
-/// The one rule: whether `key`, whose stored grant is `grant`, may act at `now`, and for whom.
+/// Whether `key`'s secret is the one `grant` stores a hash of; for no grant, the same work
+/// against a hash nothing matches.
+pub fn secret_matches(pepper: &Pepper, key: &PresentedKey<'_>, grant: Option<&KeyGrant>) -> bool {
+    let stored = grant.map_or(&NO_HASH[..], |g| &g.hash[..]);
+    pepper.verifies(key, stored) && grant.is_some()
+}
+
+/// The one rule: whether a key whose secret did (`secret_ok`) or did not match its stored
+/// grant `grant` may act at `now`, and for whom.
 pub fn decide(
-    pepper: &Pepper,
-    key: &PresentedKey<'_>,
+    secret_ok: bool,
     grant: Option<&KeyGrant>,
     now: DateTime<Utc>,
 ) -> Result<ClientAppId, Refusal> {
     let grant = grant.ok_or(Refusal::Unauthenticated)?;
     // The secret is checked before anything about the key is told apart.
-    if !pepper.verifies(key, &grant.hash)
-        || grant.revoked_at.is_some()
-        || grant.expires_at.is_some_and(|at| at <= now)
-    {
+    if !secret_ok || !unexpired(grant, now) {
         return Err(Refusal::Unauthenticated);
     }
     match grant.status {
@@ -57,11 +67,33 @@ pub fn decide(
     }
 }
 
-/// A grant as read (or found absent) at a moment.
+/// Neither revoked nor expired at `now`.
+fn unexpired(grant: &KeyGrant, now: DateTime<Utc>) -> bool {
+    grant.revoked_at.is_none() && grant.expires_at.is_none_or(|at| at > now)
+}
+
+/// A grant as read (or found absent) at a moment, with the secret that last verified against
+/// it, so that a valid key's next requests compare bytes instead of computing the HMAC again.
 #[derive(Debug)]
 struct Looked {
     at: Instant,
     grant: Option<KeyGrant>,
+    verified: OnceLock<VerifiedSecret>,
+}
+
+impl Looked {
+    fn read(grant: Option<KeyGrant>) -> Arc<Self> {
+        Arc::new(Self {
+            at: Instant::now(),
+            grant,
+            verified: OnceLock::new(),
+        })
+    }
+
+    /// Whether `key` carries the secret that verified before.
+    fn verified_before(&self, key: &PresentedKey<'_>) -> bool {
+        self.verified.get().is_some_and(|known| known.matches(key))
+    }
 }
 
 /// Authenticates API keys against the store, through the cache.
@@ -69,13 +101,13 @@ pub struct Authenticator {
     store: Store,
     pepper: Pepper,
     fresh_for: Duration,
-    cache: moka::sync::Cache<String, Arc<Looked>>,
+    cache: moka::future::Cache<String, Arc<Looked>>,
 }
 
 impl Authenticator {
     /// Keys checked under `pepper`, each grant read again after `fresh_for`.
     pub fn new(store: Store, pepper: Pepper, fresh_for: Duration) -> Self {
-        let cache = moka::sync::Cache::builder()
+        let cache = moka::future::Cache::builder()
             .max_capacity(CACHE_CAPACITY)
             .time_to_live(STALE_FOR.max(fresh_for))
             .build();
@@ -91,42 +123,61 @@ impl Authenticator {
     pub async fn client_app(&self, token: Option<&str>) -> Result<Caller, ApiError> {
         let token = token.ok_or(ApiError::Unauthenticated)?;
         let key = PresentedKey::parse(token).map_err(|_| ApiError::Unauthenticated)?;
-        let looked = self.grant(key.key_id).await?;
-        let client_app =
-            decide(&self.pepper, &key, looked.grant.as_ref(), Utc::now()).map_err(|r| match r {
-                Refusal::Unauthenticated => ApiError::Unauthenticated,
-                Refusal::Disabled => ApiError::Forbidden,
-            })?;
-        let limit = looked.grant.as_ref().and_then(|g| g.rate_limit);
+        let (looked, fresh) = self.grant(key.key_id).await?;
+        let grant = looked.grant.as_ref();
+        let now = Utc::now();
+        // Only a usable grant's remembered secret shortcuts the HMAC: every refusal costs one.
+        let remembered = grant.is_some_and(|g| unexpired(g, now)) && looked.verified_before(&key);
+        let secret_ok = remembered || secret_matches(&self.pepper, &key, grant);
+        let client_app = decide(secret_ok, grant, now).map_err(|r| match r {
+            Refusal::Unauthenticated => ApiError::Unauthenticated,
+            Refusal::Disabled => ApiError::Forbidden,
+        })?;
+        if !remembered {
+            let _ = looked.verified.set(key.remember());
+        }
+        if fresh {
+            self.touch(key.key_id);
+        }
+        let limit = grant.and_then(|g| g.rate_limit);
         Ok(Caller { client_app, limit })
     }
 
-    /// The grant of `key_id`: from the cache while fresh, else from Postgres; the last one
-    /// read while Postgres fails.
-    async fn grant(&self, key_id: &str) -> Result<Arc<Looked>, ApiError> {
-        let cached = self.cache.get(key_id);
-        if let Some(looked) = cached.as_ref().filter(|l| l.at.elapsed() < self.fresh_for) {
-            return Ok(looked.clone());
+    /// The grant of `key_id`, and whether it was just read: from the cache while fresh, else
+    /// from Postgres (one look-up for every request waiting on the key id); the last one read
+    /// while Postgres fails.
+    async fn grant(&self, key_id: &str) -> Result<(Arc<Looked>, bool), ApiError> {
+        if let Some(looked) = self.cache.get(key_id).await
+            && looked.at.elapsed() < self.fresh_for
+        {
+            return Ok((looked, false));
         }
-        match self.store.key_grant(key_id).await {
-            Ok(grant) => {
-                if grant.is_some() {
-                    self.touch(key_id);
+        let fresh_for = self.fresh_for;
+        let computed = self
+            .cache
+            .entry_by_ref(key_id)
+            .and_try_compute_with(|held| async move {
+                match held.map(|e| e.into_value()) {
+                    // Another request read it while this one waited.
+                    Some(looked) if looked.at.elapsed() < fresh_for => Ok::<_, StoreError>(Op::Nop),
+                    held => match self.store.key_grant(key_id).await {
+                        Ok(grant) => Ok(Op::Put(Looked::read(grant))),
+                        Err(e) if held.is_some() => {
+                            tracing::warn!(key_id, error = %e, "Postgres did not answer for an API key; its last known grant stands");
+                            Ok(Op::Nop)
+                        }
+                        Err(e) => Err(e),
+                    },
                 }
-                let looked = Arc::new(Looked {
-                    at: Instant::now(),
-                    grant,
-                });
-                self.cache.insert(key_id.to_string(), looked.clone());
-                Ok(looked)
-            }
-            Err(e) => match cached {
-                Some(stale) => {
-                    tracing::warn!(key_id, error = %e, "Postgres did not answer for an API key; its last known grant stands");
-                    Ok(stale)
-                }
-                None => Err(e.into()),
-            },
+            })
+            .await?;
+        match computed {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => Ok((e.into_value(), true)),
+            CompResult::Unchanged(e) => Ok((e.into_value(), false)),
+            // The look-up above puts a value or keeps the one held; never nothing.
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(ApiError::Internal(
+                "the key cache kept no grant".to_string(),
+            )),
         }
     }
 
@@ -239,11 +290,8 @@ mod tests {
             ),
         ];
         for (case, grant, expected) in cases {
-            assert_eq!(
-                decide(&pepper, &key, grant.as_ref(), now),
-                expected,
-                "{case}"
-            );
+            let secret_ok = secret_matches(&pepper, &key, grant.as_ref());
+            assert_eq!(decide(secret_ok, grant.as_ref(), now), expected, "{case}");
         }
     }
 }

@@ -8,15 +8,17 @@ use sqlx::{Row, postgres::PgRow};
 use crate::{Store, StoreError};
 
 /// A client app as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClientApp {
     /// Its id.
+    #[schema(value_type = uuid::Uuid)]
     pub id: ClientAppId,
     /// Its unique name.
     pub name: String,
     /// Where its notifications go (`None`: the `legacy` client app).
     pub notify_url: Option<String>,
     /// Whether its keys work.
+    #[schema(value_type = String, example = "active", pattern = "^(active|disabled)$")]
     pub status: ClientStatus,
     /// Its sustained POST rate, if limited.
     pub rate_limit_per_s: Option<i32>,
@@ -40,11 +42,12 @@ pub struct NewClientApp<'a> {
 }
 
 /// An API key as stored, without its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     /// Its public id.
     pub key_id: String,
     /// Its owner.
+    #[schema(value_type = uuid::Uuid)]
     pub client_app_id: ClientAppId,
     /// Its name, if given.
     pub name: Option<String>,
