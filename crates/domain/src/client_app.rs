@@ -277,6 +277,18 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_secret_matches_its_own_key_only() {
+        let (a, b) = (pepper().new_key(), pepper().new_key());
+        let key_a = PresentedKey::parse(&a.plaintext).unwrap();
+        let remembered = key_a.remember();
+        assert!(remembered.matches(&key_a));
+        assert!(!remembered.matches(&PresentedKey::parse(&b.plaintext).unwrap()));
+        let same_id_other_secret = format!("txk_{}_{}", a.key_id, "0".repeat(SECRET_LEN));
+        assert!(!remembered.matches(&PresentedKey::parse(&same_id_other_secret).unwrap()));
+        assert_eq!(format!("{remembered:?}"), "VerifiedSecret([redacted])");
+    }
+
+    #[test]
     fn a_new_key_verifies_under_its_pepper_only() {
         let key = pepper().new_key();
         let presented = PresentedKey::parse(&key.plaintext).unwrap();
