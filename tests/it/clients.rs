@@ -330,8 +330,6 @@ async fn two_client_apps_each_see_only_their_own_transactions() {
     let other_id = other["id"].as_str().unwrap();
     let rotated = clients(&stack, &pepper, &["secrets", "rotate", other_id]).await;
     assert_ne!(rotated["signing_secret"], other["signing_secret"]);
-    // The consumer reads a client app's secrets again after FRESH_FOR; nothing to poll for.
-    tokio::time::sleep(consumer::destinations::FRESH_FOR).await;
     let after_rotation = post_n_with(&stack, &other_key, 3).await;
     eventually(
         Duration::from_secs(60),
@@ -874,5 +872,151 @@ async fn the_consumers_openapi_document_lists_every_admin_route_as_served() {
             "schema {schema}"
         );
     }
+    stack.shutdown().await;
+}
+
+/// A client app's endpoint that verifies with one secret at a time, switched by the test:
+/// counts what verified with each and what did not.
+#[derive(Clone, Default)]
+struct SwitchingEndpoint {
+    verifier: std::sync::Arc<std::sync::Mutex<Option<domain::signature::Verifier>>>,
+    /// Verified notifications under the first secret, under the second, and refused ones.
+    counts: std::sync::Arc<std::sync::Mutex<[usize; 3]>>,
+    switched: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SwitchingEndpoint {
+    fn verify_with(&self, secret: &Value) {
+        let secrets = domain::WebhookSecrets::parse(secret.as_str().unwrap()).unwrap();
+        *self.verifier.lock().unwrap() = Some(domain::signature::Verifier::new(&secrets));
+    }
+
+    async fn serve(self, url: &str) -> tokio_util::sync::CancellationToken {
+        use axum::{body::Bytes, http::HeaderMap, routing::post};
+        let listener = tokio::net::TcpListener::bind(url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let endpoint = self.clone();
+        let app = axum::Router::new().route(
+            "/transactions/{id}/status",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let endpoint = endpoint.clone();
+                async move {
+                    let ok = endpoint
+                        .verifier
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .is_some_and(|v| v.verify(&body, &headers).is_ok());
+                    let slot = match (
+                        ok,
+                        endpoint.switched.load(std::sync::atomic::Ordering::SeqCst),
+                    ) {
+                        (false, _) => 2,
+                        (true, false) => 0,
+                        (true, true) => 1,
+                    };
+                    endpoint.counts.lock().unwrap()[slot] += 1;
+                    if ok {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::UNAUTHORIZED
+                    }
+                }
+            }),
+        );
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+        });
+        stop
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_app_may_switch_to_a_rotated_secret_the_moment_it_learns_it() {
+    let (mut options, pepper) = stack_options(Duration::from_secs(5));
+    options.thirdparty.resolve_min_ms = 0;
+    options.thirdparty.resolve_max_ms = 50;
+    let stack = spawn_stack(options).await;
+    let url = free_url().await;
+    let app = clients(
+        &stack,
+        &pepper,
+        &["create", "--name", "rotating", "--notify-url", &url],
+    )
+    .await;
+    let endpoint = SwitchingEndpoint::default();
+    endpoint.verify_with(&app["signing_secret"]);
+    let served = endpoint.clone().serve(&url).await;
+    let key = app["api_key"].as_str().unwrap().to_string();
+
+    // A steady stream of transactions for the client app, before, during and after the rotation.
+    let streaming = tokio_util::sync::CancellationToken::new();
+    let poster = tokio::spawn({
+        let (http, producer, key, streaming) = (
+            stack.http.clone(),
+            stack.producer.clone(),
+            key.clone(),
+            streaming.clone(),
+        );
+        async move {
+            let mut ids = Vec::new();
+            while !streaming.is_cancelled() {
+                let id = Uuid::now_v7();
+                let r = http
+                    .post(format!("{producer}/transaction"))
+                    .bearer_auth(&key)
+                    .json(&json!({"id": id, "amount": 100, "currency": "EUR"}))
+                    .sent()
+                    .await;
+                assert_eq!(r.status(), 201);
+                ids.push(id);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ids
+        }
+    });
+    eventually(
+        Duration::from_secs(30),
+        "notifications under the first secret",
+        || async { endpoint.counts.lock().unwrap()[0] >= 10 },
+    )
+    .await;
+    let rotated = clients(
+        &stack,
+        &pepper,
+        &["secrets", "rotate", app["id"].as_str().unwrap()],
+    )
+    .await;
+    // The client app switches the moment it learns the new secret.
+    endpoint.verify_with(&rotated["signing_secret"]);
+    endpoint
+        .switched
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(30),
+        "notifications under the new secret",
+        || async { endpoint.counts.lock().unwrap()[1] >= 50 },
+    )
+    .await;
+    streaming.cancel();
+    let ids = poster.await.unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "every notification delivered",
+        || settled_ids(&stack.database_url, &ids),
+    )
+    .await;
+    let [old, new, refused] = *endpoint.counts.lock().unwrap();
+    assert_eq!(
+        refused, 0,
+        "{old} verified with the old secret, {new} with the new"
+    );
+    assert_eq!(old + new, ids.len());
+    served.cancel();
     stack.shutdown().await;
 }

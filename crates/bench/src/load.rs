@@ -25,8 +25,9 @@ pub struct Plan {
     pub addr: SocketAddr,
     /// `POST` path.
     pub path: String,
-    /// The client app's API key, sent as `Authorization: Bearer <key>`.
-    pub api_key: String,
+    /// The client apps' API keys, sent as `Authorization: Bearer <key>`: connection `i` uses
+    /// key `i` modulo their number.
+    pub api_keys: Vec<String>,
     /// Makes the body of request number `n`.
     pub body: Arc<dyn Fn(u64) -> Bytes + Send + Sync>,
     /// Stop after this many requests in all (None = until the deadline).
@@ -52,6 +53,7 @@ pub struct Outcome {
 
 async fn connection(
     plan: Plan,
+    index: usize,
     counter: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
 ) -> anyhow::Result<(Histogram<u64>, u64, u64)> {
@@ -62,7 +64,11 @@ async fn connection(
     tokio::spawn(conn);
     let (mut ok, mut failed) = (0, 0);
     let host = plan.addr.to_string();
-    let authorization = format!("Bearer {}", plan.api_key);
+    let key = plan
+        .api_keys
+        .get(index % plan.api_keys.len().max(1))
+        .ok_or_else(|| anyhow::anyhow!("no API key to send"))?;
+    let authorization = format!("Bearer {key}");
     loop {
         if plan.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -101,9 +107,10 @@ pub async fn run(plan: Plan, connections: usize, done: Arc<AtomicU64>) -> anyhow
     let started = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(connections);
-    for _ in 0..connections {
+    for index in 0..connections {
         tasks.push(tokio::spawn(connection(
             plan.clone(),
+            index,
             counter.clone(),
             done.clone(),
         )));

@@ -38,14 +38,15 @@ pub struct Services {
     children: Vec<(&'static str, Child)>,
     /// The producer's base URL.
     pub producer: String,
-    /// The client simulator's base URL.
-    pub client_sim: String,
+    /// Each client app's simulator's base URL (`dev` first), with `Lineup::Pipeline`.
+    pub client_sims: Vec<String>,
     /// The run's own database.
     pub database_url: String,
     /// The run's queue prefix.
     pub prefix: String,
-    /// The API key of the run's client app (`dev`, made by `consumer migrate`).
-    pub api_key: String,
+    /// The API keys of the run's two client apps: `dev`, made by `consumer migrate`, and a
+    /// second one made by `consumer clients create`, each signing with a secret of its own.
+    pub api_keys: Vec<String>,
     admin_url: String,
     database: String,
     logs: PathBuf,
@@ -83,8 +84,15 @@ impl Services {
         sqlx_execute(&admin_url, &format!("CREATE DATABASE {database}")).await?;
         let logs = std::env::temp_dir().join(format!("txn-bench-{run}"));
         std::fs::create_dir_all(&logs)?;
-        // The third-party simulator, the client simulator, the consumer, the producer.
-        let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+        // The third-party simulator, the client simulator, the consumer, the producer, and the
+        // second client app's simulator.
+        let ports = [
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            free_port()?,
+        ];
         let url = |port: u16| format!("http://127.0.0.1:{port}");
         // The run's client app: `consumer migrate` makes it with this key.
         let pepper_text = std::env::var("API_KEY_PEPPER").unwrap_or_else(|_| Pepper::generate());
@@ -98,10 +106,10 @@ impl Services {
         let mut services = Self {
             children: Vec::new(),
             producer: url(ports[3]),
-            client_sim: url(ports[1]),
+            client_sims: Vec::new(),
             database_url: with_database(database_url, &database)?,
             prefix: format!("bench-{run}"),
-            api_key: api_key.clone(),
+            api_keys: vec![api_key.clone()],
             admin_url,
             database,
             logs,
@@ -142,7 +150,7 @@ impl Services {
         &mut self,
         bin_dir: &Path,
         env: &[(&str, String)],
-        ports: [u16; 4],
+        ports: [u16; 5],
         lineup: Lineup,
     ) -> anyhow::Result<()> {
         let migrate = self.command(bin_dir, "consumer", &["migrate"], "migrate", env)?;
@@ -152,6 +160,21 @@ impl Services {
             "consumer migrate failed ({status}); its log: {}",
             self.logs.display()
         );
+        let second_url = format!("http://127.0.0.1:{}", ports[4]);
+        let (second_key, second_secret) = self.second_client_app(bin_dir, env, &second_url).await?;
+        self.api_keys.push(second_key);
+        if lineup == Lineup::Pipeline {
+            // The second client app's simulator verifies with its secret alone.
+            let mut own = env.to_vec();
+            own.push(("CLIENT_SIM_ADDR", format!("127.0.0.1:{}", ports[4])));
+            own.push(("CLIENT_WEBHOOK_SECRET", second_secret));
+            let child = self
+                .command(bin_dir, "client-sim", &[], "client-sim-2", &own)?
+                .spawn()?;
+            self.children.push(("client-sim-2", child));
+            self.wait_until_up("client-sim-2", &second_url).await?;
+            self.client_sims.push(second_url);
+        }
         for (name, port) in SERVICES.into_iter().zip(ports) {
             if !lineup.runs(name) {
                 continue;
@@ -163,10 +186,56 @@ impl Services {
                     anyhow::anyhow!("cannot start {name} in {}: {e}", bin_dir.display())
                 })?;
             self.children.push((name, child));
-            self.wait_until_up(name, &format!("http://127.0.0.1:{port}"))
-                .await?;
+            let base = format!("http://127.0.0.1:{port}");
+            self.wait_until_up(name, &base).await?;
+            if name == "client-sim" {
+                self.client_sims.insert(0, base);
+            }
         }
         Ok(())
+    }
+
+    /// Makes the run's second client app with `consumer clients create`, notified at
+    /// `notify_url`: its API key and signing secret.
+    async fn second_client_app(
+        &self,
+        bin_dir: &Path,
+        env: &[(&str, String)],
+        notify_url: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let args = [
+            "clients",
+            "create",
+            "--name",
+            "bench-second",
+            "--notify-url",
+            notify_url,
+        ];
+        let mut command = self.command(bin_dir, "consumer", &args, "clients", env)?;
+        command.stdout(Stdio::piped());
+        let output = tokio::process::Command::from(command).output().await?;
+        anyhow::ensure!(
+            output.status.success(),
+            "consumer clients create failed ({}); its log: {}",
+            output.status,
+            self.logs.display()
+        );
+        // The answer is the pretty-printed JSON object at the end of the output (log lines,
+        // if any, come before it, one line each).
+        let stdout = String::from_utf8(output.stdout)?;
+        let start = stdout
+            .rfind("\n{\n")
+            .map(|i| i + 1)
+            .or_else(|| stdout.starts_with("{\n").then_some(0))
+            .ok_or_else(|| anyhow::anyhow!("no answer from consumer clients create: {stdout}"))?;
+        let created: serde_json::Value = serde_json::from_str(&stdout[start..])?;
+        let field = |name: &str| {
+            created[name]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| anyhow::anyhow!("consumer clients create: no {name} in {created}"))
+        };
+        Ok((field("api_key")?, field("signing_secret")?))
     }
 
     /// `bin_dir`'s `binary` with `args` and `env`, its output to `<log>.log` in the logs.
@@ -191,7 +260,7 @@ impl Services {
 
     /// Waits until `name` answers `/readyz` (the simulators: `/healthz`) or exits.
     async fn wait_until_up(&mut self, name: &str, base: &str) -> anyhow::Result<()> {
-        let path = if name.ends_with("-sim") {
+        let path = if name.contains("-sim") {
             "healthz"
         } else {
             "readyz"

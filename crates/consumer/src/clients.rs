@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::destinations::FRESH_FOR;
 use chrono::{DateTime, Utc};
 use domain::{ClientAppId, ClientStatus, WebhookSecrets, client_app::Pepper};
 use serde::Serialize;
@@ -385,7 +386,9 @@ pub async fn revoke(store: &Store, key_id: &str) -> Result<Revoked, AdminError> 
     }
 }
 
-/// A new signing secret for client app `id`; the previous keep signing for `overlap`.
+/// A new signing secret for client app `id`; the previous keep signing for `overlap`. The
+/// answer comes once every consumer signs with the new secret too (their endpoints are read
+/// again within [`FRESH_FOR`]), so the client app may switch to it at once.
 pub async fn rotate(
     store: &Store,
     id: ClientAppId,
@@ -393,6 +396,7 @@ pub async fn rotate(
 ) -> Result<Rotated, AdminError> {
     let signing_secret = WebhookSecrets::generate().expose();
     store.rotate_secret(id, &signing_secret, overlap).await?;
+    tokio::time::sleep(FRESH_FOR + Duration::from_millis(100)).await;
     let previous_valid_for_ms = u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX);
     Ok(Rotated {
         client_app_id: id,

@@ -167,7 +167,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         let figures = drive_post(
             args,
             producer,
-            &services.api_key,
+            &services.api_keys,
             Some((&services, redis.clone())),
         )
         .await;
@@ -202,18 +202,22 @@ async fn in_process_post(
         format!("--api-key-pepper={pepper}"),
     ])?;
     config.connections = Connections::local(args.database.parse()?, redis_url.parse()?, prefix);
-    // A client app of this run's own, on the migrated database.
-    let key = config.api_key_pepper.new_key();
+    // Two client apps of this run's own, on the migrated database, each with its own secret.
     let store = store::Store::connect_lazy(&args.database, 1)?;
     store.migrate().await?;
-    let bench_app = store::NewClientApp {
-        name: &format!("bench-{prefix}"),
-        notify_url: "http://127.0.0.1:3400",
-        rate_limit_per_s: None,
-        burst: None,
-    };
-    let secret = WebhookSecrets::generate().expose();
-    store.create_client_app(&bench_app, &key, &secret).await?;
+    let mut keys = Vec::new();
+    for n in 1..=2 {
+        let key = config.api_key_pepper.new_key();
+        let bench_app = store::NewClientApp {
+            name: &format!("bench-{prefix}-{n}"),
+            notify_url: "http://127.0.0.1:3400",
+            rate_limit_per_s: None,
+            burst: None,
+        };
+        let secret = WebhookSecrets::generate().expose();
+        store.create_client_app(&bench_app, &key, &secret).await?;
+        keys.push(key.plaintext);
+    }
     config.connections.redis_cluster = config_cluster(args);
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -227,7 +231,7 @@ async fn in_process_post(
             producer::run(config, listener, stopped).await
         })
     });
-    let figures = drive_post(args, addr, &key.plaintext, None).await;
+    let figures = drive_post(args, addr, &keys, None).await;
     stop.cancel();
     server
         .join()
@@ -241,7 +245,7 @@ async fn in_process_post(
 async fn drive_post(
     args: &Args,
     addr: SocketAddr,
-    api_key: &str,
+    api_keys: &[String],
     services: Option<(&Services, queue::RedisConnection)>,
 ) -> anyhow::Result<PostFigures> {
     let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.client_ids {
@@ -257,7 +261,7 @@ async fn drive_post(
     let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
         addr,
         path: "/transaction".into(),
-        api_key: api_key.to_string(),
+        api_keys: api_keys.to_vec(),
         body: body.clone(),
         limit: None,
         deadline: Some(deadline),
@@ -366,8 +370,8 @@ struct E2eFigures {
 /// What phase 2 runs against.
 struct Target<'a> {
     producer: &'a str,
-    api_key: &'a str,
-    client_sim: &'a str,
+    api_keys: &'a [String],
+    client_sims: &'a [String],
     database: &'a str,
     services: Option<&'a Services>,
 }
@@ -384,8 +388,8 @@ async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
         args,
         Target {
             producer: &services.producer,
-            api_key: &services.api_key,
-            client_sim: &services.client_sim,
+            api_keys: &services.api_keys,
+            client_sims: &services.client_sims,
             database: &services.database_url,
             services: Some(&services),
         },
@@ -403,16 +407,20 @@ async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
 /// Phase 2: POSTs to the running stack, timed until the client heard of each.
 async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures> {
     let http = reqwest::Client::new();
-    let stats_url = format!("{}/stats", target.client_sim.trim_end_matches('/'));
+    // Every client app's simulator: each hears only its own client app's transactions.
     let heard = || async {
-        anyhow::Ok(
-            http.get(&stats_url)
+        let mut n = 0;
+        for sim in target.client_sims {
+            let stats_url = format!("{}/stats", sim.trim_end_matches('/'));
+            let stats = http
+                .get(&stats_url)
                 .send()
                 .await?
                 .json::<ClientStats>()
-                .await?
-                .transactions,
-        )
+                .await?;
+            n += stats.transactions;
+        }
+        anyhow::Ok(n)
     };
     let mut redis_conn = bench::redis(&args.redis, args.redis_cluster)?;
 
@@ -432,7 +440,7 @@ async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures
         load::Plan {
             addr: socket_addr(target.producer)?,
             path: "/transaction".into(),
-            api_key: target.api_key.to_string(),
+            api_keys: target.api_keys.to_vec(),
             body,
             limit: Some(args.transactions),
             deadline: None,
@@ -522,12 +530,12 @@ async fn main() -> anyhow::Result<()> {
                 &args,
                 Target {
                     producer: &args.producer,
-                    api_key: args.api_key.as_deref().ok_or_else(|| {
+                    api_keys: &[args.api_key.clone().ok_or_else(|| {
                         anyhow::anyhow!(
                             "the running stack's API key is needed: --api-key or DEV_API_KEY"
                         )
-                    })?,
-                    client_sim: &args.client_sim,
+                    })?],
+                    client_sims: std::slice::from_ref(&args.client_sim),
                     database: &args.database,
                     services: None,
                 },
