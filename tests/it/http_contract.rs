@@ -140,6 +140,32 @@ async fn post_transaction_contract() {
         assert_eq!(made.get_version_num(), 7);
     }
 
+    // A body not declared JSON: 415, nothing accepted.
+    let unaccepted = Uuid::now_v7();
+    let bytes =
+        serde_json::to_vec(&json!({"id": unaccepted, "amount": 1, "currency": "EUR"})).unwrap();
+    for content_type_sent in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = stack
+            .producer_request(Method::POST, "/transaction")
+            .body(bytes.clone());
+        if let Some(value) = content_type_sent {
+            request = request.header(header::CONTENT_TYPE, value);
+        }
+        let r = request.sent().await;
+        assert_eq!(
+            (r.status().as_u16(), content_type(&r)),
+            (415, PROBLEM.to_string()),
+            "{content_type_sent:?}"
+        );
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["type"], "/problems/unsupported-media-type");
+    }
+    assert_eq!(stack.get(&unaccepted.to_string()).await.0, 404);
+
     // The same id with the same parameters: 200 with its status.
     let (code, ct, body) = post(&stack, json!({"id": id, "amount": 1250, "currency": "EUR"})).await;
     assert_eq!(
@@ -349,6 +375,7 @@ async fn every_secret_of_a_rotation_is_accepted() {
         .http
         .post(format!("http://{addr}/webhook"))
         .headers(headers)
+        .header(header::CONTENT_TYPE, "application/json")
         .body(bytes)
         .sent()
         .await;
@@ -403,6 +430,7 @@ async fn webhook_answers_follow_the_transition_rule() {
     let r = stack
         .producer_request(Method::POST, "/webhook")
         .headers(headers)
+        .header(header::CONTENT_TYPE, "application/json")
         .body(bytes)
         .sent()
         .await;
@@ -498,7 +526,7 @@ async fn the_openapi_document_covers_every_route_and_error() {
             "/transaction",
             "post",
             vec![
-                "200", "201", "400", "408", "409", "413", "422", "500", "503", "504",
+                "200", "201", "400", "408", "409", "413", "415", "422", "500", "503", "504",
             ],
         ),
         (
@@ -510,7 +538,7 @@ async fn the_openapi_document_covers_every_route_and_error() {
             "/webhook",
             "post",
             vec![
-                "200", "201", "400", "401", "404", "409", "422", "500", "503",
+                "200", "201", "400", "401", "404", "409", "415", "422", "500", "503",
             ],
         ),
         ("/healthz", "get", vec!["200"]),

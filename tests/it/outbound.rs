@@ -105,6 +105,7 @@ async fn a_transaction_declined_before_its_first_submission_is_never_submitted()
         let r = stack
             .producer_request(Method::POST, "/webhook")
             .headers(signer.headers_now(&format!("msg_{}", id.simple()), &body))
+            .header("content-type", "application/json")
             .body(body)
             .sent()
             .await;

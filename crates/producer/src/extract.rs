@@ -4,7 +4,7 @@
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
 };
 
 use crate::{
@@ -44,13 +44,65 @@ impl<T: RequestBody> FromRequest<Shared> for Signed<T> {
     }
 }
 
-/// The body's bytes, or 413 when it is over the limit.
+/// The body's bytes, or 413 when it is over the limit; 415 when a body is there and is not
+/// declared JSON (a bodiless request needs no content type).
 async fn limited_bytes(req: Request, state: &Shared) -> Result<Bytes, ApiError> {
     let limit = state.body_limit;
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
     match Bytes::from_request(req, state).await {
-        Ok(bytes) if bytes.len() <= limit => Ok(bytes),
+        Ok(bytes) if bytes.len() <= limit => {
+            if !bytes.is_empty() && !declared_json(content_type.as_ref()) {
+                let got = content_type
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_else(|| "none".to_string());
+                return Err(ApiError::UnsupportedMediaType(got));
+            }
+            Ok(bytes)
+        }
         Ok(_) => Err(ApiError::TooLarge(limit)),
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge(limit)),
         Err(e) => Err(ApiError::MalformedJson(e.body_text())),
+    }
+}
+
+/// Whether a content type says JSON: `application/json` or `application/<anything>+json`,
+/// any parameters (such as `charset`) after it.
+fn declared_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_application_json_or_a_json_suffix() {
+        for (value, json) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+            ("application/jsonx", false),
+            ("", false),
+        ] {
+            let header = HeaderValue::from_str(value).unwrap();
+            assert_eq!(declared_json(Some(&header)), json, "{value}");
+        }
+        assert!(!declared_json(None));
     }
 }

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The body is over the limit (413).
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A body that is not declared JSON (415).
+    #[error("the body must be JSON: send content-type: application/json (got {0:?})")]
+    UnsupportedMediaType(String),
     /// The id is known with other parameters (409).
     #[error("{0}")]
     IdempotencyConflict(String),
@@ -139,6 +142,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "/problems/too-large",
                 "Request body too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/unsupported-media-type",
+                "Request body is not JSON",
             ),
             ApiError::IdempotencyConflict(_) => (
                 StatusCode::CONFLICT,

@@ -51,6 +51,7 @@ pub struct Accepted {
         (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Known id, other parameters (the detail names them); or another client app's id (`/problems/id-taken`, nothing more told)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body without content-type: application/json", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the client app's rate limit: nothing was reserved; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json", headers(("retry-after" = String, description = "Whole seconds until a token comes"))),
         (status = 422, description = "Invalid or unknown fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "Took longer than REQUEST_TIMEOUT_MS", body = Problem, content_type = "application/problem+json"),

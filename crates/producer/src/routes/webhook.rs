@@ -27,6 +27,7 @@ use crate::{
         (status = 401, description = "Unsigned, bad signature, or timestamp outside ±5 min", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A different terminal status after a terminal one", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body without content-type: application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Status not one of pending, completed, declined", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis or Postgres unavailable", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
