@@ -418,3 +418,47 @@ fn a_failed_start_and_the_help_never_print_a_secret() {
         "check-config printed a webhook secret"
     );
 }
+
+#[test]
+fn check_config_refuses_a_database_url_option_a_start_would_refuse() {
+    let secret = "pw_do_not_print_me";
+    let base = Env::from([
+        (
+            "DATABASE_URL".to_string(),
+            format!("postgres://app:{secret}@db:5432/transactions?sslmode=bogus"),
+        ),
+        (
+            "WEBHOOK_SECRET".to_string(),
+            "whsec_cGxhY2Vob2xkZXItd2ViaG9vay1zZWNyZXQ=".into(),
+        ),
+        (
+            "CLIENT_WEBHOOK_SECRET".to_string(),
+            "whsec_cGxhY2Vob2xkZXItY2xpZW50LXNlY3JldA==".into(),
+        ),
+        (
+            "API_KEY_PEPPER".to_string(),
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+        ),
+    ]);
+    for (binary, args) in [
+        ("producer", vec![]),
+        ("consumer", vec![]),
+        ("consumer", vec!["migrate".to_string()]),
+    ] {
+        let (code, printed) = check_config(binary, &args, &base);
+        assert_eq!(code, Some(2), "{binary} {args:?}:\n{printed}");
+        assert!(
+            printed.contains("DATABASE_URL") && printed.contains("bogus"),
+            "{binary} {args:?} names the setting and the value:\n{printed}"
+        );
+        assert!(!printed.contains(secret), "{binary} {args:?}:\n{printed}");
+        // The same URL with a valid sslmode passes.
+        let mut fixed = base.clone();
+        fixed.insert(
+            "DATABASE_URL".into(),
+            format!("postgres://app:{secret}@db:5432/transactions?sslmode=require"),
+        );
+        let (code, printed) = check_config(binary, &args, &fixed);
+        assert_eq!(code, Some(0), "{binary} {args:?}:\n{printed}");
+    }
+}

@@ -69,3 +69,5 @@ impl Config {
         }
     }
 }
+
+impl service::start::Checked for Config {}

@@ -246,6 +246,19 @@ impl Config {
     }
 }
 
+impl service::start::Checked for Config {
+    fn check(&self) -> Result<(), String> {
+        store::check_url(self.connections.database_url.as_str())
+            .map_err(|e| format!("DATABASE_URL: {e}"))
+    }
+}
+
+impl service::start::Checked for MigrateConfig {
+    fn check(&self) -> Result<(), String> {
+        store::check_url(self.database_url.as_str()).map_err(|e| format!("DATABASE_URL: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Invocation::Clients(clients) => {
             let answer = consumer::administer(clients).await?;
-            println!("{answer:#}");
+            service::start::print(format_args!("{answer:#}"));
             Ok(())
         }
     }

@@ -133,11 +133,12 @@ impl AppState {
 /// The state as handlers receive it.
 pub type Shared = Arc<AppState>;
 
-fn cors(origins: &[String]) -> CorsLayer {
+fn cors(origins: &crate::config::Origins) -> CorsLayer {
+    // Each was checked to be an ASCII origin when the settings were read.
     let allowed: Vec<HeaderValue> = origins
+        .0
         .iter()
-        .filter(|o| !o.trim().is_empty())
-        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     // No origins configured: no CORS headers at all, so browsers refuse cross-origin calls.
     CorsLayer::new()

@@ -59,14 +59,9 @@ pub struct Config {
     /// A request taking longer is answered 408 (ms).
     #[arg(long = "request-timeout-ms", env = "REQUEST_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
     pub request_timeout: Duration,
-    /// Origins allowed by CORS, comma-separated; empty = none (closed).
-    #[arg(
-        long,
-        env = "CORS_ALLOWED_ORIGINS",
-        default_value = "",
-        value_delimiter = ','
-    )]
-    pub cors_allowed_origins: Vec<String>,
+    /// Origins allowed by CORS, comma-separated (`https://app.example`); empty = none (closed).
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "")]
+    pub cors_allowed_origins: Origins,
     /// Refuse to start unless Redis fsyncs every write before replying (appendonly yes,
     /// appendfsync always), so no 201 can be lost in a Redis crash.
     #[arg(long, env = "REQUIRE_DURABLE_REDIS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -83,4 +78,62 @@ pub struct Config {
     /// How long in-flight requests may take to finish on shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownGrace,
+}
+
+impl service::start::Checked for Config {
+    fn check(&self) -> Result<(), String> {
+        store::check_url(self.connections.database_url.as_str())
+            .map_err(|e| format!("DATABASE_URL: {e}"))
+    }
+}
+
+/// The origins CORS allows, each `scheme://host[:port]`; none when the setting is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
+
+impl std::str::FromStr for Origins {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let mut origins = Vec::new();
+        for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    format!("{origin:?} is not an origin: it needs http:// or https://")
+                })?;
+            if rest.is_empty()
+                || rest.contains('/')
+                || !origin.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(format!(
+                    "{origin:?} is not an origin: scheme://host[:port], no path"
+                ));
+            }
+            origins.push(origin.to_string());
+        }
+        Ok(Self(origins))
+    }
+}
+
+#[cfg(test)]
+mod origins_tests {
+    use super::Origins;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_and_empty_means_none() {
+        assert_eq!("".parse::<Origins>(), Ok(Origins(vec![])));
+        assert_eq!(" , ".parse::<Origins>(), Ok(Origins(vec![])));
+        assert_eq!(
+            "https://a.example, http://localhost:5173".parse::<Origins>(),
+            Ok(Origins(vec![
+                "https://a.example".into(),
+                "http://localhost:5173".into()
+            ]))
+        );
+        for bad in ["a.example", "https://", "https://a.example/path", "ftp://a"] {
+            assert!(bad.parse::<Origins>().is_err(), "{bad}");
+        }
+    }
 }

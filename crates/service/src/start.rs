@@ -72,6 +72,16 @@ pub enum Command<C: clap::Args, X: clap::Subcommand> {
 #[derive(Debug, clap::Subcommand)]
 pub enum NoCommand {}
 
+/// Settings that need more than their parse to be known valid: what a start would refuse
+/// beyond clap (for example a connection URL's options), checked by `check-config` and before
+/// a run alike.
+pub trait Checked {
+    /// Why these settings cannot start, if they cannot.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// What the command line asks for, once `check-config` has been answered.
 #[derive(Debug)]
 pub enum Invocation<C, X> {
@@ -84,7 +94,7 @@ pub enum Invocation<C, X> {
 /// [`prepare`], then the binary's settings from the environment and its flags (a malformed
 /// value ends the process with a message naming the setting, exit code 2). `check-config`
 /// prints the settings (secrets redacted) and exits 0 instead of returning.
-pub fn settings<C: clap::Parser + clap::Args + std::fmt::Debug>() -> C {
+pub fn settings<C: clap::Parser + clap::Args + Checked + std::fmt::Debug>() -> C {
     prepare();
     match invocation_from::<C, NoCommand, _>(std::env::args_os()) {
         Invocation::Run(settings) => settings,
@@ -97,7 +107,7 @@ pub fn settings<C: clap::Parser + clap::Args + std::fmt::Debug>() -> C {
 /// name, description and help of `C`'s command are the binary's.
 pub fn invocation_from<C, X, I>(args: I) -> Invocation<C, X>
 where
-    C: clap::Parser + clap::Args + std::fmt::Debug,
+    C: clap::Parser + clap::Args + Checked + std::fmt::Debug,
     X: clap::Subcommand,
     I: IntoIterator<Item = std::ffi::OsString>,
 {
@@ -114,18 +124,36 @@ where
         .invocation()
 }
 
-impl<C: clap::Args + std::fmt::Debug, X: clap::Subcommand> Cli<C, X> {
-    /// What it asks for; `check-config` prints the settings and exits 0 instead.
+impl<C: clap::Args + Checked + std::fmt::Debug, X: clap::Subcommand> Cli<C, X> {
+    /// What it asks for; `check-config` prints the settings and exits 0 instead. Settings that
+    /// fail their check end the process with exit code 2, whether run or checked.
     pub fn invocation(self) -> Invocation<C, X> {
+        let refuse = |settings: &C| {
+            if let Err(why) = settings.check() {
+                eprintln!("error: {why}");
+                std::process::exit(2);
+            }
+        };
         match self.0 {
-            Invocation::Run(settings) => Invocation::Run(settings),
+            Invocation::Run(settings) => {
+                refuse(&settings);
+                Invocation::Run(settings)
+            }
             Invocation::Own(Command::CheckConfig(settings)) => {
-                println!("{settings:#?}");
+                refuse(&settings);
+                print(format_args!("{settings:#?}"));
                 std::process::exit(0);
             }
             Invocation::Own(Command::Own(own)) => Invocation::Own(own),
         }
     }
+}
+
+/// Prints `text` and a newline to standard output; a reader that went away (`check-config |
+/// head`) ends nothing but the output.
+pub fn print(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// Binds the service's address; the error names the address.
@@ -146,6 +174,8 @@ mod tests {
         #[arg(long)]
         required: String,
     }
+
+    impl Checked for Settings {}
 
     #[derive(Debug, clap::Subcommand)]
     enum Own {

@@ -43,7 +43,7 @@ fn dev_api_key(pepper: &Pepper) -> anyhow::Result<String> {
         Err(_) => {
             let key = pepper.new_key().plaintext;
             // Printed, not logged: the one time this key is shown.
-            println!("DEV_API_KEY={key}");
+            service::start::print(format_args!("DEV_API_KEY={key}"));
             tracing::warn!(
                 variable = "DEV_API_KEY",
                 "unset: made a development API key, printed above"
@@ -85,9 +85,39 @@ fn parse<C: Parser>(name: &str, extra: &[(&str, &str)]) -> anyhow::Result<C> {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service::start::prepare();
+/// `stack`'s command line: run (no command) or `check-config`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stack",
+    about = "The whole pipeline in one process against the local Postgres and Redis: creates the database if needed, migrates, runs the producer, the consumer and both simulators. Settings come from the environment and .env, as for the separate binaries."
+)]
+struct Cli {
+    /// What to do instead of running.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// `stack`'s commands.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Read every service's settings exactly as a start would, print them (secrets redacted)
+    /// and exit: 0 if they are valid, 2 if not.
+    CheckConfig,
+}
+
+/// Every service's settings, with the development secrets filled in.
+#[derive(Debug)]
+struct Settings {
+    pepper: Pepper,
+    producer: producer::Config,
+    consumer: consumer::Config,
+    thirdparty: thirdparty_sim::Config,
+    client_sim: client_sim::Config,
+}
+
+/// Reads every service's settings from the environment, generating the development secrets
+/// that are unset; checks the connection settings as the services will read them.
+fn settings() -> anyhow::Result<Settings> {
     let webhook = secret("WEBHOOK_SECRET")?;
     let client = secret("CLIENT_WEBHOOK_SECRET")?;
 
@@ -117,6 +147,39 @@ async fn main() -> anyhow::Result<()> {
         parse("thirdparty-sim", &[("webhook-secret", &webhook)])?;
     let client_sim: client_sim::Config =
         parse("client-sim", &[("client-webhook-secret", &client)])?;
+    store::check_url(consumer.connections.database_url.as_str()).context("DATABASE_URL")?;
+    Ok(Settings {
+        pepper,
+        producer,
+        consumer,
+        thirdparty,
+        client_sim,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    service::start::prepare();
+    if let Some(Command::CheckConfig) = cli.command {
+        match settings() {
+            Ok(settings) => {
+                service::start::print(format_args!("{settings:#?}"));
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let Settings {
+        pepper,
+        producer,
+        consumer,
+        thirdparty,
+        client_sim,
+    } = settings()?;
 
     let database_url = &consumer.connections.database_url;
     ensure_database(database_url).await?;

@@ -65,6 +65,13 @@ pub struct Store {
     pool: PgPool,
 }
 
+/// Whether `url` is a connection URL the store can use, every option included (for example
+/// `sslmode`): what a start would refuse is refused here, before anything connects.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    PgConnectOptions::from_str(url)?;
+    Ok(())
+}
+
 impl Store {
     /// A pool of at most `max_connections` to `url`; connects lazily, so this works while
     /// Postgres is down (calls then fail with [`StoreError::Database`]).

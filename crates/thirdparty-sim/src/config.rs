@@ -147,3 +147,5 @@ impl Config {
         }
     }
 }
+
+impl service::start::Checked for Config {}
