@@ -122,6 +122,22 @@ async fn the_api_pages_a_queues_jobs_finds_one_and_tells_a_transactions_story() 
             .0,
         400
     );
+    // Done jobs: the ids of the most recent, one page (the create jobs of the five).
+    let (status, done) = board_get(&stack, "/queues/create/jobs?state=done&limit=200").await;
+    assert_eq!(status, 200);
+    let done_ids: Vec<&str> = done["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["id"].as_str().expect("id"))
+        .collect();
+    for id in &ids {
+        assert!(
+            done_ids.contains(&format!("create:{id}").as_str()),
+            "{done}"
+        );
+    }
+    assert!(done["next"].is_null());
 
     // The story while the submission waits: the row, one history step, no notification yet,
     // the create job done and the process job waiting.

@@ -70,7 +70,7 @@ pub enum JobState {
 }
 
 impl JobState {
-    /// The states a job list can show (done jobs are not kept).
+    /// The states whose jobs are kept whole (done jobs keep only their ids).
     pub const LISTED: [JobState; 4] = [
         JobState::Waiting,
         JobState::Scheduled,
@@ -248,18 +248,36 @@ impl<T> Queue<T> {
     }
 
     /// One page of at most `limit` jobs in `state` after `cursor` (`None`: the first page).
-    /// `Done` lists nothing: done jobs are not kept.
+    /// `Done` jobs keep only their ids, the most recent in a capped list: their one page is the
+    /// newest `limit` of them.
     pub async fn jobs(
         &self,
         state: JobState,
         cursor: Option<&str>,
         limit: u64,
     ) -> Result<JobPage, QueueError> {
-        if limit == 0 || state == JobState::Done {
+        if limit == 0 || (state == JobState::Done && cursor.is_some()) {
             return Ok(JobPage {
                 jobs: Vec::new(),
                 next: None,
             });
+        }
+        if state == JobState::Done {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let jobs = self
+                .recent_done(limit)
+                .await?
+                .into_iter()
+                .map(|id| JobInfo {
+                    id,
+                    state,
+                    at_ms: None,
+                    deliveries: 0,
+                    error: String::new(),
+                    payload: String::new(),
+                })
+                .collect();
+            return Ok(JobPage { jobs, next: None });
         }
         let (at, id) = parse_cursor(cursor);
         let rows: Vec<JobRow> = scripts::invocation(&scripts::LIST_JOBS, self.keys())

@@ -115,7 +115,8 @@ impl Board {
     }
 }
 
-/// Which jobs a list shows: `?state=waiting|scheduled|running|failed&cursor=…&limit=…`.
+/// Which jobs a list shows: `?state=waiting|scheduled|running|failed|done&cursor=…&limit=…`
+/// (done: the ids of the most recent ones, one page).
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct JobsQuery {
     state: Option<String>,
@@ -129,13 +130,11 @@ const MAX_PAGE: u64 = 200;
 impl JobsQuery {
     fn state(&self) -> Result<JobState, BoardError> {
         let name = self.state.as_deref().unwrap_or("waiting");
-        JobState::parse(name)
-            .filter(|s| JobState::LISTED.contains(s))
-            .ok_or_else(|| {
-                BoardError::BadRequest(format!(
-                    "state must be waiting, scheduled, running or failed, not {name:?}"
-                ))
-            })
+        JobState::parse(name).ok_or_else(|| {
+            BoardError::BadRequest(format!(
+                "state must be waiting, scheduled, running, failed or done, not {name:?}"
+            ))
+        })
     }
 }
 
