@@ -164,9 +164,7 @@ struct KeyBody {
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn create(
@@ -197,9 +195,7 @@ async fn create(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Every client app with its keys, never a secret", body = Vec<WithKeys>),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn list(State(admin): State<Shared>, _: Authorized) -> Result<Json<Vec<WithKeys>>, Problem> {
@@ -214,9 +210,7 @@ async fn list(State(admin): State<Shared>, _: Authorized) -> Result<Json<Vec<Wit
     responses(
         (status = 200, description = "The client app with its keys, never a secret", body = WithKeys),
         (status = 422, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn show(
@@ -238,9 +232,7 @@ async fn show(
         (status = 200, description = "The client app after the change", body = ClientApp),
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn update(
@@ -274,9 +266,7 @@ async fn update(
     responses(
         (status = 201, description = "A new API key, shown this once", body = KeyMade),
         (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn add_key(
@@ -306,9 +296,7 @@ async fn add_key(
     responses(
         (status = 201, description = "A new signing secret, shown this once; the previous ones keep signing for SECRET_ROTATION_OVERLAP_MS", body = Rotated),
         (status = 422, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn rotate(
@@ -328,9 +316,7 @@ async fn rotate(
     params(("key_id" = String, Path, description = "The key's public id (after txk_)")),
     responses(
         (status = 204, description = "Revoked: refused by the producers within their AUTH_CACHE_MS"),
-        (status = 401, description = "No or a wrong admin token", body = ProblemDocument, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 404, description = "Not enabled (no ADMIN_TOKEN)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
     )
 )]
 async fn revoke(
@@ -368,6 +354,21 @@ fn valid_limit(rate: Option<i32>, burst: Option<i32>) -> Result<(), Problem> {
         return Err(Problem::invalid("burst", "needs rate_limit_per_s"));
     }
     Ok(())
+}
+
+/// The answers every admin route may give besides its own, stated once for the document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+enum Refusals {
+    /// No or a wrong admin token
+    #[response(status = 401, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer")))]
+    Unauthenticated(ProblemDocument),
+    /// Not enabled (no ADMIN_TOKEN)
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotEnabled(ProblemDocument),
+    /// Postgres unavailable
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemDocument),
 }
 
 /// The body of every admin error: an RFC 9457 problem document.

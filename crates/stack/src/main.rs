@@ -147,7 +147,10 @@ fn settings() -> anyhow::Result<Settings> {
         parse("thirdparty-sim", &[("webhook-secret", &webhook)])?;
     let client_sim: client_sim::Config =
         parse("client-sim", &[("client-webhook-secret", &client)])?;
-    store::check_url(consumer.connections.database_url.as_str()).context("DATABASE_URL")?;
+    // What each binary checks beyond its parse, as its own start would.
+    use service::start::Checked;
+    producer.check().map_err(anyhow::Error::msg)?;
+    consumer.check().map_err(anyhow::Error::msg)?;
     Ok(Settings {
         pepper,
         producer,
