@@ -6,7 +6,7 @@ use axum::{
     extract::{Request, State},
     http::{HeaderMap, Method, StatusCode},
     middleware::Next,
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hmac::{Hmac, Mac};
@@ -115,20 +115,12 @@ pub(super) async fn guard(State(board): State<Board>, request: Request, next: Ne
     }
     if access.token().is_some() && !access.authenticated(headers) {
         if !path.starts_with("/board/api/") {
-            return (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response();
+            return (StatusCode::UNAUTHORIZED, super::html::login_page()).into_response();
         }
         return (StatusCode::UNAUTHORIZED, "board token required").into_response();
     }
     next.run(request).await
 }
-
-/// The login form (the token goes in a POST body, never in a URL).
-const LOGIN_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Queues: sign in</title></head>
-<body><form method="post" action="/board/login">
-<label>Board token <input type="password" name="token" autocomplete="current-password"></label>
-<button type="submit">Sign in</button></form></body></html>
-"#;
 
 #[derive(Deserialize)]
 pub(super) struct Login {
@@ -145,7 +137,7 @@ pub(super) async fn login(
         return Redirect::to("/board").into_response();
     };
     if !same(login.token.as_bytes(), token.as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, Html(LOGIN_PAGE)).into_response();
+        return (StatusCode::UNAUTHORIZED, super::html::login_page()).into_response();
     }
     let session = Cookie::build((SESSION_COOKIE, Access::session(token)))
         .path("/board")

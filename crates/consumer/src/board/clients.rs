@@ -1,16 +1,12 @@
 //! The client apps as the board shows them: status, rate limit, endpoint and keys by id —
 //! never a secret (`/board/clients`, and `/board/api/clients` as JSON).
 
-use std::fmt::Write;
-
-use axum::{Json, extract::State, response::Html};
+use axum::{Json, extract::State};
+use maud::{Markup, html};
 use serde::Serialize;
 use store::{ClientApp, KeyInfo};
 
-use super::{
-    Board, BoardError,
-    html::{escape, page},
-};
+use super::{Board, BoardError, html::page};
 
 /// A client app with its keys.
 #[derive(Debug, Serialize)]
@@ -38,49 +34,52 @@ pub(super) async fn api(
     Ok(Json(client_apps(&board).await?))
 }
 
-/// `GET /board/clients`: the client apps' table.
-pub(super) async fn page_of_clients(
-    State(board): State<Board>,
-) -> Result<Html<String>, BoardError> {
-    let mut body = String::from(
-        "<table id=\"clients\"><thead><tr><th>name</th><th>id</th><th>status</th><th>rate limit</th><th>notify URL</th><th>keys</th></tr></thead><tbody>\n",
-    );
-    for view in client_apps(&board).await? {
-        let app = &view.client_app;
-        let limit = match (app.rate_limit_per_s, app.burst) {
-            (Some(rate), burst) => format!("{rate}/s, burst {}", burst.unwrap_or(rate)),
-            (None, _) => "none".to_string(),
-        };
-        let mut keys = String::new();
-        for key in &view.keys {
-            let state = match (&key.revoked_at, &key.expires_at) {
-                (Some(at), _) => format!("revoked {at}"),
-                (None, Some(at)) => format!("expires {at}"),
-                (None, None) => "valid".to_string(),
-            };
-            let used = key
-                .last_used_at
-                .map(|at| format!(", last used {at}"))
-                .unwrap_or_default();
-            let _ = write!(
-                keys,
-                "<div class=\"key\" data-key-id=\"{}\"><code>{}</code> {} ({state}{used})</div>",
-                escape(&key.key_id),
-                escape(&key.key_id),
-                escape(key.name.as_deref().unwrap_or("")),
-            );
+/// A key as listed: its id, name and state, never the key.
+fn key_line(key: &KeyInfo) -> Markup {
+    let state = match (&key.revoked_at, &key.expires_at) {
+        (Some(at), _) => format!("revoked {at}"),
+        (None, Some(at)) => format!("expires {at}"),
+        (None, None) => "valid".to_string(),
+    };
+    let used = key
+        .last_used_at
+        .map(|at| format!(", last used {at}"))
+        .unwrap_or_default();
+    html! {
+        div.key data-key-id=(key.key_id) {
+            code { (key.key_id) } " " (key.name.as_deref().unwrap_or("")) " (" (state) (used) ")"
         }
-        let _ = writeln!(
-            body,
-            "<tr class=\"client\" data-status=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{keys}</td></tr>",
-            app.status,
-            escape(&app.name),
-            app.id,
-            app.status,
-            escape(&limit),
-            escape(app.notify_url.as_deref().unwrap_or("CLIENT_URL (legacy)")),
-        );
     }
-    body.push_str("</tbody></table>\n");
-    Ok(Html(page("Client apps", &body, false)))
+}
+
+/// `GET /board/clients`: the client apps' table.
+pub(super) async fn page_of_clients(State(board): State<Board>) -> Result<Markup, BoardError> {
+    let views = client_apps(&board).await?;
+    let body = html! {
+        table #clients {
+            thead { tr {
+                th { "name" } th { "id" } th { "status" } th { "rate limit" } th { "notify URL" }
+                th { "keys" }
+            } }
+            tbody {
+                @for view in &views {
+                    @let app = &view.client_app;
+                    tr.client data-status=(app.status) {
+                        td { (app.name) }
+                        td { code { (app.id) } }
+                        td { (app.status) }
+                        td {
+                            @match (app.rate_limit_per_s, app.burst) {
+                                (Some(rate), burst) => { (rate) "/s, burst " (burst.unwrap_or(rate)) }
+                                (None, _) => "none",
+                            }
+                        }
+                        td { (app.notify_url.as_deref().unwrap_or("CLIENT_URL (legacy)")) }
+                        td { @for key in &view.keys { (key_line(key)) } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Client apps", body, false))
 }
