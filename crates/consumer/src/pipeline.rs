@@ -58,7 +58,7 @@ pub struct Writes {
     /// Record a submission; true if it was not yet recorded.
     pub submissions: Batcher<Submitted, bool, StoreError>,
     /// Apply a terminal status; the notification's delivery id if it changed anything.
-    pub changes: Batcher<StatusChange, Option<uuid::Uuid>, StoreError>,
+    pub changes: Batcher<StatusChange, Option<domain::DeliveryId>, StoreError>,
     /// Record a delivered notification.
     pub deliveries: Batcher<Delivered, (), StoreError>,
     /// Read a transaction (each poll does).

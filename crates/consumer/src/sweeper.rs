@@ -125,7 +125,7 @@ impl Revival {
             .await?;
         revived += scan
             .revive(notify, |jobs: Vec<NotifyJob>| async move {
-                let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.delivery_id).collect();
+                let ids: Vec<domain::DeliveryId> = jobs.iter().map(|j| j.delivery_id).collect();
                 let rows = p.store.notifications(&ids).await?;
                 let owed = rows
                     .iter()

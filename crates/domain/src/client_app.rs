@@ -11,37 +11,17 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-/// A client app's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ClientAppId(Uuid);
+use crate::uuid_id::uuid_id;
+
+uuid_id!(
+    /// A client app's id.
+    ClientAppId
+);
 
 impl ClientAppId {
     /// The client app that owns every transaction made before client apps existed (the
     /// migration that introduced them creates it under this id).
     pub const LEGACY: ClientAppId = ClientAppId(Uuid::nil());
-
-    /// A new id.
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for ClientAppId {
-    fn from(id: Uuid) -> Self {
-        Self(id)
-    }
-}
-
-impl fmt::Display for ClientAppId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
 }
 
 /// Whether a client app may use the API.

@@ -3,9 +3,8 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use strum::{Display, EnumString, IntoStaticStr, VariantArray};
-use uuid::Uuid;
 
-use crate::{ClientAppId, Money, Status, TransactionId};
+use crate::{ClientAppId, DeliveryId, Money, Status, TransactionId};
 
 /// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`), in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -180,7 +179,7 @@ impl JobKind for UpdateJob {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyJob {
     /// The notification (also the `webhook-id` the client sees).
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     /// The transaction it is about.
     pub id: TransactionId,
     /// The terminal status to tell.
@@ -201,7 +200,7 @@ impl JobKind for NotifyJob {
 pub fn job_ids_of(
     id: TransactionId,
     poll_number: i32,
-    delivery_id: Option<Uuid>,
+    delivery_id: Option<DeliveryId>,
 ) -> Vec<(QueueName, String)> {
     let mut ids = vec![
         (
@@ -282,7 +281,7 @@ mod tests {
     #[test]
     fn a_transactions_job_ids_cover_every_queue_and_poll() {
         let id = TransactionId::parse("0193a6f0-0000-7000-8000-000000000001").unwrap();
-        let delivery = Uuid::nil();
+        let delivery = DeliveryId::from(uuid::Uuid::nil());
         let ids = job_ids_of(id, 2, Some(delivery));
         let wanted = [
             (QueueName::Create, format!("create:{id}")),

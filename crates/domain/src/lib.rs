@@ -1,12 +1,13 @@
-//! The domain of the transaction pipeline: ids, money, statuses and the one transition rule,
-//! job payloads and their ids, the schedules of every retry and poll, what a peer's answer
-//! means, which dead work is still owed, client apps and their API keys, webhook signatures
-//! and the simulators' fault rolls.
+//! The domain of the transaction pipeline: ids (transactions, client apps, deliveries), money,
+//! statuses and the one transition rule, job payloads and their ids, the schedules of every
+//! retry and poll, what a peer's answer means, which dead work is still owed, client apps and
+//! their API keys, webhook signatures and the simulators' fault rolls.
 //! Pure: no I/O and no async, so everything here is tested without a network.
 #![deny(unsafe_code)]
 
 pub mod answer;
 pub mod client_app;
+pub mod delivery_id;
 pub mod fault;
 pub mod jobs;
 pub mod money;
@@ -15,9 +16,11 @@ pub mod schedule;
 pub mod signature;
 pub mod status;
 pub mod transaction_id;
+mod uuid_id;
 pub mod webhook_secrets;
 
 pub use client_app::{ClientAppId, ClientStatus};
+pub use delivery_id::DeliveryId;
 pub use jobs::QueueName;
 pub use money::{Amount, Currency, Money};
 pub use status::{Source, Status, WebhookDecision};

@@ -3,14 +3,12 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
-use uuid::Uuid;
-
 use domain::{
-    Status, TransactionId, WebhookSecrets,
+    DeliveryId, Status, TransactionId, WebhookSecrets,
     answer::{Answer, CallError, classify},
     signature::Signer,
 };
+use serde::Serialize;
 use service::config::HttpUrl;
 
 use crate::http_client::transport_error;
@@ -58,7 +56,7 @@ impl Notifier {
     pub async fn notify(
         &self,
         to: &Endpoint,
-        delivery_id: Uuid,
+        delivery_id: DeliveryId,
         id: TransactionId,
         status: Status,
     ) -> Result<(), NotifyError> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::TransactionId;
+use domain::{DeliveryId, TransactionId};
 use uuid::Uuid;
 
 use crate::{Delivered, NotificationDetail, NotificationRow, Store, StoreError};
@@ -12,7 +12,7 @@ impl Store {
     /// The notification `delivery_id`, if it exists.
     pub async fn notification(
         &self,
-        delivery_id: Uuid,
+        delivery_id: DeliveryId,
     ) -> Result<Option<NotificationRow>, StoreError> {
         Ok(self.notifications(&[delivery_id]).await?.pop().flatten())
     }
@@ -20,16 +20,21 @@ impl Store {
     /// [`Store::notification`] for many in one statement; one answer per id, in order.
     pub async fn notifications(
         &self,
-        delivery_ids: &[Uuid],
+        delivery_ids: &[DeliveryId],
     ) -> Result<Vec<Option<NotificationRow>>, StoreError> {
         let rows = sqlx::query(
             "SELECT delivery_id, transaction_id, status, attempts, delivered_at, failed_at
              FROM notifications WHERE delivery_id = ANY($1)",
         )
-        .bind(delivery_ids)
+        .bind(
+            delivery_ids
+                .iter()
+                .map(DeliveryId::as_uuid)
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&self.pool)
         .await?;
-        let mut found: HashMap<Uuid, NotificationRow> = HashMap::with_capacity(rows.len());
+        let mut found: HashMap<DeliveryId, NotificationRow> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let row = NotificationRow::try_from(r)?;
             found.insert(row.delivery_id, row);
@@ -59,7 +64,7 @@ impl Store {
     /// Records a failed delivery attempt and when the next one is due.
     pub async fn notification_retry(
         &self,
-        delivery_id: Uuid,
+        delivery_id: DeliveryId,
         attempts: i32,
         error: &str,
         at: DateTime<Utc>,
@@ -68,7 +73,7 @@ impl Store {
             "UPDATE notifications SET attempts = $2, last_error = $3, next_attempt_at = $4
              WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
         )
-        .bind(delivery_id)
+        .bind(delivery_id.as_uuid())
         .bind(attempts)
         .bind(error)
         .bind(at)
@@ -80,7 +85,7 @@ impl Store {
     /// Records that the client accepted the notification.
     pub async fn notification_delivered(
         &self,
-        delivery_id: Uuid,
+        delivery_id: DeliveryId,
         attempts: i32,
     ) -> Result<(), StoreError> {
         self.notification_delivered_many(&[Delivered {
@@ -92,7 +97,7 @@ impl Store {
 
     /// [`Store::notification_delivered`] for many notifications in one statement.
     pub async fn notification_delivered_many(&self, rows: &[Delivered]) -> Result<(), StoreError> {
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.delivery_id).collect();
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.delivery_id.as_uuid()).collect();
         let attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
         sqlx::query(
             "UPDATE notifications n
@@ -110,7 +115,7 @@ impl Store {
     /// Gives up on a notification (the client refused it, or retries ran out).
     pub async fn notification_failed(
         &self,
-        delivery_id: Uuid,
+        delivery_id: DeliveryId,
         attempts: i32,
         error: &str,
     ) -> Result<(), StoreError> {
@@ -118,7 +123,7 @@ impl Store {
             "UPDATE notifications SET attempts = $2, last_error = $3, failed_at = now(), next_attempt_at = NULL
              WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
         )
-        .bind(delivery_id)
+        .bind(delivery_id.as_uuid())
         .bind(attempts)
         .bind(error)
         .execute(&self.pool)

@@ -1,7 +1,7 @@
 //! The rows the store reads and writes.
 
 use chrono::{DateTime, Utc};
-use domain::{ClientAppId, Money, Source, Status, TransactionId, owner::Delivery};
+use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId, owner::Delivery};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -59,7 +59,7 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationRow {
     /// Its id, sent as `webhook-id`.
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     /// The transaction.
     pub transaction_id: TransactionId,
     /// The status to tell.
@@ -122,7 +122,7 @@ pub struct StatusChange {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
     /// The notification.
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     /// Attempts, the accepted one included.
     pub attempts: i32,
 }
@@ -140,7 +140,7 @@ pub struct DuePoll {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueNotification {
     /// The notification.
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     /// The transaction it tells of.
     pub id: TransactionId,
     /// The status it tells.
@@ -196,7 +196,7 @@ impl TryFrom<&PgRow> for NotificationRow {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
         Ok(NotificationRow {
-            delivery_id: r.try_get("delivery_id")?,
+            delivery_id: DeliveryId::from(r.try_get::<Uuid, _>("delivery_id")?),
             transaction_id: TransactionId::from(r.try_get::<Uuid, _>("transaction_id")?),
             status: parse_status(r.try_get("status")?)?,
             attempts: r.try_get("attempts")?,

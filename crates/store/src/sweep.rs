@@ -83,7 +83,7 @@ impl Store {
                 .into_iter()
                 .map(|(delivery_id, id, status)| {
                     Ok(DueNotification {
-                        delivery_id,
+                        delivery_id: delivery_id.into(),
                         id: id.into(),
                         status: parse_status(&status)?,
                     })

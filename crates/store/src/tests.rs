@@ -265,7 +265,7 @@ async fn a_value_this_version_cannot_read_is_corrupt_not_an_outage(pool: PgPool)
         .expect("a notification");
     // A status a later version might write: the notification's column has no CHECK.
     sqlx::query("UPDATE notifications SET status = 'refunded' WHERE delivery_id = $1")
-        .bind(delivery)
+        .bind(delivery.as_uuid())
         .execute(&pool)
         .await
         .unwrap();

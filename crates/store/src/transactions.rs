@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use domain::{ClientAppId, Money, Source, Status, TransactionId};
+use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId};
 use uuid::Uuid;
 
 use crate::{HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
@@ -171,7 +171,7 @@ impl Store {
         id: TransactionId,
         status: Status,
         source: Source,
-    ) -> Result<Option<Uuid>, StoreError> {
+    ) -> Result<Option<DeliveryId>, StoreError> {
         Ok(self
             .apply_status_many(&[StatusChange { id, status, source }])
             .await?
@@ -185,7 +185,7 @@ impl Store {
     pub async fn apply_status_many(
         &self,
         rows: &[StatusChange],
-    ) -> Result<Vec<Option<Uuid>>, StoreError> {
+    ) -> Result<Vec<Option<DeliveryId>>, StoreError> {
         // The SQL guard of `Status::can_change_to`: only pending changes, only to terminal.
         let allowed: Vec<&StatusChange> = rows
             .iter()
@@ -194,7 +194,7 @@ impl Store {
         let ids: Vec<Uuid> = allowed.iter().map(|r| r.id.as_uuid()).collect();
         let statuses: Vec<&str> = allowed.iter().map(|r| r.status.as_str()).collect();
         let sources: Vec<&str> = allowed.iter().map(|r| r.source.as_str()).collect();
-        let deliveries: Vec<Uuid> = allowed.iter().map(|_| Uuid::now_v7()).collect();
+        let deliveries: Vec<DeliveryId> = allowed.iter().map(|_| DeliveryId::generate()).collect();
         let changed: Vec<(Uuid, Uuid)> = if ids.is_empty() {
             Vec::new()
         } else {
@@ -221,7 +221,7 @@ impl Store {
             .bind(&ids)
             .bind(&statuses)
             .bind(&sources)
-            .bind(&deliveries)
+            .bind(deliveries.iter().map(DeliveryId::as_uuid).collect::<Vec<_>>())
             .fetch_all(&self.pool)
             .await?
         };
@@ -234,7 +234,7 @@ impl Store {
                     return None;
                 }
                 let delivery = allowed_deliveries.next()?;
-                (changed.get(&row.id.as_uuid()) == Some(&delivery)).then_some(delivery)
+                (changed.get(&row.id.as_uuid()) == Some(&delivery.as_uuid())).then_some(delivery)
             })
             .collect())
     }

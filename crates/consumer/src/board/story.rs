@@ -2,11 +2,10 @@
 //! from Postgres and from every queue by the job ids it can have.
 
 use chrono::{DateTime, Utc};
-use domain::{QueueName, Source, Status, TransactionId, jobs::job_ids_of};
+use domain::{DeliveryId, QueueName, Source, Status, TransactionId, jobs::job_ids_of};
 use queue::JobInfo;
 use serde::Serialize;
 use store::TransactionRow;
-use uuid::Uuid;
 
 use super::{Board, BoardError};
 
@@ -40,7 +39,7 @@ pub struct Step {
 #[derive(Debug, Serialize)]
 pub struct Notification {
     /// Sent as `webhook-id`.
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     /// The status it tells.
     pub status: Status,
     /// Attempts so far.
