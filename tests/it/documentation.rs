@@ -70,3 +70,56 @@ fn every_route_of_the_api_is_documented() {
         );
     }
 }
+
+#[test]
+fn the_refusals_stated_once_reach_every_route_that_gives_them() {
+    let (_, document) = producer::app::routes_and_document();
+    let api = serde_json::to_value(&document).unwrap();
+    let responses = |doc: &serde_json::Value, path: &str, method: &str| {
+        doc["paths"][path][method]["responses"].clone()
+    };
+    let keyed = [("/transaction", "post"), ("/transaction/{id}", "get")];
+    let with_body = [("/transaction", "post"), ("/webhook", "post")];
+    for (path, method) in keyed {
+        let r = responses(&api, path, method);
+        for code in ["401", "403", "500"] {
+            assert!(r.get(code).is_some(), "{method} {path} lists {code}: {r}");
+        }
+        assert!(r["401"]["headers"].get("www-authenticate").is_some());
+    }
+    for (path, method) in with_body {
+        let r = responses(&api, path, method);
+        for code in ["400", "415", "500"] {
+            assert!(r.get(code).is_some(), "{method} {path} lists {code}: {r}");
+        }
+    }
+    let admin = serde_json::to_value(consumer::admin::document()).unwrap();
+    for (doc, scheme) in [(&api, "api_key"), (&admin, "admin_token")] {
+        let scheme = &doc["components"]["securitySchemes"][scheme];
+        assert_eq!(
+            (scheme["type"].as_str(), scheme["scheme"].as_str()),
+            (Some("http"), Some("bearer"))
+        );
+    }
+    for (path, method) in [
+        ("/admin/clients/{id}", "get"),
+        ("/admin/clients/{id}", "patch"),
+        ("/admin/clients/{id}/keys", "post"),
+        ("/admin/clients/{id}/secrets", "post"),
+    ] {
+        let id = &admin["paths"][path][method]["parameters"][0];
+        assert_eq!(
+            (
+                id["name"].as_str(),
+                id["in"].as_str(),
+                id["schema"]["format"].as_str()
+            ),
+            (Some("id"), Some("path"), Some("uuid")),
+            "{method} {path}: {id}"
+        );
+        let r = responses(&admin, path, method);
+        for code in ["401", "404", "503"] {
+            assert!(r.get(code).is_some(), "{method} {path} lists {code}: {r}");
+        }
+    }
+}

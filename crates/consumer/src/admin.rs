@@ -14,7 +14,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use domain::{ClientAppId, ClientStatus, client_app::Pepper};
 use serde::{Deserialize, Serialize};
-use service::{config::HttpUrl, secret::Secret};
+use service::{bearer::BearerScheme, config::HttpUrl, secret::Secret};
 use store::{ClientsError, NewClientApp, Store, StoreError};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -73,28 +73,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
         description = "Client apps, their API keys and signing secrets, on the consumer under /admin. Every route needs Authorization: Bearer <ADMIN_TOKEN>; without ADMIN_TOKEN set, every route is 404. Errors are application/problem+json (RFC 9457)."
     ),
     components(schemas(ProblemDocument)),
-    modifiers(&AdminTokenScheme)
+    modifiers(&ADMIN_TOKEN)
 )]
 struct AdminDoc;
 
 /// The `admin_token` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
-struct AdminTokenScheme;
-
-impl utoipa::Modify for AdminTokenScheme {
-    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = document.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The consumer's ADMIN_TOKEN"))
-                    .build(),
-            ),
-        );
-    }
-}
+const ADMIN_TOKEN: BearerScheme = BearerScheme {
+    name: "admin_token",
+    description: "The consumer's ADMIN_TOKEN",
+};
 
 async fn not_enabled() -> Problem {
     Problem::new(
@@ -206,7 +193,7 @@ async fn list(State(admin): State<Shared>, _: Authorized) -> Result<Json<Vec<Wit
     get,
     path = "/admin/clients/{id}",
     security(("admin_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    params(ClientPath),
     responses(
         (status = 200, description = "The client app with its keys, never a secret", body = WithKeys),
         (status = 422, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
@@ -216,9 +203,8 @@ async fn list(State(admin): State<Shared>, _: Authorized) -> Result<Json<Vec<Wit
 async fn show(
     State(admin): State<Shared>,
     _: Authorized,
-    Path(id): Path<String>,
+    ClientPath { id }: ClientPath,
 ) -> Result<Json<WithKeys>, Problem> {
-    let id = client_id(&id)?;
     Ok(Json(clients::show(&admin.store, id).await?))
 }
 
@@ -226,7 +212,7 @@ async fn show(
     patch,
     path = "/admin/clients/{id}",
     security(("admin_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    params(ClientPath),
     request_body(content = UpdateBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The client app after the change", body = ClientApp),
@@ -238,10 +224,9 @@ async fn show(
 async fn update(
     State(admin): State<Shared>,
     _: Authorized,
-    Path(id): Path<String>,
+    ClientPath { id }: ClientPath,
     body: Result<Json<UpdateBody>, JsonRejection>,
 ) -> Result<Json<ClientApp>, Problem> {
-    let id = client_id(&id)?;
     let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = body.notify_url.as_deref().map(valid_url).transpose()?;
     if let Some(url) = &notify_url {
@@ -261,7 +246,7 @@ async fn update(
     post,
     path = "/admin/clients/{id}/keys",
     security(("admin_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    params(ClientPath),
     request_body(content = Option<KeyBody>, content_type = "application/json"),
     responses(
         (status = 201, description = "A new API key, shown this once", body = KeyMade),
@@ -272,10 +257,9 @@ async fn update(
 async fn add_key(
     State(admin): State<Shared>,
     _: Authorized,
-    Path(id): Path<String>,
+    ClientPath { id }: ClientPath,
     body: Option<Json<KeyBody>>,
 ) -> Result<(StatusCode, Json<KeyMade>), Problem> {
-    let id = client_id(&id)?;
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let made = clients::add_key(
         &admin.store,
@@ -292,7 +276,7 @@ async fn add_key(
     post,
     path = "/admin/clients/{id}/secrets",
     security(("admin_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The client app's id")),
+    params(ClientPath),
     responses(
         (status = 201, description = "A new signing secret, shown this once; the previous ones keep signing for SECRET_ROTATION_OVERLAP_MS", body = Rotated),
         (status = 422, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
@@ -302,9 +286,8 @@ async fn add_key(
 async fn rotate(
     State(admin): State<Shared>,
     _: Authorized,
-    Path(id): Path<String>,
+    ClientPath { id }: ClientPath,
 ) -> Result<(StatusCode, Json<Rotated>), Problem> {
-    let id = client_id(&id)?;
     let rotated = clients::rotate(&admin.store, id, admin.overlap).await?;
     Ok((StatusCode::CREATED, Json(rotated)))
 }
@@ -328,10 +311,26 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn client_id(id: &str) -> Result<ClientAppId, Problem> {
-    Uuid::parse_str(id)
-        .map(ClientAppId::from)
-        .map_err(|_| Problem::invalid("id", "must be a UUID"))
+/// The `{id}` of a client app's route; 422 unless it is a UUID.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ClientPath {
+    /// The client app's id
+    #[param(value_type = uuid::Uuid)]
+    id: ClientAppId,
+}
+
+impl FromRequestParts<Shared> for ClientPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, admin: &Shared) -> Result<Self, Problem> {
+        let not_uuid = || Problem::invalid("id", "must be a UUID");
+        let Path(id) = Path::<String>::from_request_parts(parts, admin)
+            .await
+            .map_err(|_| not_uuid())?;
+        let id = Uuid::parse_str(&id).map_err(|_| not_uuid())?;
+        Ok(Self { id: id.into() })
+    }
 }
 
 fn valid_url(url: &str) -> Result<HttpUrl, Problem> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::{Extension, Json};
+use service::bearer::BearerScheme;
 use utoipa::{
     OpenApi,
     openapi::{
@@ -36,28 +37,47 @@ use crate::{
         FieldError,
         health::Readiness,
     )),
-    modifiers(&ApiKeyScheme)
+    modifiers(&API_KEY)
 )]
 pub struct ApiDoc;
 
-/// The `api_key` security scheme the transaction routes require: `Authorization: Bearer
-/// <api key>`.
-struct ApiKeyScheme;
+/// The `api_key` security scheme the transaction routes require.
+const API_KEY: BearerScheme = BearerScheme {
+    name: "api_key",
+    description: "A client app's API key, txk_<key id>_<secret>",
+};
 
-impl utoipa::Modify for ApiKeyScheme {
-    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = document.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A client app's API key, txk_<key id>_<secret>"))
-                    .build(),
-            ),
-        );
-    }
+/// What a route that needs an API key answers when the key does not open it.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+pub enum KeyRefusals {
+    /// No API key, or one that is malformed, unknown, expired or revoked
+    #[response(status = 401, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer")))]
+    Unauthenticated(Problem<'static>),
+    /// The client app is disabled
+    #[response(status = 403, content_type = "application/problem+json")]
+    Disabled(Problem<'static>),
+}
+
+/// What a route that reads a JSON body answers when it cannot read it.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+pub enum BodyRefusals {
+    /// Malformed JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem<'static>),
+    /// A body without content-type: application/json
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem<'static>),
+}
+
+/// What a route that reads stored rows answers when one is of a kind this version cannot read.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+pub enum Unreadable {
+    /// Stored data this version cannot read (retrying will not help)
+    #[response(status = 500, content_type = "application/problem+json")]
+    Unreadable(Problem<'static>),
 }
 
 /// What the annotations cannot say, added to the document once the routes' schemas are in:

@@ -22,6 +22,7 @@ use crate::{
     auth::Caller,
     extract::Body,
     input::{self, NewTransaction, NewTransactionBody},
+    openapi::{BodyRefusals, KeyRefusals, Unreadable},
     problem::{ApiError, FieldError, Problem},
 };
 
@@ -46,18 +47,16 @@ pub struct Accepted {
     responses(
         (status = 201, description = "New id: accepted, pending", body = Accepted, headers(("location" = String, description = "/transaction/{id}"))),
         (status = 200, description = "Known id, same parameters: its current status", body = Accepted),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is malformed, unknown, expired or revoked", body = Problem, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
+        BodyRefusals,
+        KeyRefusals,
         (status = 409, description = "Known id, other parameters (the detail names them); or another client app's id (`/problems/id-taken`, nothing more told)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A body without content-type: application/json", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the client app's rate limit: nothing was reserved; retry after Retry-After seconds", body = Problem, content_type = "application/problem+json", headers(("retry-after" = String, description = "Whole seconds until a token comes"))),
         (status = 422, description = "Invalid or unknown fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "Took longer than REQUEST_TIMEOUT_MS", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not accepted, for certain: Redis was unavailable or did not run the reservation within ACCEPT_DEADLINE_MS (Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Outcome unknown (the connection to Redis broke after the request was sent): retrying with the id in the body and in Location is always safe", body = Problem, content_type = "application/problem+json", headers(("location" = String, description = "/transaction/{id}"))),
-        (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
+        Unreadable,
     )
 )]
 /// `POST /transaction`: 201 for a new id (reserved and queued in one atomic Redis script),
@@ -330,12 +329,11 @@ impl From<HistoryEntry> for HistoryView {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The transaction with its history", body = TransactionView),
-        (status = 401, description = "No API key, or one that is malformed, unknown, expired or revoked", body = Problem, content_type = "application/problem+json", headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "The client app is disabled", body = Problem, content_type = "application/problem+json"),
+        KeyRefusals,
         (status = 404, description = "Unknown id, or another client app's", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
+        Unreadable,
     )
 )]
 /// `GET /transaction/{id}`: the row with its history; an id accepted but not yet created by

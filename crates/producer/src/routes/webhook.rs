@@ -13,6 +13,7 @@ use crate::{
     app::{AppState, Shared},
     extract::Signed,
     input::WebhookBody,
+    openapi::{BodyRefusals, Unreadable},
     problem::{ApiError, Problem},
 };
 
@@ -23,14 +24,13 @@ use crate::{
     responses(
         (status = 201, description = "A new terminal status: recorded", body = Accepted),
         (status = 200, description = "Already recorded, or `pending` (changes nothing)", body = Accepted),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        BodyRefusals,
         (status = 401, description = "Unsigned, bad signature, or timestamp outside ±5 min", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A different terminal status after a terminal one", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A body without content-type: application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Status not one of pending, completed, declined", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis or Postgres unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Stored data this version cannot read (retrying will not help)", body = Problem, content_type = "application/problem+json"),
+        Unreadable,
     )
 )]
 /// Verifies the signature, decides the answer with the one transition function, and for a
