@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod load;
+pub mod progress;
 pub mod services;
 
 use std::collections::HashMap;

@@ -15,21 +15,18 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::AtomicU64},
     time::{Duration, Instant},
 };
 
 use bench::{
     command_counts, delta, load, pg_commits,
+    progress::{bar, follow, spinner},
     services::{self, Lineup, Services},
 };
 use bytes::Bytes;
 use clap::Parser;
 use domain::{WebhookSecrets, client_app::Pepper};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use service::config::{Connections, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL};
 use tokio_util::sync::CancellationToken;
@@ -103,38 +100,6 @@ fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
         .unwrap_or_default();
     let hostport = hostport.replace("localhost", "127.0.0.1");
     Ok(hostport.parse()?)
-}
-
-fn spinner(message: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {pos} in {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-fn bar(len: u64, message: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:<22} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(message.to_string());
-    bar
-}
-
-/// Mirrors a counter into a progress bar until the returned handle is dropped.
-fn follow(progress: ProgressBar, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            progress.set_position(done.load(Ordering::Relaxed));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
 }
 
 struct PostFigures {
