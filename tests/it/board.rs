@@ -128,17 +128,14 @@ async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let wrong = no_redirects
-        .post(format!("{}/board/login", stack.consumer))
-        .form(&[("token", "nope")])
-        .sent()
-        .await;
-    assert_eq!(wrong.status(), 401);
-    let login = no_redirects
-        .post(format!("{}/board/login", stack.consumer))
-        .form(&[("token", "s3cret")])
-        .sent()
-        .await;
+    let log_in = |token: &'static str| {
+        no_redirects
+            .post(format!("{}/board/login", stack.consumer))
+            .form(&[("token", token)])
+            .sent()
+    };
+    assert_eq!(log_in("nope").await.status(), 401);
+    let login = log_in("s3cret").await;
     assert_eq!(login.status(), 303);
     let cookie = login.headers()[reqwest::header::SET_COOKIE]
         .to_str()

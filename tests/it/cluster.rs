@@ -33,12 +33,7 @@ async fn the_pipeline_runs_on_a_three_primary_cluster_under_every_fault() {
     // node asked for a key it does not own answers MOVED, so nothing works unrouted).
     let owners: Vec<(QueueName, u16)> = QueueName::ALL
         .iter()
-        .map(|q| {
-            (
-                *q,
-                cluster.owner_of(stack.queue::<serde_json::Value>(*q).keys().ready()),
-            )
-        })
+        .map(|q| (*q, cluster.owner_of(&ready_key(&stack, *q))))
         .collect();
     eprintln!("queue → primary port: {owners:?}");
 
@@ -76,11 +71,7 @@ async fn failover_run(ack_replicas: u32) -> Failover {
     };
     options.producer.redis_ack_replicas = ack_replicas;
     let stack = spawn_stack(options).await;
-    let create_key = stack
-        .queue::<serde_json::Value>(QueueName::Create)
-        .keys()
-        .ready()
-        .to_string();
+    let create_key = ready_key(&stack, QueueName::Create);
     let primary = cluster.owner_of(&create_key);
 
     let started = std::time::Instant::now();
@@ -210,11 +201,7 @@ async fn the_workers_follow_a_queue_whose_slot_moves_while_they_run() {
     })
     .await;
     // The `process` queue moves: its workers block on its node and must find the new one.
-    let key = stack
-        .queue::<serde_json::Value>(QueueName::Process)
-        .keys()
-        .ready()
-        .to_string();
+    let key = ready_key(&stack, QueueName::Process);
     let from = cluster.owner_of(&key);
     let to = *cluster
         .ports
@@ -246,4 +233,13 @@ async fn the_workers_follow_a_queue_whose_slot_moves_while_they_run() {
         .settles(&ids, 120, "every transaction settled after the move")
         .await;
     stack.shutdown().await;
+}
+
+/// The Redis key of `queue`'s ready list: where the queue lives in the cluster.
+fn ready_key(stack: &Stack, queue: QueueName) -> String {
+    stack
+        .queue::<serde_json::Value>(queue)
+        .keys()
+        .ready()
+        .to_string()
 }

@@ -24,6 +24,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use testkit::run;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The compose project name: its containers, networks and volumes carry it.
@@ -40,18 +41,6 @@ fn on_path(program: &str) -> bool {
         .args(["-c", &format!("command -v {program}")])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// Runs `cmd`, panicking with its output if it fails; returns its stdout.
-fn run(cmd: &mut Command, what: &str) -> String {
-    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn podman(args: &[&str]) -> Command {

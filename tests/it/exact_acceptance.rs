@@ -181,10 +181,26 @@ struct CuttingProxy {
     needle: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
+/// Copies `rx` to `tx` chunk by chunk while `forward` lets each chunk through; stops at the
+/// end of either side or at the first chunk `forward` refuses.
+async fn pump(
+    mut rx: tokio::net::tcp::OwnedReadHalf,
+    mut tx: tokio::net::tcp::OwnedWriteHalf,
+    mut forward: impl FnMut(&[u8]) -> bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = rx.read(&mut buf).await.unwrap_or(0);
+        if n == 0 || !forward(&buf[..n]) || tx.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
 impl CuttingProxy {
     async fn start(upstream: std::net::SocketAddr) -> Self {
         use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -203,53 +219,30 @@ impl CuttingProxy {
                 };
                 let (mode, wanted) = (shared.clone(), wanted.clone());
                 tokio::spawn(async move {
-                    let (mut client_rx, mut client_tx) = client.into_split();
-                    let (mut server_rx, mut server_tx) = server.into_split();
+                    let (client_rx, client_tx) = client.into_split();
+                    let (server_rx, server_tx) = server.into_split();
                     // Whether this connection has sent a script since the cut was armed.
                     let sent_script =
                         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
                     let seen = sent_script.clone();
                     let mode_up = mode.clone();
-                    let up = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = client_rx.read(&mut buf).await.unwrap_or(0);
-                            if n == 0 {
-                                break;
-                            }
-                            let chunk = &buf[..n];
-                            let needle = wanted.lock().expect("needle").clone();
-                            if mode_up.load(Ordering::SeqCst) == 1
-                                && !needle.is_empty()
-                                && chunk.windows(needle.len()).any(|w| w == needle.as_slice())
-                            {
-                                seen.store(true, Ordering::SeqCst);
-                            }
-                            if server_tx.write_all(chunk).await.is_err() {
-                                break;
-                            }
+                    let up = pump(client_rx, server_tx, move |chunk| {
+                        let needle = wanted.lock().expect("needle").clone();
+                        if mode_up.load(Ordering::SeqCst) == 1
+                            && !needle.is_empty()
+                            && chunk.windows(needle.len()).any(|w| w == needle.as_slice())
+                        {
+                            seen.store(true, Ordering::SeqCst);
                         }
-                    };
-                    let down = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = server_rx.read(&mut buf).await.unwrap_or(0);
-                            if n == 0 {
-                                break;
-                            }
-                            if sent_script.load(Ordering::SeqCst)
-                                && mode
-                                    .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
-                                    .is_ok()
-                            {
-                                // Redis ran it; the reply is lost with the connection.
-                                break;
-                            }
-                            if client_tx.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
+                        true
+                    });
+                    let down = pump(server_rx, client_tx, move |_| {
+                        // Once Redis ran the script, its reply is lost with the connection.
+                        !(sent_script.load(Ordering::SeqCst)
+                            && mode
+                                .compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_ok())
+                    });
                     tokio::select! {
                         _ = up => {}
                         _ = down => {}

@@ -17,11 +17,16 @@ const PROBLEM: &str = "application/problem+json";
 /// Sends `request`; its status code and content type.
 async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
     let r = request.sent().await;
-    (r.status().as_u16(), content_type(&r))
+    answered(&r)
 }
 
 async fn producer_only() -> Stack {
     spawn_stack(Options::without_consumer()).await
+}
+
+/// The status and content type of an answer.
+fn answered(r: &Response) -> (u16, String) {
+    (r.status().as_u16(), content_type(r))
 }
 
 fn content_type(r: &Response) -> String {
@@ -44,7 +49,7 @@ async fn post_raw(
         req = req.header(header::CONTENT_TYPE, "application/json");
     }
     let r = req.sent().await;
-    let (code, ct) = (r.status().as_u16(), content_type(&r));
+    let (code, ct) = answered(&r);
     (code, ct, r.json().await.unwrap_or(Value::Null))
 }
 
@@ -69,6 +74,24 @@ fn fields(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `bytes` POSTed to `/webhook` as JSON, signed with `secret` at `timestamp`.
+async fn post_webhook(
+    stack: &Stack,
+    secret: &WebhookSecrets,
+    timestamp: i64,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let id = format!("msg_{}", Uuid::new_v4().simple());
+    let headers = Signer::new(secret).headers(&id, timestamp, &bytes);
+    stack
+        .producer_request(Method::POST, "/webhook")
+        .headers(headers)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(bytes)
+        .sent()
+        .await
+}
+
 /// A webhook signed with `secret` at `timestamp`.
 async fn webhook_signed(
     stack: &Stack,
@@ -77,19 +100,8 @@ async fn webhook_signed(
     body: Value,
 ) -> (u16, String, Value) {
     let bytes = serde_json::to_vec(&body).unwrap();
-    let headers = Signer::new(secret).headers(
-        &format!("msg_{}", Uuid::new_v4().simple()),
-        timestamp,
-        &bytes,
-    );
-    let r = stack
-        .producer_request(Method::POST, "/webhook")
-        .headers(headers)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(bytes)
-        .sent()
-        .await;
-    let (code, ct) = (r.status().as_u16(), content_type(&r));
+    let r = post_webhook(stack, secret, timestamp, bytes).await;
+    let (code, ct) = answered(&r);
     (code, ct, r.json().await.unwrap_or(Value::Null))
 }
 
@@ -157,7 +169,7 @@ async fn post_transaction_contract() {
         }
         let r = request.sent().await;
         assert_eq!(
-            (r.status().as_u16(), content_type(&r)),
+            answered(&r),
             (415, PROBLEM.to_string()),
             "{content_type_sent:?}"
         );
@@ -331,10 +343,7 @@ async fn webhook_signatures_are_enforced() {
         .json(&body)
         .sent()
         .await;
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (401, PROBLEM.to_string())
-    );
+    assert_eq!(answered(&r), (401, PROBLEM.to_string()));
     // Forged: signed with another secret.
     let (code, ct, _) =
         webhook_signed(&stack, &WebhookSecrets::generate(), now, body.clone()).await;
@@ -425,19 +434,10 @@ async fn webhook_answers_follow_the_transition_rule() {
     // Unknown id: 404. Malformed (but signed) body: 400.
     let (code, ct, _) = webhook(&stack, &json!(Uuid::now_v7()), "completed").await;
     assert_eq!((code, ct.as_str()), (404, PROBLEM));
+    let now = chrono::Utc::now().timestamp();
     let bytes = b"{not json".to_vec();
-    let headers = Signer::new(&stack.webhook_secret).headers_now("msg_bad", &bytes);
-    let r = stack
-        .producer_request(Method::POST, "/webhook")
-        .headers(headers)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(bytes)
-        .sent()
-        .await;
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (400, PROBLEM.to_string())
-    );
+    let r = post_webhook(&stack, &stack.webhook_secret, now, bytes).await;
+    assert_eq!(answered(&r), (400, PROBLEM.to_string()));
 
     // Two identical webhooks at once: one 201, one 200.
     let other = accepted(&stack).await;
@@ -478,10 +478,7 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
         .json(&json!({"amount": 5, "currency": "EUR"}))
         .sent()
         .await;
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (503, PROBLEM.to_string())
-    );
+    assert_eq!(answered(&r), (503, PROBLEM.to_string()));
     assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     assert_eq!(
         http.get(format!("{base}/readyz")).sent().await.status(),
@@ -496,10 +493,7 @@ async fn a_producer_without_redis_or_postgres_degrades_to_503() {
         .bearer_auth(&key)
         .sent()
         .await;
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (503, PROBLEM.to_string())
-    );
+    assert_eq!(answered(&r), (503, PROBLEM.to_string()));
     stop.cancel();
     server.await.unwrap().unwrap();
 }
@@ -511,10 +505,7 @@ async fn the_openapi_document_covers_every_route_and_error() {
         .producer_request(Method::GET, "/openapi.json")
         .sent()
         .await;
-    assert_eq!(
-        (r.status().as_u16(), content_type(&r)),
-        (200, "application/json".to_string())
-    );
+    assert_eq!(answered(&r), (200, "application/json".to_string()));
     let doc: Value = r.json().await.unwrap();
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),

@@ -32,16 +32,6 @@ fn as_postgres(program: &Path) -> Command {
     }
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 fn chown(path: &Path) {
     let _ = Command::new("chown")
         .arg("postgres:postgres")
@@ -70,7 +60,7 @@ impl PrivatePostgres {
         let dir = process::temp_dir("pg").expect("a directory for postgres");
         let data = dir.join("data");
         chown(&dir);
-        run(
+        process::run(
             as_postgres(&bin.join("initdb"))
                 .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
                 .arg(&data),
@@ -116,7 +106,7 @@ impl PrivatePostgres {
 
     /// Stops the server at once (`-m immediate`): every connection breaks.
     pub fn stop(&self) {
-        run(
+        process::run(
             self.pg_ctl().args(["-m", "immediate", "-w", "stop"]),
             "pg_ctl stop",
         );
@@ -124,7 +114,7 @@ impl PrivatePostgres {
 
     /// Starts it (again) and waits until it accepts connections.
     pub fn resume(&self) {
-        run(
+        process::run(
             self.pg_ctl()
                 .arg("-l")
                 .arg(self.dir.join("log"))
