@@ -13,6 +13,7 @@ use crate::support::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use sqlx::{Connection, PgConnection};
 use testkit::{ClusterSecurity, RedisCluster, RedisOptions, TlsFiles};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files in a temporary
@@ -188,4 +189,124 @@ async fn the_pipeline_works_on_a_redis_cluster_with_tls_and_a_password() {
         .settles(&ids, 60, "every transaction settled over TLS")
         .await;
     stack.shutdown().await;
+}
+
+/// A Redis certificate the producer does not trust, and a Postgres role that does not exist
+/// for the consumer: each service says at `error` what to change, `/readyz` names it (503), it
+/// is counted, and the service keeps running and retrying; with the setting fixed it is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_retrying_cannot_fix_is_logged_at_error_named_by_readyz_and_counted() {
+    let pki = Pki::make();
+    let redis = PrivateRedis::start_with(RedisOptions {
+        durable: false,
+        tls: Some(pki.files()),
+    })
+    .await
+    .expect("a TLS-only redis");
+    let database = private_database().await;
+    let prefix = format!("e2e-{}", Uuid::new_v4().simple());
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.expect("an answer");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+
+    // The producer, without REDIS_CA_FILE.
+    let mut producer = Options::default().producer;
+    producer.connections = service::config::Connections::local(
+        database.url.parse().unwrap(),
+        redis.url().parse().unwrap(),
+        &prefix,
+    );
+    let serve = |producer: producer::Config| async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(producer::run(producer, listener, stop.clone()));
+        (base, stop, task)
+    };
+    let (base, stop, task) = serve(producer.clone()).await;
+    let (code, body) = get(format!("{base}/readyz")).await;
+    assert_eq!(code, 503, "{body}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["type"], "/problems/misconfigured", "{body}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("REDIS_CA_FILE"),
+        "what to change: {body}"
+    );
+    let (_, metrics) = get(format!("{base}/metrics")).await;
+    assert!(
+        metrics.contains(r#"dependency_misconfigured_total{dependency="redis"}"#),
+        "counted"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    // Trusting the CA is the whole fix.
+    producer.connections.redis_ca_file = Some(pki.ca.clone());
+    let (base, stop, task) = serve(producer).await;
+    let (code, body) = get(format!("{base}/readyz")).await;
+    assert_eq!(code, 200, "{body}");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // The consumer, in a process of its own, as a role Postgres does not know.
+    let (_, server) = database.url.split_once('@').expect("a user in the URL");
+    let mut consumer = Options::default().consumer;
+    consumer.migrate_on_start = false;
+    consumer.connections = service::config::Connections::local(
+        format!("postgres://no_such_role@{server}").parse().unwrap(),
+        redis_url().parse().unwrap(),
+        &prefix,
+    );
+    let (child, addr) = ChildConsumer::spawn_serving(&consumer);
+    let readyz = format!("http://{addr}/readyz");
+    eventually(
+        Duration::from_secs(30),
+        "the consumer names the role",
+        || {
+            let readyz = readyz.clone();
+            async move {
+                let Ok(r) = reqwest::get(&readyz).await else {
+                    return false; // not listening yet
+                };
+                let (code, body) = (r.status().as_u16(), r.text().await.unwrap_or_default());
+                code == 503
+                    && body.contains("postgres misconfigured")
+                    && body.contains("DATABASE_URL")
+            }
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the consumer logs it at error",
+        || async {
+            let log = child.log();
+            log.lines().any(|l| {
+                l.contains("ERROR") && l.contains("DATABASE_URL") && l.contains("no_such_role")
+            })
+        },
+    )
+    .await;
+    let (_, metrics) = get(format!("http://{addr}/metrics")).await;
+    assert!(
+        metrics.contains(r#"dependency_misconfigured_total{dependency="postgres"}"#),
+        "counted"
+    );
+    assert!(
+        !child
+            .log()
+            .lines()
+            .any(|l| l.contains(" INFO ") && l.contains("no_such_role")),
+        "never at info:\n{}",
+        child.log()
+    );
+    let (code, _) = get(format!("http://{addr}/healthz")).await;
+    assert_eq!(code, 200, "still running, still retrying");
 }

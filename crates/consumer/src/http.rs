@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::{board::Board, pipeline::Pipeline};
+use crate::{board::Board, pipeline::Pipeline, readiness};
 
 #[derive(Clone)]
 struct Side {
@@ -35,19 +35,17 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(crate::admin::document())
 }
 
-async fn ready(State(side): State<Side>) -> (StatusCode, &'static str) {
-    let p = &side.pipeline;
-    // A keyed command per queue: on a cluster, each queue's own node must answer.
-    let q = &p.queues;
-    let redis = q.create.reachable().await.is_ok()
-        && q.process.reachable().await.is_ok()
-        && q.update.reachable().await.is_ok()
-        && q.notify.reachable().await.is_ok();
-    let postgres = p.store.ping().await.is_ok();
-    match (redis, postgres) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable"),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unavailable"),
+/// 200 `ready`, or 503 naming the dependency that did not answer and why; when retrying will
+/// not help, what to change (and it is counted).
+async fn ready(State(side): State<Side>) -> (StatusCode, String) {
+    match readiness::check(&side.pipeline).await {
+        Ok(()) => (StatusCode::OK, "ready".to_string()),
+        Err(not) => {
+            if let Some(wrong) = &not.misconfigured {
+                service::misconfiguration::count(wrong);
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, not.to_string())
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod destinations;
 pub mod handlers;
 mod http;
 pub mod pipeline;
+pub mod readiness;
 pub mod sweeper;
 
 pub use config::{Command, Config, Invocation, MigrateConfig, QueueSet, invocation_from};
@@ -39,8 +40,13 @@ pub async fn migrate_when_ready(database_url: &str, wait: Duration) -> anyhow::R
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("the database did not answer within {wait:?}: {e}");
         }
-        tracing::info!(error = %e, "waiting for the database");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let error = service::misconfiguration::text(&e);
+        let pause = service::misconfiguration::report_wait(
+            service::misconfiguration::Dependency::Postgres,
+            &error,
+            "waiting for the database",
+        );
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
     }
     store.migrate().await?;
     Ok(())
@@ -190,6 +196,7 @@ pub async fn run(
         )
     });
     let sampler = tokio::spawn(board.clone().sample_throughput(stop.clone()));
+    tokio::spawn(readiness::report_until_ready(p.clone(), stop.clone()));
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn({
         let (router, server, stop) = (

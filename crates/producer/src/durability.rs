@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use service::misconfiguration::{Dependency, diagnose, report_wait, text};
+
 /// How the producer learns whether Redis is durable (`REDIS_DURABILITY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DurabilityMode {
@@ -49,8 +51,10 @@ impl Durability {
         loop {
             match Self::check(conn).await {
                 Durability::Unreachable(why) if tokio::time::Instant::now() < deadline => {
-                    tracing::info!(error = %why, "waiting for Redis to check its durability");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    let waiting = "waiting for Redis to check its durability";
+                    let pause = report_wait(Dependency::Redis, &why, waiting);
+                    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause))
+                        .await;
                 }
                 known => return known,
             }
@@ -88,8 +92,13 @@ impl Durability {
                 .find(|d| !d.is_durable())
                 .unwrap_or(Durability::Durable),
             Ok(_) => Durability::Unknown("no primary answered".into()),
-            Err(e) if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() => {
-                Durability::Unreachable(format!("Redis did not answer: {e}"))
+            Err(e)
+                if e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || diagnose(Dependency::Redis, &text(&e)).is_some() =>
+            {
+                Durability::Unreachable(format!("Redis did not answer: {}", text(&e)))
             }
             Err(e) => Durability::Unknown(format!("cannot read the Redis configuration: {e}")),
         }

@@ -86,6 +86,10 @@ pub enum ApiError {
         /// Why, for the log only.
         cause: String,
     },
+    /// A dependency's settings are wrong in a way retrying will not fix (503 from `/readyz`,
+    /// which an operator reads; the API's own routes say only [`ApiError::Unavailable`]).
+    #[error("{0}")]
+    Misconfigured(service::misconfiguration::Misconfiguration),
     /// Redis may or may not have accepted the transaction (504): retrying with its id is safe.
     #[error("outcome unknown; retrying with this id is always safe")]
     OutcomeUnknown {
@@ -199,6 +203,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/unavailable",
                 "Service unavailable",
+            ),
+            ApiError::Misconfigured(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/misconfigured",
+                "A dependency is misconfigured",
             ),
             ApiError::OutcomeUnknown { .. } => (
                 StatusCode::GATEWAY_TIMEOUT,

@@ -6,6 +6,7 @@
 
 pub mod bearer;
 pub mod config;
+pub mod misconfiguration;
 pub mod secret;
 pub mod serve;
 pub mod shutdown;

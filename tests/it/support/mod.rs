@@ -706,14 +706,40 @@ pub async fn delete_keys_on(redis: &queue::RedisSettings, prefix: &str) -> usize
 /// Environment variable carrying the consumer's settings (JSON) to a child process.
 pub const CHILD_CONSUMER_CONFIG: &str = "E2E_CHILD_CONSUMER_CONFIG";
 
+/// Environment variable carrying the address a child consumer serves on (port 0 without it).
+pub const CHILD_CONSUMER_ADDR: &str = "E2E_CHILD_CONSUMER_ADDR";
+
 /// A consumer in a child process (this test binary, re-run as `child_consumer_process`), so a
-/// test can SIGKILL it.
-pub struct ChildConsumer(std::process::Child);
+/// test can SIGKILL it or read its log.
+pub struct ChildConsumer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
 
 impl ChildConsumer {
     /// Starts a consumer with `config` (as in [`Stack::consumer_config`]).
     pub fn spawn(config: &consumer::Config) -> Self {
-        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        Self::start(config, None)
+    }
+
+    /// Starts a consumer with `config` serving its HTTP side on a free port; its address.
+    pub fn spawn_serving(config: &consumer::Config) -> (Self, SocketAddr) {
+        let port = testkit::free_port().expect("a free port");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        (Self::start(config, Some(addr)), addr)
+    }
+
+    fn start(config: &consumer::Config, addr: Option<SocketAddr>) -> Self {
+        let log = std::env::temp_dir().join(format!("child-consumer-{}.log", Uuid::new_v4()));
+        let append = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("the child's log file")
+        };
+        let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        command
             .args([
                 "--exact",
                 "child_consumer_process",
@@ -724,39 +750,44 @@ impl ChildConsumer {
                 CHILD_CONSUMER_CONFIG,
                 serde_json::to_string(config).expect("settings as JSON"),
             )
-            .stdout(std::process::Stdio::null())
-            .stderr(
-                std::fs::File::create(std::env::temp_dir().join("child-consumer.log"))
-                    .map(std::process::Stdio::from)
-                    .unwrap_or_else(|_| std::process::Stdio::null()),
-            )
-            .spawn()
-            .expect("spawn the child consumer");
-        Self(child)
+            // Logs go to stdout, panics to stderr: both to the one file.
+            .stdout(append(&log))
+            .stderr(append(&log));
+        if let Some(addr) = addr {
+            command.env(CHILD_CONSUMER_ADDR, addr.to_string());
+        }
+        let child = command.spawn().expect("spawn the child consumer");
+        Self { child, log }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then waits for the exit; returns the exit code and how long it took.
     pub fn terminate(mut self) -> (Option<i32>, Duration) {
         let started = std::time::Instant::now();
         let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
+            .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let status = self.0.wait().expect("wait for the child");
+        let status = self.child.wait().expect("wait for the child");
         eprintln!("child consumer exited: {status:?}");
         (status.code(), started.elapsed())
     }
 
     /// SIGKILL: no shutdown, no acks, leases left to expire.
     pub fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for ChildConsumer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -768,7 +799,8 @@ pub async fn run_child_consumer() {
     };
     service::telemetry::init();
     let config: consumer::Config = serde_json::from_str(&json).expect("child consumer settings");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = std::env::var(CHILD_CONSUMER_ADDR).unwrap_or_else(|_| "127.0.0.1:0".into());
+    let listener = TcpListener::bind(addr).await.expect("bind");
     let shutdown = service::shutdown::on_signal().expect("signal handlers");
     consumer::run(config, listener, shutdown)
         .await

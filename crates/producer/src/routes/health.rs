@@ -2,6 +2,7 @@
 
 use axum::{Json, extract::State, http::Uri, response::IntoResponse};
 use serde::Serialize;
+use service::misconfiguration::{Dependency, count, diagnose, text};
 
 use crate::{
     app::Shared,
@@ -27,19 +28,31 @@ pub struct Readiness {
 
 #[utoipa::path(get, path = "/readyz", responses(
     (status = 200, description = "Redis answers; the body says whether acceptance is durable", body = Readiness),
-    (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "Redis unavailable; `/problems/misconfigured` with what to change when retrying will not help (an untrusted certificate, refused credentials, an unknown host)", body = Problem, content_type = "application/problem+json"),
 ))]
 /// `GET /readyz`: the Redis nodes of both its queues answer (Postgres is not checked: its
 /// outage only degrades `GET` and the known-id look-up).
 pub async fn ready(State(state): State<Shared>) -> Result<Json<Readiness>, ApiError> {
-    state.queues.create.reachable().await?;
-    state.queues.update.reachable().await?;
+    state.queues.create.reachable().await.map_err(not_ready)?;
+    state.queues.update.reachable().await.map_err(not_ready)?;
     let durability = state.durability.read().unwrap_or_else(|e| e.into_inner());
     Ok(Json(Readiness {
         status: "ready",
         durable_acceptance: durability.is_durable(),
         redis: durability.to_string(),
     }))
+}
+
+/// Why Redis did not answer: what to change when retrying will not fix it (counted), the
+/// outage otherwise.
+fn not_ready(error: queue::QueueError) -> ApiError {
+    match diagnose(Dependency::Redis, &text(&error)) {
+        Some(wrong) => {
+            count(&wrong);
+            ApiError::Misconfigured(wrong)
+        }
+        None => error.into(),
+    }
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
