@@ -16,7 +16,7 @@ pub use cluster::{ClusterSecurity, RedisCluster};
 pub use eventually::eventually;
 pub use ports::{free_port, free_port_with_bus};
 pub use postgres::PrivatePostgres;
-pub use process::run;
+pub use process::{run, temp_dir};
 pub use redis::{PrivateRedis, RedisOptions, TlsFiles};
 
 /// The Redis the tests share (each under a prefix of its own): `REDIS_URL`, or the local one.
