@@ -157,7 +157,10 @@ async fn the_shipped_compose_file_brings_up_a_working_pipeline() {
     // A run that died half-way leaves its project behind: start from nothing.
     let _ = script(PROJECT, &["down"]).output();
     let _down = Down(PROJECT);
-    run(&mut script(PROJECT, &["up"]), "deploy/offline/compose.sh up");
+    run(
+        &mut script(PROJECT, &["up"]),
+        "deploy/offline/compose.sh up",
+    );
     let up = started.elapsed();
     // Every service that runs is healthy as podman reports it (not `starting`): the script ran
     // the checks no systemd runs here.
@@ -220,7 +223,10 @@ async fn the_shipped_compose_file_brings_up_a_working_pipeline() {
         .expect("GET /board");
     assert_eq!(board.status(), 200, "the queue board answers");
 
-    run(&mut script(PROJECT, &["down"]), "deploy/offline/compose.sh down");
+    run(
+        &mut script(PROJECT, &["down"]),
+        "deploy/offline/compose.sh down",
+    );
     let left = project_containers(PROJECT);
     assert!(left.is_empty(), "down left containers behind: {left:?}");
     let left = project_networks(PROJECT);

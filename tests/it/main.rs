@@ -8,6 +8,7 @@ mod board_views;
 mod clients;
 mod cluster;
 mod compose;
+mod deliveries;
 mod deploy_env;
 mod deploy_manifests;
 mod documentation;

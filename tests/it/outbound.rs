@@ -66,7 +66,7 @@ async fn rate_limits_and_request_timeouts_fail_nothing_and_retry_after_is_honour
     options.client.retry_after_s = 1;
     // A retry budget that outlasts any plausible streak of transient answers.
     options.consumer.schedules.process_retries = 16;
-    options.consumer.schedules.notify_retries = 16;
+    options.consumer.schedules.notify_schedule = notify_doubling(50, 16);
     options.consumer.max_deliveries = 60;
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 100).await;

@@ -151,7 +151,7 @@ impl Pipeline {
                 &config.client_url,
                 &config.client_webhook_secret,
             ),
-            schedules: config.schedules,
+            schedules: config.schedules.clone(),
             full_sweep_owed: AtomicBool::new(false),
         })
     }

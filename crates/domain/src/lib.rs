@@ -1,12 +1,13 @@
 //! The domain of the transaction pipeline: ids (transactions, client apps, deliveries), money,
 //! statuses and the one transition rule, job payloads and their ids, the schedules of every
-//! retry and poll, what a peer's answer means, which dead work is still owed, client apps and
+//! retry and poll, a delivery attempt's record, what a peer's answer means, which dead work is still owed, client apps and
 //! their API keys, webhook signatures and the simulators' fault rolls.
 //! Pure: no I/O and no async, so everything here is tested without a network.
 #![deny(unsafe_code)]
 
 pub mod answer;
 pub mod client_app;
+pub mod delivery;
 pub mod delivery_id;
 pub mod fault;
 pub mod jobs;

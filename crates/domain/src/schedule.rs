@@ -10,7 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// The schedule settings (all in milliseconds, so tests can run any schedule in a second);
 /// a settings group of the consumer. Its defaults are [`Schedules::DEFAULT`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct Schedules {
     /// Retries of a submission to the third party after the first attempt.
     #[arg(long, env = "PROCESS_RETRIES", default_value_t = Schedules::DEFAULT.process_retries)]
@@ -27,12 +27,10 @@ pub struct Schedules {
     /// Polling stops this long after submission (ms).
     #[arg(long, env = "POLL_MAX_TOTAL_MS", default_value_t = Schedules::DEFAULT.poll_max_total_ms)]
     pub poll_max_total_ms: u64,
-    /// Retries of a client notification after the first attempt.
-    #[arg(long, env = "NOTIFY_RETRIES", default_value_t = Schedules::DEFAULT.notify_retries)]
-    pub notify_retries: u32,
-    /// The first notification retry's delay (ms); later ones double, with jitter.
-    #[arg(long, env = "NOTIFY_BACKOFF_MS", default_value_t = Schedules::DEFAULT.notify_backoff_ms)]
-    pub notify_backoff_ms: u64,
+    /// The delays before each retry of a client notification, e.g. `5s,5m,30m,2h`, each with
+    /// ±20 % jitter; after the last the delivery is exhausted.
+    #[arg(long, env = "NOTIFY_SCHEDULE", default_value = NotifySchedule::DEFAULT)]
+    pub notify_schedule: NotifySchedule,
     /// Cap of a peer's `Retry-After` (ms): a longer one is waited only this long.
     #[arg(long, env = "RETRY_AFTER_MAX_MS", default_value_t = Schedules::DEFAULT.retry_after_max_ms)]
     pub retry_after_max_ms: u64,
@@ -43,23 +41,134 @@ pub struct Schedules {
 }
 
 impl Schedules {
-    /// The defaults: the one place they are written (the flags' defaults come from here).
+    /// The defaults of every setting but the notification schedule: the one place they are
+    /// written (the flags' defaults come from here).
     pub const DEFAULT: Schedules = Schedules {
         process_retries: 3,
         process_backoff_ms: 120_000,
         poll_initial_ms: 200,
         poll_max_interval_ms: 60_000,
         poll_max_total_ms: 3_600_000,
-        notify_retries: 8,
-        notify_backoff_ms: 1_000,
         retry_after_max_ms: 600_000,
         lost_after_404s: 3,
+        notify_schedule: NotifySchedule::EMPTY,
     };
 }
 
 impl Default for Schedules {
     fn default() -> Self {
+        let mut schedules = Self::DEFAULT;
+        schedules.notify_schedule = NotifySchedule::default();
+        schedules
+    }
+}
+
+/// The notification retry schedule (`NOTIFY_SCHEDULE`): the delay before each retry, in
+/// order. Each is taken with ±20 % jitter (so a client app that was down is not hit by every
+/// retry at once), never shorter than the client's `Retry-After`; after the last the delivery
+/// is exhausted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NotifySchedule(Vec<Duration>);
+
+/// What `NOTIFY_SCHEDULE` may not be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// Not a list of durations.
+    #[error("{0:?} is not a duration such as 500ms, 5s, 5m or 2h")]
+    NotADuration(String),
+    /// A step of zero.
+    #[error("a retry delay must be more than zero")]
+    Zero,
+    /// Nothing at all.
+    #[error("the schedule needs at least one delay")]
+    Empty,
+}
+
+impl NotifySchedule {
+    /// The default: retries over about 33 hours, so a client app down over a day hears.
+    pub const DEFAULT: &'static str = "5s,5m,30m,2h,5h,10h,10h";
+
+    /// No retries (only a placeholder inside [`Schedules::DEFAULT`]).
+    const EMPTY: NotifySchedule = NotifySchedule(Vec::new());
+
+    /// How much a delay may move either way.
+    const JITTER: f64 = 0.2;
+
+    /// How many retries it has.
+    pub fn retries(&self) -> u32 {
+        u32::try_from(self.0.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Delay before retry `retry` (1-based), moved by `roll` (in `[0, 1)`; 0.5 is the step
+    /// itself) within ±20 %; `None` once the schedule is exhausted.
+    pub fn delay(&self, retry: u32, roll: f64) -> Option<Duration> {
+        let step = *self.0.get(retry.checked_sub(1)? as usize)?;
+        let factor = 1.0 - Self::JITTER + 2.0 * Self::JITTER * roll.clamp(0.0, 1.0);
+        Some(step.mul_f64(factor))
+    }
+
+    /// Its last step: how long to wait between looks when waiting is not a retry (a disabled
+    /// client app's notification).
+    pub fn last(&self) -> Duration {
+        self.0.last().copied().unwrap_or(Duration::from_secs(60))
+    }
+}
+
+impl Default for NotifySchedule {
+    fn default() -> Self {
+        // A constant, parsed in a test.
         Self::DEFAULT
+            .parse()
+            .expect("NotifySchedule::DEFAULT is a valid schedule")
+    }
+}
+
+impl std::str::FromStr for NotifySchedule {
+    type Err = ScheduleError;
+
+    fn from_str(text: &str) -> Result<Self, ScheduleError> {
+        let steps = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let step = humantime::parse_duration(s)
+                    .map_err(|_| ScheduleError::NotADuration(s.to_string()))?;
+                if step.is_zero() {
+                    return Err(ScheduleError::Zero);
+                }
+                Ok(step)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if steps.is_empty() {
+            return Err(ScheduleError::Empty);
+        }
+        Ok(NotifySchedule(steps))
+    }
+}
+
+impl TryFrom<String> for NotifySchedule {
+    type Error = ScheduleError;
+    fn try_from(text: String) -> Result<Self, ScheduleError> {
+        text.parse()
+    }
+}
+
+impl From<NotifySchedule> for String {
+    fn from(schedule: NotifySchedule) -> String {
+        schedule.to_string()
+    }
+}
+
+impl std::fmt::Display for NotifySchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let steps: Vec<String> = self
+            .0
+            .iter()
+            .map(|d| humantime::format_duration(*d).to_string().replace(' ', ""))
+            .collect();
+        f.write_str(&steps.join(","))
     }
 }
 
@@ -123,17 +232,10 @@ impl Schedules {
         delay.max(floor)
     }
 
-    /// Delay before notification retry `retry` (1-based), or `None` when retries are exhausted.
+    /// Delay before notification retry `retry` (1-based), jittered, or `None` once the
+    /// schedule is exhausted.
     pub fn notify_retry(&self, retry: u32) -> Option<Duration> {
-        (retry <= self.notify_retries).then(|| {
-            let base = Duration::from_millis(self.notify_backoff_ms);
-            exponential(
-                base,
-                retry_cap(self.notify_backoff_ms, self.notify_retries),
-                true,
-                retry,
-            )
-        })
+        self.notify_schedule.delay(retry, rand::random())
     }
 
     /// Delay before poll `n` (1-based): the initial delay, then doubling, capped. No jitter:
@@ -199,8 +301,8 @@ mod tests {
         let s = Schedules::default();
         assert!(s.process_retry(3).is_some());
         assert!(s.process_retry(4).is_none());
-        assert!(s.notify_retry(8).is_some());
-        assert!(s.notify_retry(9).is_none());
+        assert!(s.notify_retry(7).is_some());
+        assert!(s.notify_retry(8).is_none());
     }
 
     #[test]
@@ -308,6 +410,50 @@ mod tests {
         fn infrastructure_retries_stay_within_two_minutes(attempt in 1u32..100) {
             let d = infrastructure_retry(attempt);
             prop_assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(120));
+        }
+    }
+
+    #[test]
+    fn the_notify_schedule_reads_as_written_and_jitters_within_a_fifth() {
+        let s: NotifySchedule = NotifySchedule::DEFAULT.parse().unwrap();
+        assert_eq!(s, NotifySchedule::default());
+        assert_eq!(
+            s.to_string(),
+            NotifySchedule::DEFAULT,
+            "it prints as it reads"
+        );
+        assert_eq!(s.retries(), 7);
+        assert_eq!(s.delay(1, 0.5), Some(Duration::from_secs(5)));
+        assert_eq!(s.delay(1, 0.0), Some(Duration::from_secs(4)));
+        assert_eq!(s.delay(1, 1.0), Some(Duration::from_secs(6)));
+        assert_eq!(s.delay(3, 0.5), Some(Duration::from_secs(30 * 60)));
+        assert_eq!(s.delay(7, 0.5), Some(Duration::from_secs(10 * 3600)));
+        assert_eq!(s.delay(8, 0.5), None, "exhausted after the last step");
+        assert_eq!(s.delay(0, 0.5), None);
+        assert_eq!(s.last(), Duration::from_secs(10 * 3600));
+        let short: NotifySchedule = " 50ms, 1s ,".parse().unwrap();
+        assert_eq!(short.to_string(), "50ms,1s");
+        assert_eq!(
+            serde_json::to_string(&short).unwrap(),
+            "\"50ms,1s\"",
+            "settings print it as text"
+        );
+        for (bad, error) in [
+            ("", ScheduleError::Empty),
+            ("5s,0s", ScheduleError::Zero),
+            ("5s,soon", ScheduleError::NotADuration("soon".into())),
+        ] {
+            assert_eq!(bad.parse::<NotifySchedule>(), Err(error), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_jittered_delay_stays_within_a_fifth_of_its_step(retry in 1u32..=7, roll in 0.0f64..1.0) {
+            let s = NotifySchedule::default();
+            let step = s.delay(retry, 0.5).unwrap().as_secs_f64();
+            let d = s.delay(retry, roll).unwrap().as_secs_f64();
+            prop_assert!(d >= step * 0.8 - 1e-9 && d <= step * 1.2 + 1e-9);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP client that tells a client app about a status: `POST {its notify URL}/transactions/{id}/status`,
 //! signed with each of its secrets, with the notification's delivery id as `webhook-id` (the same on every retry).
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use domain::{
     DeliveryId, Status, TransactionId, WebhookSecrets,
@@ -52,22 +52,45 @@ impl Notifier {
         Self { http }
     }
 
-    /// Sends one delivery attempt to `to`.
+    /// Sends one delivery attempt to `to`, timing it.
     pub async fn notify(
         &self,
         to: &Endpoint,
         delivery_id: DeliveryId,
         id: TransactionId,
         status: Status,
-    ) -> Result<(), NotifyError> {
-        let body = serde_json::to_vec(&StatusNotification { id, status }).map_err(|e| {
-            CallError::Transient {
-                reason: e.to_string(),
-                retry_after: None,
+    ) -> Sent {
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let (http_status, result) = self.send(to, delivery_id, id, status).await;
+        Sent {
+            started_at,
+            took: clock.elapsed(),
+            http_status,
+            result,
+        }
+    }
+
+    async fn send(
+        &self,
+        to: &Endpoint,
+        delivery_id: DeliveryId,
+        id: TransactionId,
+        status: Status,
+    ) -> (Option<u16>, Result<(), NotifyError>) {
+        let body = match serde_json::to_vec(&StatusNotification { id, status }) {
+            Ok(body) => body,
+            Err(e) => {
+                let reason = e.to_string();
+                let error = CallError::Transient {
+                    reason,
+                    retry_after: None,
+                };
+                return (None, Err(error));
             }
-        })?;
+        };
         let headers = to.signer.headers_now(&delivery_id.to_string(), &body);
-        let response = self
+        let response = match self
             .http
             .post(format!("{}/transactions/{id}/status", to.base_url))
             .headers(headers)
@@ -75,16 +98,30 @@ impl Notifier {
             .body(body)
             .send()
             .await
-            .map_err(|e| transport_error(&e))?;
-        match classify(
-            response.status().as_u16(),
-            response.headers(),
-            SystemTime::now(),
-        ) {
+        {
+            Ok(response) => response,
+            Err(e) => return (None, Err(transport_error(&e))),
+        };
+        let code = response.status().as_u16();
+        let result = match classify(code, response.headers(), SystemTime::now()) {
             Answer::Success => Ok(()),
             Answer::NotFound => Err(CallError::Refused(404)),
             Answer::Conflict => Err(CallError::Refused(409)),
             Answer::Failed(e) => Err(e),
-        }
+        };
+        (Some(code), result)
     }
+}
+
+/// One delivery attempt as it went: when it began, how long it took, what came back.
+#[derive(Debug)]
+pub struct Sent {
+    /// When the call began.
+    pub started_at: SystemTime,
+    /// How long it took.
+    pub took: Duration,
+    /// The client's HTTP status, if it answered.
+    pub http_status: Option<u16>,
+    /// Whether the client accepted it.
+    pub result: Result<(), NotifyError>,
 }

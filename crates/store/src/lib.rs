@@ -34,8 +34,8 @@ mod transactions;
 
 pub use clients::{ClientApp, ClientsError, Destination, KeyGrant, KeyInfo, NewClientApp};
 pub use rows::{
-    Delivered, DueNotification, DuePoll, HistoryEntry, NewRow, NotificationDetail, NotificationRow,
-    StatusChange, Submitted, TransactionRow,
+    AttemptRecord, Delivered, DueNotification, DuePoll, HistoryEntry, NewRow, NotificationDetail,
+    NotificationRow, StatusChange, Submitted, TransactionRow,
 };
 pub use sweep::Overdue;
 

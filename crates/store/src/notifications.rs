@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::{DeliveryId, TransactionId};
 use uuid::Uuid;
 
-use crate::{Delivered, NotificationDetail, NotificationRow, Store, StoreError};
+use crate::{AttemptRecord, Delivered, NotificationDetail, NotificationRow, Store, StoreError};
 
 impl Store {
     /// The notification `delivery_id`, if it exists.
@@ -61,73 +61,130 @@ impl Store {
         row.as_ref().map(NotificationDetail::try_from).transpose()
     }
 
-    /// Records a failed delivery attempt and when the next one is due.
+    /// Records a failed delivery `attempt` and when the next one is due, in one statement.
     pub async fn notification_retry(
         &self,
+        attempt: &AttemptRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_failed_attempt(attempt, Some(at)).await
+    }
+
+    /// Gives up on a notification after a failed `attempt` (the client refused it, or the
+    /// schedule is exhausted), in one statement.
+    pub async fn notification_failed(&self, attempt: &AttemptRecord) -> Result<(), StoreError> {
+        self.record_failed_attempt(attempt, None).await
+    }
+
+    /// Appends `attempt` to the log and moves its notification on: due again at `next`, or
+    /// given up without one. The attempt is kept even if the notification was settled
+    /// meanwhile (it was made: the client may have seen it).
+    async fn record_failed_attempt(
+        &self,
+        attempt: &AttemptRecord,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH a AS (
+                 INSERT INTO delivery_attempts
+                     (delivery_id, attempt, trigger, started_at, duration_ms, http_status, error)
+                 SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6
+                 FROM delivery_attempts WHERE delivery_id = $1
+                 RETURNING attempt
+             )
+             UPDATE notifications
+             SET attempts = (SELECT attempt FROM a), last_error = $6, next_attempt_at = $7,
+                 failed_at = CASE WHEN $7::timestamptz IS NULL THEN now() END
+             WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(attempt.delivery_id.as_uuid())
+        .bind(<&str>::from(attempt.trigger))
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .bind(attempt.http_status)
+        .bind(attempt.error.as_deref())
+        .bind(next)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that a disabled client app's notification waits until `at` (no attempt made).
+    pub async fn notification_waits(
+        &self,
         delivery_id: DeliveryId,
-        attempts: i32,
-        error: &str,
+        why: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE notifications SET attempts = $2, last_error = $3, next_attempt_at = $4
+            "UPDATE notifications SET last_error = $2, next_attempt_at = $3
              WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
         )
         .bind(delivery_id.as_uuid())
-        .bind(attempts)
-        .bind(error)
+        .bind(why)
         .bind(at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Records that the client accepted the notification.
-    pub async fn notification_delivered(
-        &self,
-        delivery_id: DeliveryId,
-        attempts: i32,
-    ) -> Result<(), StoreError> {
-        self.notification_delivered_many(&[Delivered {
-            delivery_id,
-            attempts,
-        }])
-        .await
+    /// Records that the client accepted the notification on `attempt`.
+    pub async fn notification_delivered(&self, attempt: AttemptRecord) -> Result<(), StoreError> {
+        self.notification_delivered_many(&[Delivered { attempt }])
+            .await
     }
 
-    /// [`Store::notification_delivered`] for many notifications in one statement.
+    /// [`Store::notification_delivered`] for many notifications in one statement: each
+    /// attempt appended to the log, each notification marked delivered.
     pub async fn notification_delivered_many(&self, rows: &[Delivered]) -> Result<(), StoreError> {
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.delivery_id.as_uuid()).collect();
-        let attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
+        let attempts = rows.iter().map(|r| &r.attempt);
+        let ids: Vec<Uuid> = attempts.clone().map(|a| a.delivery_id.as_uuid()).collect();
+        let triggers: Vec<&str> = attempts.clone().map(|a| a.trigger.into()).collect();
+        let started: Vec<DateTime<Utc>> = attempts.clone().map(|a| a.started_at).collect();
+        let took: Vec<i32> = attempts.clone().map(|a| a.duration_ms).collect();
+        let statuses: Vec<Option<i16>> = attempts.map(|a| a.http_status).collect();
         sqlx::query(
-            "UPDATE notifications n
-             SET attempts = v.attempts, delivered_at = now(), next_attempt_at = NULL
-             FROM unnest($1::uuid[], $2::int[]) AS v(delivery_id, attempts)
-             WHERE n.delivery_id = v.delivery_id AND n.delivered_at IS NULL",
+            "WITH v AS (
+                 SELECT DISTINCT ON (delivery_id) *
+                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::int2[])
+                      AS v(delivery_id, trigger, started_at, duration_ms, http_status)
+             ), a AS (
+                 INSERT INTO delivery_attempts
+                     (delivery_id, attempt, trigger, started_at, duration_ms, http_status)
+                 SELECT v.delivery_id,
+                        coalesce((SELECT max(d.attempt) FROM delivery_attempts d
+                                  WHERE d.delivery_id = v.delivery_id), 0) + 1,
+                        v.trigger, v.started_at, v.duration_ms, v.http_status
+                 FROM v
+                 RETURNING delivery_id, attempt
+             )
+             UPDATE notifications n
+             SET attempts = a.attempt, delivered_at = now(), next_attempt_at = NULL
+             FROM a
+             WHERE n.delivery_id = a.delivery_id AND n.delivered_at IS NULL",
         )
         .bind(&ids)
-        .bind(&attempts)
+        .bind(&triggers)
+        .bind(&started)
+        .bind(&took)
+        .bind(&statuses)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Gives up on a notification (the client refused it, or retries ran out).
-    pub async fn notification_failed(
+    /// Every attempt to deliver notification `delivery_id`, oldest first.
+    pub async fn attempts_of(
         &self,
         delivery_id: DeliveryId,
-        attempts: i32,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE notifications SET attempts = $2, last_error = $3, failed_at = now(), next_attempt_at = NULL
-             WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT delivery_id, attempt, trigger, started_at, duration_ms, http_status, error
+             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
         )
         .bind(delivery_id.as_uuid())
-        .bind(attempts)
-        .bind(error)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(())
+        rows.iter().map(AttemptRecord::try_from).collect()
     }
 }

@@ -1,7 +1,10 @@
 //! The rows the store reads and writes.
 
 use chrono::{DateTime, Utc};
-use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId, owner::Delivery};
+use domain::{
+    ClientAppId, DeliveryId, Money, Source, Status, TransactionId, delivery::Trigger,
+    owner::Delivery,
+};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -118,13 +121,53 @@ pub struct StatusChange {
     pub source: Source,
 }
 
-/// A notification the client accepted, and the attempts it took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A notification the client accepted, and the attempt it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
+    /// The accepted attempt.
+    pub attempt: AttemptRecord,
+}
+
+/// One attempt to deliver a notification, as the delivery log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptRecord {
     /// The notification.
     pub delivery_id: DeliveryId,
-    /// Attempts, the accepted one included.
-    pub attempts: i32,
+    /// Its number among the notification's attempts, from 1 (0 before it is recorded).
+    pub attempt: i32,
+    /// What started it.
+    pub trigger: Trigger,
+    /// When the call began.
+    pub started_at: DateTime<Utc>,
+    /// How long the call took.
+    pub duration_ms: i32,
+    /// The client's HTTP status, if it answered.
+    pub http_status: Option<i16>,
+    /// Why it failed, at most 512 bytes; none when it was accepted.
+    pub error: Option<String>,
+}
+
+impl AttemptRecord {
+    /// An attempt that began at `started_at`, took `took`, and got `http_status` (if any) and
+    /// `error` (if it failed, clipped to what the log keeps).
+    pub fn new(
+        delivery_id: DeliveryId,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+        took: std::time::Duration,
+        http_status: Option<u16>,
+        error: Option<&str>,
+    ) -> Self {
+        Self {
+            delivery_id,
+            attempt: 0,
+            trigger,
+            started_at,
+            duration_ms: i32::try_from(took.as_millis()).unwrap_or(i32::MAX),
+            http_status: http_status.and_then(|s| i16::try_from(s).ok()),
+            error: error.map(|e| domain::delivery::clipped(e).to_string()),
+        }
+    }
 }
 
 /// A poll that is due: the transaction and the poll's number in its chain.
@@ -228,4 +271,22 @@ pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
 fn parse_source(s: &str) -> Result<Source, StoreError> {
     s.parse()
         .map_err(|e: domain::status::UnknownSource| StoreError::Corrupt(e.to_string()))
+}
+
+impl TryFrom<&PgRow> for AttemptRecord {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        let trigger: String = r.try_get("trigger")?;
+        Ok(AttemptRecord {
+            delivery_id: DeliveryId::from(r.try_get::<Uuid, _>("delivery_id")?),
+            attempt: r.try_get("attempt")?,
+            trigger: trigger
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("unknown trigger {trigger:?}")))?,
+            started_at: r.try_get("started_at")?,
+            duration_ms: r.try_get("duration_ms")?,
+            http_status: r.try_get("http_status")?,
+            error: r.try_get("error")?,
+        })
+    }
 }

@@ -1,7 +1,7 @@
 //! The store against a real Postgres (a database of its own per test).
 
 use chrono::Utc;
-use domain::{ClientAppId, Money, Source, Status, TransactionId};
+use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId};
 
 const LEGACY: ClientAppId = ClientAppId::LEGACY;
 
@@ -13,6 +13,13 @@ fn id() -> TransactionId {
 
 fn change(id: TransactionId, status: Status, source: Source) -> StatusChange {
     StatusChange { id, status, source }
+}
+
+/// A scheduled attempt of `delivery` that took 7 ms.
+fn attempt(delivery: DeliveryId, status: Option<u16>, error: Option<&str>) -> AttemptRecord {
+    let took = std::time::Duration::from_millis(7);
+    let trigger = domain::delivery::Trigger::Scheduled;
+    AttemptRecord::new(delivery, trigger, Utc::now(), took, status, error)
 }
 
 fn money(amount: i64, currency: &str) -> Option<Money> {
@@ -108,10 +115,8 @@ async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: 
         (id, Status::Completed)
     );
     let at = Utc::now();
-    store
-        .notification_retry(notification.delivery_id, 1, "client said 500", at)
-        .await
-        .unwrap();
+    let failed = attempt(notification.delivery_id, Some(500), Some("client said 500"));
+    store.notification_retry(&failed, at).await.unwrap();
     let detail = store.notification_of(id).await.unwrap().unwrap();
     assert_eq!(detail.row.delivery_id, notification.delivery_id);
     assert_eq!(detail.row.attempts, 1);
@@ -232,7 +237,10 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         .await
         .unwrap()
         .unwrap();
-    store.notification_delivered(delivered, 1).await.unwrap();
+    store
+        .notification_delivered(attempt(delivered, Some(200), None))
+        .await
+        .unwrap();
 
     let overdue = store
         .overdue(Duration::from_secs(30), 100)
@@ -278,4 +286,62 @@ async fn a_value_this_version_cannot_read_is_corrupt_not_an_outage(pool: PgPool)
             "{result:?}"
         );
     }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_attempt_is_logged_numbered_with_the_change_it_made(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (id, other) = (id(), id());
+    for t in [id, other] {
+        store.insert_pending(t, None, LEGACY).await.unwrap();
+    }
+    let delivery = store
+        .apply_status(id, Status::Completed, Source::Webhook)
+        .await
+        .unwrap()
+        .unwrap();
+    let untouched = store
+        .apply_status(other, Status::Declined, Source::Webhook)
+        .await
+        .unwrap()
+        .unwrap();
+    let long = "x".repeat(2_000);
+    let next = Utc::now();
+    store
+        .notification_retry(&attempt(delivery, None, Some(&long)), next)
+        .await
+        .unwrap();
+    store
+        .notification_retry(&attempt(delivery, Some(503), Some("HTTP 503")), next)
+        .await
+        .unwrap();
+    store
+        .notification_failed(&attempt(delivery, Some(503), Some("HTTP 503")))
+        .await
+        .unwrap();
+    // An attempt made after it was given up (a redelivered job) is on record too, and an
+    // accepted one is a delivery whatever came before.
+    store
+        .notification_delivered(attempt(delivery, Some(200), None))
+        .await
+        .unwrap();
+
+    let log = store.attempts_of(delivery).await.unwrap();
+    let numbers: Vec<i32> = log.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+    let statuses: Vec<Option<i16>> = log.iter().map(|a| a.http_status).collect();
+    assert_eq!(statuses, [None, Some(503), Some(503), Some(200)]);
+    assert_eq!(log[0].error.as_ref().map(String::len), Some(512), "clipped");
+    assert!(log.iter().all(|a| a.duration_ms == 7));
+    assert_eq!(log[3].error, None);
+    let late = store.notification_of(id).await.unwrap().unwrap();
+    assert_eq!(late.row.attempts, 4, "the counter is the log's");
+    assert!(late.row.failed_at.is_some(), "it was given up…");
+    assert_eq!(
+        late.row.delivery(),
+        domain::owner::Delivery::Delivered,
+        "…and then heard"
+    );
+    assert!(late.next_attempt_at.is_none());
+    assert!(store.attempts_of(untouched).await.unwrap().is_empty());
 }

@@ -117,7 +117,7 @@ impl Default for Options {
         ])
         .expect("consumer settings");
         consumer.schedules.process_backoff_ms = 100;
-        consumer.schedules.notify_backoff_ms = 50;
+        consumer.schedules.notify_schedule = notify_doubling(50, 8);
         consumer.sweep_interval = Duration::from_millis(500);
         consumer.sweep_grace = Duration::from_secs(3);
         consumer.lease = Duration::from_secs(3);
@@ -385,11 +385,18 @@ pub fn heavy_faults() -> Options {
     o.consumer.http_timeout = Duration::from_millis(500);
     let schedules = &mut o.consumer.schedules;
     schedules.process_backoff_ms = 100;
-    schedules.notify_retries = 20;
-    schedules.notify_backoff_ms = 20;
+    schedules.notify_schedule = notify_doubling(20, 20);
     schedules.poll_initial_ms = 100;
     schedules.poll_max_interval_ms = 400;
     o
+}
+
+/// A notification schedule of `retries` steps from `first_ms`, doubling, at most 5 s each.
+pub fn notify_doubling(first_ms: u64, retries: u32) -> domain::schedule::NotifySchedule {
+    let steps: Vec<String> = (0..retries)
+        .map(|i| format!("{}ms", first_ms.saturating_mul(1 << i.min(20)).min(5_000)))
+        .collect();
+    steps.join(",").parse().expect("a schedule")
 }
 
 /// POSTs `n` new transactions (EUR 1.00 each, 32 at a time) and asserts each was accepted (201).

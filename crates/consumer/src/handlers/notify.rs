@@ -1,7 +1,8 @@
 //! `notify`: tell the client app a terminal status, with the same `webhook-id` on every retry.
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
-use domain::{answer::CallError, jobs::NotifyJob};
+use domain::{answer::CallError, delivery::Trigger, jobs::NotifyJob};
+use store::{AttemptRecord, Delivered};
 
 use super::{Ctx, after};
 use crate::destinations::Route;
@@ -11,75 +12,84 @@ use crate::destinations::Route;
 #[error("client app {0} is disabled; the notification waits")]
 struct Disabled(domain::ClientAppId);
 
-/// Delivers one notification: 2xx → delivered; another 4xx, or transient failures past the
-/// retries → failed (the sweeper leaves it alone); 5xx, 408, 429 or a timeout → re-scheduled
-/// with backoff (never before the client's `Retry-After`); 401/403 → re-scheduled, never
-/// failed: our credentials are wrong, not the notification.
+/// Delivers one notification, each attempt appended to the delivery log with the change it
+/// causes: 2xx → delivered; another 4xx, or a transient failure past the last step of
+/// `NOTIFY_SCHEDULE` → given up (exhausted; the sweeper leaves it alone); 5xx, 408, 429 or a
+/// timeout → re-scheduled on `NOTIFY_SCHEDULE` (never before the client's `Retry-After`);
+/// 401/403 → re-scheduled, never given up: our credentials are wrong, not the notification.
 pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let id = job.delivery_id;
-    let attempt = attempt.current().max(1);
+    let attempt = u32::try_from(attempt.current().max(1)).unwrap_or(u32::MAX);
     // The job carries what to tell; the row says whose it is. A duplicate job of a delivered
     // notification can only come from a redelivery; the client sees the same delivery id.
-    let attempts = i32::try_from(attempt).unwrap_or(i32::MAX);
     let row = p.writes.reads.call(job.id).await?;
     let row = row.ok_or_else(|| format!("transaction {} has no row", job.id))?;
     let endpoint = match p.destinations.route(row.client_app_id).await? {
         Route::Deliver(endpoint) => endpoint,
         Route::Wait => {
-            // Owed, not failed: it looks again on the retry schedule (its last step once past
-            // it) and goes out once the client app is enabled again.
+            // Owed, not given up: no attempt is made; it looks again on the schedule (its last
+            // step once past it) and goes out once the client app is enabled again.
             let waiting = Disabled(row.client_app_id);
-            let last = p.schedules.notify_retry(p.schedules.notify_retries.max(1));
             let delay = p
                 .schedules
-                .notify_retry(attempt as u32)
-                .or(last)
-                .unwrap_or(std::time::Duration::from_secs(60));
+                .notify_retry(attempt)
+                .unwrap_or(p.schedules.notify_schedule.last());
             p.store
-                .notification_retry(id, attempts, &waiting.to_string(), after(delay))
+                .notification_waits(id, &waiting.to_string(), after(delay))
                 .await?;
             return Err(RetryAfterError::new(waiting, delay).into());
         }
     };
-    let error = match p.notifier.notify(&endpoint, id, job.id, job.status).await {
+    let sent = p.notifier.notify(&endpoint, id, job.id, job.status).await;
+    let record = |error: Option<&str>| {
+        AttemptRecord::new(
+            id,
+            Trigger::Scheduled,
+            sent.started_at.into(),
+            sent.took,
+            sent.http_status,
+            error,
+        )
+    };
+    let error = match &sent.result {
         Ok(()) => {
-            p.writes
-                .deliveries
-                .call(store::Delivered {
-                    delivery_id: id,
-                    attempts,
-                })
-                .await?;
+            let attempt = record(None);
+            p.writes.deliveries.call(Delivered { attempt }).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
             tracing::info!(txn_id = %job.id, delivery_id = %id, status = %job.status, "client notified");
             return Ok(());
         }
-        Err(e) => e,
+        Err(e) => e.clone(),
     };
-    let retry = p.schedules.notify_retry(attempt as u32);
+    let text = error.to_string();
+    let retry = p.schedules.notify_retry(attempt);
     let (delay, reason) = match (&error, retry) {
         (CallError::Refused(_), _) => (None, "refused"),
         (CallError::Unauthorized(_), retry) => {
             p.auth_failed("client", job.id, &error);
-            let last = p.schedules.notify_retry(p.schedules.notify_retries.max(1));
-            (retry.or(last), "unauthorized")
+            (
+                retry.or(Some(p.schedules.notify_schedule.last())),
+                "unauthorized",
+            )
         }
-        (CallError::Transient { .. }, retry) => (retry, "retries exhausted"),
+        (CallError::Transient { .. }, retry) => (retry, "exhausted"),
     };
     match delay {
         Some(delay) => {
             let delay = p.schedules.at_least_retry_after(delay, error.retry_after());
             p.store
-                .notification_retry(id, attempts, &error.to_string(), after(delay))
+                .notification_retry(&record(Some(&text)), after(delay))
                 .await?;
             Err(RetryAfterError::new(error, delay).into())
         }
         None => {
-            tracing::warn!(txn_id = %job.id, delivery_id = %id, error = %error, reason, "notification given up");
-            p.store
-                .notification_failed(id, attempts, &error.to_string())
-                .await?;
+            tracing::warn!(txn_id = %job.id, delivery_id = %id, client_app = %row.client_app_id, error = %error, reason, "notification given up");
+            p.store.notification_failed(&record(Some(&text))).await?;
             metrics::counter!("notifications_failed_total", "reason" => reason).increment(1);
+            if reason == "exhausted" {
+                metrics::counter!("notifications_exhausted_total", "client_app" => row.client_app_id.to_string())
+                    .increment(1);
+            }
             Ok(())
         }
     }
