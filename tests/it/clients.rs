@@ -472,19 +472,25 @@ async fn a_disabled_client_apps_notifications_wait_until_it_is_enabled() {
         terminal().await == ids.len()
     })
     .await;
-    // Waiting notifications are retried (attempts recorded), never delivered nor given up.
+    // Waiting notifications look again on the schedule, saying why, never delivered nor given
+    // up; no attempt is made (none is on the delivery log).
     let owed = |database_url: String| async move {
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database_url)
             .await
             .unwrap();
-        let (owed, tried): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE attempts > 0) FROM notifications
+        let (owed, waited): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (
+                        WHERE last_error LIKE '%is disabled%' AND next_attempt_at IS NOT NULL
+                          AND attempts = 0
+                          AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
+                                          WHERE a.delivery_id = n.delivery_id))
+             FROM notifications n
              WHERE delivered_at IS NULL AND failed_at IS NULL",
         )
         .fetch_one(&mut conn)
         .await
         .unwrap();
-        (owed as usize, tried as usize)
+        (owed as usize, waited as usize)
     };
     eventually(
         Duration::from_secs(30),

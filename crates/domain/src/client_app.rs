@@ -208,6 +208,16 @@ impl Pepper {
         mac
     }
 
+    /// A key for `purpose` derived from the pepper: every producer that shares the pepper
+    /// shares it, and it tells nothing of the pepper (the list cursors are signed with one).
+    pub fn derive(&self, purpose: &str) -> Vec<u8> {
+        // A key's secret is hex: "derive:" can never be one.
+        self.mac(&format!("derive:{purpose}"))
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
     /// A new random pepper's text (64 hex characters), for development set-ups.
     pub fn generate() -> String {
         use rand::RngCore;

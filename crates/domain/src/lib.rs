@@ -1,7 +1,8 @@
 //! The domain of the transaction pipeline: ids (transactions, client apps, deliveries), money,
 //! statuses and the one transition rule, job payloads and their ids, the schedules of every
-//! retry and poll, a delivery attempt's record, what a peer's answer means, which dead work is still owed, client apps and
-//! their API keys, webhook signatures and the simulators' fault rolls.
+//! retry and poll, a delivery attempt's record, what a peer's answer means, which dead work is
+//! still owed, list cursors, client apps and their API keys, webhook signatures and the
+//! simulators' fault rolls.
 //! Pure: no I/O and no async, so everything here is tested without a network.
 #![deny(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod fault;
 pub mod jobs;
 pub mod money;
 pub mod owner;
+pub mod page_cursor;
 pub mod schedule;
 pub mod signature;
 pub mod status;

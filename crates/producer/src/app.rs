@@ -53,6 +53,9 @@ pub struct AppState {
     /// Rows looked up by id, concurrent look-ups sharing one statement (every new id is
     /// checked in Postgres before its 201).
     pub rows: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
+    /// The key the list cursors are signed with (derived from the pepper, so every producer
+    /// reads every other's cursors).
+    pub cursor_key: Vec<u8>,
     /// Reservations (with their deadlines), concurrent POSTs sharing one script and one round
     /// trip: Redis spends most of a lone reservation's time entering and leaving the script.
     pub reserves: Batcher<Reserve, Result<Reservation, IdCacheError>, IdCacheError>,
@@ -117,6 +120,7 @@ impl AppState {
             store,
             rows,
             reserves,
+            cursor_key: config.api_key_pepper.derive("transactions-cursor"),
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,
             body_limit: config.body_limit_bytes,
@@ -164,6 +168,7 @@ fn routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(routes::transaction::create))
         .routes(utoipa_axum::routes!(routes::transaction::get))
+        .routes(utoipa_axum::routes!(routes::transactions::list))
         .routes(utoipa_axum::routes!(routes::webhook::receive))
         .routes(utoipa_axum::routes!(routes::health::live))
         .routes(utoipa_axum::routes!(routes::health::ready))

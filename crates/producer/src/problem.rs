@@ -86,6 +86,9 @@ pub enum ApiError {
         /// Why, for the log only.
         cause: String,
     },
+    /// A query string this route cannot read, or a list cursor it did not make (400).
+    #[error("{0}")]
+    BadQuery(String),
     /// A dependency's settings are wrong in a way retrying will not fix (503 from `/readyz`,
     /// which an operator reads; the API's own routes say only [`ApiError::Unavailable`]).
     #[error("{0}")]
@@ -203,6 +206,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/unavailable",
                 "Service unavailable",
+            ),
+            ApiError::BadQuery(_) => (
+                StatusCode::BAD_REQUEST,
+                "/problems/bad-query",
+                "Bad query string or cursor",
             ),
             ApiError::Misconfigured(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

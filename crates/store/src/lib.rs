@@ -1,6 +1,7 @@
 //! The Postgres store: the record of transactions, their history and their notifications,
 //! and the client apps with their keys; one module per table (`transactions`,
-//! `notifications`, `clients`) and one for the sweeper (`sweep`).
+//! `notifications` with the delivery log, `clients`), one for the client-facing list of
+//! transactions (`listing`) and one for the sweeper (`sweep`).
 //!
 //! Every write that implies follow-up work records it in the same statement (the outbox rule:
 //! `next_attempt_at`, `next_poll_at`, or the `notifications` row), so the sweeper can redo
@@ -25,6 +26,7 @@ macro_rules! owes_submission_sql {
 }
 
 mod clients;
+mod listing;
 mod notifications;
 mod rows;
 mod sweep;
@@ -33,6 +35,7 @@ mod tests;
 mod transactions;
 
 pub use clients::{ClientApp, ClientsError, Destination, KeyGrant, KeyInfo, NewClientApp};
+pub use listing::ListFilter;
 pub use rows::{
     AttemptRecord, Delivered, DueNotification, DuePoll, HistoryEntry, NewRow, NotificationDetail,
     NotificationRow, StatusChange, Submitted, TransactionRow,

@@ -2,4 +2,5 @@
 
 pub mod health;
 pub mod transaction;
+pub mod transactions;
 pub mod webhook;

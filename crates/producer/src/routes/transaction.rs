@@ -14,7 +14,7 @@ use domain::{
 use id_cache::{Cached, IdCacheError, Reread, Reservation, Reserve};
 use queue::batch::BatchError;
 use serde::Serialize;
-use store::HistoryEntry;
+use store::{HistoryEntry, TransactionRow};
 use utoipa::ToSchema;
 
 use crate::{
@@ -272,9 +272,10 @@ fn same_parameters(new: &NewTransaction, cached: &Cached) -> Result<(), ApiError
     )))
 }
 
-/// The body of `GET /transaction/{id}`.
+/// A transaction as the client app sees it, without its history: an item of
+/// `GET /transactions`, and the head of `GET /transaction/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TransactionView {
+pub struct TransactionSummary {
     /// The transaction's id.
     #[schema(value_type = uuid::Uuid)]
     id: TransactionId,
@@ -295,6 +296,29 @@ pub struct TransactionView {
     submitted_at: Option<DateTime<Utc>>,
     /// When polling gave up without an outcome.
     poll_expired_at: Option<DateTime<Utc>>,
+}
+
+impl From<&TransactionRow> for TransactionSummary {
+    fn from(row: &TransactionRow) -> Self {
+        Self {
+            id: row.id,
+            status: row.status,
+            amount: row.money.map(|m| m.amount),
+            currency: row.money.map(|m| m.currency),
+            created_at: Some(row.created_at),
+            updated_at: Some(row.updated_at),
+            submitted_at: row.submitted_at,
+            poll_expired_at: row.poll_expired_at,
+        }
+    }
+}
+
+/// The body of `GET /transaction/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionView {
+    /// The transaction.
+    #[serde(flatten)]
+    transaction: TransactionSummary,
     /// Every status it entered, oldest first.
     history: Vec<HistoryView>,
 }
@@ -355,14 +379,7 @@ pub async fn get(
         }
         let history = state.store.history(id).await?;
         return Ok(Json(TransactionView {
-            id,
-            status: row.status,
-            amount: row.money.map(|m| m.amount),
-            currency: row.money.map(|m| m.currency),
-            created_at: Some(row.created_at),
-            updated_at: Some(row.updated_at),
-            submitted_at: row.submitted_at,
-            poll_expired_at: row.poll_expired_at,
+            transaction: TransactionSummary::from(&row),
             history: history.into_iter().map(HistoryView::from).collect(),
         }));
     }
@@ -371,14 +388,16 @@ pub async fn get(
         .filter(|c| owned_by(c, client_app))
         .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
     Ok(Json(TransactionView {
-        id,
-        status: cached.status,
-        amount: cached.money.map(|m| m.amount),
-        currency: cached.money.map(|m| m.currency),
-        created_at: None,
-        updated_at: None,
-        submitted_at: None,
-        poll_expired_at: None,
+        transaction: TransactionSummary {
+            id,
+            status: cached.status,
+            amount: cached.money.map(|m| m.amount),
+            currency: cached.money.map(|m| m.currency),
+            created_at: None,
+            updated_at: None,
+            submitted_at: None,
+            poll_expired_at: None,
+        },
         history: Vec::new(),
     }))
 }
