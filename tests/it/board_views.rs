@@ -189,6 +189,16 @@ async fn the_api_pages_a_queues_jobs_finds_one_and_tells_a_transactions_story() 
     );
     assert!(story["notification"]["attempts"].as_i64() >= Some(1));
     assert!(!story["notification"]["delivered_at"].is_null());
+    // Its delivery log: the accepted attempt last, with the client's 200.
+    let log = story["notification"]["log"]
+        .as_array()
+        .expect("a delivery log");
+    let last = log.last().expect("an attempt");
+    assert_eq!(
+        (&last["trigger"], &last["http_status"], &last["error"]),
+        (&json!("scheduled"), &json!(200), &Value::Null),
+        "{log:?}"
+    );
 
     // Throughput since the consumer started: the five creates in the create queue's chart.
     eventually(
@@ -359,6 +369,10 @@ async fn an_operator_searches_a_story_opens_waiting_jobs_pauses_a_queue_and_sees
         delivery
     );
     assert_ne!(text_of(&browser, "#notification .delivered").await, "");
+    assert!(
+        browser::count_of(&browser, "#attempts tr.attempt").await >= 1,
+        "the delivery log is shown"
+    );
     screenshot(&browser, "board-story.png").await;
 
     // Pause `process` from its button: creates keep running, no submission starts.

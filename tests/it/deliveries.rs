@@ -180,3 +180,137 @@ async fn a_cursor_walk_sees_every_earlier_transaction_once_while_more_arrive() {
     assert_eq!(r.status(), 422);
     stack.shutdown().await;
 }
+
+/// A resend goes out under the same `webhook-id` and lands on the log as `manual`; resending
+/// a notification still owed to a client app that is down leaves its schedule as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_repeats_the_webhook_id_and_leaves_an_owed_schedule_alone() {
+    let mut options = Options::default();
+    options.consumer.schedules.notify_schedule = "30s,30s".parse().unwrap();
+    let pepper = options.producer.api_key_pepper.clone();
+    let stack = spawn_stack(options).await;
+
+    // Heard once; resent; heard again with the same webhook-id.
+    let ids = post_all(&stack, 2).await;
+    stack.settles(&ids, 60, "both told").await;
+    let id = ids[0];
+    let path = format!("/transaction/{id}/notification");
+    let view: serde_json::Value = stack
+        .producer_request(Method::GET, &path)
+        .sent()
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["state"], "delivered", "{view}");
+    assert_eq!(view["attempts"].as_array().unwrap().len(), 1, "{view}");
+    let delivery = view["delivery_id"].as_str().unwrap().to_string();
+    let r = stack
+        .producer_request(Method::POST, &format!("{path}/resend"))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 202);
+    let answered: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answered["delivery_id"], delivery.as_str());
+    eventually(
+        Duration::from_secs(20),
+        "the client heard it twice",
+        || async { stack.received().await.get(&id).map(Vec::len) == Some(2) },
+    )
+    .await;
+    let told = &stack.received().await[&id];
+    assert!(told.iter().all(|r| r.delivery_id == delivery), "{told:?}");
+    let view: serde_json::Value = stack
+        .producer_request(Method::GET, &path)
+        .sent()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let triggers: Vec<&str> = view["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["scheduled", "manual"], "{view}");
+
+    // Another client app whose endpoint is down: its notification is owed, a retry due.
+    let key = pepper.new_key();
+    let down = format!("http://127.0.0.1:{}", testkit::free_port().unwrap());
+    let store = store::Store::connect_lazy(&stack.database_url, 1).unwrap();
+    let secret = domain::WebhookSecrets::generate().expose();
+    store
+        .create_client_app(
+            &store::NewClientApp {
+                name: "down",
+                notify_url: &down,
+                rate_limit_per_s: None,
+                burst: None,
+            },
+            &key,
+            &secret,
+        )
+        .await
+        .unwrap();
+    let r = stack
+        .http
+        .post(format!("{}/transaction", stack.producer))
+        .bearer_auth(&key.plaintext)
+        .json(&serde_json::json!({}))
+        .sent()
+        .await;
+    assert_eq!(r.status(), 201);
+    let owed: serde_json::Value = r.json().await.unwrap();
+    let owed = owed["id"].as_str().unwrap().to_string();
+    let path = format!("/transaction/{owed}/notification");
+    let get = || async {
+        stack
+            .http
+            .get(format!("{}{path}", stack.producer))
+            .bearer_auth(&key.plaintext)
+            .sent()
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    eventually(
+        Duration::from_secs(30),
+        "its first attempt failed",
+        || async {
+            let view = get().await;
+            view["state"] == "owed" && view["attempts"].as_array().is_some_and(|a| a.len() == 1)
+        },
+    )
+    .await;
+    let before = get().await;
+    let r = stack
+        .http
+        .post(format!("{}{path}/resend", stack.producer))
+        .bearer_auth(&key.plaintext)
+        .sent()
+        .await;
+    assert_eq!(r.status(), 202);
+    eventually(Duration::from_secs(20), "the resend was tried", || async {
+        get().await["attempts"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    let after = get().await;
+    assert_eq!(after["attempts"][1]["trigger"], "manual", "{after}");
+    assert!(
+        after["attempts"][1]["http_status"].is_null(),
+        "nobody answered"
+    );
+    assert_eq!(after["state"], "owed");
+    assert_eq!(
+        after["next_attempt_at"], before["next_attempt_at"],
+        "the schedule is untouched"
+    );
+    // A transaction of another client app is not this one's to see.
+    let r = stack.producer_request(Method::GET, &path).sent().await;
+    assert_eq!(r.status(), 404);
+    stack.shutdown().await;
+}

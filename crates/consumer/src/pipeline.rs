@@ -6,6 +6,7 @@ use std::{sync::atomic::AtomicBool, time::Duration};
 use domain::{
     QueueName, Source, Status, TransactionId,
     answer::CallError,
+    delivery::Trigger,
     jobs::{NotifyJob, UpdateJob},
     schedule::{self, Schedules},
 };
@@ -193,6 +194,7 @@ impl Pipeline {
             delivery_id,
             id,
             status,
+            trigger: Trigger::Scheduled,
         };
         self.queues.push(job).await?;
         Ok(true)

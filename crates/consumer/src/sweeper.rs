@@ -14,6 +14,7 @@ use std::{
 };
 
 use domain::{
+    delivery::Trigger,
     jobs::{CreateJob, NotifyJob, ProcessFrom, ProcessJob, UpdateJob},
     owner,
 };
@@ -219,6 +220,7 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
         delivery_id: due.delivery_id,
         id: due.id,
         status: due.status,
+        trigger: Trigger::Scheduled,
     });
     let q = &p.queues;
     let pushed =

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 
-use crate::{ClientAppId, DeliveryId, Money, Status, TransactionId};
+use crate::{ClientAppId, DeliveryId, Money, Status, TransactionId, delivery::Trigger};
 
 /// The four queues (their keys sit under the deployment's `QUEUE_PREFIX`), in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -184,14 +184,21 @@ pub struct NotifyJob {
     pub id: TransactionId,
     /// The terminal status to tell.
     pub status: Status,
+    /// What asked for it: the schedule, or one extra attempt a client app asked for.
+    #[serde(default)]
+    pub trigger: Trigger,
 }
 
 impl JobKind for NotifyJob {
     const QUEUE: QueueName = QueueName::Notify;
 
-    /// `notify:<delivery id>`.
+    /// `notify:<delivery id>` on the schedule; `notify:<delivery id>:manual` for an extra
+    /// attempt, so resends asked for while one is held are one job.
     fn job_id(&self) -> String {
-        format!("notify:{}", self.delivery_id)
+        match self.trigger {
+            Trigger::Scheduled => format!("notify:{}", self.delivery_id),
+            other => format!("notify:{}:{other}", self.delivery_id),
+        }
     }
 }
 
@@ -234,12 +241,15 @@ pub fn job_ids_of(
         ids.push((UpdateJob::QUEUE, UpdateJob::Apply { id, status }.job_id()));
     }
     if let Some(delivery_id) = delivery_id {
-        let notify = NotifyJob {
-            delivery_id,
-            id,
-            status: Status::Completed,
-        };
-        ids.push((NotifyJob::QUEUE, notify.job_id()));
+        for trigger in [Trigger::Scheduled, Trigger::Manual, Trigger::Recover] {
+            let notify = NotifyJob {
+                delivery_id,
+                id,
+                status: Status::Completed,
+                trigger,
+            };
+            ids.push((NotifyJob::QUEUE, notify.job_id()));
+        }
     }
     ids
 }
@@ -290,6 +300,8 @@ mod tests {
             (QueueName::Update, format!("poll:{id}:3")),
             (QueueName::Update, format!("apply:{id}:declined")),
             (QueueName::Notify, format!("notify:{delivery}")),
+            (QueueName::Notify, format!("notify:{delivery}:manual")),
+            (QueueName::Notify, format!("notify:{delivery}:recover")),
         ];
         for w in &wanted {
             assert!(ids.contains(w), "{w:?} missing");

@@ -169,6 +169,8 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(utoipa_axum::routes!(routes::transaction::create))
         .routes(utoipa_axum::routes!(routes::transaction::get))
         .routes(utoipa_axum::routes!(routes::transactions::list))
+        .routes(utoipa_axum::routes!(routes::notification::get))
+        .routes(utoipa_axum::routes!(routes::notification::resend))
         .routes(utoipa_axum::routes!(routes::webhook::receive))
         .routes(utoipa_axum::routes!(routes::health::live))
         .routes(utoipa_axum::routes!(routes::health::ready))

@@ -86,6 +86,9 @@ pub enum ApiError {
         /// Why, for the log only.
         cause: String,
     },
+    /// The transaction is not terminal, so it has no notification yet (409).
+    #[error("{0}")]
+    NotTerminal(String),
     /// A query string this route cannot read, or a list cursor it did not make (400).
     #[error("{0}")]
     BadQuery(String),
@@ -206,6 +209,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/unavailable",
                 "Service unavailable",
+            ),
+            ApiError::NotTerminal(_) => (
+                StatusCode::CONFLICT,
+                "/problems/not-terminal",
+                "No notification yet",
             ),
             ApiError::BadQuery(_) => (
                 StatusCode::BAD_REQUEST,

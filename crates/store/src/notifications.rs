@@ -76,6 +76,33 @@ impl Store {
         self.record_failed_attempt(attempt, None).await
     }
 
+    /// Appends a failed extra `attempt` (a resend) to the log; the notification's own schedule
+    /// and state are left as they are.
+    pub async fn notification_extra_attempt(
+        &self,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH a AS (
+                 INSERT INTO delivery_attempts
+                     (delivery_id, attempt, trigger, started_at, duration_ms, http_status, error)
+                 SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6
+                 FROM delivery_attempts WHERE delivery_id = $1
+                 RETURNING attempt
+             )
+             UPDATE notifications SET attempts = (SELECT attempt FROM a) WHERE delivery_id = $1",
+        )
+        .bind(attempt.delivery_id.as_uuid())
+        .bind(<&str>::from(attempt.trigger))
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .bind(attempt.http_status)
+        .bind(attempt.error.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Appends `attempt` to the log and moves its notification on: due again at `next`, or
     /// given up without one. The attempt is kept even if the notification was settled
     /// meanwhile (it was made: the client may have seen it).

@@ -316,6 +316,25 @@ pub(super) async fn story(
             },
             None => p #notification { "None yet: it is owed once the outcome is known." },
         }
+        @if let Some(n) = &story.notification {
+            h3 { "Delivery log" }
+            table #attempts {
+                thead { tr {
+                    th { "attempt" } th { "trigger" } th { "started" } th { "took" }
+                    th { "HTTP status" } th { "error" }
+                } }
+                tbody {
+                    @for a in &n.log {
+                        tr.attempt data-attempt=(a.attempt) {
+                            td { (a.attempt) } td { (a.trigger) } td { (a.started_at) }
+                            td { (a.duration_ms) " ms" } td { (optional(a.http_status)) }
+                            td { (optional(a.error.as_deref())) }
+                        }
+                    }
+                    @if n.log.is_empty() { tr { td colspan="6" { "No attempt yet." } } }
+                }
+            }
+        }
         h2 { "Jobs in the queues" }
         table #story-jobs {
             thead { tr {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::{DeliveryId, QueueName, Source, Status, TransactionId, jobs::job_ids_of};
 use queue::JobInfo;
 use serde::Serialize;
-use store::TransactionRow;
+use store::{AttemptRecord, TransactionRow};
 
 use super::{Board, BoardError};
 
@@ -54,6 +54,8 @@ pub struct Notification {
     pub failed_at: Option<DateTime<Utc>>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
+    /// Every attempt of its delivery log, oldest first.
+    pub log: Vec<AttemptRecord>,
 }
 
 /// A job of the transaction and its queue.
@@ -80,6 +82,10 @@ pub async fn load(board: &Board, id: TransactionId) -> Result<Story, BoardError>
         tokio::try_join!(store.get(id), store.history(id), store.notification_of(id))?;
     let poll_number = row.as_ref().map_or(0, |r| r.poll_number);
     let delivery_id = notification.as_ref().map(|n| n.row.delivery_id);
+    let log = match delivery_id {
+        Some(delivery) => store.attempts_of(delivery).await?,
+        None => Vec::new(),
+    };
     let reveal = board.access.reveals();
     let mut jobs = Vec::new();
     let candidates = job_ids_of(id, poll_number, delivery_id);
@@ -119,6 +125,7 @@ pub async fn load(board: &Board, id: TransactionId) -> Result<Story, BoardError>
             delivered_at: n.row.delivered_at,
             failed_at: n.row.failed_at,
             created_at: n.created_at,
+            log,
         }),
         jobs,
     })

@@ -6,6 +6,7 @@ use store::{AttemptRecord, Delivered};
 
 use super::{Ctx, after};
 use crate::destinations::Route;
+use outbound::notifier::Endpoint;
 
 /// The notification's client app is disabled.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,11 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let row = row.ok_or_else(|| format!("transaction {} has no row", job.id))?;
     let endpoint = match p.destinations.route(row.client_app_id).await? {
         Route::Deliver(endpoint) => endpoint,
+        Route::Wait if job.trigger != Trigger::Scheduled => {
+            // A disabled client app gets no extra attempt; its owed ones wait on their own.
+            tracing::info!(txn_id = %job.id, delivery_id = %id, trigger = %job.trigger, "client app disabled; the extra attempt is dropped");
+            return Ok(());
+        }
         Route::Wait => {
             // Owed, not given up: no attempt is made; it looks again on the schedule (its last
             // step once past it) and goes out once the client app is enabled again.
@@ -40,6 +46,9 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
             return Err(RetryAfterError::new(waiting, delay).into());
         }
     };
+    if job.trigger != Trigger::Scheduled {
+        return extra_attempt(&job, &endpoint, &p).await;
+    }
     let sent = p.notifier.notify(&endpoint, id, job.id, job.status).await;
     let record = |error: Option<&str>| {
         AttemptRecord::new(
@@ -93,4 +102,35 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
             Ok(())
         }
     }
+}
+
+/// One attempt a client app asked for (`notify:<delivery id>:manual`), besides the schedule:
+/// accepted → delivered; refused or failed → on the log only, and never retried. The
+/// notification's own schedule is left alone either way, so an owed delivery keeps its
+/// retries (the client may then hear it twice, under the same `webhook-id`).
+async fn extra_attempt(job: &NotifyJob, endpoint: &Endpoint, p: &Ctx) -> Result<(), BoxDynError> {
+    let sent = p
+        .notifier
+        .notify(endpoint, job.delivery_id, job.id, job.status)
+        .await;
+    let error = sent.result.as_ref().err().map(ToString::to_string);
+    let attempt = AttemptRecord::new(
+        job.delivery_id,
+        job.trigger,
+        sent.started_at.into(),
+        sent.took,
+        sent.http_status,
+        error.as_deref(),
+    );
+    match error {
+        None => {
+            p.writes.deliveries.call(Delivered { attempt }).await?;
+            tracing::info!(txn_id = %job.id, delivery_id = %job.delivery_id, trigger = %job.trigger, "client notified again");
+        }
+        Some(error) => {
+            p.store.notification_extra_attempt(&attempt).await?;
+            tracing::info!(txn_id = %job.id, delivery_id = %job.delivery_id, trigger = %job.trigger, %error, "extra notification attempt failed");
+        }
+    }
+    Ok(())
 }

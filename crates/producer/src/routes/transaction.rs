@@ -251,7 +251,7 @@ async fn after_failed_reserve(
 
 /// Whether `caller` may see the cached transaction: its owner, or anyone for an entry written
 /// before owners were kept.
-fn owned_by(cached: &Cached, caller: ClientAppId) -> bool {
+pub(crate) fn owned_by(cached: &Cached, caller: ClientAppId) -> bool {
     cached.owner.is_none_or(|owner| owner == caller)
 }
 
