@@ -859,6 +859,7 @@ async fn the_consumers_openapi_document_lists_every_admin_route_as_served() {
             "PATCH /admin/clients/{id}",
             "POST /admin/clients",
             "POST /admin/clients/{id}/keys",
+            "POST /admin/clients/{id}/recover",
             "POST /admin/clients/{id}/secrets",
         ]
     );
@@ -871,6 +872,8 @@ async fn the_consumers_openapi_document_lists_every_admin_route_as_served() {
         "Rotated",
         "CreateBody",
         "UpdateBody",
+        "RecoverBody",
+        "Recovered",
         "ProblemDocument",
     ] {
         assert!(
@@ -1025,4 +1028,193 @@ async fn a_client_app_may_switch_to_a_rotated_secret_the_moment_it_learns_it() {
     assert_eq!(old + new, ids.len());
     served.cancel();
     stack.shutdown().await;
+}
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+/// Options with the admin API on, notifications retried briefly ("50ms,50ms").
+fn recoverable_options() -> (Options, String) {
+    let (mut options, pepper) = stack_options(Duration::from_millis(200));
+    options.consumer.admin_token = Some(service::secret::Secret::new(ADMIN_TOKEN));
+    options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
+    options.consumer.schedules.notify_schedule = "50ms,50ms".parse().unwrap();
+    (options, pepper)
+}
+
+/// `POST /admin/clients/{id}/recover` with `body`: the status and the answer.
+async fn recover(stack: &Stack, id: &str, body: Value) -> (u16, Value) {
+    let r = stack
+        .http
+        .post(format!("{}/admin/clients/{id}/recover", stack.consumer))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .sent()
+        .await;
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// The notifications of `ids`: (delivery id, delivered, given up, last attempt's trigger).
+async fn deliveries_of(stack: &Stack, ids: &[Uuid]) -> Vec<(Uuid, bool, bool, Option<String>)> {
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&stack.database_url)
+        .await
+        .unwrap();
+    sqlx::query_as(
+        "SELECT n.delivery_id, n.delivered_at IS NOT NULL, n.failed_at IS NOT NULL,
+                (SELECT a.trigger FROM delivery_attempts a WHERE a.delivery_id = n.delivery_id
+                 ORDER BY a.attempt DESC LIMIT 1)
+         FROM notifications n WHERE n.transaction_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut db)
+    .await
+    .unwrap()
+}
+
+/// A client app whose endpoint was down past the schedule: every notification exhausted.
+/// Back up and recovered (twice, the second while the first is in flight), it hears each one
+/// exactly once more, under its original webhook-id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_client_app_recovered_hears_each_notification_once_under_its_webhook_id() {
+    let (options, pepper) = recoverable_options();
+    let stack = spawn_stack(options).await;
+    let since = chrono::Utc::now();
+    let url = free_url().await;
+    let app = clients(
+        &stack,
+        &pepper,
+        &["create", "--name", "flaky", "--notify-url", &url],
+    )
+    .await;
+    let id = app["id"].as_str().unwrap().to_string();
+    let ids = post_n_with(&stack, app["api_key"].as_str().unwrap(), 10).await;
+    eventually(
+        Duration::from_secs(30),
+        "every notification exhausted",
+        || async {
+            let all = deliveries_of(&stack, &ids).await;
+            all.len() == ids.len()
+                && all
+                    .iter()
+                    .all(|(_, delivered, given_up, _)| !delivered && *given_up)
+        },
+    )
+    .await;
+
+    let _sim = client_sim_at(&url, &app["signing_secret"]).await;
+    let (code, first) = recover(&stack, &id, json!({"since": since})).await;
+    assert_eq!(
+        (code, &first["queued"]),
+        (202, &json!(ids.len())),
+        "{first}"
+    );
+    let (code, _) = recover(&stack, &id, json!({"since": since})).await;
+    assert_eq!(code, 202);
+    eventually(
+        Duration::from_secs(30),
+        "every notification delivered",
+        || async {
+            deliveries_of(&stack, &ids)
+                .await
+                .iter()
+                .all(|(_, delivered, _, _)| *delivered)
+        },
+    )
+    .await;
+    let (_, told): (_, Vec<Received>) = stack.get_json(&format!("{url}/received")).await;
+    for (delivery, _, _, trigger) in deliveries_of(&stack, &ids).await {
+        let heard: Vec<&Received> = told
+            .iter()
+            .filter(|r| r.delivery_id == delivery.to_string())
+            .collect();
+        assert_eq!(heard.len(), 1, "{delivery} heard exactly once");
+        assert_eq!(trigger.as_deref(), Some("recover"));
+    }
+    // Bad windows are refused.
+    let (code, _) = recover(&stack, &id, json!({"since": since, "until": since})).await;
+    assert_eq!(code, 422);
+    let (code, _) = recover(&stack, &Uuid::now_v7().to_string(), json!({"since": since})).await;
+    assert_eq!(code, 404);
+    stack.shutdown().await;
+}
+
+/// A client app that fails every delivery for DISABLE_AFTER_MS (shortened) is disabled: its
+/// keys stop working, its owed notifications wait, and it is counted. Enabled and recovered,
+/// it hears every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_app_failing_for_the_whole_window_is_disabled_and_recovers_when_enabled() {
+    let (mut options, pepper) = recoverable_options();
+    options.consumer.disable_after = Duration::from_millis(300);
+    options.consumer.schedules.notify_schedule =
+        "100ms,100ms,100ms,100ms,100ms,30s".parse().unwrap();
+    let stack = spawn_stack(options).await;
+    let since = chrono::Utc::now();
+    let url = free_url().await;
+    let app = clients(
+        &stack,
+        &pepper,
+        &["create", "--name", "gone", "--notify-url", &url],
+    )
+    .await;
+    let id = app["id"].as_str().unwrap().to_string();
+    let key = app["api_key"].as_str().unwrap().to_string();
+    let ids = post_n_with(&stack, &key, 5).await;
+    let store = Store::connect_lazy(&stack.database_url, 1).unwrap();
+    let app_id = domain::ClientAppId::from(Uuid::parse_str(&id).unwrap());
+    eventually(
+        Duration::from_secs(30),
+        "the client app is disabled",
+        || async {
+            store
+                .client_app(app_id)
+                .await
+                .unwrap()
+                .is_some_and(|a| a.status == domain::ClientStatus::Disabled)
+        },
+    )
+    .await;
+    assert!(metric(&stack.consumer, "client_apps_disabled", "").await >= 1);
+    assert_eq!(
+        post_status(&stack, &key).await,
+        403,
+        "its keys stop working"
+    );
+    let before = deliveries_of(&stack, &ids).await;
+    assert!(before.iter().all(|(_, delivered, _, _)| !delivered));
+
+    clients(&stack, &pepper, &["enable", &id]).await;
+    let _sim = client_sim_at(&url, &app["signing_secret"]).await;
+    let (code, answer) = recover(&stack, &id, json!({"since": since})).await;
+    assert_eq!(code, 202, "{answer}");
+    eventually(
+        Duration::from_secs(30),
+        "every notification delivered",
+        || async {
+            deliveries_of(&stack, &ids)
+                .await
+                .iter()
+                .all(|(_, delivered, _, _)| *delivered)
+        },
+    )
+    .await;
+    let healthy = store.client_app(app_id).await.unwrap().unwrap();
+    assert!(healthy.failing_since.is_none() && healthy.last_success_at.is_some());
+    // Its keys work again within AUTH_CACHE_MS.
+    eventually(Duration::from_secs(5), "its keys work again", || async {
+        post_status(&stack, &key).await == 201
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+/// A `POST /transaction` with `key`: its status code.
+async fn post_status(stack: &Stack, key: &str) -> u16 {
+    stack
+        .http
+        .post(format!("{}/transaction", stack.producer))
+        .bearer_auth(key)
+        .json(&json!({}))
+        .sent()
+        .await
+        .status()
+        .as_u16()
 }

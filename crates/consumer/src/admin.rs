@@ -23,7 +23,9 @@ use store::ClientApp;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::clients::{self, AdminError, ClientUpdate, Created, KeyMade, Rotated, WithKeys};
+use crate::clients::{
+    self, AdminError, ClientUpdate, Created, KeyMade, Recovered, Rotated, WithKeys,
+};
 
 /// What the admin API needs.
 pub struct Admin {
@@ -37,6 +39,8 @@ pub struct Admin {
     pub overlap: Duration,
     /// Whether notify URLs must be `https://` (`REQUIRE_HTTPS_NOTIFY`).
     pub require_https: bool,
+    /// The queues a recovery pushes to.
+    pub queues: jobs::Queues,
 }
 
 type Shared = Arc<Admin>;
@@ -57,6 +61,7 @@ fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(show, update))
         .routes(routes!(add_key))
         .routes(routes!(rotate))
+        .routes(routes!(recover))
         .routes(routes!(revoke))
 }
 
@@ -131,6 +136,16 @@ struct UpdateBody {
     burst: Option<i32>,
     #[schema(value_type = Option<String>, pattern = "^(active|disabled)$")]
     status: Option<ClientStatus>,
+}
+
+/// `POST /admin/clients/{id}/recover`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RecoverBody {
+    /// Notifications created at or after this instant.
+    since: DateTime<Utc>,
+    /// …and before this one (default: now).
+    until: Option<DateTime<Utc>>,
 }
 
 /// `POST /admin/clients/{id}/keys`'s body (may be empty).
@@ -293,6 +308,34 @@ async fn rotate(
 }
 
 #[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/recover",
+    security(("admin_token" = [])),
+    params(ClientPath),
+    request_body(content = RecoverBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Every notification of the window the client app has not accepted (exhausted, refused or owed) goes out again on the retry schedule; at most 10,000 a call, oldest first. A second call while the first's are queued queues none twice.", body = Recovered),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A field the rules refuse (since after until)", body = ProblemDocument, content_type = "application/problem+json"),
+        Refusals,
+    )
+)]
+async fn recover(
+    State(admin): State<Shared>,
+    _: Authorized,
+    ClientPath { id }: ClientPath,
+    body: Result<Json<RecoverBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Recovered>), Problem> {
+    let Json(body) = body.map_err(Problem::from_json)?;
+    if body.until.is_some_and(|until| until <= body.since) {
+        return Err(Problem::invalid("since", "must be before until"));
+    }
+    let recovered =
+        clients::recover(&admin.store, &admin.queues, id, body.since, body.until).await?;
+    Ok((StatusCode::ACCEPTED, Json(recovered)))
+}
+
+#[utoipa::path(
     delete,
     path = "/admin/keys/{key_id}",
     security(("admin_token" = [])),
@@ -430,6 +473,14 @@ impl From<AdminError> for Problem {
             }
             AdminError::Clients(ClientsError::NameTaken(_)) => {
                 Self::new(StatusCode::CONFLICT, "name-taken", detail)
+            }
+            AdminError::Queue(_) => {
+                tracing::warn!(error = %detail, "admin: redis unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the queues are unavailable; retry later (what was queued stays queued)",
+                )
             }
             AdminError::Clients(ClientsError::Store(StoreError::Database(_))) => {
                 tracing::warn!(error = %detail, "admin: postgres unavailable");

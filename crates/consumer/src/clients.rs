@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::destinations::FRESH_FOR;
 use chrono::{DateTime, Utc};
-use domain::{ClientAppId, ClientStatus, WebhookSecrets, client_app::Pepper};
+use domain::{
+    ClientAppId, ClientStatus, WebhookSecrets, client_app::Pepper, delivery::Trigger,
+    jobs::NotifyJob,
+};
 use serde::Serialize;
 use serde_json::Value;
 use service::{
@@ -146,6 +149,9 @@ pub enum AdminError {
     /// A value the rules refuse.
     #[error("{0}")]
     Invalid(String),
+    /// Redis failed (a recovery's pushes).
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
     /// The answer could not be written as JSON.
     #[error("the answer could not be written: {0}")]
     Answer(#[from] serde_json::Error),
@@ -278,6 +284,46 @@ pub struct Rotated {
     pub signing_secret: String,
     /// How long the previous secrets keep signing.
     pub previous_valid_for_ms: u64,
+}
+
+/// What a recovery queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recovered {
+    /// Notifications queued to go out again (those already queued by an earlier call still
+    /// in flight are not counted again).
+    pub queued: usize,
+}
+
+/// Most notifications one recovery queues.
+pub const MAX_RECOVER: i64 = 10_000;
+
+/// Every notification of client app `id` created in `[since, until)` that it has not accepted
+/// (exhausted, refused, or still owed) goes out again from now, on the retry schedule, its
+/// attempts logged as `recover`; at most [`MAX_RECOVER`] a call, oldest first. A second call
+/// while the first's jobs are held queues none of them twice.
+pub async fn recover(
+    store: &Store,
+    queues: &jobs::Queues,
+    id: ClientAppId,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Recovered, AdminError> {
+    store
+        .client_app(id)
+        .await?
+        .ok_or(ClientsError::UnknownClientApp(id))?;
+    let owed = store
+        .recover_notifications(id, since, until, MAX_RECOVER)
+        .await?;
+    let jobs = owed.iter().map(|due| NotifyJob {
+        delivery_id: due.delivery_id,
+        id: due.id,
+        status: due.status,
+        trigger: Trigger::Recover,
+    });
+    let queued = queues.push_all(jobs).await?;
+    tracing::info!(client_app = %id, owed = owed.len(), queued, "notifications recovered");
+    Ok(Recovered { queued })
 }
 
 /// A client app's new status.

@@ -166,6 +166,10 @@ pub struct Config {
     /// How overdue work must be before the sweeper re-pushes it (ms).
     #[arg(long = "sweep-grace-ms", env = "SWEEP_GRACE_MS", default_value = "30000", value_parser = millis)]
     pub sweep_grace: Duration,
+    /// A client app whose every delivery attempt has failed for this long is disabled (ms):
+    /// its keys stop working and its notifications wait until it is enabled and recovered.
+    #[arg(long = "disable-after-ms", env = "DISABLE_AFTER_MS", default_value = "432000000", value_parser = millis)]
+    pub disable_after: Duration,
     /// Most rows of each kind one sweep re-pushes.
     #[arg(long, env = "SWEEP_BATCH", default_value_t = 1_000)]
     pub sweep_batch: i64,

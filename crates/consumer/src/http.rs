@@ -49,7 +49,8 @@ async fn ready(State(side): State<Side>) -> (StatusCode, String) {
     }
 }
 
-/// Prometheus text; queue depths are read from Redis at scrape time.
+/// Prometheus text; queue depths (Redis) and disabled client apps (Postgres) are read at
+/// scrape time.
 async fn metrics(State(side): State<Side>) -> impl IntoResponse {
     match side.board.counts().await {
         Ok(queues) => {
@@ -72,6 +73,10 @@ async fn metrics(State(side): State<Side>) -> impl IntoResponse {
             }
         }
         Err(e) => tracing::warn!(error = %e, "queue depths unavailable for /metrics"),
+    }
+    match side.pipeline.store.disabled_client_apps().await {
+        Ok(n) => metrics::gauge!("client_apps_disabled").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "disabled client apps unavailable for /metrics"),
     }
     (
         [(

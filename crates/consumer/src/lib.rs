@@ -70,7 +70,7 @@ pub async fn bootstrap_dev(migrate: &MigrateConfig) -> anyhow::Result<()> {
 }
 
 /// The admin API's context, when `ADMIN_TOKEN` is set (with the pepper it needs).
-fn admin(config: &Config, store: &Store) -> anyhow::Result<Option<admin::Admin>> {
+fn admin(config: &Config, p: &Pipeline) -> anyhow::Result<Option<admin::Admin>> {
     let Some(token) = &config.admin_token else {
         return Ok(None);
     };
@@ -78,7 +78,8 @@ fn admin(config: &Config, store: &Store) -> anyhow::Result<Option<admin::Admin>>
         anyhow::bail!("ADMIN_TOKEN needs API_KEY_PEPPER (the producer's), to make API keys");
     };
     Ok(Some(admin::Admin {
-        store: store.clone(),
+        store: p.store.clone(),
+        queues: p.queues.clone(),
         token: token.clone(),
         pepper: pepper.clone(),
         overlap: config.secret_rotation_overlap,
@@ -200,7 +201,7 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, prefix = %config.connections.queue_prefix, queues = ?config.queues, "consumer running");
     let http = tokio::spawn({
         let (router, server, stop) = (
-            http::router(p.clone(), board, admin(&config, &p.store)?),
+            http::router(p.clone(), board, admin(&config, &p)?),
             config.server.clone(),
             stop.clone(),
         );

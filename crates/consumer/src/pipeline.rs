@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub destinations: crate::destinations::Destinations,
     /// Every delay.
     pub schedules: Schedules,
+    /// How long a client app may fail every delivery before it is disabled.
+    pub disable_after: std::time::Duration,
     /// The hot writes, batched across concurrent handlers.
     pub writes: Writes,
     /// Set when Redis lost data: the sweeper then sweeps everything due, not just the overdue.
@@ -153,8 +155,33 @@ impl Pipeline {
                 &config.client_webhook_secret,
             ),
             schedules: config.schedules.clone(),
+            disable_after: config.disable_after,
             full_sweep_owed: AtomicBool::new(false),
         })
+    }
+
+    /// After a failed delivery attempt: disables the client app once it has failed every
+    /// attempt for `DISABLE_AFTER_MS` (a log at `warn` and `client_apps_auto_disabled_total`).
+    pub async fn after_failed_delivery(
+        &self,
+        failing: Option<store::Failing>,
+    ) -> Result<(), store::StoreError> {
+        let Some(failing) = failing else {
+            return Ok(());
+        };
+        let now = chrono::Utc::now();
+        if failing.status != domain::ClientStatus::Active
+            || !domain::client_app::should_disable(failing.since, now, self.disable_after)
+        {
+            return Ok(());
+        }
+        let disabled = domain::ClientStatus::Disabled;
+        self.store
+            .update_client_app(failing.client_app, None, None, None, Some(disabled))
+            .await?;
+        tracing::warn!(client_app = %failing.client_app, failing_since = %failing.since, "client app disabled: every delivery has failed for DISABLE_AFTER_MS; its notifications wait until it is enabled and recovered");
+        metrics::counter!("client_apps_auto_disabled_total").increment(1);
+        Ok(())
     }
 
     /// Records that a peer refused our credentials: an error log and

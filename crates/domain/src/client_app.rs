@@ -254,6 +254,17 @@ impl Pepper {
     }
 }
 
+/// Whether a client app whose every delivery attempt has failed since `failing_since` is to
+/// be disabled at `now`: once that has lasted `after` (`DISABLE_AFTER_MS`). Any accepted
+/// delivery clears `failing_since`, so one success resets the clock.
+pub fn should_disable(
+    failing_since: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    after: std::time::Duration,
+) -> bool {
+    chrono::Duration::from_std(after).is_ok_and(|after| now - failing_since >= after)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -360,5 +371,23 @@ mod tests {
     fn statuses_read_and_print_in_lowercase() {
         assert_eq!("disabled".parse(), Ok(ClientStatus::Disabled));
         assert_eq!(ClientStatus::Active.to_string(), "active");
+    }
+
+    #[test]
+    fn a_client_app_is_disabled_once_it_has_failed_for_the_whole_window() {
+        let since = chrono::DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let window = std::time::Duration::from_secs(5 * 86_400);
+        let at = |secs: i64| since + chrono::Duration::seconds(secs);
+        assert!(!should_disable(since, since, window));
+        assert!(!should_disable(since, at(5 * 86_400 - 1), window));
+        assert!(should_disable(since, at(5 * 86_400), window));
+        assert!(
+            !should_disable(since, at(-10), window),
+            "a clock behind is no failure"
+        );
+        assert!(
+            !should_disable(since, at(1), std::time::Duration::MAX),
+            "an endless window"
+        );
     }
 }

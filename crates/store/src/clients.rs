@@ -26,6 +26,10 @@ pub struct ClientApp {
     pub burst: Option<i32>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// When its endpoint last accepted a notification.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Since when every delivery attempt to it has failed (none while the latest succeeded).
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// What a new client app is made of.
@@ -106,6 +110,8 @@ impl TryFrom<&PgRow> for ClientApp {
             rate_limit_per_s: r.try_get("rate_limit_per_s")?,
             burst: r.try_get("burst")?,
             created_at: r.try_get("created_at")?,
+            last_success_at: r.try_get("last_success_at")?,
+            failing_since: r.try_get("failing_since")?,
         })
     }
 }
@@ -124,8 +130,7 @@ impl TryFrom<&PgRow> for KeyInfo {
     }
 }
 
-const CLIENT_APP_COLUMNS: &str =
-    "id, name, notify_url, status, rate_limit_per_s, burst, created_at";
+const CLIENT_APP_COLUMNS: &str = "id, name, notify_url, status, rate_limit_per_s, burst, created_at, last_success_at, failing_since";
 
 /// A name already taken, or a client app that does not exist.
 #[derive(Debug, thiserror::Error)]
@@ -320,7 +325,9 @@ impl Store {
         let row = sqlx::query(&format!(
             "UPDATE client_apps SET notify_url = coalesce($2, notify_url),
                     rate_limit_per_s = coalesce($3, rate_limit_per_s), burst = coalesce($4, burst),
-                    status = coalesce($5, status), updated_at = now()
+                    status = coalesce($5, status), updated_at = now(),
+                    -- Enabled again: its failures so far no longer count towards disabling it.
+                    failing_since = CASE WHEN $5 = 'active' THEN NULL ELSE failing_since END
              WHERE id = $1 RETURNING {CLIENT_APP_COLUMNS}"
         ))
         .bind(id.as_uuid())
@@ -331,6 +338,35 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(ClientApp::try_from).transpose()
+    }
+
+    /// How many client apps are disabled.
+    pub async fn disabled_client_apps(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM client_apps WHERE status = 'disabled'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Per client app, its notifications still owed and those given up (exhausted or refused).
+    pub async fn delivery_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<ClientAppId, (i64, i64)>, StoreError> {
+        let rows: Vec<(uuid::Uuid, i64, i64)> = sqlx::query_as(
+            "SELECT t.client_app_id,
+                    count(*) FILTER (WHERE n.failed_at IS NULL),
+                    count(*) FILTER (WHERE n.failed_at IS NOT NULL)
+             FROM notifications n JOIN transactions t ON t.id = n.transaction_id
+             WHERE n.delivered_at IS NULL
+             GROUP BY t.client_app_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, owed, given_up)| (ClientAppId::from(id), (owed, given_up)))
+            .collect())
     }
 
     /// The keys of client app `id`, oldest first.

@@ -3,10 +3,42 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{DeliveryId, TransactionId};
+use domain::{ClientAppId, DeliveryId, TransactionId};
 use uuid::Uuid;
 
-use crate::{AttemptRecord, Delivered, NotificationDetail, NotificationRow, Store, StoreError};
+use crate::{
+    AttemptRecord, Delivered, DueNotification, Failing, NotificationDetail, NotificationRow, Store,
+    StoreError,
+};
+
+/// The start of every statement that appends an attempt to the log: the CTE `a`, numbering
+/// it after the notification's last ($1 delivery id, $2 trigger, $3 start, $4 duration, $5
+/// HTTP status, $6 error), so the numbering rule is written once.
+macro_rules! append_attempt_sql {
+    () => {
+        "WITH a AS (
+             INSERT INTO delivery_attempts
+                 (delivery_id, attempt, trigger, started_at, duration_ms, http_status, error)
+             SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6
+             FROM delivery_attempts WHERE delivery_id = $1
+             RETURNING attempt
+         )"
+    };
+}
+
+/// `query` (starting with [`append_attempt_sql`]) with `attempt` bound as $1 to $6.
+fn with_attempt<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    attempt: &'q AttemptRecord,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(attempt.delivery_id.as_uuid())
+        .bind(<&str>::from(attempt.trigger))
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .bind(attempt.http_status)
+        .bind(attempt.error.as_deref())
+}
 
 impl Store {
     /// The notification `delivery_id`, if it exists.
@@ -61,76 +93,76 @@ impl Store {
         row.as_ref().map(NotificationDetail::try_from).transpose()
     }
 
-    /// Records a failed delivery `attempt` and when the next one is due, in one statement.
+    /// Records a failed delivery `attempt` and when the next one is due, in one statement;
+    /// what the client app's endpoint has been doing since.
     pub async fn notification_retry(
         &self,
         attempt: &AttemptRecord,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Failing>, StoreError> {
         self.record_failed_attempt(attempt, Some(at)).await
     }
 
     /// Gives up on a notification after a failed `attempt` (the client refused it, or the
-    /// schedule is exhausted), in one statement.
-    pub async fn notification_failed(&self, attempt: &AttemptRecord) -> Result<(), StoreError> {
-        self.record_failed_attempt(attempt, None).await
-    }
-
-    /// Appends a failed extra `attempt` (a resend) to the log; the notification's own schedule
-    /// and state are left as they are.
-    pub async fn notification_extra_attempt(
+    /// schedule is exhausted), in one statement; what its client app's endpoint has been
+    /// doing since.
+    pub async fn notification_failed(
         &self,
         attempt: &AttemptRecord,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "WITH a AS (
-                 INSERT INTO delivery_attempts
-                     (delivery_id, attempt, trigger, started_at, duration_ms, http_status, error)
-                 SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6
-                 FROM delivery_attempts WHERE delivery_id = $1
-                 RETURNING attempt
-             )
-             UPDATE notifications SET attempts = (SELECT attempt FROM a) WHERE delivery_id = $1",
-        )
-        .bind(attempt.delivery_id.as_uuid())
-        .bind(<&str>::from(attempt.trigger))
-        .bind(attempt.started_at)
-        .bind(attempt.duration_ms)
-        .bind(attempt.http_status)
-        .bind(attempt.error.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    ) -> Result<Option<Failing>, StoreError> {
+        self.record_failed_attempt(attempt, None).await
     }
 
     /// Appends `attempt` to the log and moves its notification on: due again at `next`, or
     /// given up without one. The attempt is kept even if the notification was settled
-    /// meanwhile (it was made: the client may have seen it).
+    /// meanwhile (it was made: the client may have seen it). The client app is marked failing
+    /// from this attempt unless it already was (only then is its row written).
     async fn record_failed_attempt(
         &self,
         attempt: &AttemptRecord,
         next: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "WITH a AS (
-                 INSERT INTO delivery_attempts
-                     (delivery_id, attempt, trigger, started_at, duration_ms, http_status, error)
-                 SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5, $6
-                 FROM delivery_attempts WHERE delivery_id = $1
-                 RETURNING attempt
+    ) -> Result<Option<Failing>, StoreError> {
+        let row = with_attempt(
+            sqlx::query(concat!(
+                append_attempt_sql!(),
+                ", n AS (
+                 UPDATE notifications
+                 SET attempts = (SELECT attempt FROM a), last_error = $6, next_attempt_at = $7,
+                     failed_at = CASE WHEN $7::timestamptz IS NULL THEN now() END
+                 WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL
+             ), owner AS (
+                 SELECT c.id, c.failing_since, c.status
+                 FROM notifications o
+                 JOIN transactions t ON t.id = o.transaction_id
+                 JOIN client_apps c ON c.id = t.client_app_id
+                 WHERE o.delivery_id = $1
+             ), marked AS (
+                 UPDATE client_apps SET failing_since = $3
+                 WHERE id = (SELECT id FROM owner) AND failing_since IS NULL
              )
-             UPDATE notifications
-             SET attempts = (SELECT attempt FROM a), last_error = $6, next_attempt_at = $7,
-                 failed_at = CASE WHEN $7::timestamptz IS NULL THEN now() END
-             WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+             SELECT id, coalesce(failing_since, $3) AS failing_since, status FROM owner"
+            )),
+            attempt,
         )
-        .bind(attempt.delivery_id.as_uuid())
-        .bind(<&str>::from(attempt.trigger))
-        .bind(attempt.started_at)
-        .bind(attempt.duration_ms)
-        .bind(attempt.http_status)
-        .bind(attempt.error.as_deref())
         .bind(next)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Failing::try_from).transpose()
+    }
+
+    /// Appends a failed extra `attempt` (a resend) to the log; the notification's own schedule
+    /// and state, and its client app's, are left as they are.
+    pub async fn notification_extra_attempt(
+        &self,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        with_attempt(
+            sqlx::query(concat!(
+                append_attempt_sql!(),
+                " UPDATE notifications SET attempts = (SELECT attempt FROM a) WHERE delivery_id = $1"
+            )),
+            attempt,
+        )
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -184,6 +216,15 @@ impl Store {
                         v.trigger, v.started_at, v.duration_ms, v.http_status
                  FROM v
                  RETURNING delivery_id, attempt
+             ), healthy AS (
+                 -- Their client apps' endpoints work: no longer failing. Written at most once
+                 -- a second per client app while all is well.
+                 UPDATE client_apps SET last_success_at = now(), failing_since = NULL
+                 WHERE id IN (SELECT t.client_app_id FROM v
+                              JOIN notifications o ON o.delivery_id = v.delivery_id
+                              JOIN transactions t ON t.id = o.transaction_id)
+                   AND (failing_since IS NOT NULL OR last_success_at IS NULL
+                        OR last_success_at < now() - interval '1 second')
              )
              UPDATE notifications n
              SET attempts = a.attempt, delivered_at = now(), next_attempt_at = NULL
@@ -213,5 +254,44 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(AttemptRecord::try_from).collect()
+    }
+
+    /// Makes the notifications of `client_app` created in `[since, until)` that it has not
+    /// accepted (given up, or still owed) owed again from now, at most `limit` of them, oldest
+    /// first; those it made owed, to be pushed.
+    pub async fn recover_notifications(
+        &self,
+        client_app: ClientAppId,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<DueNotification>, StoreError> {
+        let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+            "WITH chosen AS (
+                 SELECT n.delivery_id FROM notifications n
+                 JOIN transactions t ON t.id = n.transaction_id
+                 WHERE t.client_app_id = $1 AND n.delivered_at IS NULL
+                   AND n.created_at >= $2 AND ($3::timestamptz IS NULL OR n.created_at < $3)
+                 ORDER BY n.created_at LIMIT $4
+             )
+             UPDATE notifications n SET failed_at = NULL, next_attempt_at = now()
+             FROM chosen WHERE n.delivery_id = chosen.delivery_id
+             RETURNING n.delivery_id, n.transaction_id, n.status",
+        )
+        .bind(client_app.as_uuid())
+        .bind(since)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(delivery_id, id, status)| {
+                Ok(DueNotification {
+                    delivery_id: delivery_id.into(),
+                    id: id.into(),
+                    status: crate::rows::parse_status(&status)?,
+                })
+            })
+            .collect()
     }
 }

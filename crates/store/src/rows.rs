@@ -128,6 +128,32 @@ pub struct Delivered {
     pub attempt: AttemptRecord,
 }
 
+/// A client app whose endpoint has just failed a delivery attempt: since when every attempt
+/// has failed, and whether it is still active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failing {
+    /// The client app.
+    pub client_app: ClientAppId,
+    /// Since when every attempt to it has failed.
+    pub since: DateTime<Utc>,
+    /// Its status now.
+    pub status: domain::ClientStatus,
+}
+
+impl TryFrom<&PgRow> for Failing {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        let status: String = r.try_get("status")?;
+        Ok(Failing {
+            client_app: ClientAppId::from(r.try_get::<Uuid, _>("id")?),
+            since: r.try_get("failing_since")?,
+            status: status
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("client app status {status:?}")))?,
+        })
+    }
+}
+
 /// One attempt to deliver a notification, as the delivery log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AttemptRecord {

@@ -6,7 +6,10 @@ use maud::{Markup, html};
 use serde::Serialize;
 use store::{ClientApp, KeyInfo};
 
-use super::{Board, BoardError, html::page};
+use super::{
+    Board, BoardError,
+    html::{optional, page},
+};
 
 /// A client app with its keys.
 #[derive(Debug, Serialize)]
@@ -16,13 +19,24 @@ pub struct ClientAppView {
     pub client_app: ClientApp,
     /// Its keys, oldest first (ids only).
     pub keys: Vec<KeyInfo>,
+    /// Its notifications still owed.
+    pub owed: i64,
+    /// Its notifications given up (exhausted, or refused by its endpoint).
+    pub given_up: i64,
 }
 
 async fn client_apps(board: &Board) -> Result<Vec<ClientAppView>, BoardError> {
     let mut views = Vec::new();
+    let counts = board.store.delivery_counts().await?;
     for client_app in board.store.client_apps().await? {
         let keys = board.store.keys_of(client_app.id).await?;
-        views.push(ClientAppView { client_app, keys });
+        let (owed, given_up) = counts.get(&client_app.id).copied().unwrap_or_default();
+        views.push(ClientAppView {
+            client_app,
+            keys,
+            owed,
+            given_up,
+        });
     }
     Ok(views)
 }
@@ -59,6 +73,7 @@ pub(super) async fn page_of_clients(State(board): State<Board>) -> Result<Markup
         table #clients {
             thead { tr {
                 th { "name" } th { "id" } th { "status" } th { "rate limit" } th { "notify URL" }
+                th { "last success" } th { "failing since" } th { "owed" } th { "given up" }
                 th { "keys" }
             } }
             tbody {
@@ -75,6 +90,10 @@ pub(super) async fn page_of_clients(State(board): State<Board>) -> Result<Markup
                             }
                         }
                         td { (app.notify_url.as_deref().unwrap_or("CLIENT_URL (legacy)")) }
+                        td.last-success { (optional(app.last_success_at)) }
+                        td.failing-since { (optional(app.failing_since)) }
+                        td.owed { (view.owed) }
+                        td.given-up { (view.given_up) }
                         td { @for key in &view.keys { (key_line(key)) } }
                     }
                 }

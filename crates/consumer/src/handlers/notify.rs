@@ -27,7 +27,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let row = row.ok_or_else(|| format!("transaction {} has no row", job.id))?;
     let endpoint = match p.destinations.route(row.client_app_id).await? {
         Route::Deliver(endpoint) => endpoint,
-        Route::Wait if job.trigger != Trigger::Scheduled => {
+        Route::Wait if job.trigger == Trigger::Manual => {
             // A disabled client app gets no extra attempt; its owed ones wait on their own.
             tracing::info!(txn_id = %job.id, delivery_id = %id, trigger = %job.trigger, "client app disabled; the extra attempt is dropped");
             return Ok(());
@@ -46,14 +46,14 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
             return Err(RetryAfterError::new(waiting, delay).into());
         }
     };
-    if job.trigger != Trigger::Scheduled {
+    if job.trigger == Trigger::Manual {
         return extra_attempt(&job, &endpoint, &p).await;
     }
     let sent = p.notifier.notify(&endpoint, id, job.id, job.status).await;
     let record = |error: Option<&str>| {
         AttemptRecord::new(
             id,
-            Trigger::Scheduled,
+            job.trigger,
             sent.started_at.into(),
             sent.took,
             sent.http_status,
@@ -65,6 +65,10 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
             let attempt = record(None);
             p.writes.deliveries.call(Delivered { attempt }).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
+            // From the outcome (the row's last change) to the client app's acceptance.
+            let latency = chrono::Utc::now() - row.updated_at;
+            metrics::histogram!("notification_delivery_seconds")
+                .record(latency.as_seconds_f64().max(0.0));
             tracing::info!(txn_id = %job.id, delivery_id = %id, status = %job.status, "client notified");
             return Ok(());
         }
@@ -86,14 +90,17 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     match delay {
         Some(delay) => {
             let delay = p.schedules.at_least_retry_after(delay, error.retry_after());
-            p.store
+            let failing = p
+                .store
                 .notification_retry(&record(Some(&text)), after(delay))
                 .await?;
+            p.after_failed_delivery(failing).await?;
             Err(RetryAfterError::new(error, delay).into())
         }
         None => {
             tracing::warn!(txn_id = %job.id, delivery_id = %id, client_app = %row.client_app_id, error = %error, reason, "notification given up");
-            p.store.notification_failed(&record(Some(&text))).await?;
+            let failing = p.store.notification_failed(&record(Some(&text))).await?;
+            p.after_failed_delivery(failing).await?;
             metrics::counter!("notifications_failed_total", "reason" => reason).increment(1);
             if reason == "exhausted" {
                 metrics::counter!("notifications_exhausted_total", "client_app" => row.client_app_id.to_string())
