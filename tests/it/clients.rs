@@ -116,6 +116,19 @@ async fn free_url() -> String {
     )
 }
 
+/// A new client app named `name` with a notify URL of its own on a free port (nothing there
+/// yet: see [`client_sim_at`]): that URL, and the client app as `clients create` gave it.
+async fn client_app_at(stack: &Stack, pepper: &str, name: &str) -> (String, Value) {
+    let url = free_url().await;
+    let app = clients(
+        stack,
+        pepper,
+        &["create", "--name", name, "--notify-url", &url],
+    )
+    .await;
+    (url, app)
+}
+
 /// A client simulator of another client app at `url` (from [`free_url`]), verifying with
 /// `secret` (a simulator answers 401 to any other signature); the token stops it.
 async fn client_sim_at(url: &str, secret: &Value) -> tokio_util::sync::CancellationToken {
@@ -446,13 +459,7 @@ async fn a_disabled_client_apps_notifications_wait_until_it_is_enabled() {
     options.thirdparty.resolve_min_ms = 1_500;
     options.thirdparty.resolve_max_ms = 2_000;
     let stack = spawn_stack(options).await;
-    let url = free_url().await;
-    let paused = clients(
-        &stack,
-        &pepper,
-        &["create", "--name", "paused", "--notify-url", &url],
-    )
-    .await;
+    let (url, paused) = client_app_at(&stack, &pepper, "paused").await;
     let sim = client_sim_at(&url, &paused["signing_secret"]).await;
     let key = paused["api_key"].as_str().unwrap().to_string();
     let id = paused["id"].as_str().unwrap().to_string();
@@ -606,9 +613,7 @@ async fn a_burst_over_a_client_apps_limit_is_refused_with_nothing_reserved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
-    let (mut options, pepper) = stack_options(Duration::from_millis(300));
-    options.consumer.admin_token = Some(service::secret::Secret::new("admin-token-for-tests"));
-    options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
+    let (options, _) = admin_options(Duration::from_millis(300));
     let stack = spawn_stack(options).await;
     let admin = |method: Method, path: &str, token: &str| {
         stack
@@ -616,7 +621,7 @@ async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
             .request(method, format!("{}/admin{path}", stack.consumer))
             .bearer_auth(token)
     };
-    const TOKEN: &str = "admin-token-for-tests";
+    const TOKEN: &str = ADMIN_TOKEN;
     let answer = |request: reqwest::RequestBuilder| async move {
         let r = request.sent().await;
         let code = r.status().as_u16();
@@ -816,9 +821,7 @@ async fn a_flood_of_bad_keys_reads_postgres_once_per_key_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumers_openapi_document_lists_every_admin_route_as_served() {
-    let (mut options, pepper) = stack_options(Duration::from_secs(5));
-    options.consumer.admin_token = Some(service::secret::Secret::new("admin-token-for-tests"));
-    options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
+    let (options, _) = admin_options(Duration::from_secs(5));
     let stack = spawn_stack(options).await;
     let (code, doc): (_, Value) = stack
         .get_json(&format!("{}/openapi.json", stack.consumer))
@@ -951,13 +954,7 @@ async fn a_client_app_may_switch_to_a_rotated_secret_the_moment_it_learns_it() {
     options.thirdparty.resolve_min_ms = 0;
     options.thirdparty.resolve_max_ms = 50;
     let stack = spawn_stack(options).await;
-    let url = free_url().await;
-    let app = clients(
-        &stack,
-        &pepper,
-        &["create", "--name", "rotating", "--notify-url", &url],
-    )
-    .await;
+    let (url, app) = client_app_at(&stack, &pepper, "rotating").await;
     let endpoint = SwitchingEndpoint::default();
     endpoint.verify_with(&app["signing_secret"]);
     let served = endpoint.clone().serve(&url).await;
@@ -1032,13 +1029,52 @@ async fn a_client_app_may_switch_to_a_rotated_secret_the_moment_it_learns_it() {
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
-/// Options with the admin API on, notifications retried briefly ("50ms,50ms").
-fn recoverable_options() -> (Options, String) {
-    let (mut options, pepper) = stack_options(Duration::from_millis(200));
+/// [`stack_options`] with the admin API on (its token [`ADMIN_TOKEN`]).
+fn admin_options(auth_cache: Duration) -> (Options, String) {
+    let (mut options, pepper) = stack_options(auth_cache);
     options.consumer.admin_token = Some(service::secret::Secret::new(ADMIN_TOKEN));
     options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
+    (options, pepper)
+}
+
+/// [`admin_options`] with notifications retried briefly ("50ms,50ms").
+fn recoverable_options() -> (Options, String) {
+    let (mut options, pepper) = admin_options(Duration::from_millis(200));
     options.consumer.schedules.notify_schedule = "50ms,50ms".parse().unwrap();
     (options, pepper)
+}
+
+/// A stack with a client app whose endpoint is down (nothing listens at its URL yet), and
+/// transactions of it.
+struct Down {
+    stack: Stack,
+    app: Value,
+    url: String,
+    id: String,
+    key: String,
+    ids: Vec<Uuid>,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+impl Down {
+    /// The stack from `options`, the client app `down`, and `n` of its transactions.
+    async fn start(options: Options, pepper: &str, n: usize) -> Self {
+        let stack = spawn_stack(options).await;
+        let since = chrono::Utc::now();
+        let (url, app) = client_app_at(&stack, pepper, "down").await;
+        let id = app["id"].as_str().unwrap().to_string();
+        let key = app["api_key"].as_str().unwrap().to_string();
+        let ids = post_n_with(&stack, &key, n).await;
+        Self {
+            stack,
+            app,
+            url,
+            id,
+            key,
+            ids,
+            since,
+        }
+    }
 }
 
 /// `POST /admin/clients/{id}/recover` with `body`: the status and the answer.
@@ -1076,17 +1112,15 @@ async fn deliveries_of(stack: &Stack, ids: &[Uuid]) -> Vec<(Uuid, bool, bool, Op
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_client_app_recovered_hears_each_notification_once_under_its_webhook_id() {
     let (options, pepper) = recoverable_options();
-    let stack = spawn_stack(options).await;
-    let since = chrono::Utc::now();
-    let url = free_url().await;
-    let app = clients(
-        &stack,
-        &pepper,
-        &["create", "--name", "flaky", "--notify-url", &url],
-    )
-    .await;
-    let id = app["id"].as_str().unwrap().to_string();
-    let ids = post_n_with(&stack, app["api_key"].as_str().unwrap(), 10).await;
+    let Down {
+        stack,
+        app,
+        url,
+        id,
+        ids,
+        since,
+        ..
+    } = Down::start(options, &pepper, 10).await;
     eventually(
         Duration::from_secs(30),
         "every notification exhausted",
@@ -1146,18 +1180,15 @@ async fn a_client_app_failing_for_the_whole_window_is_disabled_and_recovers_when
     options.consumer.disable_after = Duration::from_millis(300);
     options.consumer.schedules.notify_schedule =
         "100ms,100ms,100ms,100ms,100ms,30s".parse().unwrap();
-    let stack = spawn_stack(options).await;
-    let since = chrono::Utc::now();
-    let url = free_url().await;
-    let app = clients(
-        &stack,
-        &pepper,
-        &["create", "--name", "gone", "--notify-url", &url],
-    )
-    .await;
-    let id = app["id"].as_str().unwrap().to_string();
-    let key = app["api_key"].as_str().unwrap().to_string();
-    let ids = post_n_with(&stack, &key, 5).await;
+    let Down {
+        stack,
+        app,
+        url,
+        id,
+        key,
+        ids,
+        since,
+    } = Down::start(options, &pepper, 5).await;
     let store = Store::connect_lazy(&stack.database_url, 1).unwrap();
     let app_id = domain::ClientAppId::from(Uuid::parse_str(&id).unwrap());
     eventually(

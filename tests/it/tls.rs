@@ -59,6 +59,16 @@ impl Pki {
 }
 
 impl Pki {
+    /// A private Redis that speaks only TLS, with this CA's certificate.
+    async fn redis(&self) -> PrivateRedis {
+        let options = RedisOptions {
+            durable: false,
+            tls: Some(self.files()),
+        };
+        let redis = PrivateRedis::start_with(options).await;
+        redis.expect("a TLS-only redis")
+    }
+
     /// The files a TLS server is started with.
     fn files(&self) -> TlsFiles {
         TlsFiles {
@@ -79,12 +89,7 @@ impl Drop for Pki {
 async fn the_pipeline_works_with_every_connection_encrypted() {
     let started = Instant::now();
     let pki = Pki::make();
-    let redis = PrivateRedis::start_with(RedisOptions {
-        durable: false,
-        tls: Some(pki.files()),
-    })
-    .await
-    .expect("a TLS-only redis");
+    let redis = pki.redis().await;
     let postgres = PrivatePostgres::start_tls(&pki.cert, &pki.key);
     let verify = format!("?sslmode=verify-full&sslrootcert={}", pki.ca.display());
 
@@ -197,12 +202,7 @@ async fn the_pipeline_works_on_a_redis_cluster_with_tls_and_a_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_setting_retrying_cannot_fix_is_logged_at_error_named_by_readyz_and_counted() {
     let pki = Pki::make();
-    let redis = PrivateRedis::start_with(RedisOptions {
-        durable: false,
-        tls: Some(pki.files()),
-    })
-    .await
-    .expect("a TLS-only redis");
+    let redis = pki.redis().await;
     let database = private_database().await;
     let prefix = format!("e2e-{}", Uuid::new_v4().simple());
     let http = reqwest::Client::new();

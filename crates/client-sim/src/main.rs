@@ -8,8 +8,5 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = service::start::settings();
-    let listener = service::start::bind(config.addr).await?;
-    client_sim::run(config, listener, service::shutdown::on_signal()?).await?;
-    Ok(())
+    Ok(service::start::serve_until_signal(|c: &Config| c.addr, client_sim::run).await?)
 }

@@ -1,17 +1,41 @@
-//! The extractors for request bodies: each rejects with the problem document, so a handler
-//! only ever sees a body that parsed.
+//! The extractors for request bodies and the transaction id of a path: each rejects with the
+//! problem document, so a handler only ever sees a body that parsed and an id that is one.
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
-    http::{HeaderValue, StatusCode, header},
+    extract::{FromRequest, FromRequestParts, Path, Request},
+    http::{HeaderValue, StatusCode, header, request::Parts},
 };
+use domain::TransactionId;
 
 use crate::{
     app::Shared,
     input::{self, RequestBody},
-    problem::ApiError,
+    problem::{ApiError, FieldError},
 };
+
+/// The `{id}` of a transaction's route: 422 unless it is a UUID (a path that is not even
+/// UTF-8, `%FF`, is the same mistake).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TransactionPath {
+    /// The transaction's id
+    #[param(value_type = uuid::Uuid)]
+    pub id: TransactionId,
+}
+
+impl FromRequestParts<Shared> for TransactionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let id = Path::<String>::from_request_parts(parts, state)
+            .await
+            .ok()
+            .and_then(|Path(id)| TransactionId::parse(&id).ok())
+            .ok_or_else(|| ApiError::Invalid(vec![FieldError::new("id", "must be a UUID")]))?;
+        Ok(Self { id })
+    }
+}
 
 /// A route's JSON body, read within `BODY_LIMIT_BYTES` and parsed: 413 over the limit, 400
 /// not JSON, 422 not an object.

@@ -59,6 +59,18 @@ pub enum KeyRefusals {
     Disabled(Problem<'static>),
 }
 
+/// What a route of one transaction answers for an id it will not look up.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+pub enum IdRefusals {
+    /// Unknown id, or another client app's
+    #[response(status = 404, content_type = "application/problem+json")]
+    Unknown(Problem<'static>),
+    /// The id is not a UUID
+    #[response(status = 422, content_type = "application/problem+json")]
+    NotUuid(Problem<'static>),
+}
+
 /// What a route that reads a JSON body answers when it cannot read it.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Never built: it exists to describe the responses.

@@ -163,6 +163,22 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
+/// The whole life of a binary that only serves HTTP (the simulators): its settings, bound to
+/// the address `addr` picks from them, served by `serve` until Ctrl-C or SIGTERM.
+pub async fn serve_until_signal<C, F, Fut>(
+    addr: fn(&C) -> SocketAddr,
+    serve: F,
+) -> std::io::Result<()>
+where
+    C: clap::Parser + clap::Args + Checked + std::fmt::Debug,
+    F: FnOnce(C, TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    let config: C = settings();
+    let listener = bind(addr(&config)).await?;
+    serve(config, listener, crate::shutdown::on_signal()?).await
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, FromArgMatches};

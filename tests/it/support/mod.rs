@@ -480,6 +480,12 @@ impl Stack {
             .bearer_auth(&self.api_key)
     }
 
+    /// `GET {path}` on the producer with the stack's key: the JSON answer.
+    pub async fn get_json_of(&self, path: &str) -> serde_json::Value {
+        let r = self.producer_request(Method::GET, path).sent().await;
+        r.json().await.expect("a JSON answer")
+    }
+
     /// `POST /transaction` with `body`; the status code and the JSON answer.
     pub async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
         json_answer(

@@ -1,11 +1,7 @@
 //! A transaction's notification as its client app may see it: where its delivery stands,
 //! every attempt on the delivery log, and one more attempt on request.
 
-use axum::{
-    Json,
-    extract::{Path, State, rejection::PathRejection},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use domain::{ClientAppId, DeliveryId, Status, TransactionId, delivery::Trigger, jobs::NotifyJob};
 use serde::Serialize;
@@ -15,8 +11,9 @@ use utoipa::ToSchema;
 use crate::{
     app::{AppState, Shared},
     auth::Caller,
-    openapi::{KeyRefusals, Unreadable},
-    problem::{ApiError, FieldError, Problem},
+    extract::TransactionPath,
+    openapi::{IdRefusals, KeyRefusals, Unreadable},
+    problem::{ApiError, Problem},
     routes::transaction::owned_by,
 };
 
@@ -86,12 +83,8 @@ pub struct Resending {
 async fn notification_of(
     state: &AppState,
     client_app: ClientAppId,
-    id: Result<Path<String>, PathRejection>,
+    id: TransactionId,
 ) -> Result<NotificationDetail, ApiError> {
-    let id = id
-        .ok()
-        .and_then(|Path(id)| TransactionId::parse(&id).ok())
-        .ok_or_else(|| ApiError::Invalid(vec![FieldError::new("id", "must be a UUID")]))?;
     let not_yet = |status: Status| {
         ApiError::NotTerminal(format!(
             "transaction {id} is {status}: it is notified once it is terminal"
@@ -116,14 +109,13 @@ async fn notification_of(
 #[utoipa::path(
     get,
     path = "/transaction/{id}/notification",
-    params(("id" = uuid::Uuid, Path, description = "The transaction's id")),
+    params(TransactionPath),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The notification, where its delivery stands and every attempt", body = NotificationView),
         KeyRefusals,
-        (status = 404, description = "Unknown id, or another client app's", body = Problem, content_type = "application/problem+json"),
+        IdRefusals,
         (status = 409, description = "No notification yet: the transaction is not terminal", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
         Unreadable,
     )
@@ -132,7 +124,7 @@ async fn notification_of(
 pub async fn get(
     State(state): State<Shared>,
     Caller { client_app, .. }: Caller,
-    id: Result<Path<String>, PathRejection>,
+    TransactionPath { id }: TransactionPath,
 ) -> Result<Json<NotificationView>, ApiError> {
     let detail = notification_of(&state, client_app, id).await?;
     let row = &detail.row;
@@ -156,14 +148,13 @@ pub async fn get(
 #[utoipa::path(
     post,
     path = "/transaction/{id}/notification/resend",
-    params(("id" = uuid::Uuid, Path, description = "The transaction's id")),
+    params(TransactionPath),
     security(("api_key" = [])),
     responses(
         (status = 202, description = "One more attempt is queued, under the same webhook-id; an owed notification keeps its own schedule. Resends asked for while one is queued are that one.", body = Resending),
         KeyRefusals,
-        (status = 404, description = "Unknown id, or another client app's", body = Problem, content_type = "application/problem+json"),
+        IdRefusals,
         (status = 409, description = "No notification yet: the transaction is not terminal", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Postgres or Redis unavailable", body = Problem, content_type = "application/problem+json"),
         Unreadable,
     )
@@ -172,7 +163,7 @@ pub async fn get(
 pub async fn resend(
     State(state): State<Shared>,
     Caller { client_app, .. }: Caller,
-    id: Result<Path<String>, PathRejection>,
+    TransactionPath { id }: TransactionPath,
 ) -> Result<(StatusCode, Json<Resending>), ApiError> {
     let detail = notification_of(&state, client_app, id).await?;
     let row = &detail.row;

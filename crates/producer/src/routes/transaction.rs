@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::PathRejection},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -20,10 +20,10 @@ use utoipa::ToSchema;
 use crate::{
     app::Shared,
     auth::Caller,
-    extract::Body,
+    extract::{Body, TransactionPath},
     input::{self, NewTransaction, NewTransactionBody},
-    openapi::{BodyRefusals, KeyRefusals, Unreadable},
-    problem::{ApiError, FieldError, Problem},
+    openapi::{BodyRefusals, IdRefusals, KeyRefusals, Unreadable},
+    problem::{ApiError, Problem},
 };
 
 /// `{id, status}`: the answer to a POST, and to a webhook (the status recorded after it).
@@ -349,13 +349,12 @@ impl From<HistoryEntry> for HistoryView {
 #[utoipa::path(
     get,
     path = "/transaction/{id}",
-    params(("id" = uuid::Uuid, Path, description = "The transaction's id")),
+    params(TransactionPath),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The transaction with its history", body = TransactionView),
         KeyRefusals,
-        (status = 404, description = "Unknown id, or another client app's", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        IdRefusals,
         (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
         Unreadable,
     )
@@ -365,13 +364,8 @@ impl From<HistoryEntry> for HistoryView {
 pub async fn get(
     State(state): State<Shared>,
     Caller { client_app, .. }: Caller,
-    id: Result<Path<String>, PathRejection>,
+    TransactionPath { id }: TransactionPath,
 ) -> Result<Json<TransactionView>, ApiError> {
-    // A path that is not even UTF-8 (`%FF`) is the same mistake as one that is not a UUID.
-    let id = id
-        .ok()
-        .and_then(|Path(id)| TransactionId::parse(&id).ok())
-        .ok_or_else(|| ApiError::Invalid(vec![FieldError::new("id", "must be a UUID")]))?;
     if let Some(row) = state.store.get(id).await? {
         // Another client app's transaction is answered as if it did not exist.
         if row.client_app_id != client_app {
