@@ -314,7 +314,7 @@ async fn rotate(
     params(ClientPath),
     request_body(content = RecoverBody, content_type = "application/json"),
     responses(
-        (status = 202, description = "Every notification of the window the client app has not accepted (exhausted, refused or owed) goes out again on the retry schedule; at most 10,000 a call, oldest first. A second call while the first's are queued queues none twice.", body = Recovered),
+        (status = 202, description = "Every notification of the window the client app has not accepted goes out again: a given-up one from now on a fresh schedule, an owed one on its queued retry. At most 10,000 a call, oldest first. The jobs are the notifications' own, so a second call while they are queued queues none twice.", body = Recovered),
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A field the rules refuse (since after until)", body = ProblemDocument, content_type = "application/problem+json"),
         Refusals,

@@ -289,8 +289,8 @@ pub struct Rotated {
 /// What a recovery queued.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Recovered {
-    /// Notifications queued to go out again (those already queued by an earlier call still
-    /// in flight are not counted again).
+    /// Notifications queued now (one already queued, by an earlier call still in flight or
+    /// as an owed notification's retry, is not queued or counted again).
     pub queued: usize,
 }
 
@@ -298,9 +298,11 @@ pub struct Recovered {
 pub const MAX_RECOVER: i64 = 10_000;
 
 /// Every notification of client app `id` created in `[since, until)` that it has not accepted
-/// (exhausted, refused, or still owed) goes out again from now, on the retry schedule, its
-/// attempts logged as `recover`; at most [`MAX_RECOVER`] a call, oldest first. A second call
-/// while the first's jobs are held queues none of them twice.
+/// goes out again: a given-up one (exhausted or refused) from now, on a fresh schedule, its
+/// attempts logged as `recover`; an owed one whose retry is queued keeps it (one lost from
+/// Redis is queued again now). At most [`MAX_RECOVER`] a call, oldest first. A recovery's jobs
+/// are the notifications' own (`notify:<delivery id>`), so a second call while they are held,
+/// or the sweeper, queues none of them twice.
 pub async fn recover(
     store: &Store,
     queues: &jobs::Queues,

@@ -166,20 +166,23 @@ impl Pipeline {
         &self,
         failing: Option<store::Failing>,
     ) -> Result<(), store::StoreError> {
-        let Some(failing) = failing else {
+        let Some((failing, since)) = failing.and_then(|f| Some((f, f.since?))) else {
             return Ok(());
         };
         let now = chrono::Utc::now();
         if failing.status != domain::ClientStatus::Active
-            || !domain::client_app::should_disable(failing.since, now, self.disable_after)
+            || !domain::client_app::should_disable(since, now, self.disable_after)
         {
             return Ok(());
         }
-        let disabled = domain::ClientStatus::Disabled;
-        self.store
-            .update_client_app(failing.client_app, None, None, None, Some(disabled))
-            .await?;
-        tracing::warn!(client_app = %failing.client_app, failing_since = %failing.since, "client app disabled: every delivery has failed for DISABLE_AFTER_MS; its notifications wait until it is enabled and recovered");
+        if !self
+            .store
+            .disable_failing(failing.client_app, since)
+            .await?
+        {
+            return Ok(()); // Enabled, or healthy again, since: the decision is stale.
+        }
+        tracing::warn!(client_app = %failing.client_app, failing_since = %since, "client app disabled: every delivery has failed for DISABLE_AFTER_MS; its notifications wait until it is enabled and recovered");
         metrics::counter!("client_apps_auto_disabled_total").increment(1);
         Ok(())
     }

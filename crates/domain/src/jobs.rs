@@ -192,12 +192,13 @@ pub struct NotifyJob {
 impl JobKind for NotifyJob {
     const QUEUE: QueueName = QueueName::Notify;
 
-    /// `notify:<delivery id>` on the schedule; `notify:<delivery id>:manual` for an extra
-    /// attempt, so resends asked for while one is held are one job.
+    /// `notify:<delivery id>` on the schedule, a recovery's too (so neither the sweeper nor a
+    /// second recovery runs a notification twice at once); `notify:<delivery id>:manual` for
+    /// an extra attempt, so resends asked for while one is held are one job.
     fn job_id(&self) -> String {
         match self.trigger {
-            Trigger::Scheduled => format!("notify:{}", self.delivery_id),
-            other => format!("notify:{}:{other}", self.delivery_id),
+            Trigger::Scheduled | Trigger::Recover => format!("notify:{}", self.delivery_id),
+            Trigger::Manual => format!("notify:{}:manual", self.delivery_id),
         }
     }
 }
@@ -241,7 +242,7 @@ pub fn job_ids_of(
         ids.push((UpdateJob::QUEUE, UpdateJob::Apply { id, status }.job_id()));
     }
     if let Some(delivery_id) = delivery_id {
-        for trigger in [Trigger::Scheduled, Trigger::Manual, Trigger::Recover] {
+        for trigger in [Trigger::Scheduled, Trigger::Manual] {
             let notify = NotifyJob {
                 delivery_id,
                 id,
@@ -301,7 +302,6 @@ mod tests {
             (QueueName::Update, format!("apply:{id}:declined")),
             (QueueName::Notify, format!("notify:{delivery}")),
             (QueueName::Notify, format!("notify:{delivery}:manual")),
-            (QueueName::Notify, format!("notify:{delivery}:recover")),
         ];
         for w in &wanted {
             assert!(ids.contains(w), "{w:?} missing");

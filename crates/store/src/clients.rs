@@ -130,6 +130,18 @@ impl TryFrom<&PgRow> for KeyInfo {
     }
 }
 
+/// What else a change of status to `$n` sets, in every statement that changes one: enabled
+/// again, its failures so far no longer count towards disabling it.
+macro_rules! status_change_sql {
+    ($n:literal) => {
+        concat!(
+            "failing_since = CASE WHEN ",
+            $n,
+            " = 'active' THEN NULL ELSE failing_since END"
+        )
+    };
+}
+
 const CLIENT_APP_COLUMNS: &str = "id, name, notify_url, status, rate_limit_per_s, burst, created_at, last_success_at, failing_since";
 
 /// A name already taken, or a client app that does not exist.
@@ -325,10 +337,9 @@ impl Store {
         let row = sqlx::query(&format!(
             "UPDATE client_apps SET notify_url = coalesce($2, notify_url),
                     rate_limit_per_s = coalesce($3, rate_limit_per_s), burst = coalesce($4, burst),
-                    status = coalesce($5, status), updated_at = now(),
-                    -- Enabled again: its failures so far no longer count towards disabling it.
-                    failing_since = CASE WHEN $5 = 'active' THEN NULL ELSE failing_since END
-             WHERE id = $1 RETURNING {CLIENT_APP_COLUMNS}"
+                    status = coalesce($5, status), updated_at = now(), {}
+             WHERE id = $1 RETURNING {CLIENT_APP_COLUMNS}",
+            status_change_sql!("$5")
         ))
         .bind(id.as_uuid())
         .bind(notify_url)
@@ -338,6 +349,25 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(ClientApp::try_from).transpose()
+    }
+
+    /// Disables client app `id` if it is still active and still in the failing period that
+    /// began at `since` (an enable or a success since then ends that period, so a decision
+    /// reached before it changes nothing); whether it did.
+    pub async fn disable_failing(
+        &self,
+        id: ClientAppId,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE client_apps SET status = 'disabled', updated_at = now()
+             WHERE id = $1 AND status = 'active' AND failing_since = $2",
+        )
+        .bind(id.as_uuid())
+        .bind(since)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// How many client apps are disabled.
@@ -413,12 +443,15 @@ impl Store {
         id: ClientAppId,
         status: ClientStatus,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE client_apps SET status = $2, updated_at = now() WHERE id = $1")
-                .bind(id.as_uuid())
-                .bind(<&str>::from(status))
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(concat!(
+            "UPDATE client_apps SET status = $2, updated_at = now(), ",
+            status_change_sql!("$2"),
+            " WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .bind(<&str>::from(status))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

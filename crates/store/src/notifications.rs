@@ -116,7 +116,8 @@ impl Store {
     /// Appends `attempt` to the log and moves its notification on: due again at `next`, or
     /// given up without one. The attempt is kept even if the notification was settled
     /// meanwhile (it was made: the client may have seen it). The client app is marked failing
-    /// from this attempt unless it already was (only then is its row written).
+    /// from this attempt unless it already was (only then is its row written); none is
+    /// answered when the attempt is older than its last success or change.
     async fn record_failed_attempt(
         &self,
         attempt: &AttemptRecord,
@@ -131,16 +132,26 @@ impl Store {
                      failed_at = CASE WHEN $7::timestamptz IS NULL THEN now() END
                  WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL
              ), owner AS (
-                 SELECT c.id, c.failing_since, c.status
+                 -- A failure starts a failing period only if it began after the client app's
+                 -- last success and its last change (an enable): a late report of an older
+                 -- attempt does not.
+                 SELECT c.id, c.status,
+                        CASE WHEN c.failing_since IS NOT NULL THEN c.failing_since
+                             WHEN c.updated_at < $3
+                                  AND (c.last_success_at IS NULL OR c.last_success_at < $3)
+                             THEN $3
+                        END AS failing_since
                  FROM notifications o
                  JOIN transactions t ON t.id = o.transaction_id
                  JOIN client_apps c ON c.id = t.client_app_id
                  WHERE o.delivery_id = $1
              ), marked AS (
-                 UPDATE client_apps SET failing_since = $3
-                 WHERE id = (SELECT id FROM owner) AND failing_since IS NULL
+                 UPDATE client_apps c SET failing_since = owner.failing_since
+                 FROM owner
+                 WHERE c.id = owner.id AND c.failing_since IS NULL
+                   AND owner.failing_since IS NOT NULL
              )
-             SELECT id, coalesce(failing_since, $3) AS failing_since, status FROM owner"
+             SELECT id, failing_since, status FROM owner"
             )),
             attempt,
         )
@@ -256,9 +267,9 @@ impl Store {
         rows.iter().map(AttemptRecord::try_from).collect()
     }
 
-    /// Makes the notifications of `client_app` created in `[since, until)` that it has not
-    /// accepted (given up, or still owed) owed again from now, at most `limit` of them, oldest
-    /// first; those it made owed, to be pushed.
+    /// The notifications of `client_app` created in `[since, until)` that it has not accepted,
+    /// at most `limit`, oldest first, to be pushed: a given-up one is made owed again from now;
+    /// an owed one keeps its next attempt.
     pub async fn recover_notifications(
         &self,
         client_app: ClientAppId,
@@ -274,7 +285,8 @@ impl Store {
                    AND n.created_at >= $2 AND ($3::timestamptz IS NULL OR n.created_at < $3)
                  ORDER BY n.created_at LIMIT $4
              )
-             UPDATE notifications n SET failed_at = NULL, next_attempt_at = now()
+             UPDATE notifications n SET failed_at = NULL,
+                 next_attempt_at = CASE WHEN n.failed_at IS NULL THEN n.next_attempt_at ELSE now() END
              FROM chosen WHERE n.delivery_id = chosen.delivery_id
              RETURNING n.delivery_id, n.transaction_id, n.status",
         )

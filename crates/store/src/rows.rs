@@ -134,8 +134,9 @@ pub struct Delivered {
 pub struct Failing {
     /// The client app.
     pub client_app: ClientAppId,
-    /// Since when every attempt to it has failed.
-    pub since: DateTime<Utc>,
+    /// Since when every attempt to it has failed; none if this attempt began before its last
+    /// success or change (it tells nothing of the endpoint now).
+    pub since: Option<DateTime<Utc>>,
     /// Its status now.
     pub status: domain::ClientStatus,
 }

@@ -345,3 +345,50 @@ async fn every_attempt_is_logged_numbered_with_the_change_it_made(pool: PgPool) 
     assert!(late.next_attempt_at.is_none());
     assert!(store.attempts_of(untouched).await.unwrap().is_empty());
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_failing_period_starts_with_a_failure_newer_than_the_last_change(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let id = id();
+    store.insert_pending(id, None, LEGACY).await.unwrap();
+    let delivery = store
+        .apply_status(id, Status::Completed, Source::Webhook)
+        .await
+        .unwrap()
+        .unwrap();
+    let at = |seconds_ago: i64| {
+        let mut a = attempt(delivery, Some(503), Some("HTTP 503"));
+        a.started_at = Utc::now() - chrono::Duration::seconds(seconds_ago);
+        a
+    };
+    let next = Utc::now();
+    let first = store.notification_retry(&at(0), next).await.unwrap();
+    let since = first.and_then(|f| f.since).expect("a failing period");
+    let later = store.notification_retry(&at(0), next).await.unwrap();
+    assert_eq!(
+        later.and_then(|f| f.since),
+        Some(since),
+        "it keeps its start"
+    );
+
+    // Enabled again (both ways of setting a status clear the period)…
+    store
+        .set_client_status(LEGACY, domain::ClientStatus::Active)
+        .await
+        .unwrap();
+    let app = store.client_app(LEGACY).await.unwrap().unwrap();
+    assert_eq!(app.failing_since, None);
+    store.notification_retry(&at(0), next).await.unwrap();
+    store
+        .update_client_app(LEGACY, None, None, None, Some(domain::ClientStatus::Active))
+        .await
+        .unwrap();
+    let app = store.client_app(LEGACY).await.unwrap().unwrap();
+    assert_eq!(app.failing_since, None);
+    // …and a late report of an attempt older than that starts nothing…
+    let stale = store.notification_retry(&at(60), next).await.unwrap();
+    assert_eq!(stale.map(|f| f.since), Some(None));
+    // …a new failure does.
+    let fresh = store.notification_retry(&at(-1), next).await.unwrap();
+    assert!(fresh.and_then(|f| f.since).is_some_and(|s| s > since));
+}
