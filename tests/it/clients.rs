@@ -1106,6 +1106,19 @@ async fn deliveries_of(stack: &Stack, ids: &[Uuid]) -> Vec<(Uuid, bool, bool, Op
     .unwrap()
 }
 
+/// Waits until every notification of `ids` is delivered.
+async fn all_delivered(stack: &Stack, ids: &[Uuid]) {
+    eventually(
+        Duration::from_secs(30),
+        "every notification delivered",
+        || async {
+            let all = deliveries_of(stack, ids).await;
+            all.iter().all(|(_, delivered, _, _)| *delivered)
+        },
+    )
+    .await;
+}
+
 /// A client app whose endpoint was down past the schedule: every notification exhausted.
 /// Back up and recovered (twice, the second while the first is in flight), it hears each one
 /// exactly once more, under its original webhook-id.
@@ -1143,17 +1156,7 @@ async fn an_exhausted_client_app_recovered_hears_each_notification_once_under_it
     );
     let (code, _) = recover(&stack, &id, json!({"since": since})).await;
     assert_eq!(code, 202);
-    eventually(
-        Duration::from_secs(30),
-        "every notification delivered",
-        || async {
-            deliveries_of(&stack, &ids)
-                .await
-                .iter()
-                .all(|(_, delivered, _, _)| *delivered)
-        },
-    )
-    .await;
+    all_delivered(&stack, &ids).await;
     let (_, told): (_, Vec<Received>) = stack.get_json(&format!("{url}/received")).await;
     for (delivery, _, _, trigger) in deliveries_of(&stack, &ids).await {
         let heard: Vec<&Received> = told
@@ -1220,17 +1223,7 @@ async fn a_client_app_failing_for_the_whole_window_is_disabled_and_recovers_when
     let _sim = client_sim_at(&url, &app["signing_secret"]).await;
     let (code, answer) = recover(&stack, &id, json!({"since": since})).await;
     assert_eq!(code, 202, "{answer}");
-    eventually(
-        Duration::from_secs(30),
-        "every notification delivered",
-        || async {
-            deliveries_of(&stack, &ids)
-                .await
-                .iter()
-                .all(|(_, delivered, _, _)| *delivered)
-        },
-    )
-    .await;
+    all_delivered(&stack, &ids).await;
     let healthy = store.client_app(app_id).await.unwrap().unwrap();
     assert!(healthy.failing_since.is_none() && healthy.last_success_at.is_some());
     // Its keys work again within AUTH_CACHE_MS.

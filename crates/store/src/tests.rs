@@ -15,6 +15,14 @@ fn change(id: TransactionId, status: Status, source: Source) -> StatusChange {
     StatusChange { id, status, source }
 }
 
+/// A new transaction moved to `status`: its id and its notification's.
+async fn terminal(store: &Store, status: Status, source: Source) -> (TransactionId, DeliveryId) {
+    let id = id();
+    store.insert_pending(id, None, LEGACY).await.unwrap();
+    let delivery = store.apply_status(id, status, source).await.unwrap();
+    (id, delivery.expect("a pending row changes"))
+}
+
 /// A scheduled attempt of `delivery` that took 7 ms.
 fn attempt(delivery: DeliveryId, status: Option<u16>, error: Option<&str>) -> AttemptRecord {
     let took = std::time::Duration::from_millis(7);
@@ -230,13 +238,7 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         .mark_submitted(submitted, Utc::now() - chrono::Duration::seconds(60))
         .await
         .unwrap();
-    let done = id();
-    store.insert_pending(done, None, LEGACY).await.unwrap();
-    let delivered = store
-        .apply_status(done, Status::Declined, Source::Poll)
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, delivered) = terminal(&store, Status::Declined, Source::Poll).await;
     store
         .notification_delivered(attempt(delivered, Some(200), None))
         .await
@@ -291,20 +293,8 @@ async fn a_value_this_version_cannot_read_is_corrupt_not_an_outage(pool: PgPool)
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_attempt_is_logged_numbered_with_the_change_it_made(pool: PgPool) {
     let store = Store::from_pool(pool);
-    let (id, other) = (id(), id());
-    for t in [id, other] {
-        store.insert_pending(t, None, LEGACY).await.unwrap();
-    }
-    let delivery = store
-        .apply_status(id, Status::Completed, Source::Webhook)
-        .await
-        .unwrap()
-        .unwrap();
-    let untouched = store
-        .apply_status(other, Status::Declined, Source::Webhook)
-        .await
-        .unwrap()
-        .unwrap();
+    let (id, delivery) = terminal(&store, Status::Completed, Source::Webhook).await;
+    let (_, untouched) = terminal(&store, Status::Declined, Source::Webhook).await;
     let long = "x".repeat(2_000);
     let next = Utc::now();
     store
@@ -349,13 +339,7 @@ async fn every_attempt_is_logged_numbered_with_the_change_it_made(pool: PgPool) 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_failing_period_starts_with_a_failure_newer_than_the_last_change(pool: PgPool) {
     let store = Store::from_pool(pool);
-    let id = id();
-    store.insert_pending(id, None, LEGACY).await.unwrap();
-    let delivery = store
-        .apply_status(id, Status::Completed, Source::Webhook)
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, delivery) = terminal(&store, Status::Completed, Source::Webhook).await;
     let at = |seconds_ago: i64| {
         let mut a = attempt(delivery, Some(503), Some("HTTP 503"));
         a.started_at = Utc::now() - chrono::Duration::seconds(seconds_ago);
