@@ -462,3 +462,20 @@ fn check_config_refuses_a_database_url_option_a_start_would_refuse() {
         assert_eq!(code, Some(0), "{binary} {args:?}:\n{printed}");
     }
 }
+
+#[test]
+fn a_retired_setting_stops_the_consumer_naming_what_replaced_it() {
+    let mut env = Env::from([(
+        "CLIENT_WEBHOOK_SECRET".to_string(),
+        "whsec_cGxhY2Vob2xkZXItY2xpZW50LXNlY3JldA==".into(),
+    )]);
+    let (code, printed) = check_config("consumer", &[], &env);
+    assert_eq!(code, Some(0), "{printed}");
+    env.insert("NOTIFY_RETRIES".into(), "8".into());
+    let (code, printed) = check_config("consumer", &[], &env);
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(
+        printed.contains("NOTIFY_RETRIES") && printed.contains("NOTIFY_SCHEDULE"),
+        "{printed}"
+    );
+}

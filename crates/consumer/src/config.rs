@@ -253,8 +253,32 @@ impl Config {
 impl service::start::Checked for Config {
     fn check(&self) -> Result<(), String> {
         store::check_url(self.connections.database_url.as_str())
-            .map_err(|e| format!("DATABASE_URL: {e}"))
+            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        retired(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))
     }
+}
+
+/// Settings this version no longer reads, and what replaced each: set, they would be ignored
+/// without a word, so a start refuses them.
+const RETIRED: &[(&str, &str)] = &[
+    (
+        "NOTIFY_RETRIES",
+        "NOTIFY_SCHEDULE (e.g. 5s,5m,30m,2h,5h,10h,10h)",
+    ),
+    (
+        "NOTIFY_BACKOFF_MS",
+        "NOTIFY_SCHEDULE (e.g. 5s,5m,30m,2h,5h,10h,10h)",
+    ),
+];
+
+/// Refuses any of `names` (the environment's) that is a retired setting, naming its successor.
+fn retired(names: impl Iterator<Item = String>) -> Result<(), String> {
+    for name in names {
+        if let Some((_, instead)) = RETIRED.iter().find(|(old, _)| *old == name) {
+            return Err(format!("{name} is no longer read: use {instead}"));
+        }
+    }
+    Ok(())
 }
 
 impl service::start::Checked for MigrateConfig {
@@ -266,6 +290,17 @@ impl service::start::Checked for MigrateConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retired_setting_is_refused_with_its_successor_named() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            retired(names(&["DATABASE_URL", "NOTIFY_SCHEDULE"]).into_iter()),
+            Ok(())
+        );
+        let refused = retired(names(&["PATH", "NOTIFY_RETRIES"]).into_iter()).unwrap_err();
+        assert!(refused.contains("NOTIFY_RETRIES") && refused.contains("NOTIFY_SCHEDULE"));
+    }
 
     #[test]
     fn queue_sets_name_only_known_queues() {
