@@ -114,7 +114,7 @@ impl PageQuery {
     path = "/transactions",
     security(("api_key" = [])),
     params(
-        ("status" = Option<String>, Query, description = "Only this status: pending, completed, declined or failed"),
+        ("status" = Option<String>, Query, pattern = "^(pending|completed|declined|failed)$", description = "Only this status: pending, completed, declined or failed"),
         ("created_after" = Option<String>, Query, format = DateTime, description = "Only those created after this instant (RFC 3339)"),
         ("created_before" = Option<String>, Query, format = DateTime, description = "Only those created before this instant (RFC 3339)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Rows per page (default 50)"),
