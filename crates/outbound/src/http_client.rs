@@ -54,14 +54,7 @@ pub fn transport_error(e: &reqwest::Error) -> domain::answer::CallError {
             "timeout".into()
         } else {
             // The whole chain: "error sending request" alone hides a TLS or DNS failure.
-            let mut reason = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                reason.push_str(": ");
-                reason.push_str(&s.to_string());
-                source = s.source();
-            }
-            reason
+            service::misconfiguration::text(e)
         },
         retry_after: None,
     }
