@@ -300,5 +300,33 @@ async fn a_resend_repeats_the_webhook_id_and_leaves_an_owed_schedule_alone() {
     // A transaction of another client app is not this one's to see.
     let r = stack.producer_request(Method::GET, &path).sent().await;
     assert_eq!(r.status(), 404);
+    // Each client app's list holds its own transactions and nothing else.
+    let theirs: serde_json::Value = stack
+        .http
+        .get(format!("{}/transactions", stack.producer))
+        .bearer_auth(&key.plaintext)
+        .sent()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = theirs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [owed.as_str()]);
+    let ours = stack.get_json_of("/transactions").await;
+    let mut ours: Vec<String> = ours["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    expected.sort();
+    ours.sort();
+    assert_eq!(ours, expected, "the stack's own two, not the other's");
     stack.shutdown().await;
 }
