@@ -65,9 +65,7 @@ async fn post_id(stack: &Stack, key: &str, id: Uuid, amount: i64) -> (u16, Value
 /// A stack without a consumer (what was reserved stays in the id cache alone), its pepper,
 /// and a second client app made by `clients create --name <name> … <extra>`.
 async fn producer_with_second_app(name: &str, extra: &[&str]) -> (Stack, Value) {
-    let (mut options, pepper) = stack_options(Duration::from_secs(5));
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
+    let (stack, pepper) = producer_stack(Duration::from_secs(5)).await;
     let mut args = vec!["create", "--name", name, "--notify-url", &stack.client];
     args.extend_from_slice(extra);
     let app = clients(&stack, &pepper, &args).await;
@@ -174,11 +172,16 @@ fn stack_options(auth_cache: Duration) -> (Options, String) {
     (options, pepper)
 }
 
+/// A stack without a consumer, its keys cached for `auth_cache`, and its pepper.
+async fn producer_stack(auth_cache: Duration) -> (Stack, String) {
+    let (mut options, pepper) = stack_options(auth_cache);
+    options.run_consumer = false;
+    (spawn_stack(options).await, pepper)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transaction_route_needs_a_valid_key_and_says_so_the_same_way() {
-    let (mut options, _) = stack_options(Duration::from_secs(5));
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
+    let (stack, _) = producer_stack(Duration::from_secs(5)).await;
     let good = stack.api_key.clone();
     let (key_id, secret) = good["txk_".len()..].split_once('_').unwrap();
     let wrong_secret = format!("txk_{key_id}_{}", "0".repeat(secret.len()));
@@ -214,9 +217,7 @@ async fn every_transaction_route_needs_a_valid_key_and_says_so_the_same_way() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_expired_and_disabled_keys_stop_working() {
-    let (mut options, pepper) = stack_options(Duration::from_millis(300));
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
+    let (stack, pepper) = producer_stack(Duration::from_millis(300)).await;
     let app = stack.client_app.to_string();
     let made = clients(
         &stack,
@@ -414,9 +415,7 @@ async fn two_client_apps_each_see_only_their_own_transactions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_app_name_is_taken_once_and_a_notify_url_must_be_http() {
-    let (mut options, pepper) = stack_options(Duration::from_secs(5));
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
+    let (stack, pepper) = producer_stack(Duration::from_secs(5)).await;
     #[derive(clap::Parser)]
     struct Clients {
         #[command(flatten)]
@@ -613,8 +612,7 @@ async fn a_burst_over_a_client_apps_limit_is_refused_with_nothing_reserved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_administers_client_apps_as_the_command_line_does() {
-    let (options, _) = admin_options(Duration::from_millis(300));
-    let stack = spawn_stack(options).await;
+    let stack = admin_stack(Duration::from_millis(300)).await;
     let admin = |method: Method, path: &str, token: &str| {
         stack
             .http
@@ -793,9 +791,7 @@ async fn api_key_reads(conn: &mut sqlx::PgConnection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_keys_reads_postgres_once_per_key_id() {
-    let (mut options, _) = stack_options(Duration::from_secs(60));
-    options.run_consumer = false;
-    let stack = spawn_stack(options).await;
+    let (stack, _) = producer_stack(Duration::from_secs(60)).await;
     let (key_id, secret) = stack.api_key["txk_".len()..].split_once('_').unwrap();
     // Four unknown key ids, and wrong secrets for the stack's own key id: five key ids.
     let mut bad: Vec<String> = (0..4)
@@ -821,8 +817,7 @@ async fn a_flood_of_bad_keys_reads_postgres_once_per_key_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumers_openapi_document_lists_every_admin_route_as_served() {
-    let (options, _) = admin_options(Duration::from_secs(5));
-    let stack = spawn_stack(options).await;
+    let stack = admin_stack(Duration::from_secs(5)).await;
     let (code, doc): (_, Value) = stack
         .get_json(&format!("{}/openapi.json", stack.consumer))
         .await;
@@ -1035,6 +1030,11 @@ fn admin_options(auth_cache: Duration) -> (Options, String) {
     options.consumer.admin_token = Some(service::secret::Secret::new(ADMIN_TOKEN));
     options.consumer.api_key_pepper = Some(pepper.parse().unwrap());
     (options, pepper)
+}
+
+/// A stack with the admin API on, its keys cached for `auth_cache`.
+async fn admin_stack(auth_cache: Duration) -> Stack {
+    spawn_stack(admin_options(auth_cache).0).await
 }
 
 /// [`admin_options`] with notifications retried briefly ("50ms,50ms").

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::{FromRequestParts, Path, State, rejection::JsonRejection},
+    extract::{FromRequest, FromRequestParts, Path, Request, State},
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -163,18 +163,16 @@ struct KeyBody {
     request_body(content = CreateBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Made, with its first API key and signing secret, each shown this once", body = Created),
-        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
+        BodyRefusals,
         Refusals,
     )
 )]
 async fn create(
     State(admin): State<Shared>,
     _: Authorized,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
-    let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = valid_url(&body.notify_url)?;
     clients::notify_url_allowed(&notify_url, admin.require_https)?;
     valid_limit(body.rate_limit_per_s, body.burst)?;
@@ -231,8 +229,7 @@ async fn show(
     request_body(content = UpdateBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The client app after the change", body = ClientApp),
-        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field the rules refuse", body = ProblemDocument, content_type = "application/problem+json"),
+        BodyRefusals,
         Refusals,
     )
 )]
@@ -240,9 +237,8 @@ async fn update(
     State(admin): State<Shared>,
     _: Authorized,
     ClientPath { id }: ClientPath,
-    body: Result<Json<UpdateBody>, JsonRejection>,
+    JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Json<ClientApp>, Problem> {
-    let Json(body) = body.map_err(Problem::from_json)?;
     let notify_url = body.notify_url.as_deref().map(valid_url).transpose()?;
     if let Some(url) = &notify_url {
         clients::notify_url_allowed(url, admin.require_https)?;
@@ -315,8 +311,7 @@ async fn rotate(
     request_body(content = RecoverBody, content_type = "application/json"),
     responses(
         (status = 202, description = "Every notification of the window the client app has not accepted goes out again: a given-up one from now on a fresh schedule, an owed one on its queued retry. At most 10,000 a call, oldest first. The jobs are the notifications' own, so a second call while they are queued queues none twice.", body = Recovered),
-        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "A field the rules refuse (since after until)", body = ProblemDocument, content_type = "application/problem+json"),
+        BodyRefusals,
         Refusals,
     )
 )]
@@ -324,9 +319,8 @@ async fn recover(
     State(admin): State<Shared>,
     _: Authorized,
     ClientPath { id }: ClientPath,
-    body: Result<Json<RecoverBody>, JsonRejection>,
+    JsonBody(body): JsonBody<RecoverBody>,
 ) -> Result<(StatusCode, Json<Recovered>), Problem> {
-    let Json(body) = body.map_err(Problem::from_json)?;
     if body.until.is_some_and(|until| until <= body.since) {
         return Err(Problem::invalid("since", "must be before until"));
     }
@@ -376,6 +370,20 @@ impl FromRequestParts<Shared> for ClientPath {
     }
 }
 
+/// A JSON body read with serde, whose rejection is the admin's problem document.
+struct JsonBody<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let Json(body) = Json::<T>::from_request(request, state)
+            .await
+            .map_err(Problem::from_json)?;
+        Ok(Self(body))
+    }
+}
+
 fn valid_url(url: &str) -> Result<HttpUrl, Problem> {
     url.parse().map_err(|_| {
         Problem::invalid(
@@ -411,6 +419,18 @@ enum Refusals {
     /// Postgres unavailable
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(ProblemDocument),
+}
+
+/// What a route that reads a JSON body answers when it cannot read it or refuses a field.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+enum BodyRefusals {
+    /// Malformed JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(ProblemDocument),
+    /// A field the rules refuse, each named
+    #[response(status = 422, content_type = "application/problem+json")]
+    Refused(ProblemDocument),
 }
 
 /// The body of every admin error: an RFC 9457 problem document.
@@ -452,7 +472,7 @@ impl Problem {
         )
     }
 
-    fn from_json(rejection: JsonRejection) -> Self {
+    fn from_json(rejection: axum::extract::rejection::JsonRejection) -> Self {
         Self::new(
             rejection.status(),
             "malformed-request",

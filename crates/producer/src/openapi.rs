@@ -83,6 +83,27 @@ pub enum BodyRefusals {
     NotJson(Problem<'static>),
 }
 
+/// What a route that only reads Postgres answers when it cannot.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+pub enum ReadRefusals {
+    /// Postgres unavailable
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
+    /// Stored data this version cannot read (retrying will not help)
+    #[response(status = 500, content_type = "application/problem+json")]
+    Unreadable(Problem<'static>),
+}
+
+/// What a route of a transaction's notification answers before there is one.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it exists to describe the responses.
+pub enum NotTerminal {
+    /// No notification yet: the transaction is not terminal
+    #[response(status = 409, content_type = "application/problem+json")]
+    NotTerminal(Problem<'static>),
+}
+
 /// What a route that reads stored rows answers when one is of a kind this version cannot read.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Never built: it exists to describe the responses.

@@ -12,7 +12,7 @@ use crate::{
     app::{AppState, Shared},
     auth::Caller,
     extract::TransactionPath,
-    openapi::{IdRefusals, KeyRefusals, Unreadable},
+    openapi::{IdRefusals, KeyRefusals, NotTerminal, ReadRefusals, Unreadable},
     problem::{ApiError, Problem},
     routes::transaction::owned_by,
 };
@@ -115,9 +115,8 @@ async fn notification_of(
         (status = 200, description = "The notification, where its delivery stands and every attempt", body = NotificationView),
         KeyRefusals,
         IdRefusals,
-        (status = 409, description = "No notification yet: the transaction is not terminal", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
-        Unreadable,
+        NotTerminal,
+        ReadRefusals,
     )
 )]
 /// `GET /transaction/{id}/notification`: the notification and its delivery log.
@@ -154,7 +153,7 @@ pub async fn get(
         (status = 202, description = "One more attempt is queued, under the same webhook-id; an owed notification keeps its own schedule. Resends asked for while one is queued are that one.", body = Resending),
         KeyRefusals,
         IdRefusals,
-        (status = 409, description = "No notification yet: the transaction is not terminal", body = Problem, content_type = "application/problem+json"),
+        NotTerminal,
         (status = 503, description = "Postgres or Redis unavailable", body = Problem, content_type = "application/problem+json"),
         Unreadable,
     )

@@ -22,7 +22,7 @@ use crate::{
     auth::Caller,
     extract::{Body, TransactionPath},
     input::{self, NewTransaction, NewTransactionBody},
-    openapi::{BodyRefusals, IdRefusals, KeyRefusals, Unreadable},
+    openapi::{BodyRefusals, IdRefusals, KeyRefusals, ReadRefusals, Unreadable},
     problem::{ApiError, Problem},
 };
 
@@ -355,8 +355,7 @@ impl From<HistoryEntry> for HistoryView {
         (status = 200, description = "The transaction with its history", body = TransactionView),
         KeyRefusals,
         IdRefusals,
-        (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
-        Unreadable,
+        ReadRefusals,
     )
 )]
 /// `GET /transaction/{id}`: the row with its history; an id accepted but not yet created by

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::{
     app::Shared,
     auth::Caller,
-    openapi::{KeyRefusals, Unreadable},
+    openapi::{KeyRefusals, ReadRefusals},
     problem::{ApiError, FieldError, Problem},
     routes::transaction::TransactionSummary,
 };
@@ -125,8 +125,7 @@ impl PageQuery {
         (status = 400, description = "A cursor this server did not make for this client app and these filters", body = Problem, content_type = "application/problem+json"),
         KeyRefusals,
         (status = 422, description = "A filter or limit out of range, each named in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Postgres unavailable", body = Problem, content_type = "application/problem+json"),
-        Unreadable,
+        ReadRefusals,
     )
 )]
 /// `GET /transactions`: one page of the caller's transactions.
