@@ -356,12 +356,7 @@ pub async fn create(
 
 /// Every client app with its keys (never a secret).
 pub async fn list(store: &Store) -> Result<Vec<WithKeys>, AdminError> {
-    let mut apps = Vec::new();
-    for client_app in store.client_apps().await? {
-        let keys = store.keys_of(client_app.id).await?;
-        apps.push(WithKeys { client_app, keys });
-    }
-    Ok(apps)
+    Ok(with_keys(store, store.client_apps().await?).await?)
 }
 
 /// One client app with its keys.
@@ -370,8 +365,30 @@ pub async fn show(store: &Store, id: ClientAppId) -> Result<WithKeys, AdminError
         .client_app(id)
         .await?
         .ok_or(ClientsError::UnknownClientApp(id))?;
-    let keys = store.keys_of(id).await?;
-    Ok(WithKeys { client_app, keys })
+    let found = with_keys(store, vec![client_app]).await?;
+    Ok(found
+        .into_iter()
+        .next()
+        .ok_or(ClientsError::UnknownClientApp(id))?)
+}
+
+/// `apps`, each with its keys, read in one query whatever their number.
+pub async fn with_keys(
+    store: &Store,
+    apps: Vec<ClientApp>,
+) -> Result<Vec<WithKeys>, store::StoreError> {
+    let ids: Vec<ClientAppId> = apps.iter().map(|app| app.id).collect();
+    let mut keys: std::collections::HashMap<ClientAppId, Vec<KeyInfo>> = Default::default();
+    for key in store.keys_of(&ids).await? {
+        keys.entry(key.client_app_id).or_default().push(key);
+    }
+    Ok(apps
+        .into_iter()
+        .map(|client_app| WithKeys {
+            keys: keys.remove(&client_app.id).unwrap_or_default(),
+            client_app,
+        })
+        .collect())
 }
 
 /// What a change of a client app gives (the rest stays).

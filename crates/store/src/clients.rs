@@ -399,13 +399,14 @@ impl Store {
             .collect())
     }
 
-    /// The keys of client app `id`, oldest first.
-    pub async fn keys_of(&self, id: ClientAppId) -> Result<Vec<KeyInfo>, StoreError> {
+    /// The keys of the client apps `ids`, in one query, oldest first.
+    pub async fn keys_of(&self, ids: &[ClientAppId]) -> Result<Vec<KeyInfo>, StoreError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(ClientAppId::as_uuid).collect();
         let rows = sqlx::query(
             "SELECT key_id, client_app_id, name, expires_at, revoked_at, last_used_at
-             FROM api_keys WHERE client_app_id = $1 ORDER BY created_at, key_id",
+             FROM api_keys WHERE client_app_id = ANY($1) ORDER BY created_at, key_id",
         )
-        .bind(id.as_uuid())
+        .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(KeyInfo::try_from).collect()

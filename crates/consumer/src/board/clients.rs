@@ -6,6 +6,8 @@ use maud::{Markup, html};
 use serde::Serialize;
 use store::{ClientApp, KeyInfo};
 
+use crate::clients::WithKeys;
+
 use super::{
     Board, BoardError,
     html::{optional, page},
@@ -28,8 +30,8 @@ pub struct ClientAppView {
 async fn client_apps(board: &Board) -> Result<Vec<ClientAppView>, BoardError> {
     let mut views = Vec::new();
     let counts = board.store.delivery_counts().await?;
-    for client_app in board.store.client_apps().await? {
-        let keys = board.store.keys_of(client_app.id).await?;
+    let apps = crate::clients::with_keys(&board.store, board.store.client_apps().await?).await?;
+    for WithKeys { client_app, keys } in apps {
         let (owed, given_up) = counts.get(&client_app.id).copied().unwrap_or_default();
         views.push(ClientAppView {
             client_app,
