@@ -18,15 +18,15 @@ use uuid::Uuid;
 
 /// A CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files in a temporary
 /// directory.
-struct Pki {
-    dir: PathBuf,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl Pki {
-    fn make() -> Self {
+    pub(crate) fn make() -> Self {
         let dir = std::env::temp_dir().join(format!("pki-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("pki dir");
         let ca_key = KeyPair::generate().expect("CA key");

@@ -4,8 +4,9 @@
 //! | answer | meaning |
 //! |---|---|
 //! | 2xx | done; 404 on a lookup = it lacks the transaction; 409 on a submit = it has it |
-//! | 408, 425, 429, 5xx, timeout, connection error | transient: retry, not before `Retry-After` |
-//! | 401, 403 | our credentials are wrong: never a reason to fail a transaction |
+//! | 408, 425, 429, 503 with `Retry-After` | not now: retry, not before `Retry-After`; spends no failure budget |
+//! | other 5xx, timeout, connection error | transient: retry, not before `Retry-After`; spends the budget |
+//! | 401, 403 | our credentials are wrong: never a reason to fail a transaction; spends no budget |
 //! | other 4xx | the request will never succeed |
 
 use std::time::{Duration, SystemTime};
@@ -28,8 +29,18 @@ pub enum Answer {
 /// Why a call to the third party or the client app gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// 408, 425, 429, 5xx, a timeout or a connection error: retry, not before `retry_after`
-    /// (the peer's `Retry-After`, uncapped). The call may or may not have taken effect.
+    /// 408, 425, 429, or 503 with a `Retry-After`: the peer asks to be called later. Retried
+    /// not before `retry_after`, and never counted against a failure budget: throttling is not
+    /// a failure of the request.
+    #[error("not now: HTTP {status}")]
+    NotNow {
+        /// The status it answered.
+        status: u16,
+        /// The peer's `Retry-After`, if it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// Another 5xx, a timeout or a connection error: retry, not before `retry_after` (the
+    /// peer's `Retry-After`, uncapped). The call may or may not have taken effect.
     #[error("unavailable: {reason}")]
     Transient {
         /// What happened.
@@ -49,9 +60,18 @@ impl CallError {
     /// The peer's `Retry-After`, if this is a transient failure that carried one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            CallError::Transient { retry_after, .. } => *retry_after,
+            CallError::Transient { retry_after, .. } | CallError::NotNow { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
+    }
+
+    /// Whether this failure spends a failure budget (`PROCESS_RETRIES`, a notification's
+    /// schedule): only an error or an unknown outcome does. "Not now" and refused credentials
+    /// wait instead, bounded in time by their caller.
+    pub fn spends_budget(&self) -> bool {
+        matches!(self, CallError::Transient { .. })
     }
 }
 
@@ -62,10 +82,21 @@ pub fn classify(status: u16, headers: &HeaderMap, now: SystemTime) -> Answer {
         404 => Answer::NotFound,
         409 => Answer::Conflict,
         401 | 403 => Answer::Failed(CallError::Unauthorized(status)),
-        408 | 425 | 429 | 500..=599 => Answer::Failed(CallError::Transient {
-            reason: format!("HTTP {status}"),
+        408 | 425 | 429 => Answer::Failed(CallError::NotNow {
+            status,
             retry_after: retry_after(headers, now),
         }),
+        500..=599 => match retry_after(headers, now) {
+            // A 503 that says when to come back is throttling, not a failure.
+            Some(after) if status == 503 => Answer::Failed(CallError::NotNow {
+                status,
+                retry_after: Some(after),
+            }),
+            after => Answer::Failed(CallError::Transient {
+                reason: format!("HTTP {status}"),
+                retry_after: after,
+            }),
+        },
         _ => Answer::Failed(CallError::Refused(status)),
     }
 }
@@ -100,7 +131,16 @@ mod tests {
         }
         assert_eq!(classify(404, &none, now), Answer::NotFound);
         assert_eq!(classify(409, &none, now), Answer::Conflict);
-        for transient in [408, 425, 429, 500, 502, 503, 504] {
+        for not_now in [408, 425, 429] {
+            assert_eq!(
+                classify(not_now, &none, now),
+                Answer::Failed(CallError::NotNow {
+                    status: not_now,
+                    retry_after: None
+                })
+            );
+        }
+        for transient in [500, 502, 503, 504] {
             assert!(
                 matches!(
                     classify(transient, &none, now),
@@ -124,13 +164,49 @@ mod tests {
     }
 
     #[test]
+    fn only_an_error_or_an_unknown_outcome_spends_a_failure_budget() {
+        let now = SystemTime::now();
+        let two = with_retry_after("2");
+        let none = HeaderMap::new();
+        let spends = |status, headers: &HeaderMap| match classify(status, headers, now) {
+            Answer::Failed(e) => Some(e.spends_budget()),
+            _ => None,
+        };
+        for (status, headers, expected) in [
+            (408, &none, false),
+            (425, &none, false),
+            (429, &none, false),
+            (429, &two, false),
+            (503, &two, false),
+            (401, &none, false),
+            (403, &none, false),
+            (503, &none, true),
+            (500, &two, true),
+            (504, &none, true),
+            (502, &none, true),
+            (422, &none, false),
+        ] {
+            assert_eq!(
+                spends(status, headers),
+                Some(expected),
+                "{status} {headers:?}"
+            );
+        }
+        let timeout = CallError::Transient {
+            reason: "timed out".into(),
+            retry_after: None,
+        };
+        assert!(timeout.spends_budget());
+    }
+
+    #[test]
     fn retry_after_is_read_as_seconds_or_an_http_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let answer = classify(429, &with_retry_after("2"), now);
         assert_eq!(
             answer,
-            Answer::Failed(CallError::Transient {
-                reason: "HTTP 429".into(),
+            Answer::Failed(CallError::NotNow {
+                status: 429,
                 retry_after: Some(Duration::from_secs(2)),
             })
         );

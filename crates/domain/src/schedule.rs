@@ -15,6 +15,10 @@ pub struct Schedules {
     /// Retries of a submission to the third party after the first attempt.
     #[arg(long, env = "PROCESS_RETRIES", default_value_t = Schedules::DEFAULT.process_retries)]
     pub process_retries: u32,
+    /// How long a submission may keep being throttled (429, 408, 401/403, 503 with
+    /// `Retry-After`, which spend no retry) before the exists-check decides its fate (ms).
+    #[arg(long, env = "SUBMIT_GIVE_UP_AFTER_MS", default_value_t = Schedules::DEFAULT.submit_give_up_after_ms)]
+    pub submit_give_up_after_ms: u64,
     /// The first submission retry's delay (ms); later ones double, with jitter.
     #[arg(long, env = "PROCESS_BACKOFF_MS", default_value_t = Schedules::DEFAULT.process_backoff_ms)]
     pub process_backoff_ms: u64,
@@ -45,6 +49,7 @@ impl Schedules {
     /// written (the flags' defaults come from here).
     pub const DEFAULT: Schedules = Schedules {
         process_retries: 3,
+        submit_give_up_after_ms: 86_400_000,
         process_backoff_ms: 120_000,
         poll_initial_ms: 200,
         poll_max_interval_ms: 60_000,
@@ -213,6 +218,12 @@ impl Schedules {
                 retry,
             )
         })
+    }
+
+    /// Whether a submission `age` old has been tried long enough: past it, throttling no
+    /// longer earns another attempt.
+    pub fn submission_given_up(&self, age: Duration) -> bool {
+        age >= Duration::from_millis(self.submit_give_up_after_ms)
     }
 
     /// Delay before asking the third party again when it could not say whether it has a

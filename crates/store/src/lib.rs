@@ -19,6 +19,15 @@ use sqlx::{
 
 /// The SQL form of [`TransactionRow::owes_submission`], for statements that must only touch
 /// rows still owed a submission (a macro so it can be `concat!`ed into literal SQL).
+/// The columns a [`TransactionRow`] is read from, in every statement that reads one.
+macro_rules! transaction_columns_sql {
+    () => {
+        "id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
+         poll_number, next_poll_at, poll_expired_at, created_at, updated_at, client_app_id,
+         submit_failures"
+    };
+}
+
 macro_rules! owes_submission_sql {
     () => {
         "status = 'pending' AND submitted_at IS NULL"

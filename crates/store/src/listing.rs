@@ -32,12 +32,11 @@ impl Store {
     ) -> Result<Vec<TransactionRow>, StoreError> {
         // Only the conditions asked for are in the statement, so each shape gets the plan
         // that walks the index.
-        let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
-                    poll_number, next_poll_at, poll_expired_at, created_at, updated_at,
-                    client_app_id
-             FROM transactions WHERE client_app_id = ",
-        );
+        let mut query: QueryBuilder<Postgres> = QueryBuilder::new(concat!(
+            "SELECT ",
+            transaction_columns_sql!(),
+            " FROM transactions WHERE client_app_id = "
+        ));
         query.push_bind(client_app.as_uuid());
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());

@@ -37,6 +37,8 @@ pub struct TransactionRow {
     pub updated_at: DateTime<Utc>,
     /// The client app it belongs to.
     pub client_app_id: ClientAppId,
+    /// Submission attempts whose outcome was an error or unknown (throttling not counted).
+    pub submit_failures: i32,
 }
 
 impl TransactionRow {
@@ -226,6 +228,9 @@ pub struct NewRow {
     pub money: Option<Money>,
     /// The client app it belongs to.
     pub client_app: ClientAppId,
+    /// Whether it is inserted owing a submission: not when the third party's outcome is
+    /// already known (a webhook that came before the row).
+    pub owes_submission: bool,
 }
 
 // How each row is read from its columns: one place per row type, whatever statement
@@ -247,6 +252,7 @@ impl TryFrom<&PgRow> for TransactionRow {
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
             client_app_id: ClientAppId::from(r.try_get::<Uuid, _>("client_app_id")?),
+            submit_failures: r.try_get("submit_failures")?,
         })
     }
 }

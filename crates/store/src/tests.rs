@@ -147,11 +147,26 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
         id,
         money: money(amount, "EUR"),
         client_app: ClientAppId::LEGACY,
+        owes_submission: id == a,
     };
     let inserted = store
         .insert_pending_many(&[row(a, 1), row(b, 2), row(a, 3)])
         .await
         .unwrap();
+    assert!(
+        store
+            .get(a)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt_at
+            .is_some()
+    );
+    assert_eq!(
+        store.get(b).await.unwrap().unwrap().next_attempt_at,
+        None,
+        "a row whose outcome is known owes no submission"
+    );
     assert_eq!(
         inserted,
         vec![true, true, false],
@@ -227,11 +242,11 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         store.insert_pending(id, None, LEGACY).await.unwrap();
     }
     store
-        .submission_due(late, Utc::now() - chrono::Duration::seconds(60))
+        .submission_due(late, Utc::now() - chrono::Duration::seconds(60), false)
         .await
         .unwrap();
     store
-        .submission_due(fresh, Utc::now() + chrono::Duration::seconds(60))
+        .submission_due(fresh, Utc::now() + chrono::Duration::seconds(60), true)
         .await
         .unwrap();
     store

@@ -22,6 +22,7 @@ impl Store {
             id,
             money,
             client_app,
+            owes_submission: true,
         };
         Ok(self
             .insert_pending_many(&[row])
@@ -31,7 +32,8 @@ impl Store {
             .unwrap_or(false))
     }
 
-    /// [`Store::insert_pending`] for many rows in one statement; one flag per row, in order.
+    /// [`Store::insert_pending`] for many rows in one statement, each owing a submission only if
+    /// it says so; one flag per row, in order.
     pub async fn insert_pending_many(&self, rows: &[NewRow]) -> Result<Vec<bool>, StoreError> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
         let amounts: Vec<Option<i64>> = rows
@@ -43,14 +45,16 @@ impl Store {
             .map(|r| r.money.as_ref().map(|m| m.currency.as_str()))
             .collect();
         let owners: Vec<Uuid> = rows.iter().map(|r| r.client_app.as_uuid()).collect();
+        let owed: Vec<bool> = rows.iter().map(|r| r.owes_submission).collect();
         let inserted: Vec<Uuid> = sqlx::query_scalar(
             "WITH input AS (
-                 SELECT DISTINCT ON (id) id, amount, currency, client_app_id
-                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[])
-                      AS i(id, amount, currency, client_app_id)
+                 SELECT DISTINCT ON (id) id, amount, currency, client_app_id, owed
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::bool[])
+                      AS i(id, amount, currency, client_app_id, owed)
              ), inserted AS (
                  INSERT INTO transactions (id, status, amount, currency, client_app_id, next_attempt_at)
-                 SELECT id, 'pending', amount, currency, client_app_id, now() FROM input
+                 SELECT id, 'pending', amount, currency, client_app_id, CASE WHEN owed THEN now() END
+                 FROM input
                  ON CONFLICT (id) DO NOTHING
                  RETURNING id
              ), events AS (
@@ -63,6 +67,7 @@ impl Store {
         .bind(&amounts)
         .bind(&currencies)
         .bind(&owners)
+        .bind(&owed)
         .fetch_all(&self.pool)
         .await?;
         let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
@@ -81,12 +86,11 @@ impl Store {
         ids: &[TransactionId],
     ) -> Result<Vec<Option<TransactionRow>>, StoreError> {
         let uuids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
-        let rows = sqlx::query(
-            "SELECT id, status, amount, currency::text AS currency, submitted_at, next_attempt_at,
-                    poll_number, next_poll_at, poll_expired_at, created_at, updated_at,
-                    client_app_id
-             FROM transactions WHERE id = ANY($1)",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            transaction_columns_sql!(),
+            " FROM transactions WHERE id = ANY($1)"
+        ))
         .bind(&uuids)
         .fetch_all(&self.pool)
         .await?;
@@ -110,18 +114,23 @@ impl Store {
         rows.iter().map(HistoryEntry::try_from).collect()
     }
 
-    /// Records that the next submission attempt is due at `at` (the outbox of a retry).
+    /// Records that the next submission attempt is due at `at` (the outbox of a retry), and
+    /// one more failure spent if `spent_a_failure`.
     pub async fn submission_due(
         &self,
         id: TransactionId,
         at: DateTime<Utc>,
+        spent_a_failure: bool,
     ) -> Result<(), StoreError> {
         sqlx::query(concat!(
-            "UPDATE transactions SET next_attempt_at = $2, updated_at = now() WHERE id = $1 AND ",
+            "UPDATE transactions SET next_attempt_at = $2, updated_at = now(),
+                    submit_failures = submit_failures + $3
+             WHERE id = $1 AND ",
             owes_submission_sql!()
         ))
         .bind(id.as_uuid())
         .bind(at)
+        .bind(i32::from(spent_a_failure))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -266,7 +275,8 @@ impl Store {
     pub async fn resubmission_due(&self, id: TransactionId, n: i32) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE transactions
-             SET submitted_at = NULL, next_attempt_at = now(), next_poll_at = NULL, updated_at = now()
+             SET submitted_at = NULL, next_attempt_at = now(), next_poll_at = NULL, updated_at = now(),
+                 submit_failures = 0
              WHERE id = $1 AND status = 'pending' AND submitted_at IS NOT NULL AND poll_number = $2",
         )
         .bind(id.as_uuid())

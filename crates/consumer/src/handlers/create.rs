@@ -1,7 +1,11 @@
-//! `create`: insert the row (the first insert wins), then queue its submission.
+//! `create`: insert the row (the first insert wins), then queue its submission — unless the
+//! third party has already reported the outcome.
 
 use apalis::prelude::{Attempt, BoxDynError};
-use domain::jobs::{CreateJob, ProcessFrom, ProcessJob};
+use domain::{
+    Source, Status,
+    jobs::{CreateJob, ProcessFrom, ProcessJob},
+};
 use store::NewRow;
 
 use super::Ctx;
@@ -9,16 +13,31 @@ use super::Ctx;
 /// Inserts the transaction if absent and queues `process:<id>` unless it is already submitted.
 /// A row that already existed may have been submitted by an earlier attempt whose job was lost,
 /// so that submission asks the third party first.
+///
+/// A webhook can come before the row (the consumer was down): the producer wrote its status
+/// into the id cache, which is read first. Such a row is inserted owing no submission and
+/// finished with that status at once, so a transaction whose outcome is known is never
+/// submitted. (The webhook's own apply job then finds it done.)
 pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynError> {
+    let known = p
+        .cache
+        .get(&mut p.redis.clone(), &job.id)
+        .await?
+        .map(|cached| cached.status)
+        .filter(|status| status.is_terminal());
     let row = NewRow {
         id: job.id,
         money: job.money,
         client_app: job.client_app,
+        owes_submission: known.is_none(),
     };
     let inserted = p.writes.inserts.call(row).await?;
     // The row is the lasting memory of the id now: the cache keeps it only for the margin.
     if let Err(e) = p.cache.row_created(&mut p.redis.clone(), &job.id).await {
         tracing::warn!(txn_id = %job.id, error = %e, "id cache entry not shortened");
+    }
+    if let Some(status) = known {
+        return finish_known(&p, &job, status).await;
     }
     let from = if inserted {
         ProcessFrom::Insert
@@ -35,5 +54,14 @@ pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynErro
     };
     let next = ProcessJob { id: job.id, from };
     p.queues.push(next).await?;
+    Ok(())
+}
+
+/// Finishes a transaction whose outcome the third party reported before its row existed
+/// (again harmless if an earlier attempt did).
+async fn finish_known(p: &Ctx, job: &CreateJob, status: Status) -> Result<(), BoxDynError> {
+    if p.finish(job.id, status, Source::Webhook).await? {
+        tracing::info!(txn_id = %job.id, %status, "outcome reported before the row: never submitted");
+    }
     Ok(())
 }

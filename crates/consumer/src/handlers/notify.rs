@@ -85,7 +85,9 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
                 "unauthorized",
             )
         }
-        (CallError::Transient { .. }, retry) => (retry, "exhausted"),
+        // A client app's throttling still takes a step of its schedule: the schedule, not a
+        // retry count, bounds a notification.
+        (CallError::Transient { .. } | CallError::NotNow { .. }, retry) => (retry, "exhausted"),
     };
     match delay {
         Some(delay) => {

@@ -281,6 +281,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             client_app_id: domain::ClientAppId::LEGACY,
+            submit_failures: 0,
         };
         assert!(poll_is_current(&row, 3));
         assert!(!poll_is_current(&row, 2), "a stale chain");
