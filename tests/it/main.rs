@@ -5,6 +5,7 @@
 mod architecture;
 mod board;
 mod board_views;
+mod chaos;
 mod clients;
 mod cluster;
 mod compose;

@@ -1,7 +1,10 @@
 //! Shared pieces of the benchmarks: the HTTP load generator, Redis command counting, Postgres
-//! commit counting and percentiles.
+//! commit counting and percentiles; and the chaos run (`chaos`, `faults`, `invariants`).
 #![deny(unsafe_code)]
 
+pub mod chaos;
+pub mod faults;
+pub mod invariants;
 pub mod load;
 pub mod progress;
 pub mod services;

@@ -18,6 +18,9 @@ use testkit::free_port;
 /// The services, in the order they start (each one's peers first).
 const SERVICES: [&str; 4] = ["thirdparty-sim", "client-sim", "consumer", "producer"];
 
+/// The consumer's queues, one consumer each in [`Lineup::Scaled`].
+pub const QUEUES: [&str; 4] = ["create", "process", "update", "notify"];
+
 /// Which services a run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lineup {
@@ -25,19 +28,37 @@ pub enum Lineup {
     Pipeline,
     /// The producer alone, on a migrated database: nothing consumes what it accepts.
     ProducerAlone,
+    /// The whole pipeline scaled out as it is deployed: two producers (`producer`,
+    /// `producer-2`) and one consumer per queue (`consumer-create`, …).
+    Scaled,
 }
 
 impl Lineup {
     fn runs(self, service: &str) -> bool {
-        self == Lineup::Pipeline || service == "producer"
+        self != Lineup::ProducerAlone || service == "producer"
     }
+}
+
+/// How one running process was started, so it can be started again.
+struct Instance {
+    name: String,
+    binary: &'static str,
+    env: Vec<(&'static str, String)>,
+    base: String,
+    child: Option<Child>,
 }
 
 /// The running services and what they run on.
 pub struct Services {
-    children: Vec<(&'static str, Child)>,
+    instances: Vec<Instance>,
+    bin_dir: PathBuf,
+    env: Vec<(&'static str, String)>,
     /// The producer's base URL.
     pub producer: String,
+    /// Every producer's base URL (`producer` first).
+    pub producers: Vec<String>,
+    /// The third-party simulator's base URL, with a pipeline.
+    pub thirdparty: String,
     /// Each client app's simulator's base URL (`dev` first), with `Lineup::Pipeline`.
     pub client_sims: Vec<String>,
     /// The run's own database.
@@ -77,6 +98,17 @@ impl Services {
         redis: &Redis<'_>,
         lineup: Lineup,
     ) -> anyhow::Result<Self> {
+        Self::start_with(bin_dir, database_url, redis, lineup, Vec::new()).await
+    }
+
+    /// [`Services::start`] with `settings` given to every service on top of the run's own.
+    pub async fn start_with(
+        bin_dir: &Path,
+        database_url: &str,
+        redis: &Redis<'_>,
+        lineup: Lineup,
+        settings: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let database = format!("txn_bench_{run}");
         // The server's maintenance database: the one `database_url` names may not exist yet.
@@ -104,8 +136,12 @@ impl Services {
             Err(_) => pepper.new_key().plaintext,
         };
         let mut services = Self {
-            children: Vec::new(),
+            instances: Vec::new(),
+            bin_dir: bin_dir.to_path_buf(),
+            env: Vec::new(),
             producer: url(ports[3]),
+            producers: vec![url(ports[3])],
+            thirdparty: url(ports[0]),
             client_sims: Vec::new(),
             database_url: with_database(database_url, &database)?,
             prefix: format!("bench-{run}"),
@@ -117,7 +153,7 @@ impl Services {
         let secret = |name: &str| {
             std::env::var(name).unwrap_or_else(|_| WebhookSecrets::generate().expose())
         };
-        let env: Vec<(&str, String)> = vec![
+        let env: Vec<(&'static str, String)> = vec![
             ("THIRDPARTY_ADDR", format!("127.0.0.1:{}", ports[0])),
             ("CLIENT_SIM_ADDR", format!("127.0.0.1:{}", ports[1])),
             ("CONSUMER_ADDR", format!("127.0.0.1:{}", ports[2])),
@@ -136,6 +172,9 @@ impl Services {
             ("DEV_API_KEY", api_key),
             ("DEV_NOTIFY_URL", url(ports[1])),
         ];
+        let mut env = env;
+        env.extend(settings);
+        services.env = env.clone();
         if let Err(e) = services.launch(bin_dir, &env, ports, lineup).await {
             // Keeps the logs, for the error.
             services.stop(true).await?;
@@ -163,36 +202,110 @@ impl Services {
         let second_url = format!("http://127.0.0.1:{}", ports[4]);
         let (second_key, second_secret) = self.second_client_app(bin_dir, env, &second_url).await?;
         self.api_keys.push(second_key);
-        if lineup == Lineup::Pipeline {
+        if lineup != Lineup::ProducerAlone {
             // The second client app's simulator verifies with its secret alone.
-            let mut own = env.to_vec();
-            own.push(("CLIENT_SIM_ADDR", format!("127.0.0.1:{}", ports[4])));
-            own.push(("CLIENT_WEBHOOK_SECRET", second_secret));
-            let child = self
-                .command(bin_dir, "client-sim", &[], "client-sim-2", &own)?
-                .spawn()?;
-            self.children.push(("client-sim-2", child));
-            self.wait_until_up("client-sim-2", &second_url).await?;
+            let own = vec![
+                ("CLIENT_SIM_ADDR", format!("127.0.0.1:{}", ports[4])),
+                ("CLIENT_WEBHOOK_SECRET", second_secret),
+            ];
+            self.start_instance("client-sim-2", "client-sim", own, &second_url)
+                .await?;
             self.client_sims.push(second_url);
         }
         for (name, port) in SERVICES.into_iter().zip(ports) {
             if !lineup.runs(name) {
                 continue;
             }
-            let child = self
-                .command(bin_dir, name, &[], name, env)?
-                .spawn()
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot start {name} in {}: {e}", bin_dir.display())
-                })?;
-            self.children.push((name, child));
             let base = format!("http://127.0.0.1:{port}");
-            self.wait_until_up(name, &base).await?;
+            match (lineup, name) {
+                (Lineup::Scaled, "consumer") => {
+                    for queue in QUEUES {
+                        let port = free_port()?;
+                        let own = vec![
+                            ("CONSUMER_ADDR", format!("127.0.0.1:{port}")),
+                            ("QUEUES", queue.to_string()),
+                        ];
+                        let base = format!("http://127.0.0.1:{port}");
+                        self.start_instance(&format!("consumer-{queue}"), name, own, &base)
+                            .await?;
+                    }
+                }
+                (Lineup::Scaled, "producer") => {
+                    self.start_instance(name, name, Vec::new(), &base).await?;
+                    let port = free_port()?;
+                    let own = vec![("PRODUCER_ADDR", format!("127.0.0.1:{port}"))];
+                    let second = format!("http://127.0.0.1:{port}");
+                    self.start_instance("producer-2", name, own, &second)
+                        .await?;
+                    self.producers.push(second);
+                }
+                _ => self.start_instance(name, name, Vec::new(), &base).await?,
+            }
             if name == "client-sim" {
                 self.client_sims.insert(0, base);
             }
         }
         Ok(())
+    }
+
+    /// Starts `binary` as `name` with the run's environment and `own` on top, and waits until
+    /// it answers at `base`.
+    async fn start_instance(
+        &mut self,
+        name: &str,
+        binary: &'static str,
+        own: Vec<(&'static str, String)>,
+        base: &str,
+    ) -> anyhow::Result<()> {
+        self.instances.push(Instance {
+            name: name.to_string(),
+            binary,
+            env: own,
+            base: base.to_string(),
+            child: None,
+        });
+        self.restart(name).await
+    }
+
+    /// The names of the running instances, in the order they started.
+    pub fn names(&self) -> Vec<String> {
+        self.instances.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// SIGKILLs instance `name`: whatever it held in flight is cut off.
+    pub fn kill_one(&mut self, name: &str) {
+        if let Some(child) = self
+            .instances
+            .iter_mut()
+            .find(|i| i.name == name)
+            .and_then(|i| i.child.as_mut())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts instance `name` (again, after [`Services::kill_one`]: its log is appended to)
+    /// and waits until it answers.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        self.kill_one(name);
+        let index = self
+            .instances
+            .iter()
+            .position(|i| i.name == name)
+            .ok_or_else(|| anyhow::anyhow!("no instance {name}"))?;
+        let mut env = self.env.clone();
+        env.extend(self.instances[index].env.iter().cloned());
+        let binary = self.instances[index].binary;
+        let child = self
+            .command(&self.bin_dir, binary, &[], name, &env)?
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!("cannot start {binary} in {}: {e}", self.bin_dir.display())
+            })?;
+        self.instances[index].child = Some(child);
+        let base = self.instances[index].base.clone();
+        self.wait_until_up(name, binary, &base).await
     }
 
     /// Makes the run's second client app with `consumer clients create`, notified at
@@ -247,7 +360,10 @@ impl Services {
         log: &str,
         env: &[(&str, String)],
     ) -> anyhow::Result<Command> {
-        let file = std::fs::File::create(self.logs.join(format!("{log}.log")))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{log}.log")))?;
         let mut command = Command::new(bin_dir.join(binary));
         command
             .args(args)
@@ -259,8 +375,8 @@ impl Services {
     }
 
     /// Waits until `name` answers `/readyz` (the simulators: `/healthz`) or exits.
-    async fn wait_until_up(&mut self, name: &str, base: &str) -> anyhow::Result<()> {
-        let path = if name.contains("-sim") {
+    async fn wait_until_up(&mut self, name: &str, binary: &str, base: &str) -> anyhow::Result<()> {
+        let path = if binary.contains("-sim") {
             "healthz"
         } else {
             "readyz"
@@ -268,7 +384,11 @@ impl Services {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == name)
+            if let Some(child) = self
+                .instances
+                .iter_mut()
+                .find(|i| i.name == name)
+                .and_then(|i| i.child.as_mut())
                 && let Some(status) = child.try_wait()?
             {
                 anyhow::bail!("{name} exited ({status}); its log: {}", self.logs.display());
@@ -290,8 +410,11 @@ impl Services {
     /// database, and Redis.
     pub async fn cpu(&self, redis: &mut queue::RedisConnection) -> anyhow::Result<Cpu> {
         let mut by_process = HashMap::new();
-        for (name, child) in &self.children {
-            by_process.insert(name.to_string(), process_cpu(child.id()).unwrap_or(0.0));
+        for instance in &self.instances {
+            if let Some(child) = &instance.child {
+                let cpu = process_cpu(child.id()).unwrap_or(0.0);
+                *by_process.entry(instance.binary.to_string()).or_insert(0.0) += cpu;
+            }
         }
         let backends: Vec<i32> = sqlx_pids(&self.admin_url, &self.database).await?;
         let postgres: f64 = backends
@@ -333,11 +456,12 @@ impl Services {
     }
 
     fn kill(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        for instance in &mut self.instances {
+            if let Some(mut child) = instance.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
-        self.children.clear();
     }
 }
 
