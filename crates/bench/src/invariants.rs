@@ -151,52 +151,52 @@ mod tests {
         assert_eq!(check(&healthy().0), Ok(()));
     }
 
+    /// Each breach, as a change to a healthy run, and the invariant that must catch it.
+    type Breach = fn(&mut Observed, Uuid, Uuid);
+
     #[test]
-    #[allow(unused_variables)] // Each case names both ids, whichever it breaks.
     fn each_invariant_catches_its_breach() {
-        let (mut o, a, r) = healthy();
-        o.owed = 1;
-        assert_eq!(broken(&o), "nothing owed");
-
-        let (mut o, a, r) = healthy();
-        o.rows.remove(&a);
-        assert_eq!(broken(&o), "every 201/200 exists");
-
-        let (mut o, a, r) = healthy();
-        o.ledger.insert(r, "completed".into());
-        assert_eq!(broken(&o), "no 503'd id exists");
-
-        let (mut o, a, r) = healthy();
-        o.rows.insert(a, ("pending".into(), 0));
-        assert_eq!(broken(&o), "every row terminal");
-
-        let (mut o, a, r) = healthy();
-        o.ledger.insert(a, "declined".into());
-        assert_eq!(broken(&o), "ledger equals ours");
-
-        let (mut o, a, r) = healthy();
-        o.rows.insert(a, ("failed".into(), 0));
-        o.told[0].insert(a, vec!["failed".into()]);
-        assert_eq!(broken(&o), "ledger equals ours", "failed but held there");
-
-        let (mut o, a, r) = healthy();
-        o.told[0].insert(a, vec!["completed".into(), "declined".into()]);
-        assert_eq!(broken(&o), "each client app told exactly its status");
-
-        let (mut o, a, r) = healthy();
-        o.told[1].insert(a, vec!["completed".into()]);
-        assert_eq!(broken(&o), "nobody told another's");
-
-        let (mut o, a, r) = healthy();
-        o.resubmissions = 1;
-        assert_eq!(broken(&o), "no id submitted twice");
-
-        let (mut o, a, r) = healthy();
-        o.ledger.insert(Uuid::now_v7(), "completed".into());
-        assert_eq!(broken(&o), "ledger equals ours");
-
-        let (mut o, a, r) = healthy();
-        o.rows.insert(Uuid::now_v7(), ("completed".into(), 0));
-        assert_eq!(broken(&o), "no row nobody posted");
+        let cases: [(Breach, &str); 11] = [
+            (|o, _, _| o.owed = 1, "nothing owed"),
+            (|o, a, _| _ = o.rows.remove(&a), "every 201/200 exists"),
+            (
+                |o, _, r| _ = o.ledger.insert(r, "completed".into()),
+                "no 503'd id exists",
+            ),
+            (
+                |o, a, _| _ = o.rows.insert(a, ("pending".into(), 0)),
+                "every row terminal",
+            ),
+            (
+                |o, a, _| _ = o.ledger.insert(a, "declined".into()),
+                "ledger equals ours",
+            ),
+            (
+                |o, a, _| _ = o.rows.insert(a, ("failed".into(), 0)),
+                "ledger equals ours",
+            ),
+            (
+                |o, a, _| _ = o.told[0].insert(a, vec!["completed".into(), "declined".into()]),
+                "each client app told exactly its status",
+            ),
+            (
+                |o, a, _| _ = o.told[1].insert(a, vec![]),
+                "nobody told another's",
+            ),
+            (|o, _, _| o.resubmissions = 1, "no id submitted twice"),
+            (
+                |o, _, _| _ = o.ledger.insert(Uuid::now_v7(), "completed".into()),
+                "ledger equals ours",
+            ),
+            (
+                |o, _, _| _ = o.rows.insert(Uuid::now_v7(), ("completed".into(), 0)),
+                "no row nobody posted",
+            ),
+        ];
+        for (breach, invariant) in cases {
+            let (mut o, a, r) = healthy();
+            breach(&mut o, a, r);
+            assert_eq!(broken(&o), invariant);
+        }
     }
 }

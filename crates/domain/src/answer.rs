@@ -172,25 +172,23 @@ mod tests {
             Answer::Failed(e) => Some(e.spends_budget()),
             _ => None,
         };
-        for (status, headers, expected) in [
-            (408, &none, false),
-            (425, &none, false),
-            (429, &none, false),
-            (429, &two, false),
-            (503, &two, false),
-            (401, &none, false),
-            (403, &none, false),
-            (503, &none, true),
-            (500, &two, true),
-            (504, &none, true),
-            (502, &none, true),
-            (422, &none, false),
-        ] {
-            assert_eq!(
-                spends(status, headers),
-                Some(expected),
-                "{status} {headers:?}"
-            );
+        let waits = [
+            (408, &none),
+            (425, &none),
+            (429, &none),
+            (429, &two),
+            (503, &two),
+        ];
+        let our_fault = [(401, &none), (403, &none), (422, &none)];
+        let failed = [(503, &none), (500, &two), (504, &none), (502, &none)];
+        for (expected, cases) in [(false, &waits[..]), (false, &our_fault), (true, &failed)] {
+            for &(status, headers) in cases {
+                assert_eq!(
+                    spends(status, headers),
+                    Some(expected),
+                    "{status} {headers:?}"
+                );
+            }
         }
         let timeout = CallError::Transient {
             reason: "timed out".into(),
