@@ -28,9 +28,24 @@ pub(crate) fn after(delay: Duration) -> DateTime<Utc> {
         })
 }
 
+/// How long ago `at` was; zero for an instant in the future (another host's clock ahead).
+pub(crate) fn since(at: DateTime<Utc>) -> Duration {
+    (Utc::now() - at).to_std().unwrap_or(Duration::ZERO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_since_an_instant_is_never_negative() {
+        let ago = since(Utc::now() - chrono::Duration::seconds(60));
+        assert!((60..=61).contains(&ago.as_secs()), "{ago:?}");
+        assert_eq!(
+            since(Utc::now() + chrono::Duration::seconds(60)),
+            Duration::ZERO
+        );
+    }
 
     #[test]
     fn a_delay_is_added_to_now_and_an_overflow_is_never_now() {

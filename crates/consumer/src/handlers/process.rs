@@ -24,7 +24,7 @@ use domain::{
 };
 use outbound::thirdparty::Lookup;
 
-use super::{Ctx, after};
+use super::{Ctx, after, since};
 
 /// What a failed call to the third party leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +120,7 @@ pub async fn process(job: ProcessJob, attempt: Attempt, p: Ctx) -> Result<(), Bo
     let tried = Tried {
         attempt,
         spent: u32::try_from(row.submit_failures).unwrap_or(0),
-        age: (chrono::Utc::now() - row.created_at)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
+        age: since(row.created_at),
     };
     if asks_first(attempt, job.from) {
         match p.thirdparty.lookup(id).await {

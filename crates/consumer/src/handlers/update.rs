@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use apalis::prelude::{Attempt, BoxDynError, RetryAfterError};
-use chrono::Utc;
 use domain::{
     Source, Status, TransactionId,
     answer::CallError,
@@ -16,7 +15,7 @@ use domain::{
 use outbound::thirdparty::Lookup;
 use store::TransactionRow;
 
-use super::{Ctx, after};
+use super::{Ctx, after, since};
 
 /// Runs one poll or one apply.
 pub async fn update(job: UpdateJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
@@ -125,10 +124,7 @@ async fn poll(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<(), 
     if !poll_is_current(&row, n) {
         return Ok(());
     }
-    let elapsed = row
-        .submitted_at
-        .and_then(|s| (Utc::now() - s).to_std().ok())
-        .unwrap_or(Duration::ZERO);
+    let elapsed = row.submitted_at.map(since).unwrap_or(Duration::ZERO);
     let answer = p.thirdparty.lookup(id).await;
     match &answer {
         Err(e @ CallError::Unauthorized(_)) => p.auth_failed("thirdparty", id, e),
@@ -185,6 +181,7 @@ async fn resubmit(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
