@@ -110,18 +110,12 @@ async fn the_board_is_closed_without_its_token_which_never_travels_in_a_url() {
         .http
         .get(&url)
         .bearer_auth("s3cret")
-        .sent()
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["create", "process", "update", "notify"]);
+        .json_answered()
+        .await;
+    assert_eq!(
+        each_str(&queues, "name"),
+        ["create", "process", "update", "notify"]
+    );
 
     // The login form sets an HttpOnly, SameSite=Strict session cookie that opens the board.
     let no_redirects = reqwest::Client::builder()

@@ -305,26 +305,13 @@ async fn a_resend_repeats_the_webhook_id_and_leaves_an_owed_schedule_alone() {
         .http
         .get(format!("{}/transactions", stack.producer))
         .bearer_auth(&key.plaintext)
-        .sent()
-        .await
-        .json()
-        .await
-        .unwrap();
-    let listed: Vec<&str> = theirs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, [owed.as_str()]);
+        .json_answered()
+        .await;
+    assert_eq!(each_str(&theirs["data"], "id"), [owed.as_str()]);
     let ours = stack.get_json_of("/transactions").await;
-    let mut ours: Vec<String> = ours["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect();
-    let mut expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    let mut ours = each_str(&ours["data"], "id");
+    let expected: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    let mut expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     expected.sort();
     ours.sort();
     assert_eq!(ours, expected, "the stack's own two, not the other's");

@@ -55,13 +55,11 @@ async fn every_transaction_reaches_a_terminal_status_and_the_client_hears_it() {
         let (code, body) = stack.get(&id.to_string()).await;
         assert_eq!(code, 200);
         assert_eq!(&body["status"], status.as_str());
-        let history: Vec<&str> = body["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["status"].as_str().unwrap())
-            .collect();
-        assert_eq!(history, vec!["pending", status.as_str()], "{id}'s history");
+        assert_eq!(
+            each_str(&body["history"], "status"),
+            ["pending", status.as_str()],
+            "{id}'s history"
+        );
         let told = &received[id];
         assert!(
             told.iter().all(|r| &r.status == status),
@@ -83,11 +81,8 @@ async fn every_transaction_reaches_a_terminal_status_and_the_client_hears_it() {
     let heard: serde_json::Value = stack
         .http
         .get(format!("{}/stats", stack.client))
-        .sent()
-        .await
-        .json()
-        .await
-        .unwrap();
+        .json_answered()
+        .await;
     assert_eq!(
         heard["transactions"], TRANSACTIONS,
         "the client simulator's count (txn-bench relies on it)"
@@ -112,8 +107,7 @@ async fn concurrent_transactions_cost_at_most_30_redis_commands_each() {
     let redis = PrivateRedis::start().await.expect("a private redis");
     // The setting the budget is set for: the third party resolves within 5 ms, by webhook.
     let mut options = Options::default().on_redis(redis.url());
-    options.thirdparty.resolve_min_ms = 0;
-    options.thirdparty.resolve_max_ms = 5;
+    options.resolve_within(0, 5);
     let stack = spawn_stack(options).await;
     let mut conn = bench::redis(&redis.url(), false).expect("redis connection");
     let before = bench::command_counts(&mut conn)

@@ -92,8 +92,7 @@ async fn a_consumer_killed_mid_run_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_redis_loses_every_queue_key_the_sweeper_brings_each_transaction_home() {
     let mut options = Options::default();
-    options.thirdparty.resolve_min_ms = 500;
-    options.thirdparty.resolve_max_ms = 1500;
+    options.resolve_within(500, 1500);
     options.thirdparty.webhook_drop_rate = rate("0.5");
     let stack = spawn_stack(options).await;
     let ids = post_all(&stack, 200).await;
@@ -139,8 +138,7 @@ async fn polling_alone_resolves_transactions_when_every_webhook_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_gives_up_after_its_maximum_and_a_late_webhook_still_applies() {
     let mut options = Options::default();
-    options.thirdparty.resolve_min_ms = 2500;
-    options.thirdparty.resolve_max_ms = 2500;
+    options.resolve_within(2500, 2500);
     options.consumer.schedules.poll_initial_ms = 100;
     options.consumer.schedules.poll_max_total_ms = 600;
     let stack = spawn_stack(options).await;

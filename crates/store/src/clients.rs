@@ -5,7 +5,10 @@ use domain::{ClientAppId, ClientStatus, client_app::NewKey};
 use serde::Serialize;
 use sqlx::{Row, postgres::PgRow};
 
-use crate::{Store, StoreError};
+use crate::{
+    Store, StoreError,
+    rows::{id, named},
+};
 
 /// A client app as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -93,20 +96,14 @@ pub struct KeyGrant {
     pub rate_limit: Option<domain::client_app::RateLimit>,
 }
 
-fn status(value: &str) -> Result<ClientStatus, StoreError> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("client app status {value:?}")))
-}
-
 impl TryFrom<&PgRow> for ClientApp {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
         Ok(Self {
-            id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("id")?),
+            id: id(r, "id")?,
             name: r.try_get("name")?,
             notify_url: r.try_get("notify_url")?,
-            status: status(r.try_get("status")?)?,
+            status: named(r, "status")?,
             rate_limit_per_s: r.try_get("rate_limit_per_s")?,
             burst: r.try_get("burst")?,
             created_at: r.try_get("created_at")?,
@@ -121,7 +118,7 @@ impl TryFrom<&PgRow> for KeyInfo {
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
         Ok(Self {
             key_id: r.try_get("key_id")?,
-            client_app_id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("client_app_id")?),
+            client_app_id: id(r, "client_app_id")?,
             name: r.try_get("name")?,
             expires_at: r.try_get("expires_at")?,
             revoked_at: r.try_get("revoked_at")?,
@@ -291,9 +288,9 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Destination {
-                    client_app_id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("id")?),
+                    client_app_id: id(r, "id")?,
                     notify_url: r.try_get("notify_url")?,
-                    status: status(r.try_get("status")?)?,
+                    status: named(r, "status")?,
                     secrets: r.try_get("secrets")?,
                 })
             })
@@ -469,11 +466,11 @@ impl Store {
         .await?;
         row.map(|r| {
             Ok(KeyGrant {
-                client_app_id: ClientAppId::from(r.try_get::<uuid::Uuid, _>("client_app_id")?),
+                client_app_id: id(&r, "client_app_id")?,
                 hash: r.try_get("hash")?,
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
-                status: status(r.try_get("status")?)?,
+                status: named(&r, "status")?,
                 rate_limit: domain::client_app::RateLimit::of(
                     r.try_get("rate_limit_per_s")?,
                     r.try_get("burst")?,

@@ -277,7 +277,7 @@ impl Store {
         until: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<DueNotification>, StoreError> {
-        let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        let rows = sqlx::query(
             "WITH chosen AS (
                  SELECT n.delivery_id FROM notifications n
                  JOIN transactions t ON t.id = n.transaction_id
@@ -296,14 +296,6 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(delivery_id, id, status)| {
-                Ok(DueNotification {
-                    delivery_id: delivery_id.into(),
-                    id: id.into(),
-                    status: crate::rows::parse_status(&status)?,
-                })
-            })
-            .collect()
+        rows.iter().map(DueNotification::try_from).collect()
     }
 }

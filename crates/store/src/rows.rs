@@ -146,13 +146,10 @@ pub struct Failing {
 impl TryFrom<&PgRow> for Failing {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
-        let status: String = r.try_get("status")?;
         Ok(Failing {
-            client_app: ClientAppId::from(r.try_get::<Uuid, _>("id")?),
+            client_app: id(r, "id")?,
             since: r.try_get("failing_since")?,
-            status: status
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("client app status {status:?}")))?,
+            status: named(r, "status")?,
         })
     }
 }
@@ -241,8 +238,8 @@ impl TryFrom<&PgRow> for TransactionRow {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
         Ok(TransactionRow {
-            id: TransactionId::from(r.try_get::<Uuid, _>("id")?),
-            status: parse_status(r.try_get("status")?)?,
+            id: id(r, "id")?,
+            status: named(r, "status")?,
             money: Money::from_parts(r.try_get("amount")?, r.try_get("currency")?)?,
             submitted_at: r.try_get("submitted_at")?,
             next_attempt_at: r.try_get("next_attempt_at")?,
@@ -251,7 +248,7 @@ impl TryFrom<&PgRow> for TransactionRow {
             poll_expired_at: r.try_get("poll_expired_at")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
-            client_app_id: ClientAppId::from(r.try_get::<Uuid, _>("client_app_id")?),
+            client_app_id: id(r, "client_app_id")?,
             submit_failures: r.try_get("submit_failures")?,
         })
     }
@@ -261,9 +258,20 @@ impl TryFrom<&PgRow> for HistoryEntry {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
         Ok(HistoryEntry {
-            status: parse_status(r.try_get("to_status")?)?,
-            source: parse_source(r.try_get("source")?)?,
+            status: named(r, "to_status")?,
+            source: named(r, "source")?,
             at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for DueNotification {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(DueNotification {
+            delivery_id: id(r, "delivery_id")?,
+            id: id(r, "transaction_id")?,
+            status: named(r, "status")?,
         })
     }
 }
@@ -272,9 +280,9 @@ impl TryFrom<&PgRow> for NotificationRow {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
         Ok(NotificationRow {
-            delivery_id: DeliveryId::from(r.try_get::<Uuid, _>("delivery_id")?),
-            transaction_id: TransactionId::from(r.try_get::<Uuid, _>("transaction_id")?),
-            status: parse_status(r.try_get("status")?)?,
+            delivery_id: id(r, "delivery_id")?,
+            transaction_id: id(r, "transaction_id")?,
+            status: named(r, "status")?,
             attempts: r.try_get("attempts")?,
             delivered_at: r.try_get("delivered_at")?,
             failed_at: r.try_get("failed_at")?,
@@ -294,28 +302,34 @@ impl TryFrom<&PgRow> for NotificationDetail {
     }
 }
 
-/// A stored status, or `Corrupt` if this code does not know it.
-pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {
-    s.parse()
-        .map_err(|e: domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+/// `value`, a name this code parses (a status, a source, a trigger) read from column
+/// `column`; a name it does not know is `Corrupt`, naming the column and the value.
+pub(crate) fn parse_named<T: std::str::FromStr>(
+    value: &str,
+    column: &str,
+) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown {column} {value:?}")))
 }
 
-/// A stored source, or `Corrupt` if this code does not know it.
-fn parse_source(s: &str) -> Result<Source, StoreError> {
-    s.parse()
-        .map_err(|e: domain::status::UnknownSource| StoreError::Corrupt(e.to_string()))
+/// Column `column` of `r`, a name this code parses (see [`parse_named`]).
+pub(crate) fn named<T: std::str::FromStr>(r: &PgRow, column: &str) -> Result<T, StoreError> {
+    parse_named(r.try_get(column)?, column)
+}
+
+/// Column `column` of `r`, a UUID read as the id type `T`.
+pub(crate) fn id<T: From<Uuid>>(r: &PgRow, column: &str) -> Result<T, StoreError> {
+    Ok(T::from(r.try_get::<Uuid, _>(column)?))
 }
 
 impl TryFrom<&PgRow> for AttemptRecord {
     type Error = StoreError;
     fn try_from(r: &PgRow) -> Result<Self, StoreError> {
-        let trigger: String = r.try_get("trigger")?;
         Ok(AttemptRecord {
-            delivery_id: DeliveryId::from(r.try_get::<Uuid, _>("delivery_id")?),
+            delivery_id: id(r, "delivery_id")?,
             attempt: r.try_get("attempt")?,
-            trigger: trigger
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("unknown trigger {trigger:?}")))?,
+            trigger: named(r, "trigger")?,
             started_at: r.try_get("started_at")?,
             duration_ms: r.try_get("duration_ms")?,
             http_status: r.try_get("http_status")?,

@@ -6,7 +6,7 @@ use chrono::Utc;
 use domain::TransactionId;
 use uuid::Uuid;
 
-use crate::{DueNotification, DuePoll, Store, StoreError, rows::parse_status};
+use crate::{DueNotification, DuePoll, Store, StoreError};
 
 /// Overdue work found by one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let notifications: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        let notifications = sqlx::query(
             "SELECT delivery_id, transaction_id, status FROM notifications
              WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at < $1
              ORDER BY next_attempt_at LIMIT $2",
@@ -80,14 +80,8 @@ impl Store {
                 .map(|(id, n)| DuePoll { id: id.into(), n })
                 .collect(),
             notifications: notifications
-                .into_iter()
-                .map(|(delivery_id, id, status)| {
-                    Ok(DueNotification {
-                        delivery_id: delivery_id.into(),
-                        id: id.into(),
-                        status: parse_status(&status)?,
-                    })
-                })
+                .iter()
+                .map(DueNotification::try_from)
                 .collect::<Result<_, StoreError>>()?,
         }))
     }

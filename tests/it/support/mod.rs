@@ -41,11 +41,37 @@ pub async fn json_answer(request: reqwest::RequestBuilder) -> (u16, serde_json::
 pub trait SendOrFail {
     /// Sends the request; panics if no answer came.
     async fn sent(self) -> reqwest::Response;
+
+    /// Sends the request and reads its answer as JSON; panics if no JSON answer came.
+    async fn json_answered(self) -> serde_json::Value;
 }
 
 impl SendOrFail for reqwest::RequestBuilder {
     async fn sent(self) -> reqwest::Response {
         self.send().await.expect("an answer")
+    }
+
+    async fn json_answered(self) -> serde_json::Value {
+        self.sent().await.json().await.expect("a JSON answer")
+    }
+}
+
+/// The string `field` of each element of the JSON array `array`, in order.
+pub fn each_str<'a>(array: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    let elements = array.as_array().expect("a JSON array");
+    elements
+        .iter()
+        .map(|e| e[field].as_str().expect("a string field"))
+        .collect()
+}
+
+/// Asserts that the OpenAPI document `doc` defines each of `schemas`.
+pub fn assert_schemas(doc: &serde_json::Value, schemas: &[&str]) {
+    for schema in schemas {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
     }
 }
 
@@ -94,6 +120,12 @@ impl Options {
             run_consumer: false,
             ..Options::default()
         }
+    }
+
+    /// The third party resolves each transaction `min_ms` to `max_ms` after its submission.
+    pub fn resolve_within(&mut self, min_ms: u64, max_ms: u64) {
+        self.thirdparty.resolve_min_ms = min_ms;
+        self.thirdparty.resolve_max_ms = max_ms;
     }
 
     /// These options on the Redis at `url` instead of the shared one.
@@ -843,7 +875,8 @@ pub async fn settled_ids(database_url: &str, ids: &[Uuid]) -> bool {
 
 impl Stack {
     /// Waits (at most `secs` seconds) until each of `ids` is terminal and no notification is
-    /// owed, then checks the end state ([`Stack::assert_consistent`]); returns how long it took.
+    /// owed, then checks the end state ([`Stack::assert_consistent`]); prints and returns how long
+    /// it took.
     pub async fn settles(&self, ids: &[Uuid], secs: u64, what: &str) -> Duration {
         let started = std::time::Instant::now();
         eventually(Duration::from_secs(secs), what, || {
@@ -851,6 +884,7 @@ impl Stack {
         })
         .await;
         let took = started.elapsed();
+        eprintln!("{what}: {} transactions, {took:?}", ids.len());
         self.assert_consistent(ids).await;
         took
     }
