@@ -3,26 +3,15 @@
 //! producers, consumers and Redis (AOF `always`), Redis stalled with SIGSTOP, Postgres stopped,
 //! a third-party outage — and checks every invariant after.
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
 /// The seed CI runs; `chaos --seed N` reproduces any other.
 const SEED: &str = "1";
 
 #[test]
 fn a_minute_of_seeded_faults_breaks_no_invariant() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // The service binaries and `chaos` itself, as this profile builds them.
-    let built = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--workspace", "--bins"])
-        .status()
-        .expect("cargo build");
-    assert!(built.success(), "cargo build --bins: {built}");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let bin_dir = target.join("debug");
+    let bin_dir = crate::support::built_binaries();
     let output = Command::new(bin_dir.join("chaos"))
         .args(["--seed", SEED, "--duration", "60", "--rate", "50"])
         .args(["--fault-every", "8", "--settle-within", "180"])

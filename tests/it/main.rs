@@ -23,6 +23,7 @@ mod pipeline;
 mod reliability;
 mod support;
 mod tls;
+mod traces;
 
 /// Not a test on its own: the consumer process that tests start and SIGKILL
 /// ([`support::ChildConsumer`]). It does nothing unless a test set its environment.

@@ -32,6 +32,9 @@ pub struct Received {
     pub delivery_id: String,
     /// When it arrived.
     pub received_at: DateTime<Utc>,
+    /// Its W3C `traceparent` header, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 struct Receiver {
@@ -169,6 +172,10 @@ async fn callback(
             status: callback.status,
             delivery_id,
             received_at: Utc::now(),
+            traceparent: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         });
     StatusCode::OK.into_response()
 }

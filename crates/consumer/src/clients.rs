@@ -322,6 +322,7 @@ pub async fn recover(
         id: due.id,
         status: due.status,
         trigger: Trigger::Recover,
+        trace: due.trace.clone(),
     });
     let queued = queues.push_all(jobs).await?;
     tracing::info!(client_app = %id, owed = owed.len(), queued, "notifications recovered");

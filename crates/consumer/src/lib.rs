@@ -22,6 +22,7 @@ use jobs::Queued;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::pipeline::Pipeline;
 
@@ -109,13 +110,51 @@ where
         config.concurrency(K::QUEUE),
         p.clone(),
     );
+    let traced = move |job: K, attempt: Attempt, ctx: handlers::Ctx| {
+        let span = job_span(&job, &attempt);
+        let handled = handler(job, attempt, ctx);
+        async move {
+            let result = handled.await;
+            tracing::Span::current().record("outcome", outcome(&result));
+            result
+        }
+        .instrument(span)
+    };
     monitor.register(move |_| {
         WorkerBuilder::new(K::QUEUE.as_str())
             .backend(queue.clone())
             .data(p.clone())
             .concurrency(n)
-            .build(handler.clone())
+            .build(traced.clone())
     })
+}
+
+/// The span of one handling of `job`: a child of the span that queued it, so a transaction's
+/// work across processes and queues is one trace; every log line of the handling carries its
+/// `trace_id`.
+fn job_span<K: Queued>(job: &K, attempt: &Attempt) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: service::trace::TARGET,
+        "job",
+        otel.name = %format_args!("{} job", K::QUEUE),
+        otel.kind = "consumer",
+        queue = %K::QUEUE,
+        job_id = %job.job_id(),
+        attempt = attempt.current(),
+        outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    service::trace::follow(&span, job.trace(), None);
+    span
+}
+
+/// How a handling ended, as its span records it: done, retried later, or failed.
+fn outcome(result: &Result<(), BoxDynError>) -> &'static str {
+    match result {
+        Ok(()) => "done",
+        Err(e) if e.downcast_ref::<RetryAfterError>().is_some() => "retry",
+        Err(_) => "failed",
+    }
 }
 
 /// How often each consumer looks for a Redis data loss.

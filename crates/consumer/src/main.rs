@@ -13,7 +13,9 @@ async fn main() -> anyhow::Result<()> {
     match consumer::invocation_from(std::env::args_os()) {
         Invocation::Run(config) => {
             let listener = service::start::bind(config.addr).await?;
-            consumer::run(*config, listener, service::shutdown::on_signal()?).await
+            let ran = consumer::run(*config, listener, service::shutdown::on_signal()?).await;
+            service::trace::flush();
+            ran
         }
         Invocation::Migrate(migrate) => {
             consumer::migrate_when_ready(migrate.database_url.as_str(), migrate.wait).await?;

@@ -225,6 +225,7 @@ impl Pipeline {
             id,
             status,
             trigger: Trigger::Scheduled,
+            trace: service::trace::traceparent(),
         };
         self.queues.push(job).await?;
         Ok(true)
@@ -238,7 +239,12 @@ impl Pipeline {
         not_found: u32,
         delay: Duration,
     ) -> Result<(), HandlerError> {
-        let job = UpdateJob::Poll { id, n, not_found };
+        let job = UpdateJob::Poll {
+            id,
+            n,
+            not_found,
+            trace: service::trace::traceparent(),
+        };
         self.queues.push_after(job, delay).await?;
         Ok(())
     }

@@ -207,20 +207,24 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
     let Some(overdue) = p.store.overdue(grace, batch).await? else {
         return Ok(0);
     };
-    let process = overdue.submissions.iter().map(|&id| ProcessJob {
-        id,
+    // Revived work continues the trace its transaction was accepted in (kept on its row).
+    let process = overdue.submissions.iter().map(|due| ProcessJob {
+        id: due.id,
         from: ProcessFrom::Recovery,
+        trace: due.trace.clone(),
     });
     let polls = overdue.polls.iter().map(|poll| UpdateJob::Poll {
         id: poll.id,
         n: poll.n,
         not_found: 0,
+        trace: poll.trace.clone(),
     });
     let notifications = overdue.notifications.iter().map(|due| NotifyJob {
         delivery_id: due.delivery_id,
         id: due.id,
         status: due.status,
         trigger: Trigger::Scheduled,
+        trace: due.trace.clone(),
     });
     let q = &p.queues;
     let pushed =

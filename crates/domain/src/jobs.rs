@@ -55,6 +55,9 @@ pub trait JobKind: Clone + Serialize + DeserializeOwned + Send + Sync + 'static 
 
     /// The job's id in its queue.
     fn job_id(&self) -> String;
+
+    /// The W3C `traceparent` its handling continues, if it has one.
+    fn trace(&self) -> Option<&str>;
 }
 
 /// Insert the transaction's row (pushed by the producer).
@@ -69,6 +72,9 @@ pub struct CreateJob {
     /// and belongs to `legacy`, as the rows of that time do.
     #[serde(default = "legacy_owner")]
     pub client_app: ClientAppId,
+    /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 fn legacy_owner() -> ClientAppId {
@@ -82,6 +88,10 @@ impl JobKind for CreateJob {
     fn job_id(&self) -> String {
         format!("create:{}", self.id)
     }
+
+    fn trace(&self) -> Option<&str> {
+        self.trace.as_deref()
+    }
 }
 
 /// Submit the transaction to the third party.
@@ -91,6 +101,9 @@ pub struct ProcessJob {
     pub id: TransactionId,
     /// Where the job comes from, which decides what its first attempt may trust.
     pub from: ProcessFrom,
+    /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// Where a submission job comes from.
@@ -113,6 +126,10 @@ impl JobKind for ProcessJob {
     fn job_id(&self) -> String {
         format!("process:{}", self.id)
     }
+
+    fn trace(&self) -> Option<&str> {
+        self.trace.as_deref()
+    }
 }
 
 impl ProcessJob {
@@ -123,6 +140,7 @@ impl ProcessJob {
         ProcessJob {
             id: self.id,
             from: ProcessFrom::Recovery,
+            trace: self.trace.clone(),
         }
     }
 }
@@ -140,6 +158,9 @@ pub enum UpdateJob {
         /// Polls before this one answered 404 in a row.
         #[serde(default, skip_serializing_if = "is_zero")]
         not_found: u32,
+        /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
     },
     /// Apply a reported terminal status (`apply:<id>:<status>`).
     Apply {
@@ -147,6 +168,9 @@ pub enum UpdateJob {
         id: TransactionId,
         /// The reported status.
         status: Status,
+        /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
     },
 }
 
@@ -170,7 +194,13 @@ impl JobKind for UpdateJob {
     fn job_id(&self) -> String {
         match self {
             UpdateJob::Poll { id, n, .. } => format!("poll:{id}:{n}"),
-            UpdateJob::Apply { id, status } => format!("apply:{id}:{status}"),
+            UpdateJob::Apply { id, status, .. } => format!("apply:{id}:{status}"),
+        }
+    }
+
+    fn trace(&self) -> Option<&str> {
+        match self {
+            UpdateJob::Poll { trace, .. } | UpdateJob::Apply { trace, .. } => trace.as_deref(),
         }
     }
 }
@@ -187,6 +217,9 @@ pub struct NotifyJob {
     /// What asked for it: the schedule, or one extra attempt a client app asked for.
     #[serde(default)]
     pub trigger: Trigger,
+    /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl JobKind for NotifyJob {
@@ -200,6 +233,10 @@ impl JobKind for NotifyJob {
             Trigger::Scheduled | Trigger::Recover => format!("notify:{}", self.delivery_id),
             Trigger::Manual => format!("notify:{}:manual", self.delivery_id),
         }
+    }
+
+    fn trace(&self) -> Option<&str> {
+        self.trace.as_deref()
     }
 }
 
@@ -217,6 +254,7 @@ pub fn job_ids_of(
                 id,
                 money: None,
                 client_app: ClientAppId::LEGACY,
+                trace: None,
             }
             .job_id(),
         ),
@@ -225,6 +263,7 @@ pub fn job_ids_of(
             ProcessJob {
                 id,
                 from: ProcessFrom::Insert,
+                trace: None,
             }
             .job_id(),
         ),
@@ -235,11 +274,17 @@ pub fn job_ids_of(
             id,
             n,
             not_found: 0,
+            trace: None,
         };
         ids.push((UpdateJob::QUEUE, poll.job_id()));
     }
     for status in [Status::Completed, Status::Declined, Status::Failed] {
-        ids.push((UpdateJob::QUEUE, UpdateJob::Apply { id, status }.job_id()));
+        let apply = UpdateJob::Apply {
+            id,
+            status,
+            trace: None,
+        };
+        ids.push((UpdateJob::QUEUE, apply.job_id()));
     }
     if let Some(delivery_id) = delivery_id {
         for trigger in [Trigger::Scheduled, Trigger::Manual] {
@@ -248,6 +293,7 @@ pub fn job_ids_of(
                 id,
                 status: Status::Completed,
                 trigger,
+                trace: None,
             };
             ids.push((NotifyJob::QUEUE, notify.job_id()));
         }
@@ -266,6 +312,7 @@ mod tests {
             ProcessJob {
                 id,
                 from: ProcessFrom::Recovery,
+                trace: None,
             }
             .job_id(),
             format!("process:{id}")
@@ -274,7 +321,8 @@ mod tests {
             UpdateJob::Poll {
                 id,
                 n: 3,
-                not_found: 1
+                not_found: 1,
+                trace: None,
             }
             .job_id(),
             format!("poll:{id}:3")
@@ -282,7 +330,8 @@ mod tests {
         assert_eq!(
             UpdateJob::Apply {
                 id,
-                status: Status::Completed
+                status: Status::Completed,
+                trace: None,
             }
             .job_id(),
             format!("apply:{id}:completed")
@@ -311,14 +360,16 @@ mod tests {
     }
 
     #[test]
-    fn a_process_job_run_again_asks_the_third_party_first() {
+    fn a_process_job_run_again_asks_the_third_party_first_in_the_same_trace() {
         let id = TransactionId::parse("0193a6f0-0000-7000-8000-000000000001").unwrap();
         let job = ProcessJob {
             id,
             from: ProcessFrom::Insert,
+            trace: Some(TRACEPARENT.into()),
         };
         assert_eq!(job.rerun().from, ProcessFrom::Recovery);
         assert_eq!(job.rerun().job_id(), job.job_id());
+        assert_eq!(job.rerun().trace(), Some(TRACEPARENT));
     }
 
     #[test]
@@ -336,20 +387,36 @@ mod tests {
             id,
             n: 2,
             not_found: 0,
+            trace: None,
         };
         let json = serde_json::to_string(&job).unwrap();
         assert!(json.contains("\"kind\":\"poll\""));
         assert!(
-            !json.contains("not_found"),
-            "a zero count is left out: {json}"
+            !json.contains("not_found") && !json.contains("trace"),
+            "a zero count and no trace are left out: {json}"
         );
         assert_eq!(serde_json::from_str::<UpdateJob>(&json).unwrap(), job);
         let counted = UpdateJob::Poll {
             id,
             n: 2,
             not_found: 2,
+            trace: Some(TRACEPARENT.into()),
         };
         let json = serde_json::to_string(&counted).unwrap();
         assert_eq!(serde_json::from_str::<UpdateJob>(&json).unwrap(), counted);
+        assert_eq!(counted.trace(), Some(TRACEPARENT));
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_job_queued_before_traces_existed_reads_without_one() {
+        let id = TransactionId::generate();
+        let old = format!(
+            r#"{{"delivery_id":"{}","id":"{id}","status":"completed"}}"#,
+            uuid::Uuid::nil()
+        );
+        let job: NotifyJob = serde_json::from_str(&old).unwrap();
+        assert_eq!(job.trace(), None);
     }
 }

@@ -47,6 +47,34 @@ pub fn client(
     Ok(builder.build()?)
 }
 
+/// Sends `request` in a client span named `operation`, a child of the current span, with
+/// that span's W3C `traceparent` (and `tracestate`) among its headers, so the peer can join
+/// the trace.
+pub async fn traced_send(
+    request: reqwest::RequestBuilder,
+    operation: &'static str,
+) -> Result<reqwest::Response, reqwest::Error> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        target: service::trace::TARGET,
+        "call",
+        otel.name = operation,
+        otel.kind = "client",
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    service::trace::follow(&span, None, None);
+    let mut request = request;
+    for (name, value) in service::trace::headers_of(&span) {
+        request = request.header(name, value);
+    }
+    let sent = request.send().instrument(span.clone()).await;
+    if let Ok(response) = &sent {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
+    sent
+}
+
 /// A call that failed before any answer (timeout, connection refused, TLS): transient.
 pub fn transport_error(e: &reqwest::Error) -> domain::answer::CallError {
     domain::answer::CallError::Transient {

@@ -11,7 +11,7 @@ use domain::{
 use serde::Serialize;
 use service::config::HttpUrl;
 
-use crate::http_client::transport_error;
+use crate::http_client::{traced_send, transport_error};
 
 /// Why a notification was not accepted (see `answer` for the rule).
 pub type NotifyError = CallError;
@@ -90,15 +90,13 @@ impl Notifier {
             }
         };
         let headers = to.signer.headers_now(&delivery_id.to_string(), &body);
-        let response = match self
+        let request = self
             .http
             .post(format!("{}/transactions/{id}/status", to.base_url))
             .headers(headers)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-        {
+            .body(body);
+        let response = match traced_send(request, "client app: notify").await {
             Ok(response) => response,
             Err(e) => return (None, Err(transport_error(&e))),
         };

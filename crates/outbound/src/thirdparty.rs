@@ -11,7 +11,7 @@ use domain::{
 };
 use service::{config::HttpUrl, secret::Secret};
 
-use crate::http_client::transport_error;
+use crate::http_client::{traced_send, transport_error};
 
 /// What the third party says about an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,11 @@ impl ThirdParty {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        operation: &'static str,
+    ) -> Result<reqwest::Response, CallError> {
         let request = match &self.api_key {
             Some(key) => {
                 let (name, value) = key.header()?;
@@ -115,7 +119,9 @@ impl ThirdParty {
             }
             None => request,
         };
-        request.send().await.map_err(|e| transport_error(&e))
+        traced_send(request, operation)
+            .await
+            .map_err(|e| transport_error(&e))
     }
 
     /// `GET /transactions/{id}`: does the third party have it, and in which status?
@@ -124,6 +130,7 @@ impl ThirdParty {
             .send(
                 self.http
                     .get(format!("{}/transactions/{id}", self.base_url)),
+                "third party: look up",
             )
             .await?;
         match classify(
@@ -152,6 +159,7 @@ impl ThirdParty {
                 self.http
                     .post(format!("{}/transactions", self.base_url))
                     .json(&SubmitBody { id, money }),
+                "third party: submit",
             )
             .await?;
         match classify(

@@ -210,6 +210,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn(record_request))
+        .layer(axum::middleware::from_fn(trace_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req
@@ -222,6 +223,44 @@ pub fn router(state: AppState, config: &Config) -> Router {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Runs each POST (the requests that queue work) in a span of the trace its `traceparent`
+/// names, a new trace without one: the jobs it queues carry that span on. Other requests
+/// queue nothing and are left out (a span costs a POST measurable throughput).
+async fn trace_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let span = {
+        let route = request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("unmatched", |p| p.as_str());
+        let span = tracing::info_span!(
+            target: service::trace::TARGET,
+            "request",
+            otel.name = %format_args!("POST {route}"),
+            otel.kind = "server",
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        service::trace::follow(
+            &span,
+            header(service::trace::TRACEPARENT),
+            header(service::trace::TRACESTATE),
+        );
+        span
+    };
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 /// Answers 408 (problem+json) when a request takes longer than `limit`.

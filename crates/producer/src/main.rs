@@ -17,8 +17,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?,
     };
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = service::start::bind(config.addr).await?;
         producer::run(config, listener, service::shutdown::on_signal()?).await
-    })
+    });
+    service::trace::flush();
+    served
 }

@@ -1,7 +1,7 @@
 //! What every service binary shares, whatever it does: the settings groups several binaries
 //! flatten (`config`), secrets that never print (`secret`), start-up and `check-config`
-//! (`start`), the one HTTP server (`serve`), the shutdown token (`shutdown`), and logging and
-//! metrics (`telemetry`). It knows nothing of transactions.
+//! (`start`), the one HTTP server (`serve`), the shutdown token (`shutdown`), logging and
+//! metrics (`telemetry`), and traces (`trace`). It knows nothing of transactions.
 #![deny(unsafe_code)]
 
 pub mod bearer;
@@ -12,3 +12,4 @@ pub mod serve;
 pub mod shutdown;
 pub mod start;
 pub mod telemetry;
+pub mod trace;

@@ -1,30 +1,49 @@
-//! Logging and metrics set-up, shared by every binary.
+//! Logging, traces and metrics set-up, shared by every binary.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use tracing::Metadata;
+use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt, prelude::*};
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json`
-/// gives one JSON object per line, `pretty` human lines; unset means pretty on a terminal and
-/// JSON otherwise. Calling it twice is harmless.
+/// Installs the global subscriber: `RUST_LOG` filters the log (default `info`),
+/// `LOG_FORMAT=json` gives one JSON object per line, `pretty` human lines; unset means pretty
+/// on a terminal and JSON otherwise. The spans of the pipeline's traced work (target
+/// [`crate::trace::TARGET`]) exist whatever `RUST_LOG` says, so their trace goes on and every
+/// log line inside one carries its `trace_id`. Calling it twice is harmless.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => EnvFilter::new("info"),
+    };
+    let filter = match format!("{}=info", crate::trace::TARGET).parse() {
+        Ok(traced) => filter.add_directive(traced),
+        Err(_) => filter,
+    };
     let json = match std::env::var("LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("pretty") => false,
         _ => !std::io::stdout().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    // Only the traced spans leave the process, with the warnings and errors logged in them:
+    // not every span a library opens, nor every line a request logs.
+    let exported = filter_fn(|m: &Metadata<'_>| {
+        if m.is_span() {
+            m.target() == crate::trace::TARGET
+        } else {
+            *m.level() <= tracing::Level::WARN
+        }
+    });
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(crate::trace::tracer())
+        .with_filter(exported);
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
     let _ = if json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init()
+        let log = fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false);
+        registry.with(log).try_init()
     } else {
         registry.with(fmt::layer()).try_init()
     };

@@ -237,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
         failed |= !matches!(task.await, Ok(Ok(())));
     }
     tracing::info!("stack stopped");
+    service::trace::flush();
     if failed {
         anyhow::bail!("a service stopped with an error");
     }

@@ -46,8 +46,8 @@ mod transactions;
 pub use clients::{ClientApp, ClientsError, Destination, KeyGrant, KeyInfo, NewClientApp};
 pub use listing::ListFilter;
 pub use rows::{
-    AttemptRecord, Delivered, DueNotification, DuePoll, Failing, HistoryEntry, NewRow,
-    NotificationDetail, NotificationRow, StatusChange, Submitted, TransactionRow,
+    AttemptRecord, Delivered, DueNotification, DuePoll, DueSubmission, Failing, HistoryEntry,
+    NewRow, NotificationDetail, NotificationRow, StatusChange, Submitted, TransactionRow,
 };
 pub use sweep::Overdue;
 

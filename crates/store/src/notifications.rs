@@ -279,7 +279,7 @@ impl Store {
     ) -> Result<Vec<DueNotification>, StoreError> {
         let rows = sqlx::query(
             "WITH chosen AS (
-                 SELECT n.delivery_id FROM notifications n
+                 SELECT n.delivery_id, t.trace FROM notifications n
                  JOIN transactions t ON t.id = n.transaction_id
                  WHERE t.client_app_id = $1 AND n.delivered_at IS NULL
                    AND n.created_at >= $2 AND ($3::timestamptz IS NULL OR n.created_at < $3)
@@ -288,7 +288,7 @@ impl Store {
              UPDATE notifications n SET failed_at = NULL,
                  next_attempt_at = CASE WHEN n.failed_at IS NULL THEN n.next_attempt_at ELSE now() END
              FROM chosen WHERE n.delivery_id = chosen.delivery_id
-             RETURNING n.delivery_id, n.transaction_id, n.status",
+             RETURNING n.delivery_id, n.transaction_id, n.status, chosen.trace",
         )
         .bind(client_app.as_uuid())
         .bind(since)

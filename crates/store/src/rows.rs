@@ -196,17 +196,29 @@ impl AttemptRecord {
     }
 }
 
-/// A poll that is due: the transaction and the poll's number in its chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A submission that is due: the transaction, and the trace it was accepted in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSubmission {
+    /// The transaction.
+    pub id: TransactionId,
+    /// The W3C `traceparent` its row keeps.
+    pub trace: Option<String>,
+}
+
+/// A poll that is due: the transaction, the poll's number in its chain, and the trace the
+/// transaction was accepted in.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuePoll {
     /// The transaction.
     pub id: TransactionId,
     /// The poll's number.
     pub n: i32,
+    /// The W3C `traceparent` its row keeps.
+    pub trace: Option<String>,
 }
 
 /// A notification whose delivery is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueNotification {
     /// The notification.
     pub delivery_id: DeliveryId,
@@ -214,6 +226,8 @@ pub struct DueNotification {
     pub id: TransactionId,
     /// The status it tells.
     pub status: Status,
+    /// The W3C `traceparent` its transaction's row keeps.
+    pub trace: Option<String>,
 }
 
 /// A transaction to insert.
@@ -228,6 +242,8 @@ pub struct NewRow {
     /// Whether it is inserted owing a submission: not when the third party's outcome is
     /// already known (a webhook that came before the row).
     pub owes_submission: bool,
+    /// The W3C `traceparent` of the span that accepted it.
+    pub trace: Option<String>,
 }
 
 // How each row is read from its columns: one place per row type, whatever statement
@@ -272,6 +288,28 @@ impl TryFrom<&PgRow> for DueNotification {
             delivery_id: id(r, "delivery_id")?,
             id: id(r, "transaction_id")?,
             status: named(r, "status")?,
+            trace: r.try_get("trace")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for DueSubmission {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(DueSubmission {
+            id: id(r, "id")?,
+            trace: r.try_get("trace")?,
+        })
+    }
+}
+
+impl TryFrom<&PgRow> for DuePoll {
+    type Error = StoreError;
+    fn try_from(r: &PgRow) -> Result<Self, StoreError> {
+        Ok(DuePoll {
+            id: id(r, "id")?,
+            n: r.try_get("poll_number")?,
+            trace: r.try_get("trace")?,
         })
     }
 }

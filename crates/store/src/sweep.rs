@@ -3,16 +3,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use domain::TransactionId;
-use uuid::Uuid;
 
-use crate::{DueNotification, DuePoll, Store, StoreError};
+use crate::{DueNotification, DuePoll, DueSubmission, Store, StoreError};
 
 /// Overdue work found by one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overdue {
     /// Transactions owed a submission attempt.
-    pub submissions: Vec<TransactionId>,
+    pub submissions: Vec<DueSubmission>,
     /// Polls owed.
     pub polls: Vec<DuePoll>,
     /// Notifications owed a delivery.
@@ -49,24 +47,25 @@ impl Store {
             );
             return Ok(Some(Overdue::default()));
         };
-        let submissions: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM transactions WHERE next_attempt_at < $1 ORDER BY next_attempt_at LIMIT $2",
+        let submissions = sqlx::query(
+            "SELECT id, trace FROM transactions WHERE next_attempt_at < $1 ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(cutoff)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let polls: Vec<(Uuid, i32)> = sqlx::query_as(
-            "SELECT id, poll_number FROM transactions WHERE next_poll_at < $1 ORDER BY next_poll_at LIMIT $2",
+        let polls = sqlx::query(
+            "SELECT id, poll_number, trace FROM transactions WHERE next_poll_at < $1 ORDER BY next_poll_at LIMIT $2",
         )
         .bind(cutoff)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         let notifications = sqlx::query(
-            "SELECT delivery_id, transaction_id, status FROM notifications
-             WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at < $1
-             ORDER BY next_attempt_at LIMIT $2",
+            "SELECT n.delivery_id, n.transaction_id, n.status, t.trace
+             FROM notifications n JOIN transactions t ON t.id = n.transaction_id
+             WHERE n.delivered_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at < $1
+             ORDER BY n.next_attempt_at LIMIT $2",
         )
         .bind(cutoff)
         .bind(limit)
@@ -74,11 +73,14 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some(Overdue {
-            submissions: submissions.into_iter().map(TransactionId::from).collect(),
+            submissions: submissions
+                .iter()
+                .map(DueSubmission::try_from)
+                .collect::<Result<_, StoreError>>()?,
             polls: polls
-                .into_iter()
-                .map(|(id, n)| DuePoll { id: id.into(), n })
-                .collect(),
+                .iter()
+                .map(DuePoll::try_from)
+                .collect::<Result<_, StoreError>>()?,
             notifications: notifications
                 .iter()
                 .map(DueNotification::try_from)

@@ -148,6 +148,7 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
         money: money(amount, "EUR"),
         client_app: ClientAppId::LEGACY,
         owes_submission: id == a,
+        trace: None,
     };
     let inserted = store
         .insert_pending_many(&[row(a, 1), row(b, 2), row(a, 3)])
@@ -238,7 +239,16 @@ async fn a_stale_poll_chain_cannot_fork(pool: PgPool) {
 async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
     let store = Store::from_pool(pool);
     let (late, fresh, submitted) = (id(), id(), id());
-    for id in [late, fresh, submitted] {
+    let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let late_row = NewRow {
+        id: late,
+        money: None,
+        client_app: LEGACY,
+        owes_submission: true,
+        trace: Some(traced.into()),
+    };
+    store.insert_pending_many(&[late_row]).await.unwrap();
+    for id in [fresh, submitted] {
         store.insert_pending(id, None, LEGACY).await.unwrap();
     }
     store
@@ -264,12 +274,20 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(overdue.submissions, vec![late]);
+    assert_eq!(
+        overdue.submissions,
+        vec![DueSubmission {
+            id: late,
+            trace: Some(traced.into()),
+        }],
+        "revived work keeps the trace its row was accepted in"
+    );
     assert_eq!(
         overdue.polls,
         vec![DuePoll {
             id: submitted,
-            n: 1
+            n: 1,
+            trace: None,
         }]
     );
     assert!(

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::{HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
 
 impl Store {
-    /// Inserts a pending transaction with its `api` history entry and a submission owed now;
-    /// false if it already existed (the first row wins).
+    /// Inserts a pending transaction, in no trace, with its `api` history entry and a
+    /// submission owed now; false if it already existed (the first row wins).
     pub async fn insert_pending(
         &self,
         id: TransactionId,
@@ -23,6 +23,7 @@ impl Store {
             money,
             client_app,
             owes_submission: true,
+            trace: None,
         };
         Ok(self
             .insert_pending_many(&[row])
@@ -46,14 +47,15 @@ impl Store {
             .collect();
         let owners: Vec<Uuid> = rows.iter().map(|r| r.client_app.as_uuid()).collect();
         let owed: Vec<bool> = rows.iter().map(|r| r.owes_submission).collect();
+        let traces: Vec<Option<&str>> = rows.iter().map(|r| r.trace.as_deref()).collect();
         let inserted: Vec<Uuid> = sqlx::query_scalar(
             "WITH input AS (
-                 SELECT DISTINCT ON (id) id, amount, currency, client_app_id, owed
-                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::bool[])
-                      AS i(id, amount, currency, client_app_id, owed)
+                 SELECT DISTINCT ON (id) id, amount, currency, client_app_id, owed, trace
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::bool[], $6::text[])
+                      AS i(id, amount, currency, client_app_id, owed, trace)
              ), inserted AS (
-                 INSERT INTO transactions (id, status, amount, currency, client_app_id, next_attempt_at)
-                 SELECT id, 'pending', amount, currency, client_app_id, CASE WHEN owed THEN now() END
+                 INSERT INTO transactions (id, status, amount, currency, client_app_id, next_attempt_at, trace)
+                 SELECT id, 'pending', amount, currency, client_app_id, CASE WHEN owed THEN now() END, trace
                  FROM input
                  ON CONFLICT (id) DO NOTHING
                  RETURNING id
@@ -68,6 +70,7 @@ impl Store {
         .bind(&currencies)
         .bind(&owners)
         .bind(&owed)
+        .bind(&traces)
         .fetch_all(&self.pool)
         .await?;
         let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();

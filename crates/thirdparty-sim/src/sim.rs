@@ -96,6 +96,9 @@ struct Sim {
     /// While set, every call is answered 503 and no webhook is sent (`POST /admin/outage`).
     outage: AtomicBool,
     counters: Counters,
+    /// Per id, the W3C `traceparent` of each call about it (submissions and look-ups), in
+    /// order; its webhooks carry the first submission's, as a peer that joins traces does.
+    traces: Mutex<HashMap<Uuid, Vec<String>>>,
 }
 
 type Shared = Arc<Sim>;
@@ -116,6 +119,24 @@ impl Sim {
         if self.config.behaviour.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.config.behaviour.latency_ms)).await;
         }
+    }
+
+    /// Keeps the `traceparent` of a call about `id`, if it has one.
+    fn heard_trace(&self, id: Uuid, headers: &HeaderMap) {
+        if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            self.traces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id)
+                .or_default()
+                .push(traceparent.to_string());
+        }
+    }
+
+    /// The `traceparent` of the first call about `id`, which its webhooks carry.
+    fn first_trace(&self, id: Uuid) -> Option<String> {
+        let traces = self.traces.lock().unwrap_or_else(|e| e.into_inner());
+        traces.get(&id).and_then(|t| t.first().cloned())
     }
 
     fn stats(&self) -> Stats {
@@ -214,6 +235,7 @@ pub fn router(
         not_before: Mutex::default(),
         outage: AtomicBool::new(false),
         counters: Counters::default(),
+        traces: Mutex::default(),
     });
     Ok(Router::new()
         .route("/transactions", post(create))
@@ -221,6 +243,7 @@ pub fn router(
         .route("/admin/outage", post(outage))
         .route("/stats", get(stats))
         .route("/ledger", get(ledger))
+        .route("/traces", get(traces))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(sim))
 }
@@ -249,6 +272,7 @@ async fn create(
     Json(body): Json<CreateBody>,
 ) -> Response {
     let id = body.id;
+    sim.heard_trace(id, &headers);
     let call = sim.next_call(id, CREATE);
     if let Some(refused) = sim.gate(&headers, id, call, CREATE) {
         sim.latency().await;
@@ -305,6 +329,7 @@ async fn create(
 
 async fn lookup(State(sim): State<Shared>, headers: HeaderMap, Path(id): Path<Uuid>) -> Response {
     sim.counters.status_checks.fetch_add(1, Ordering::Relaxed);
+    sim.heard_trace(id, &headers);
     let call = sim.next_call(id, LOOKUP);
     sim.latency().await;
     if let Some(refused) = sim.gate(&headers, id, call, LOOKUP) {
@@ -353,6 +378,11 @@ async fn outage(
 
 async fn stats(State(sim): State<Shared>) -> Json<Stats> {
     Json(sim.stats())
+}
+
+/// `GET /traces`: per id, the `traceparent` of each call about it, in order (for tests).
+async fn traces(State(sim): State<Shared>) -> Json<HashMap<Uuid, Vec<String>>> {
+    Json(sim.traces.lock().unwrap_or_else(|e| e.into_inner()).clone())
 }
 
 /// `GET /ledger`: every transaction it holds with its status, free of faults (for tests).
@@ -419,7 +449,13 @@ async fn send_webhook(sim: &Sim, msg_id: &str, id: Uuid, status: Status) {
     };
     sim.counters.webhooks_sent.fetch_add(1, Ordering::Relaxed);
     for attempt in 0..5u32 {
-        let headers = sim.signer.headers_now(msg_id, &body);
+        let mut headers = sim.signer.headers_now(msg_id, &body);
+        if let Some(traceparent) = sim
+            .first_trace(id)
+            .and_then(|t| reqwest::header::HeaderValue::from_str(&t).ok())
+        {
+            headers.insert("traceparent", traceparent);
+        }
         let sent = sim
             .http
             .post(sim.config.webhook_url.as_str())

@@ -25,6 +25,28 @@ pub fn postgres_server() -> String {
 
 pub use testkit::shared_redis_url as redis_url;
 
+/// The directory of the service binaries as this profile builds them, built once per test
+/// process (`cargo build --workspace --bins`): for tests that run them as separate processes.
+pub fn built_binaries() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let built = std::process::Command::new(&cargo)
+                .current_dir(&root)
+                .args(["build", "--workspace", "--bins"])
+                .status()
+                .expect("cargo build");
+            assert!(built.success(), "cargo build --bins: {built}");
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| root.join("target"));
+            target.join("debug")
+        })
+        .clone()
+}
+
 pub use reqwest::Method;
 
 /// The status code and the JSON answer (`Null` when it is not JSON) to `request`.
@@ -624,6 +646,7 @@ impl Stack {
         let job = domain::jobs::ProcessJob {
             id: id.into(),
             from,
+            trace: None,
         };
         let queues = self.queues();
         queues.push(job.clone()).await.expect("push");

@@ -30,6 +30,7 @@ pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynErro
         money: job.money,
         client_app: job.client_app,
         owes_submission: known.is_none(),
+        trace: job.trace.clone(),
     };
     let inserted = p.writes.inserts.call(row).await?;
     // The row is the lasting memory of the id now: the cache keeps it only for the margin.
@@ -52,7 +53,11 @@ pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynErro
         }
         ProcessFrom::Recovery
     };
-    let next = ProcessJob { id: job.id, from };
+    let next = ProcessJob {
+        id: job.id,
+        from,
+        trace: service::trace::traceparent(),
+    };
     p.queues.push(next).await?;
     Ok(())
 }

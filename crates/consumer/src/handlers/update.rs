@@ -20,8 +20,10 @@ use super::{Ctx, after, since};
 /// Runs one poll or one apply.
 pub async fn update(job: UpdateJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     match job {
-        UpdateJob::Poll { id, n, not_found } => poll(&p, id, n, not_found).await,
-        UpdateJob::Apply { id, status } => apply(&p, id, status, attempt).await,
+        UpdateJob::Poll {
+            id, n, not_found, ..
+        } => poll(&p, id, n, not_found).await,
+        UpdateJob::Apply { id, status, .. } => apply(&p, id, status, attempt).await,
     }
 }
 
@@ -173,6 +175,7 @@ async fn resubmit(p: &Ctx, id: TransactionId, n: i32, not_found: u32) -> Result<
     let job = ProcessJob {
         id,
         from: ProcessFrom::Recovery,
+        trace: service::trace::traceparent(),
     };
     p.queues.push(job).await?;
     Ok(())

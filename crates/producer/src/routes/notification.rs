@@ -171,6 +171,7 @@ pub async fn resend(
         id: row.transaction_id,
         status: row.status,
         trigger: Trigger::Manual,
+        trace: service::trace::traceparent(),
     };
     // Already queued (asked twice) is the same answer: one attempt is coming.
     state.queues.push(job).await?;

@@ -76,6 +76,7 @@ pub async fn create(
         id: new.id,
         money: new.money,
         client_app,
+        trace: service::trace::traceparent(),
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
     // An id made here just now has no row anywhere; any other id may have one.

@@ -74,6 +74,7 @@ async fn decide_and_queue(
     let apply = UpdateJob::Apply {
         id,
         status: reported,
+        trace: service::trace::traceparent(),
     };
     loop {
         let Some(cached) = state.cache.get(&mut redis, &id).await? else {

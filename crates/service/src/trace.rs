@@ -1,0 +1,194 @@
+//! Traces: the W3C trace context carried through every hop of a transaction's work (HTTP
+//! headers in and out, the jobs between them), and their export over OTLP.
+//!
+//! The tracer is always installed, so every span of that work has a trace id, is logged with
+//! it (`trace_id`), and passes it on. Spans leave the process only when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; the standard variables configure the rest
+//! (`OTEL_EXPORTER_OTLP_PROTOCOL` `http/protobuf` or `http/json`, `OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`/`_ARG`). Export is batched on its own
+//! thread: a collector that is down or slow costs dropped spans, never a slower pipeline.
+
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
+
+use opentelemetry::{
+    propagation::TextMapPropagator,
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{BatchSpanProcessor, SdkTracerProvider, Tracer},
+};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The target of the traced spans (requests that queue work, job handlings, calls out): the
+/// only spans exported, and enabled whatever `RUST_LOG` says.
+pub const TARGET: &str = "trace";
+
+/// The W3C header naming the parent span.
+pub const TRACEPARENT: &str = "traceparent";
+/// The W3C header of vendor-specific trace state.
+pub const TRACESTATE: &str = "tracestate";
+
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// The process's tracer: spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+/// kept in the process (ids only) otherwise. Built once.
+pub(crate) fn tracer() -> Tracer {
+    PROVIDER
+        .get_or_init(|| {
+            let provider = SdkTracerProvider::builder().with_resource(resource());
+            match exporter() {
+                Some(exporter) => provider
+                    .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+                    .build(),
+                None => provider.build(),
+            }
+        })
+        .tracer("txn-pipeline")
+}
+
+/// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` or its traces-only variant set).
+pub fn exporting() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// The OTLP exporter the environment asks for, if any; one it cannot build is logged and
+/// left out (the pipeline runs without export rather than not at all).
+fn exporter() -> Option<opentelemetry_otlp::SpanExporter> {
+    use opentelemetry_otlp::WithHttpConfig;
+    if !exporting() {
+        return None;
+    }
+    let built = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(BlockingHttp::new())
+        .build();
+    match built {
+        Ok(exporter) => Some(exporter),
+        Err(error) => {
+            tracing::error!(%error, "traces are not exported: the OTLP exporter cannot be built");
+            None
+        }
+    }
+}
+
+/// The service's resource: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` as the SDK
+/// reads them; without a service name, the binary's name.
+fn resource() -> Resource {
+    let builder = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+        return builder.build();
+    }
+    let binary = std::env::args()
+        .next()
+        .and_then(|path| {
+            std::path::Path::new(&path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "txn-pipeline".into());
+    builder.with_service_name(binary).build()
+}
+
+/// Sends the spans still buffered and stops the exporter; the end of a binary's `main`.
+pub fn flush() {
+    if let Some(provider) = PROVIDER.get()
+        && let Err(error) = provider.shutdown()
+    {
+        tracing::warn!(%error, "traces: the last spans were not all exported");
+    }
+}
+
+/// Makes `span` a child of the span the W3C headers name (a new trace when they are absent or
+/// malformed: a bad header never fails the work) and records its `trace_id`. Call it before
+/// the span is first entered.
+pub fn follow(span: &Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    if let Some(traceparent) = traceparent {
+        let mut carrier = HashMap::with_capacity(2);
+        carrier.insert(TRACEPARENT.to_string(), traceparent.to_string());
+        if let Some(state) = tracestate {
+            carrier.insert(TRACESTATE.to_string(), state.to_string());
+        }
+        let parent = TraceContextPropagator::new().extract(&carrier);
+        if parent.span().span_context().is_valid() {
+            // Fails only for a span no subscriber records, which then has no trace to join.
+            let _ = span.set_parent(parent);
+        }
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    span.record("trace_id", tracing::field::display(trace_id));
+}
+
+/// The W3C `traceparent` naming the current span, for work it queues or calls it makes;
+/// `None` outside any traced span.
+pub fn traceparent() -> Option<String> {
+    headers_of(&Span::current()).remove(TRACEPARENT)
+}
+
+/// The W3C headers (`traceparent`, and `tracestate` when there is one) naming `span`.
+pub fn headers_of(span: &Span) -> HashMap<String, String> {
+    let mut carrier = HashMap::with_capacity(2);
+    let context = span.context();
+    if context.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    }
+    carrier
+}
+
+/// The OTLP exporter's HTTP client: the workspace's reqwest, blocking, because the batch
+/// exporter runs on a thread of its own, outside the async runtime.
+#[derive(Debug)]
+struct BlockingHttp(OnceLock<Result<reqwest::blocking::Client, String>>);
+
+impl BlockingHttp {
+    fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    /// Built on first use, on the exporter's thread: a blocking client cannot be built inside
+    /// the async runtime.
+    fn client(&self) -> Result<&reqwest::blocking::Client, String> {
+        self.0
+            .get_or_init(|| {
+                reqwest::blocking::Client::builder()
+                    .timeout(EXPORT_TIMEOUT)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// How long one export may take before its spans are dropped.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for BlockingHttp {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let client = self.client()?;
+        let (parts, body) = request.into_parts();
+        let response = client
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body.to_vec())
+            .send()?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut answer = http::Response::builder()
+            .status(status)
+            .body(response.bytes()?)?;
+        *answer.headers_mut() = headers;
+        Ok(answer)
+    }
+}

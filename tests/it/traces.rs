@@ -1,0 +1,468 @@
+//! One trace per transaction: the client's `traceparent` on its POST continues through every
+//! job of the transaction's work, in whichever consumer runs it, and through the calls to the
+//! third party and to the client app; the spans, exported over OTLP to a collector run here,
+//! chain back to the client's span. The services run as their own binaries, one consumer per
+//! queue, with exactly the environment an operator would give them.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Json, Router, extract::State, routing::post};
+use bench::services::{Lineup, Redis, Services};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::*;
+
+/// One span as the collector received it.
+#[derive(Debug, Clone)]
+struct Exported {
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    name: String,
+    service: String,
+    attributes: HashMap<String, String>,
+}
+
+type Received = Arc<Mutex<Vec<Exported>>>;
+
+/// An OTLP/HTTP collector (JSON) on a free port, keeping every span exported to it.
+struct Collector {
+    url: String,
+    spans: Received,
+}
+
+impl Collector {
+    async fn start() -> Self {
+        let spans = Received::default();
+        let app = Router::new()
+            .route("/v1/traces", post(receive))
+            .with_state(spans.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, spans }
+    }
+
+    /// The standard variables pointing a service at this collector, exporting every 100 ms.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.url.clone()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ]
+    }
+
+    fn of_trace(&self, trace_id: &str) -> Vec<Exported> {
+        let spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        spans
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Every job span of the jobs whose id names `id`.
+    fn jobs_of(&self, id: Uuid) -> Vec<Exported> {
+        let id = id.to_string();
+        let spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        spans
+            .iter()
+            .filter(|s| s.attributes.get("job_id").is_some_and(|j| j.contains(&id)))
+            .cloned()
+            .collect()
+    }
+}
+
+async fn receive(State(spans): State<Received>, Json(body): Json<Value>) -> Json<Value> {
+    let mut received = Vec::new();
+    for resource in body["resourceSpans"].as_array().into_iter().flatten() {
+        let service = attributes(&resource["resource"]["attributes"])
+            .remove("service.name")
+            .unwrap_or_default();
+        for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                let text = |key: &str| span[key].as_str().unwrap_or_default().to_string();
+                received.push(Exported {
+                    trace_id: text("traceId"),
+                    span_id: text("spanId"),
+                    parent: text("parentSpanId"),
+                    name: text("name"),
+                    service: service.clone(),
+                    attributes: attributes(&span["attributes"]),
+                });
+            }
+        }
+    }
+    spans
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(received);
+    Json(json!({}))
+}
+
+/// OTLP attributes (`[{key, value: {stringValue | intValue | …}}]`) as text.
+fn attributes(list: &Value) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for attribute in list.as_array().into_iter().flatten() {
+        let key = attribute["key"].as_str().unwrap_or_default().to_string();
+        let value = attribute["value"]
+            .as_object()
+            .and_then(|v| v.values().next())
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        out.insert(key, value);
+    }
+    out
+}
+
+/// A client's span: a trace id and a span id of its own, as its `traceparent`.
+struct ClientSpan {
+    trace_id: String,
+    span_id: String,
+}
+
+impl ClientSpan {
+    fn new() -> Self {
+        Self {
+            trace_id: Uuid::new_v4().simple().to_string(),
+            span_id: Uuid::new_v4().simple().to_string()[..16].to_string(),
+        }
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+/// The trace id a `traceparent` names.
+fn trace_of(traceparent: &str) -> &str {
+    traceparent.split('-').nth(1).unwrap_or_default()
+}
+
+/// Short schedules, so a transaction is done in about a second.
+const QUICK: [(&str, &str); 6] = [
+    ("RESOLVE_MAX_MS", "300"),
+    ("POLL_INITIAL_MS", "200"),
+    ("POLL_MAX_INTERVAL_MS", "1000"),
+    ("PROCESS_BACKOFF_MS", "200"),
+    ("NOTIFY_SCHEDULE", "200ms,500ms,1s,2s,5s"),
+    ("SWEEP_GRACE_MS", "3000"),
+];
+
+/// The services of `lineup` as their own binaries, on a database of their own, with the quick
+/// schedules and `settings` on top.
+async fn services(lineup: Lineup, settings: Vec<(&'static str, String)>) -> Services {
+    let mut all: Vec<(&'static str, String)> =
+        QUICK.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    all.extend(settings);
+    let url = redis_url();
+    Services::start_with(
+        &built_binaries(),
+        &format!("{}/postgres", postgres_server()),
+        &Redis {
+            url: &url,
+            cluster: false,
+        },
+        lineup,
+        all,
+    )
+    .await
+    .expect("the services start")
+}
+
+/// POSTs a transaction with the client's own id, the run's API key and `client`'s
+/// `traceparent`; its id.
+async fn post_traced(services: &Services, client: &ClientSpan) -> Uuid {
+    let id = Uuid::now_v7();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/transaction", services.producer))
+        .bearer_auth(&services.api_keys[0])
+        .header("traceparent", client.traceparent())
+        .json(&json!({ "id": id, "amount": 1250, "currency": "EUR" }))
+        .sent()
+        .await;
+    assert_eq!(answer.status(), 201, "{id} accepted");
+    id
+}
+
+/// What the client simulator received for `id`.
+async fn received_by_client(services: &Services, id: Uuid) -> Vec<client_sim::Received> {
+    let url = format!("{}/received/{id}", services.client_sims[0]);
+    let answer = reqwest::Client::new().get(url).sent().await;
+    answer.json().await.unwrap_or_default()
+}
+
+/// The `traceparent` of each call the third party received, per id.
+async fn heard_by_third_party(services: &Services) -> HashMap<Uuid, Vec<String>> {
+    let url = format!("{}/traces", services.thirdparty);
+    let answer = reqwest::Client::new().get(url).sent().await;
+    answer.json().await.expect("the third party's traces")
+}
+
+/// Waits until the client app was told of each of `ids`.
+async fn all_told(services: &Services, ids: &[Uuid], secs: u64) {
+    eventually(
+        Duration::from_secs(secs),
+        "every client app told",
+        || async {
+            for &id in ids {
+                if received_by_client(services, id).await.is_empty() {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+}
+
+/// Asserts that `spans` form one tree under the client's span: each one's parent is the
+/// client's span or another of them.
+fn assert_chained_to(client: &ClientSpan, spans: &[Exported]) {
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let by_id: HashMap<&str, &Exported> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    for span in spans {
+        assert!(
+            span.parent == client.span_id || ids.contains(span.parent.as_str()),
+            "{} ({}) has parent {}, neither the client's span nor one of the trace's: {spans:#?}",
+            span.name,
+            span.service,
+            span.parent
+        );
+        // No cycle: the walk up reaches the client's span.
+        let mut at = span;
+        for _ in 0..=spans.len() {
+            if at.parent == client.span_id {
+                break;
+            }
+            at = by_id[at.parent.as_str()];
+        }
+        assert_eq!(
+            at.parent, client.span_id,
+            "{} reaches the client",
+            span.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_is_one_trace_from_the_clients_post_to_its_notification() {
+    let collector = Collector::start().await;
+    let services = services(Lineup::Scaled, collector.settings()).await;
+    let clients: Vec<ClientSpan> = (0..5).map(|_| ClientSpan::new()).collect();
+    let mut ids = Vec::new();
+    for client in &clients {
+        ids.push(post_traced(&services, client).await);
+    }
+    all_told(&services, &ids, 60).await;
+
+    // Each transaction's work, whichever process ran it, is in its client's trace.
+    let wanted = [
+        ("POST /transaction", "producer"),
+        ("create job", "consumer"),
+        ("process job", "consumer"),
+        ("third party: submit", "consumer"),
+        ("update job", "consumer"),
+        ("notify job", "consumer"),
+        ("client app: notify", "consumer"),
+    ];
+    for (client, id) in clients.iter().zip(&ids) {
+        eventually(
+            Duration::from_secs(20),
+            "every span of the transaction's work exported",
+            || async {
+                let spans = collector.of_trace(&client.trace_id);
+                wanted.iter().all(|(name, service)| {
+                    spans
+                        .iter()
+                        .any(|s| s.name == *name && s.service == *service)
+                })
+            },
+        )
+        .await;
+        let spans = collector.of_trace(&client.trace_id);
+        assert_chained_to(client, &spans);
+        for span in spans.iter().filter(|s| s.name.ends_with(" job")) {
+            assert_eq!(span.attributes["trace_id"], client.trace_id, "{span:?}");
+            assert!(
+                span.attributes["job_id"].contains(&id.to_string()) || span.name == "notify job"
+            );
+            assert_eq!(span.attributes["outcome"], "done", "{span:?}");
+        }
+        // Every job of this transaction, in any queue, ran in this trace and no other.
+        for job in collector.jobs_of(*id) {
+            assert_eq!(job.trace_id, client.trace_id, "{job:?}");
+        }
+    }
+
+    // The peers were called in the trace: the third party on every call, the client app on
+    // its notification.
+    let heard = heard_by_third_party(&services).await;
+    for (client, id) in clients.iter().zip(&ids) {
+        let calls = heard.get(id).expect("the third party was called");
+        assert!(!calls.is_empty());
+        for traceparent in calls {
+            assert_eq!(trace_of(traceparent), client.trace_id, "{id}: {calls:?}");
+        }
+        for told in received_by_client(&services, *id).await {
+            let traceparent = told.traceparent.expect("the notification's traceparent");
+            assert_eq!(trace_of(&traceparent), client.trace_id, "{id}");
+        }
+    }
+    services.stop(false).await.expect("stop");
+}
+
+/// Waits until the notify job of each of `clients`' transactions is exported, then asserts
+/// that every job of each transaction ran in its client's trace; the job spans, per
+/// transaction.
+async fn jobs_in_their_traces(
+    collector: &Collector,
+    clients: &[ClientSpan],
+    ids: &[Uuid],
+) -> Vec<Vec<Exported>> {
+    let mut all = Vec::new();
+    for (client, id) in clients.iter().zip(ids) {
+        eventually(
+            Duration::from_secs(20),
+            "the notify job exported",
+            || async {
+                collector
+                    .of_trace(&client.trace_id)
+                    .iter()
+                    .any(|s| s.name == "notify job")
+            },
+        )
+        .await;
+        let jobs = collector.jobs_of(*id);
+        for job in &jobs {
+            assert_eq!(job.trace_id, client.trace_id, "{job:?}");
+        }
+        all.push(jobs);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_redelivered_after_a_consumer_is_killed_mid_job_stays_in_its_trace() {
+    let collector = Collector::start().await;
+    let mut settings = collector.settings();
+    settings.extend([
+        // Submissions take a second each: the kill finds them in flight.
+        ("THIRDPARTY_LATENCY_MS", "1000".to_string()),
+        ("LEASE_MS", "2000".to_string()),
+    ]);
+    let mut services = services(Lineup::Scaled, settings).await;
+    let clients: Vec<ClientSpan> = (0..10).map(|_| ClientSpan::new()).collect();
+    let mut ids = Vec::new();
+    for client in &clients {
+        ids.push(post_traced(&services, client).await);
+    }
+    // The process consumer is killed while submissions are in flight: their jobs are
+    // delivered again once their leases run out.
+    eventually(Duration::from_secs(20), "submissions in flight", || async {
+        !heard_by_third_party(&services).await.is_empty()
+    })
+    .await;
+    services.kill_one("consumer-process");
+    services
+        .restart("consumer-process")
+        .await
+        .expect("consumer-process restarted");
+    all_told(&services, &ids, 90).await;
+
+    // The kill hit work in progress: its submissions are delivered again once their leases
+    // run out (after the outcomes, which the third party reported meanwhile).
+    eventually(
+        Duration::from_secs(30),
+        "a submission delivered again after the kill",
+        || async {
+            ids.iter().any(|id| {
+                let jobs = collector.jobs_of(*id);
+                jobs.iter()
+                    .any(|j| j.name == "process job" && j.attributes["attempt"] != "1")
+            })
+        },
+    )
+    .await;
+    // And every job, the redelivered ones too, ran in its transaction's trace.
+    jobs_in_their_traces(&collector, &clients, &ids).await;
+    services.stop(false).await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_job_revived_by_the_sweeper_stays_in_its_trace() {
+    let collector = Collector::start().await;
+    let mut settings = collector.settings();
+    settings.extend([
+        // A job that fails once dies, and the sweeper revives it a second later.
+        ("MAX_DELIVERIES", "1".to_string()),
+        ("DEAD_REVIVE_MS", "1000".to_string()),
+        ("SWEEP_INTERVAL_MS", "500".to_string()),
+    ]);
+    let services = services(Lineup::Pipeline, settings).await;
+    let outage = |on: bool| {
+        let url = format!("{}/admin/outage", services.thirdparty);
+        async move {
+            let answer = reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "on": on }))
+                .sent()
+                .await;
+            assert!(answer.status().is_success(), "outage {on}");
+        }
+    };
+    // The third party is down: every submission fails, dies and is revived.
+    outage(true).await;
+    let clients: Vec<ClientSpan> = (0..5).map(|_| ClientSpan::new()).collect();
+    let mut ids = Vec::new();
+    for client in &clients {
+        ids.push(post_traced(&services, client).await);
+    }
+    eventually(Duration::from_secs(30), "submissions revived", || async {
+        ids.iter().all(|id| {
+            let runs = collector.jobs_of(*id);
+            runs.iter().filter(|j| j.name == "process job").count() >= 2
+        })
+    })
+    .await;
+    outage(false).await;
+    all_told(&services, &ids, 90).await;
+    jobs_in_their_traces(&collector, &clients, &ids).await;
+    services.stop(false).await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exporter_whose_collector_is_down_fails_nothing() {
+    let closed = testkit::free_port().expect("a free port");
+    let settings = vec![
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{closed}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+    ];
+    let services = services(Lineup::Pipeline, settings).await;
+    let clients: Vec<ClientSpan> = (0..50).map(|_| ClientSpan::new()).collect();
+    let mut ids = Vec::new();
+    for client in &clients {
+        ids.push(post_traced(&services, client).await);
+    }
+    all_told(&services, &ids, 60).await;
+    for (client, id) in clients.iter().zip(&ids) {
+        for told in received_by_client(&services, *id).await {
+            let traceparent = told.traceparent.expect("the notification's traceparent");
+            assert_eq!(trace_of(&traceparent), client.trace_id, "{id}");
+        }
+    }
+    services.stop(false).await.expect("stop");
+}
