@@ -147,7 +147,9 @@ case "${1:-}" in
     wait_healthy redis
     compose_logged up -d migrate
     wait_completed migrate
-    compose_logged up -d
+    # The pipeline's services by name: podman-compose 1.0 ignores profiles, and would start the
+    # `tracing` profile's collector too.
+    compose_logged up -d thirdparty-sim client-sim producer consumer
     for service in thirdparty-sim client-sim producer consumer; do
       wait_healthy "$service"
     done

@@ -158,7 +158,7 @@ impl BlockingHttp {
         self.0
             .get_or_init(|| {
                 reqwest::blocking::Client::builder()
-                    .timeout(EXPORT_TIMEOUT)
+                    .timeout(export_timeout())
                     .build()
                     .map_err(|e| e.to_string())
             })
@@ -167,8 +167,21 @@ impl BlockingHttp {
     }
 }
 
-/// How long one export may take before its spans are dropped.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one export may take before its spans are dropped: `OTEL_EXPORTER_OTLP_TIMEOUT`
+/// (ms), 10 s without it.
+fn export_timeout() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(10);
+    match std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT") {
+        Err(_) => DEFAULT,
+        Ok(ms) => match ms.trim().parse() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                tracing::warn!(value = %ms, "OTEL_EXPORTER_OTLP_TIMEOUT is not a number of ms: 10 s taken");
+                DEFAULT
+            }
+        },
+    }
+}
 
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for BlockingHttp {
