@@ -279,14 +279,19 @@ async fn a_transaction_is_one_trace_from_the_clients_post_to_its_notification() 
     for (client, id) in clients.iter().zip(&ids) {
         eventually(
             Duration::from_secs(20),
-            "every span of the transaction's work exported",
+            "every span of the transaction's work exported, each with its parent",
             || async {
                 let spans = collector.of_trace(&client.trace_id);
-                wanted.iter().all(|(name, service)| {
-                    spans
-                        .iter()
-                        .any(|s| s.name == *name && s.service == *service)
-                })
+                // Processes export in their own batches: a span can arrive before its parent.
+                let parents_in = spans.iter().all(|s| {
+                    s.parent == client.span_id || spans.iter().any(|p| p.span_id == s.parent)
+                });
+                parents_in
+                    && wanted.iter().all(|(name, service)| {
+                        spans
+                            .iter()
+                            .any(|s| s.name == *name && s.service == *service)
+                    })
             },
         )
         .await;

@@ -17,7 +17,7 @@ use opentelemetry::{
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
-    trace::{BatchSpanProcessor, SdkTracerProvider, Tracer},
+    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, Tracer},
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -43,20 +43,70 @@ pub(crate) fn tracer() -> Tracer {
                 Some(exporter) => provider
                     .with_span_processor(BatchSpanProcessor::builder(exporter).build())
                     .build(),
+                // Nothing leaves the process: a new trace is not recorded (its ids still go
+                // on, marked unsampled), one a caller sampled is, as the caller asked. An
+                // OTEL_TRACES_SAMPLER of the operator's decides instead.
+                None if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() => provider
+                    .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+                    .build(),
                 None => provider.build(),
             }
         })
         .tracer("txn-pipeline")
 }
 
-/// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` or its traces-only variant set).
+/// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` or its traces-only variant set
+/// at start).
 pub fn exporting() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    static EXPORTING: OnceLock<bool> = OnceLock::new();
+    *EXPORTING.get_or_init(|| {
+        [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    })
+}
+
+/// The `traceparent` to pass on for work a request with the W3C header `incoming` starts, when
+/// no span of this process records it (nothing is exported): the caller's own, so the next
+/// hop is its child, or a new unsampled trace when it has none or a malformed one.
+pub fn passed_on(incoming: Option<&str>) -> String {
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+    if let Some(traceparent) = incoming {
+        let mut carrier = HashMap::with_capacity(1);
+        carrier.insert(TRACEPARENT.to_string(), traceparent.to_string());
+        let context = TraceContextPropagator::new().extract(&carrier);
+        if context.span().span_context().is_valid() {
+            return format_traceparent(context.span().span_context());
+        }
+    }
+    let ids = RandomIdGenerator::default();
+    let new = SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::default(),
+        false,
+        TraceState::NONE,
+    );
+    format_traceparent(&new)
+}
+
+/// The trace id a W3C `traceparent` names, if it is well formed.
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1).filter(|id| id.len() == 32)
+}
+
+/// `span`'s W3C `traceparent`.
+fn format_traceparent(span: &opentelemetry::trace::SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        span.trace_id(),
+        span.span_id(),
+        span.trace_flags().to_u8()
+    )
 }
 
 /// The OTLP exporter the environment asks for, if any; one it cannot build is logged and
@@ -203,5 +253,33 @@ impl opentelemetry_http::HttpClient for BlockingHttp {
             .body(response.bytes()?)?;
         *answer.headers_mut() = headers;
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_without_a_span_continues_the_callers_trace_or_starts_an_unsampled_one() {
+        let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(passed_on(Some(client)), client);
+        for bad in [
+            None,
+            Some("garbage"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+        ] {
+            let new = passed_on(bad);
+            let parts: Vec<&str> = new.split('-').collect();
+            assert_eq!(parts.len(), 4, "{new}");
+            assert_eq!((parts[0], parts[3]), ("00", "00"), "{bad:?}: {new}");
+            assert_eq!(trace_id_of(&new).map(str::len), Some(32));
+            assert_ne!(parts[1], "0".repeat(32));
+            assert_eq!(parts[2].len(), 16);
+        }
+        assert_ne!(passed_on(None), passed_on(None), "each new trace its own");
+        assert_eq!(trace_id_of(client), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(trace_id_of("00-short-x-01"), None);
     }
 }

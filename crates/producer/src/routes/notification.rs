@@ -1,6 +1,8 @@
 //! A transaction's notification as its client app may see it: where its delivery stands,
 //! every attempt on the delivery log, and one more attempt on request.
 
+use crate::app::JobTrace;
+use axum::Extension;
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use domain::{ClientAppId, DeliveryId, Status, TransactionId, delivery::Trigger, jobs::NotifyJob};
@@ -163,6 +165,7 @@ pub async fn resend(
     State(state): State<Shared>,
     Caller { client_app, .. }: Caller,
     TransactionPath { id }: TransactionPath,
+    Extension(JobTrace(trace)): Extension<JobTrace>,
 ) -> Result<(StatusCode, Json<Resending>), ApiError> {
     let detail = notification_of(&state, client_app, id).await?;
     let row = &detail.row;
@@ -171,7 +174,7 @@ pub async fn resend(
         id: row.transaction_id,
         status: row.status,
         trigger: Trigger::Manual,
-        trace: service::trace::traceparent(),
+        trace,
     };
     // Already queued (asked twice) is the same answer: one attempt is coming.
     state.queues.push(job).await?;

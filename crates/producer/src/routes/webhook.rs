@@ -1,5 +1,7 @@
 //! `POST /webhook`: the third party reports a status.
 
+use crate::app::JobTrace;
+use axum::Extension;
 use axum::{
     Json,
     extract::State,
@@ -38,12 +40,13 @@ use crate::{
 /// (stale) `pending`, 409 a different terminal, 404 unknown id.
 pub async fn receive(
     State(state): State<Shared>,
+    Extension(JobTrace(trace)): Extension<JobTrace>,
     Signed(body): Signed<WebhookBody>,
 ) -> Result<Response, ApiError> {
     let reported = body.check()?;
     let (id, status) = (reported.id, reported.status);
 
-    let (decision, current) = decide_and_queue(&state, id, status).await?;
+    let (decision, current) = decide_and_queue(&state, id, status, trace).await?;
     tracing::info!(txn_id = %id, reported = %status, ?decision, "webhook");
     let code = match decision {
         WebhookDecision::Apply => StatusCode::CREATED,
@@ -69,12 +72,13 @@ async fn decide_and_queue(
     state: &AppState,
     id: TransactionId,
     reported: Status,
+    trace: Option<String>,
 ) -> Result<(WebhookDecision, Status), ApiError> {
     let mut redis = state.redis.clone();
     let apply = UpdateJob::Apply {
         id,
         status: reported,
-        trace: service::trace::traceparent(),
+        trace,
     };
     loop {
         let Some(cached) = state.cache.get(&mut redis, &id).await? else {
