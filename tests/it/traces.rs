@@ -195,6 +195,17 @@ async fn post_traced(services: &Services, client: &ClientSpan) -> Uuid {
     id
 }
 
+/// POSTs `n` transactions, each in the trace of a client span of its own; the spans and the
+/// ids, in order.
+async fn post_traced_n(services: &Services, n: usize) -> (Vec<ClientSpan>, Vec<Uuid>) {
+    let clients: Vec<ClientSpan> = (0..n).map(|_| ClientSpan::new()).collect();
+    let mut ids = Vec::new();
+    for client in &clients {
+        ids.push(post_traced(services, client).await);
+    }
+    (clients, ids)
+}
+
 /// What the client simulator received for `id`.
 async fn received_by_client(services: &Services, id: Uuid) -> Vec<client_sim::Received> {
     let url = format!("{}/received/{id}", services.client_sims[0]);
@@ -259,11 +270,7 @@ fn assert_chained_to(client: &ClientSpan, spans: &[Exported]) {
 async fn a_transaction_is_one_trace_from_the_clients_post_to_its_notification() {
     let collector = Collector::start().await;
     let services = services(Lineup::Scaled, collector.settings()).await;
-    let clients: Vec<ClientSpan> = (0..5).map(|_| ClientSpan::new()).collect();
-    let mut ids = Vec::new();
-    for client in &clients {
-        ids.push(post_traced(&services, client).await);
-    }
+    let (clients, ids) = post_traced_n(&services, 5).await;
     all_told(&services, &ids, 60).await;
 
     // Each transaction's work, whichever process ran it, is in its client's trace.
@@ -367,11 +374,7 @@ async fn work_redelivered_after_a_consumer_is_killed_mid_job_stays_in_its_trace(
         ("LEASE_MS", "2000".to_string()),
     ]);
     let mut services = services(Lineup::Scaled, settings).await;
-    let clients: Vec<ClientSpan> = (0..10).map(|_| ClientSpan::new()).collect();
-    let mut ids = Vec::new();
-    for client in &clients {
-        ids.push(post_traced(&services, client).await);
-    }
+    let (clients, ids) = post_traced_n(&services, 10).await;
     // The process consumer is killed while submissions are in flight: their jobs are
     // delivered again once their leases run out.
     eventually(Duration::from_secs(20), "submissions in flight", || async {
@@ -428,11 +431,7 @@ async fn a_dead_job_revived_by_the_sweeper_stays_in_its_trace() {
     };
     // The third party is down: every submission fails, dies and is revived.
     outage(true).await;
-    let clients: Vec<ClientSpan> = (0..5).map(|_| ClientSpan::new()).collect();
-    let mut ids = Vec::new();
-    for client in &clients {
-        ids.push(post_traced(&services, client).await);
-    }
+    let (clients, ids) = post_traced_n(&services, 5).await;
     eventually(Duration::from_secs(30), "submissions revived", || async {
         ids.iter().all(|id| {
             let runs = collector.jobs_of(*id);
@@ -457,11 +456,7 @@ async fn an_exporter_whose_collector_is_down_fails_nothing() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
     ];
     let services = services(Lineup::Pipeline, settings).await;
-    let clients: Vec<ClientSpan> = (0..50).map(|_| ClientSpan::new()).collect();
-    let mut ids = Vec::new();
-    for client in &clients {
-        ids.push(post_traced(&services, client).await);
-    }
+    let (clients, ids) = post_traced_n(&services, 50).await;
     all_told(&services, &ids, 60).await;
     for (client, id) in clients.iter().zip(&ids) {
         for told in received_by_client(&services, *id).await {

@@ -279,7 +279,10 @@ mod tests {
             assert_eq!(parts[2].len(), 16);
         }
         assert_ne!(passed_on(None), passed_on(None), "each new trace its own");
-        assert_eq!(trace_id_of(client), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            trace_id_of(client),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         assert_eq!(trace_id_of("00-short-x-01"), None);
     }
 }
