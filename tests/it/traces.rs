@@ -146,7 +146,7 @@ impl ClientSpan {
 
 /// The trace id a `traceparent` names.
 fn trace_of(traceparent: &str) -> &str {
-    traceparent.split('-').nth(1).unwrap_or_default()
+    service::trace::trace_id_of(traceparent).unwrap_or_default()
 }
 
 /// Short schedules, so a transaction is done in about a second.

@@ -228,7 +228,14 @@ pub fn router(state: AppState, config: &Config) -> Router {
 /// The W3C `traceparent` the work a request queues carries on (a request extension, set for
 /// every POST by [`trace_request`]).
 #[derive(Debug, Clone, Default)]
-pub struct JobTrace(pub Option<String>);
+pub struct JobTrace(pub Option<std::sync::Arc<str>>);
+
+impl JobTrace {
+    /// The `traceparent` a job queued by the request carries.
+    pub fn for_job(&self) -> Option<String> {
+        self.0.as_deref().map(str::to_string)
+    }
+}
 
 /// Gives each POST (the requests that queue work) the trace its jobs carry on: the client's
 /// `traceparent` continued, a new trace without one. While spans are exported, the POST is a
@@ -252,7 +259,9 @@ async fn trace_request(
     let traceparent = header(&request, service::trace::TRACEPARENT);
     if !service::trace::exporting() {
         let trace = service::trace::passed_on(traceparent.as_deref());
-        request.extensions_mut().insert(JobTrace(Some(trace)));
+        request
+            .extensions_mut()
+            .insert(JobTrace(Some(trace.into())));
         return next.run(request).await;
     }
     let span = {
@@ -273,7 +282,9 @@ async fn trace_request(
     let tracestate = header(&request, service::trace::TRACESTATE);
     service::trace::follow(&span, traceparent.as_deref(), tracestate.as_deref());
     let trace = service::trace::headers_of(&span).remove(service::trace::TRACEPARENT);
-    request.extensions_mut().insert(JobTrace(trace));
+    request
+        .extensions_mut()
+        .insert(JobTrace(trace.map(Into::into)));
     let response = next.run(request).instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());
     response

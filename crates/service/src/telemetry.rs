@@ -17,7 +17,11 @@ pub fn init() {
     };
     let filter = match format!("{}=info", crate::trace::TARGET).parse() {
         Ok(traced) => filter.add_directive(traced),
-        Err(_) => filter,
+        // A constant directive: only a change to TARGET could make it fail.
+        Err(error) => {
+            eprintln!("traced spans follow RUST_LOG: directive refused: {error}");
+            filter
+        }
     };
     let json = match std::env::var("LOG_FORMAT").as_deref() {
         Ok("json") => true,

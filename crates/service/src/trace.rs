@@ -99,14 +99,12 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
     traceparent.split('-').nth(1).filter(|id| id.len() == 32)
 }
 
-/// `span`'s W3C `traceparent`.
+/// `span`'s W3C `traceparent`, as the propagator writes it.
 fn format_traceparent(span: &opentelemetry::trace::SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        span.trace_id(),
-        span.span_id(),
-        span.trace_flags().to_u8()
-    )
+    let context = opentelemetry::Context::new().with_remote_span_context(span.clone());
+    let mut carrier = HashMap::with_capacity(2);
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove(TRACEPARENT).unwrap_or_default()
 }
 
 /// The OTLP exporter the environment asks for, if any; one it cannot build is logged and

@@ -165,7 +165,7 @@ pub async fn resend(
     State(state): State<Shared>,
     Caller { client_app, .. }: Caller,
     TransactionPath { id }: TransactionPath,
-    Extension(JobTrace(trace)): Extension<JobTrace>,
+    Extension(trace): Extension<JobTrace>,
 ) -> Result<(StatusCode, Json<Resending>), ApiError> {
     let detail = notification_of(&state, client_app, id).await?;
     let row = &detail.row;
@@ -174,7 +174,7 @@ pub async fn resend(
         id: row.transaction_id,
         status: row.status,
         trigger: Trigger::Manual,
-        trace,
+        trace: trace.for_job(),
     };
     // Already queued (asked twice) is the same answer: one attempt is coming.
     state.queues.push(job).await?;

@@ -67,7 +67,7 @@ pub struct Accepted {
 pub async fn create(
     State(state): State<Shared>,
     Caller { client_app, limit }: Caller,
-    Extension(JobTrace(trace)): Extension<JobTrace>,
+    Extension(trace): Extension<JobTrace>,
     headers: HeaderMap,
     Body(body): Body<NewTransactionBody>,
 ) -> Result<Response, ApiError> {
@@ -79,7 +79,7 @@ pub async fn create(
         id: new.id,
         money: new.money,
         client_app,
-        trace,
+        trace: trace.for_job(),
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
     // An id made here just now has no row anywhere; any other id may have one.

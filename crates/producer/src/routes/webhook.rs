@@ -40,13 +40,13 @@ use crate::{
 /// (stale) `pending`, 409 a different terminal, 404 unknown id.
 pub async fn receive(
     State(state): State<Shared>,
-    Extension(JobTrace(trace)): Extension<JobTrace>,
+    Extension(trace): Extension<JobTrace>,
     Signed(body): Signed<WebhookBody>,
 ) -> Result<Response, ApiError> {
     let reported = body.check()?;
     let (id, status) = (reported.id, reported.status);
 
-    let (decision, current) = decide_and_queue(&state, id, status, trace).await?;
+    let (decision, current) = decide_and_queue(&state, id, status, trace.for_job()).await?;
     tracing::info!(txn_id = %id, reported = %status, ?decision, "webhook");
     let code = match decision {
         WebhookDecision::Apply => StatusCode::CREATED,
