@@ -172,6 +172,14 @@ fn stack_options(auth_cache: Duration) -> (Options, String) {
     (options, pepper)
 }
 
+/// A whole stack, its keys cached for `auth_cache`, the third party resolving within
+/// `[min_ms, max_ms]`; and its pepper.
+async fn resolving_stack(auth_cache: Duration, min_ms: u64, max_ms: u64) -> (Stack, String) {
+    let (mut options, pepper) = stack_options(auth_cache);
+    options.resolve_within(min_ms, max_ms);
+    (spawn_stack(options).await, pepper)
+}
+
 /// A stack without a consumer, its keys cached for `auth_cache`, and its pepper.
 async fn producer_stack(auth_cache: Duration) -> (Stack, String) {
     let (mut options, pepper) = stack_options(auth_cache);
@@ -453,10 +461,8 @@ async fn a_client_app_name_is_taken_once_and_a_notify_url_must_be_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_client_apps_notifications_wait_until_it_is_enabled() {
-    let (mut options, pepper) = stack_options(Duration::from_millis(200));
     // Outcomes come a second or two after the POST: the client app is disabled by then.
-    options.resolve_within(1_500, 2_000);
-    let stack = spawn_stack(options).await;
+    let (stack, pepper) = resolving_stack(Duration::from_millis(200), 1_500, 2_000).await;
     let (url, paused) = client_app_at(&stack, &pepper, "paused").await;
     let sim = client_sim_at(&url, &paused["signing_secret"]).await;
     let key = paused["api_key"].as_str().unwrap().to_string();
@@ -940,9 +946,7 @@ impl SwitchingEndpoint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_app_may_switch_to_a_rotated_secret_the_moment_it_learns_it() {
-    let (mut options, pepper) = stack_options(Duration::from_secs(5));
-    options.resolve_within(0, 50);
-    let stack = spawn_stack(options).await;
+    let (stack, pepper) = resolving_stack(Duration::from_secs(5), 0, 50).await;
     let (url, app) = client_app_at(&stack, &pepper, "rotating").await;
     let endpoint = SwitchingEndpoint::default();
     endpoint.verify_with(&app["signing_secret"]);

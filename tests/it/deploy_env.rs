@@ -342,6 +342,27 @@ fn consumer_migrate_needs_only_the_database_url() {
     );
 }
 
+/// What `binary` with `args` and `env` printed, having asserted that it exited with `code`,
+/// printed `names` and did not print `secret`.
+fn printed_by(
+    binary: &str,
+    args: &[String],
+    env: &Env,
+    code: i32,
+    names: &str,
+    secret: &str,
+) -> String {
+    let (exit, printed) = check_config(binary, args, env);
+    let run = format!("{binary} {}", args.join(" "));
+    assert_eq!(exit, Some(code), "{run}:\n{printed}");
+    assert!(printed.contains(names), "{run} names {names}:\n{printed}");
+    assert!(
+        !printed.contains(secret),
+        "{run} printed a secret:\n{printed}"
+    );
+    printed
+}
+
 #[test]
 fn a_failed_start_and_the_help_never_print_a_secret() {
     let secret = "sk_live_do_not_print_me";
@@ -360,13 +381,7 @@ fn a_failed_start_and_the_help_never_print_a_secret() {
             ("DATABASE_URL".to_string(), url.clone()),
         ]);
         env.insert(key.into(), value);
-        let (code, printed) = check_config("producer", &[], &env);
-        assert_eq!(code, Some(2), "{key} is refused:\n{printed}");
-        assert!(printed.contains(key), "the error names {key}:\n{printed}");
-        assert!(
-            !printed.contains(secret),
-            "{key}: the error repeats the secret:\n{printed}"
-        );
+        printed_by("producer", &[], &env, 2, key, secret);
     }
     // A third party without a scheme stops the consumer at start, naming the setting.
     let env = Env::from([
@@ -387,13 +402,7 @@ fn a_failed_start_and_the_help_never_print_a_secret() {
         ("REDIS_PASSWORD".to_string(), secret.to_string()),
     ]);
     for binary in ["producer", "consumer", "thirdparty-sim", "client-sim"] {
-        let (code, printed) = check_config(binary, &["--help".into()], &env);
-        assert_eq!(code, Some(0), "{binary} --help:\n{printed}");
-        assert!(printed.contains("Usage"), "{binary} --help:\n{printed}");
-        assert!(
-            !printed.contains(secret),
-            "{binary} --help shows a secret:\n{printed}"
-        );
+        printed_by(binary, &["--help".into()], &env, 0, "Usage", secret);
     }
     // A valid start prints its settings with the secrets redacted.
     let env = Env::from([
@@ -406,13 +415,7 @@ fn a_failed_start_and_the_help_never_print_a_secret() {
         ("REDIS_PASSWORD".to_string(), secret.to_string()),
         ("BOARD_TOKEN".to_string(), secret.to_string()),
     ]);
-    let (code, printed) = check_config("consumer", &[], &env);
-    assert_eq!(code, Some(0), "{printed}");
-    assert!(printed.contains("database_url"), "{printed}");
-    assert!(
-        !printed.contains(secret),
-        "check-config printed a secret:\n{printed}"
-    );
+    let printed = printed_by("consumer", &[], &env, 0, "database_url", secret);
     assert!(
         !printed.contains("cGxhY2Vob2xkZXIt"),
         "check-config printed a webhook secret"

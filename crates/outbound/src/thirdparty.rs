@@ -107,11 +107,12 @@ impl ThirdParty {
         }
     }
 
-    async fn send(
+    /// Sends `request`, authenticated, and reads its answer by the one rule.
+    async fn call(
         &self,
         request: reqwest::RequestBuilder,
         operation: &'static str,
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<(reqwest::Response, Answer), CallError> {
         let request = match &self.api_key {
             Some(key) => {
                 let (name, value) = key.header()?;
@@ -119,25 +120,27 @@ impl ThirdParty {
             }
             None => request,
         };
-        traced_send(request, operation)
+        let response = traced_send(request, operation)
             .await
-            .map_err(|e| transport_error(&e))
+            .map_err(|e| transport_error(&e))?;
+        let answer = classify(
+            response.status().as_u16(),
+            response.headers(),
+            SystemTime::now(),
+        );
+        Ok((response, answer))
     }
 
     /// `GET /transactions/{id}`: does the third party have it, and in which status?
     pub async fn lookup(&self, id: TransactionId) -> Result<Lookup, ThirdPartyError> {
-        let response = self
-            .send(
+        let (response, answer) = self
+            .call(
                 self.http
                     .get(format!("{}/transactions/{id}", self.base_url)),
                 "third party: look up",
             )
             .await?;
-        match classify(
-            response.status().as_u16(),
-            response.headers(),
-            SystemTime::now(),
-        ) {
+        match answer {
             Answer::Success => {
                 let body: StatusBody = response.json().await.map_err(|e| transport_error(&e))?;
                 Ok(Lookup::Found(body.status))
@@ -154,19 +157,15 @@ impl ThirdParty {
         id: TransactionId,
         money: Option<Money>,
     ) -> Result<bool, ThirdPartyError> {
-        let response = self
-            .send(
+        let (_, answer) = self
+            .call(
                 self.http
                     .post(format!("{}/transactions", self.base_url))
                     .json(&SubmitBody { id, money }),
                 "third party: submit",
             )
             .await?;
-        match classify(
-            response.status().as_u16(),
-            response.headers(),
-            SystemTime::now(),
-        ) {
+        match answer {
             Answer::Success => Ok(true),
             Answer::Conflict => Ok(false),
             Answer::NotFound => Err(CallError::Refused(404)),

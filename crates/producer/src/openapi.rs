@@ -87,7 +87,7 @@ pub enum BodyRefusals {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // Never built: it exists to describe the responses.
 pub enum ReadRefusals {
-    /// Postgres unavailable
+    /// Postgres or Redis unavailable
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem<'static>),
     /// Stored data this version cannot read (retrying will not help)

@@ -7,7 +7,7 @@ use sqlx::{Row, postgres::PgRow};
 
 use crate::{
     Store, StoreError,
-    rows::{id, named},
+    rows::{self, id, named},
 };
 
 /// A client app as stored.
@@ -312,14 +312,11 @@ impl Store {
         &self,
         only: Option<ClientAppId>,
     ) -> Result<Vec<ClientApp>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {CLIENT_APP_COLUMNS} FROM client_apps WHERE $1::uuid IS NULL OR id = $1
              ORDER BY created_at, id"
-        ))
-        .bind(only.map(|id| id.as_uuid()))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(ClientApp::try_from).collect()
+        );
+        rows::all_by(&self.pool, &sql, only.map(|id| id.as_uuid())).await
     }
 
     /// Changes what is given of client app `id`; the client app after, if it exists.
@@ -399,14 +396,13 @@ impl Store {
     /// The keys of the client apps `ids`, in one query, oldest first.
     pub async fn keys_of(&self, ids: &[ClientAppId]) -> Result<Vec<KeyInfo>, StoreError> {
         let ids: Vec<uuid::Uuid> = ids.iter().map(ClientAppId::as_uuid).collect();
-        let rows = sqlx::query(
+        rows::all_by(
+            &self.pool,
             "SELECT key_id, client_app_id, name, expires_at, revoked_at, last_used_at
              FROM api_keys WHERE client_app_id = ANY($1) ORDER BY created_at, key_id",
+            ids,
         )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(KeyInfo::try_from).collect()
+        .await
     }
 
     /// Adds `key` to client app `id`.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     AttemptRecord, Delivered, DueNotification, Failing, NotificationDetail, NotificationRow, Store,
-    StoreError,
+    StoreError, rows,
 };
 
 /// The start of every statement that appends an attempt to the log: the CTE `a`, numbering
@@ -82,15 +82,14 @@ impl Store {
         &self,
         id: TransactionId,
     ) -> Result<Option<NotificationDetail>, StoreError> {
-        let row = sqlx::query(
+        rows::one_by(
+            &self.pool,
             "SELECT delivery_id, transaction_id, status, attempts, delivered_at, failed_at,
                     last_error, next_attempt_at, created_at
              FROM notifications WHERE transaction_id = $1",
+            id.as_uuid(),
         )
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(NotificationDetail::try_from).transpose()
+        .await
     }
 
     /// Records a failed delivery `attempt` and when the next one is due, in one statement;
@@ -257,14 +256,13 @@ impl Store {
         &self,
         delivery_id: DeliveryId,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
+        rows::all_by(
+            &self.pool,
             "SELECT delivery_id, attempt, trigger, started_at, duration_ms, http_status, error
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+            delivery_id.as_uuid(),
         )
-        .bind(delivery_id.as_uuid())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(AttemptRecord::try_from).collect()
+        .await
     }
 
     /// The notifications of `client_app` created in `[since, until)` that it has not accepted,

@@ -5,7 +5,7 @@ use domain::{
     ClientAppId, DeliveryId, Money, Source, Status, TransactionId, delivery::Trigger,
     owner::Delivery,
 };
-use sqlx::{Row, postgres::PgRow};
+use sqlx::{PgPool, Postgres, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -354,6 +354,34 @@ pub(crate) fn parse_named<T: std::str::FromStr>(
 /// Column `column` of `r`, a name this code parses (see [`parse_named`]).
 pub(crate) fn named<T: std::str::FromStr>(r: &PgRow, column: &str) -> Result<T, StoreError> {
     parse_named(r.try_get(column)?, column)
+}
+
+/// The rows `sql` returns with `key` bound to `$1`, each read as `T`.
+pub(crate) async fn all_by<'q, K, T>(
+    pool: &PgPool,
+    sql: &'q str,
+    key: K,
+) -> Result<Vec<T>, StoreError>
+where
+    K: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    T: for<'r> TryFrom<&'r PgRow, Error = StoreError>,
+{
+    let rows = sqlx::query(sql).bind(key).fetch_all(pool).await?;
+    rows.iter().map(T::try_from).collect()
+}
+
+/// The row `sql` returns with `key` bound to `$1`, if any, read as `T`.
+pub(crate) async fn one_by<'q, K, T>(
+    pool: &PgPool,
+    sql: &'q str,
+    key: K,
+) -> Result<Option<T>, StoreError>
+where
+    K: 'q + Send + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    T: for<'r> TryFrom<&'r PgRow, Error = StoreError>,
+{
+    let row = sqlx::query(sql).bind(key).fetch_optional(pool).await?;
+    row.as_ref().map(T::try_from).transpose()
 }
 
 /// Column `column` of `r`, a UUID read as the id type `T`.

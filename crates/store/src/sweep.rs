@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, postgres::PgRow};
 
 use crate::{DueNotification, DuePoll, DueSubmission, Store, StoreError};
 
@@ -16,6 +17,20 @@ pub struct Overdue {
     /// Notifications owed a delivery.
     pub notifications: Vec<DueNotification>,
 }
+
+/// Submissions due before `$1`, at most `$2`, most overdue first.
+const SUBMISSIONS_DUE: &str = "SELECT id, trace FROM transactions
+     WHERE next_attempt_at < $1 ORDER BY next_attempt_at LIMIT $2";
+
+/// Polls due before `$1`, at most `$2`, most overdue first.
+const POLLS_DUE: &str = "SELECT id, poll_number, trace FROM transactions
+     WHERE next_poll_at < $1 ORDER BY next_poll_at LIMIT $2";
+
+/// Notifications owed and due before `$1`, at most `$2`, most overdue first.
+const NOTIFICATIONS_DUE: &str = "SELECT n.delivery_id, n.transaction_id, n.status, t.trace
+     FROM notifications n JOIN transactions t ON t.id = n.transaction_id
+     WHERE n.delivered_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at < $1
+     ORDER BY n.next_attempt_at LIMIT $2";
 
 /// Arbitrary constant naming the sweeper's advisory lock.
 const SWEEPER_LOCK: i64 = 0x7478_6e73_7765_6570; // "txnsweep"
@@ -47,44 +62,30 @@ impl Store {
             );
             return Ok(Some(Overdue::default()));
         };
-        let submissions = sqlx::query(
-            "SELECT id, trace FROM transactions WHERE next_attempt_at < $1 ORDER BY next_attempt_at LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let polls = sqlx::query(
-            "SELECT id, poll_number, trace FROM transactions WHERE next_poll_at < $1 ORDER BY next_poll_at LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let notifications = sqlx::query(
-            "SELECT n.delivery_id, n.transaction_id, n.status, t.trace
-             FROM notifications n JOIN transactions t ON t.id = n.transaction_id
-             WHERE n.delivered_at IS NULL AND n.failed_at IS NULL AND n.next_attempt_at < $1
-             ORDER BY n.next_attempt_at LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let overdue = Overdue {
+            submissions: due(&mut tx, SUBMISSIONS_DUE, cutoff, limit).await?,
+            polls: due(&mut tx, POLLS_DUE, cutoff, limit).await?,
+            notifications: due(&mut tx, NOTIFICATIONS_DUE, cutoff, limit).await?,
+        };
         tx.commit().await?;
-        Ok(Some(Overdue {
-            submissions: submissions
-                .iter()
-                .map(DueSubmission::try_from)
-                .collect::<Result<_, StoreError>>()?,
-            polls: polls
-                .iter()
-                .map(DuePoll::try_from)
-                .collect::<Result<_, StoreError>>()?,
-            notifications: notifications
-                .iter()
-                .map(DueNotification::try_from)
-                .collect::<Result<_, StoreError>>()?,
-        }))
+        Ok(Some(overdue))
     }
+}
+
+/// The rows of `sql` due before `cutoff` (`$1`), at most `limit` (`$2`), each read as `T`.
+async fn due<T>(
+    tx: &mut PgConnection,
+    sql: &str,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<T>, StoreError>
+where
+    T: for<'r> TryFrom<&'r PgRow, Error = StoreError>,
+{
+    let rows = sqlx::query(sql)
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(tx)
+        .await?;
+    rows.iter().map(T::try_from).collect()
 }

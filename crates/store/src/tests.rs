@@ -75,27 +75,14 @@ async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: 
         .await
         .unwrap();
     assert!(delivery.is_some());
-    assert_eq!(
-        store
-            .apply_status(id, Status::Completed, Source::Poll)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .apply_status(id, Status::Declined, Source::Poll)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .apply_status(id, Status::Pending, Source::Poll)
-            .await
-            .unwrap(),
-        None
-    );
+    // Once terminal, no report changes it: the same status, another, or `pending`.
+    for status in [Status::Completed, Status::Declined, Status::Pending] {
+        assert_eq!(
+            store.apply_status(id, status, Source::Poll).await.unwrap(),
+            None,
+            "{status:?} after completed"
+        );
+    }
 
     let row = store.get(id).await.unwrap().unwrap();
     assert_eq!(row.status, Status::Completed);

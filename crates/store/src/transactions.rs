@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId};
 use uuid::Uuid;
 
-use crate::{HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
+use crate::{
+    HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow, rows,
+};
 
 impl Store {
     /// Inserts a pending transaction, in no trace, with its `api` history entry and a
@@ -25,12 +27,7 @@ impl Store {
             owes_submission: true,
             trace: None,
         };
-        Ok(self
-            .insert_pending_many(&[row])
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(false))
+        Ok(single(self.insert_pending_many(&[row]).await?))
     }
 
     /// [`Store::insert_pending`] for many rows in one statement, each owing a submission only if
@@ -73,9 +70,8 @@ impl Store {
         .bind(&traces)
         .fetch_all(&self.pool)
         .await?;
-        let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
         // A duplicate within the batch did not insert: only its first occurrence reports true.
-        Ok(ids.iter().map(|id| inserted.remove(id)).collect())
+        Ok(returned(&ids, inserted))
     }
 
     /// The transaction `id`, if it exists.
@@ -107,14 +103,13 @@ impl Store {
 
     /// The history of `id`, oldest first.
     pub async fn history(&self, id: TransactionId) -> Result<Vec<HistoryEntry>, StoreError> {
-        let rows = sqlx::query(
+        rows::all_by(
+            &self.pool,
             "SELECT to_status, source, created_at FROM transaction_events
              WHERE transaction_id = $1 ORDER BY id",
+            id.as_uuid(),
         )
-        .bind(id.as_uuid())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(HistoryEntry::try_from).collect()
+        .await
     }
 
     /// Records that the next submission attempt is due at `at` (the outbox of a retry), and
@@ -146,12 +141,10 @@ impl Store {
         id: TransactionId,
         first_poll_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .mark_submitted_many(&[Submitted { id, first_poll_at }])
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(false))
+        Ok(single(
+            self.mark_submitted_many(&[Submitted { id, first_poll_at }])
+                .await?,
+        ))
     }
 
     /// [`Store::mark_submitted`] for many rows in one statement; one flag per row, in order.
@@ -171,8 +164,7 @@ impl Store {
         .bind(&polls)
         .fetch_all(&self.pool)
         .await?;
-        let mut updated: HashSet<Uuid> = updated.into_iter().collect();
-        Ok(ids.iter().map(|id| updated.remove(id)).collect())
+        Ok(returned(&ids, updated))
     }
 
     /// Moves a pending transaction to terminal `status` with its history entry and its
@@ -184,12 +176,10 @@ impl Store {
         status: Status,
         source: Source,
     ) -> Result<Option<DeliveryId>, StoreError> {
-        Ok(self
-            .apply_status_many(&[StatusChange { id, status, source }])
-            .await?
-            .first()
-            .copied()
-            .flatten())
+        Ok(single(
+            self.apply_status_many(&[StatusChange { id, status, source }])
+                .await?,
+        ))
     }
 
     /// [`Store::apply_status`] for many rows in one statement; one answer per row, in order.
@@ -302,4 +292,16 @@ impl Store {
         .rows_affected();
         Ok(updated == 1)
     }
+}
+
+/// The answer of a batch of one row (a batch answers each of its rows, in order).
+fn single<T: Default>(answers: Vec<T>) -> T {
+    answers.into_iter().next().unwrap_or_default()
+}
+
+/// One flag per id of a batch, in order: whether the statement returned it (an id twice in
+/// the batch only for its first occurrence).
+fn returned(ids: &[Uuid], returned: Vec<Uuid>) -> Vec<bool> {
+    let mut returned: HashSet<Uuid> = returned.into_iter().collect();
+    ids.iter().map(|id| returned.remove(id)).collect()
 }
