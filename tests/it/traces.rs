@@ -50,13 +50,16 @@ impl Collector {
         Self { url, spans }
     }
 
-    /// The standard variables pointing a service at this collector, exporting every 100 ms.
-    fn settings(&self) -> Vec<(&'static str, String)> {
-        vec![
+    /// The standard variables pointing a service at this collector, exporting every 100 ms;
+    /// then `more`.
+    fn settings(&self, more: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let mut all = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", self.url.clone()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-        ]
+        ];
+        all.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+        all
     }
 
     fn of_trace(&self, trace_id: &str) -> Vec<Exported> {
@@ -269,7 +272,7 @@ fn assert_chained_to(client: &ClientSpan, spans: &[Exported]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_is_one_trace_from_the_clients_post_to_its_notification() {
     let collector = Collector::start().await;
-    let services = services(Lineup::Scaled, collector.settings()).await;
+    let services = services(Lineup::Scaled, collector.settings(&[])).await;
     let (clients, ids) = post_traced_n(&services, 5).await;
     all_told(&services, &ids, 60).await;
 
@@ -317,19 +320,64 @@ async fn a_transaction_is_one_trace_from_the_clients_post_to_its_notification() 
         }
     }
 
-    // The peers were called in the trace: the third party on every call, the client app on
-    // its notification.
-    let heard = heard_by_third_party(&services).await;
-    for (client, id) in clients.iter().zip(&ids) {
+    assert_peers_heard_their_traces(&services, &clients, &ids).await;
+    services.stop(false).await.expect("stop");
+}
+
+/// Asserts that the peers were called in each transaction's trace: the third party on every
+/// call, the client app on its notification.
+async fn assert_peers_heard_their_traces(
+    services: &Services,
+    clients: &[ClientSpan],
+    ids: &[Uuid],
+) {
+    let heard = heard_by_third_party(services).await;
+    for (client, id) in clients.iter().zip(ids) {
         let calls = heard.get(id).expect("the third party was called");
         assert!(!calls.is_empty());
         for traceparent in calls {
             assert_eq!(trace_of(traceparent), client.trace_id, "{id}: {calls:?}");
         }
-        for told in received_by_client(&services, *id).await {
+        let told = received_by_client(services, *id).await;
+        assert!(!told.is_empty(), "{id} told");
+        for told in told {
             let traceparent = told.traceparent.expect("the notification's traceparent");
             assert_eq!(trace_of(&traceparent), client.trace_id, "{id}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_exporter_the_trace_still_goes_from_the_post_to_every_peer() {
+    let services = services(Lineup::Pipeline, Vec::new()).await;
+    // The client's trace is passed on as it is.
+    let (clients, ids) = post_traced_n(&services, 5).await;
+    // Without a traceparent, each transaction gets a new trace of its own.
+    let mut untraced = Vec::new();
+    for _ in 0..5 {
+        let id = Uuid::now_v7();
+        let answer = reqwest::Client::new()
+            .post(format!("{}/transaction", services.producer))
+            .bearer_auth(&services.api_keys[0])
+            .json(&json!({ "id": id, "amount": 100, "currency": "EUR" }))
+            .sent()
+            .await;
+        assert_eq!(answer.status(), 201, "{id} accepted");
+        untraced.push(id);
+    }
+    all_told(&services, &[ids.clone(), untraced.clone()].concat(), 60).await;
+    assert_peers_heard_their_traces(&services, &clients, &ids).await;
+    let heard = heard_by_third_party(&services).await;
+    let mut traces = HashSet::new();
+    for id in &untraced {
+        let told = received_by_client(&services, *id).await;
+        let traceparent = told[0].traceparent.clone().expect("a traceparent");
+        let trace = trace_of(&traceparent).to_string();
+        assert_eq!(trace.len(), 32, "{traceparent}");
+        for call in &heard[id] {
+            assert_eq!(trace_of(call), trace, "{id}: every call in its one trace");
+        }
+        assert!(traces.insert(trace), "{id}: a trace of its own");
     }
     services.stop(false).await.expect("stop");
 }
@@ -367,12 +415,8 @@ async fn jobs_in_their_traces(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_redelivered_after_a_consumer_is_killed_mid_job_stays_in_its_trace() {
     let collector = Collector::start().await;
-    let mut settings = collector.settings();
-    settings.extend([
-        // Submissions take a second each: the kill finds them in flight.
-        ("THIRDPARTY_LATENCY_MS", "1000".to_string()),
-        ("LEASE_MS", "2000".to_string()),
-    ]);
+    // Submissions take a second each: the kill finds them in flight.
+    let settings = collector.settings(&[("THIRDPARTY_LATENCY_MS", "1000"), ("LEASE_MS", "2000")]);
     let mut services = services(Lineup::Scaled, settings).await;
     let (clients, ids) = post_traced_n(&services, 10).await;
     // The process consumer is killed while submissions are in flight: their jobs are
@@ -410,12 +454,11 @@ async fn work_redelivered_after_a_consumer_is_killed_mid_job_stays_in_its_trace(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_job_revived_by_the_sweeper_stays_in_its_trace() {
     let collector = Collector::start().await;
-    let mut settings = collector.settings();
-    settings.extend([
-        // A job that fails once dies, and the sweeper revives it a second later.
-        ("MAX_DELIVERIES", "1".to_string()),
-        ("DEAD_REVIVE_MS", "1000".to_string()),
-        ("SWEEP_INTERVAL_MS", "500".to_string()),
+    // A job that fails once dies, and the sweeper revives it a second later.
+    let settings = collector.settings(&[
+        ("MAX_DELIVERIES", "1"),
+        ("DEAD_REVIVE_MS", "1000"),
+        ("SWEEP_INTERVAL_MS", "500"),
     ]);
     let services = services(Lineup::Pipeline, settings).await;
     let outage = |on: bool| {

@@ -210,7 +210,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn(record_request))
-        .layer(axum::middleware::from_fn(trace_request))
+        // Only while spans are exported: without, a POST's jobs pass the client's trace on
+        // (`JobTrace`) and no span is made.
+        .layer(tower::util::option_layer(
+            service::trace::exporting()
+                .then(|| axum::middleware::from_fn(crate::trace::trace_request)),
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req
@@ -223,71 +228,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-}
-
-/// The W3C `traceparent` the work a request queues carries on (a request extension, set for
-/// every POST by [`trace_request`]).
-#[derive(Debug, Clone, Default)]
-pub struct JobTrace(pub Option<std::sync::Arc<str>>);
-
-impl JobTrace {
-    /// The `traceparent` a job queued by the request carries.
-    pub fn for_job(&self) -> Option<String> {
-        self.0.as_deref().map(str::to_string)
-    }
-}
-
-/// Gives each POST (the requests that queue work) the trace its jobs carry on: the client's
-/// `traceparent` continued, a new trace without one. While spans are exported, the POST is a
-/// span of that trace; while nothing is, no span is made (one costs a POST about a sixth of
-/// its throughput, measured) and the jobs continue the client's span itself.
-async fn trace_request(
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use tracing::Instrument;
-    if request.method() != Method::POST {
-        return next.run(request).await;
-    }
-    let header = |request: &axum::extract::Request, name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let traceparent = header(&request, service::trace::TRACEPARENT);
-    if !service::trace::exporting() {
-        let trace = service::trace::passed_on(traceparent.as_deref());
-        request
-            .extensions_mut()
-            .insert(JobTrace(Some(trace.into())));
-        return next.run(request).await;
-    }
-    let span = {
-        let route = request
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .map_or("unmatched", |p| p.as_str());
-        tracing::info_span!(
-            target: service::trace::TARGET,
-            "request",
-            otel.name = %format_args!("POST {route}"),
-            otel.kind = "server",
-            http.route = %route,
-            http.response.status_code = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-        )
-    };
-    let tracestate = header(&request, service::trace::TRACESTATE);
-    service::trace::follow(&span, traceparent.as_deref(), tracestate.as_deref());
-    let trace = service::trace::headers_of(&span).remove(service::trace::TRACEPARENT);
-    request
-        .extensions_mut()
-        .insert(JobTrace(trace.map(Into::into)));
-    let response = next.run(request).instrument(span.clone()).await;
-    span.record("http.response.status_code", response.status().as_u16());
-    response
 }
 
 /// Answers 408 (problem+json) when a request takes longer than `limit`.
@@ -324,11 +264,8 @@ async fn record_request(
         .unwrap_or_else(|| "unmatched".into());
     // A clone of the header is a reference count, not a copy.
     let request_id = request.headers().get("x-request-id").cloned();
-    let trace = request
-        .extensions()
-        .get::<JobTrace>()
-        .cloned()
-        .unwrap_or_default();
+    // A clone of the header is a reference count too; it is read only if the request fails.
+    let traceparent = request.headers().get(service::trace::TRACEPARENT).cloned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     if let Some(ErrorCause(cause)) = response.extensions().get::<ErrorCause>() {
@@ -336,8 +273,12 @@ async fn record_request(
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        // Inside a POST's span the line has its trace id already; without one, it is named.
-        let trace_id = trace.0.as_deref().and_then(service::trace::trace_id_of);
+        // Inside a POST's span (while exported) the line has its trace id already; without
+        // one it names the client's, if it sent one.
+        let trace_id = traceparent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(service::trace::trace_id_of);
         if response.status().as_u16() == 500 {
             tracing::error!(error = %cause, %route, request_id, trace_id, "request failed");
         } else {

@@ -12,6 +12,7 @@ mod input;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub mod trace;
 
 pub use config::Config;
 

@@ -76,9 +76,7 @@ pub fn passed_on(incoming: Option<&str>) -> String {
     use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
     if let Some(traceparent) = incoming {
-        let mut carrier = HashMap::with_capacity(1);
-        carrier.insert(TRACEPARENT.to_string(), traceparent.to_string());
-        let context = TraceContextPropagator::new().extract(&carrier);
+        let context = TraceContextPropagator::new().extract(&OneHeader(traceparent));
         if context.span().span_context().is_valid() {
             return format_traceparent(context.span().span_context());
         }
@@ -102,9 +100,35 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
 /// `span`'s W3C `traceparent`, as the propagator writes it.
 fn format_traceparent(span: &opentelemetry::trace::SpanContext) -> String {
     let context = opentelemetry::Context::new().with_remote_span_context(span.clone());
-    let mut carrier = HashMap::with_capacity(2);
-    TraceContextPropagator::new().inject_context(&context, &mut carrier);
-    carrier.remove(TRACEPARENT).unwrap_or_default()
+    let mut written = Written::default();
+    TraceContextPropagator::new().inject_context(&context, &mut written);
+    written.0.unwrap_or_default()
+}
+
+/// A request's `traceparent` as the propagator reads it (a map of one, without allocating
+/// one on every POST).
+struct OneHeader<'a>(&'a str);
+
+impl opentelemetry::propagation::Extractor for OneHeader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == TRACEPARENT).then_some(self.0)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT]
+    }
+}
+
+/// The `traceparent` the propagator writes; the rest (an empty `tracestate`) is dropped.
+#[derive(Default)]
+struct Written(Option<String>);
+
+impl opentelemetry::propagation::Injector for Written {
+    fn set(&mut self, key: &str, value: String) {
+        if key == TRACEPARENT {
+            self.0 = Some(value);
+        }
+    }
 }
 
 /// The OTLP exporter the environment asks for, if any; one it cannot build is logged and

@@ -1,8 +1,7 @@
 //! A transaction's notification as its client app may see it: where its delivery stands,
 //! every attempt on the delivery log, and one more attempt on request.
 
-use crate::app::JobTrace;
-use axum::Extension;
+use crate::trace::JobTrace;
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use domain::{ClientAppId, DeliveryId, Status, TransactionId, delivery::Trigger, jobs::NotifyJob};
@@ -14,8 +13,8 @@ use crate::{
     app::{AppState, Shared},
     auth::Caller,
     extract::TransactionPath,
-    openapi::{IdRefusals, KeyRefusals, NotTerminal, ReadRefusals, Unreadable},
-    problem::{ApiError, Problem},
+    openapi::{IdRefusals, KeyRefusals, NotTerminal, ReadRefusals},
+    problem::ApiError,
     routes::transaction::owned_by,
 };
 
@@ -156,8 +155,7 @@ pub async fn get(
         KeyRefusals,
         IdRefusals,
         NotTerminal,
-        (status = 503, description = "Postgres or Redis unavailable", body = Problem, content_type = "application/problem+json"),
-        Unreadable,
+        ReadRefusals,
     )
 )]
 /// `POST /transaction/{id}/notification/resend`: queues one more attempt.
@@ -165,7 +163,7 @@ pub async fn resend(
     State(state): State<Shared>,
     Caller { client_app, .. }: Caller,
     TransactionPath { id }: TransactionPath,
-    Extension(trace): Extension<JobTrace>,
+    trace: JobTrace,
 ) -> Result<(StatusCode, Json<Resending>), ApiError> {
     let detail = notification_of(&state, client_app, id).await?;
     let row = &detail.row;
@@ -174,7 +172,7 @@ pub async fn resend(
         id: row.transaction_id,
         status: row.status,
         trigger: Trigger::Manual,
-        trace: trace.for_job(),
+        trace: trace.into_job(),
     };
     // Already queued (asked twice) is the same answer: one attempt is coming.
     state.queues.push(job).await?;

@@ -1,7 +1,6 @@
 //! `POST /transaction` and `GET /transaction/{id}`.
 
-use crate::app::JobTrace;
-use axum::Extension;
+use crate::trace::JobTrace;
 use axum::{
     Json,
     extract::State,
@@ -67,7 +66,7 @@ pub struct Accepted {
 pub async fn create(
     State(state): State<Shared>,
     Caller { client_app, limit }: Caller,
-    Extension(trace): Extension<JobTrace>,
+    trace: JobTrace,
     headers: HeaderMap,
     Body(body): Body<NewTransactionBody>,
 ) -> Result<Response, ApiError> {
@@ -79,7 +78,7 @@ pub async fn create(
         id: new.id,
         money: new.money,
         client_app,
-        trace: trace.for_job(),
+        trace: trace.into_job(),
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
     // An id made here just now has no row anywhere; any other id may have one.

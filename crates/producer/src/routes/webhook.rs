@@ -1,7 +1,6 @@
 //! `POST /webhook`: the third party reports a status.
 
-use crate::app::JobTrace;
-use axum::Extension;
+use crate::trace::JobTrace;
 use axum::{
     Json,
     extract::State,
@@ -15,7 +14,7 @@ use crate::{
     app::{AppState, Shared},
     extract::Signed,
     input::WebhookBody,
-    openapi::{BodyRefusals, Unreadable},
+    openapi::{BodyRefusals, ReadRefusals},
     problem::{ApiError, Problem},
 };
 
@@ -31,8 +30,7 @@ use crate::{
         (status = 404, description = "Unknown id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A different terminal status after a terminal one", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Status not one of pending, completed, declined", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or Postgres unavailable", body = Problem, content_type = "application/problem+json"),
-        Unreadable,
+        ReadRefusals,
     )
 )]
 /// Verifies the signature, decides the answer with the one transition function, and for a
@@ -40,13 +38,13 @@ use crate::{
 /// (stale) `pending`, 409 a different terminal, 404 unknown id.
 pub async fn receive(
     State(state): State<Shared>,
-    Extension(trace): Extension<JobTrace>,
+    trace: JobTrace,
     Signed(body): Signed<WebhookBody>,
 ) -> Result<Response, ApiError> {
     let reported = body.check()?;
     let (id, status) = (reported.id, reported.status);
 
-    let (decision, current) = decide_and_queue(&state, id, status, trace.for_job()).await?;
+    let (decision, current) = decide_and_queue(&state, id, status, trace.into_job()).await?;
     tracing::info!(txn_id = %id, reported = %status, ?decision, "webhook");
     let code = match decision {
         WebhookDecision::Apply => StatusCode::CREATED,
