@@ -22,7 +22,6 @@ use jobs::Queued;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::pipeline::Pipeline;
 
@@ -112,13 +111,14 @@ where
     );
     let traced = move |job: K, attempt: Attempt, ctx: handlers::Ctx| {
         let span = job_span(&job, &attempt);
+        let trace = job.trace().map(str::to_string);
         let handled = handler(job, attempt, ctx);
-        async move {
+        let recorded = async move {
             let result = handled.await;
             tracing::Span::current().record("outcome", outcome(&result));
             result
-        }
-        .instrument(span)
+        };
+        service::trace::handle_in(span, trace.as_deref(), recorded)
     };
     monitor.register(move |_| {
         WorkerBuilder::new(K::QUEUE.as_str())
@@ -129,11 +129,11 @@ where
     })
 }
 
-/// The span of one handling of `job`: a child of the span that queued it, so a transaction's
-/// work across processes and queues is one trace; every log line of the handling carries its
-/// `trace_id`.
+/// The span of one handling of `job`, in the trace of the work that queued it (see
+/// `service::trace::handle_in`), so a transaction's work across processes and queues is one
+/// trace; every log line of the handling carries its `trace_id`.
 fn job_span<K: Queued>(job: &K, attempt: &Attempt) -> tracing::Span {
-    let span = tracing::info_span!(
+    tracing::info_span!(
         target: service::trace::TARGET,
         "job",
         otel.name = %format_args!("{} job", K::QUEUE),
@@ -143,9 +143,7 @@ fn job_span<K: Queued>(job: &K, attempt: &Attempt) -> tracing::Span {
         attempt = attempt.current(),
         outcome = tracing::field::Empty,
         trace_id = tracing::field::Empty,
-    );
-    service::trace::follow(&span, job.trace(), None);
-    span
+    )
 }
 
 /// How a handling ended, as its span records it: done, retried later, or failed.

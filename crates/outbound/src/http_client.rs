@@ -55,6 +55,15 @@ pub async fn traced_send(
     operation: &'static str,
 ) -> Result<reqwest::Response, reqwest::Error> {
     use tracing::Instrument;
+    if !service::trace::exporting() {
+        // No span is recorded: the call carries the trace the handling passes on.
+        return match service::trace::traceparent() {
+            Some(traceparent) => request.header(service::trace::TRACEPARENT, traceparent),
+            None => request,
+        }
+        .send()
+        .await;
+    }
     let span = tracing::info_span!(
         target: service::trace::TARGET,
         "call",

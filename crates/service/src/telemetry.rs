@@ -39,12 +39,16 @@ pub fn init() {
     });
     // No code location, thread or busy/idle timing on every span: they cost each POST and
     // job, and the span's name and fields already say where it is.
-    let traces = tracing_opentelemetry::layer()
-        .with_tracer(crate::trace::tracer())
-        .with_location(false)
-        .with_threads(false)
-        .with_tracked_inactivity(false)
-        .with_filter(exported);
+    // Without an exporter, no layer: spans are not recorded at all, and the trace goes on
+    // as the callers' `traceparent`, passed on (`trace::handle_in`).
+    let traces = crate::trace::exporting().then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(crate::trace::tracer())
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(exported)
+    });
     let registry = tracing_subscriber::registry().with(filter).with(traces);
     let _ = if json {
         let log = fmt::layer()
