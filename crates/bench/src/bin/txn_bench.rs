@@ -67,11 +67,11 @@ struct Args {
     /// Run phase 1 against a private redis-server that fsyncs every write (appendfsync always).
     #[arg(long)]
     durable_redis: bool,
-    /// Phase 1 sends an id of its own in every body (a fresh UUIDv7), as clients with their
-    /// own ids do: the producer then asks Postgres whether each id is known. Without it, the
-    /// producer makes every id, which no one can know.
+    /// Phase 1 sends bodies without an id: the producer makes each one, which no one can
+    /// know, so it asks Postgres nothing. By default every body carries the client's own id
+    /// (a random UUID, as the peer's wrk script sends), as the clients do.
     #[arg(long)]
-    client_ids: bool,
+    server_ids: bool,
     /// Skip phase 1.
     #[arg(long)]
     no_post: bool,
@@ -213,15 +213,15 @@ async fn drive_post(
     api_keys: &[String],
     services: Option<(&Services, queue::RedisConnection)>,
 ) -> anyhow::Result<PostFigures> {
-    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.client_ids {
+    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.server_ids {
+        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#))
+    } else {
         Arc::new(|_| {
             Bytes::from(format!(
                 r#"{{"id":"{}","amount":1250,"currency":"EUR"}}"#,
-                uuid::Uuid::now_v7()
+                uuid::Uuid::new_v4()
             ))
         })
-    } else {
-        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#))
     };
     let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
         addr,
@@ -517,10 +517,10 @@ async fn main() -> anyhow::Result<()> {
         } else {
             ""
         },
-        if args.client_ids {
-            ", client ids in POST bodies"
+        if args.server_ids {
+            ", POST bodies without an id"
         } else {
-            ""
+            ", the client's own id in every POST body"
         }
     );
     if let Some(p) = &post {
@@ -572,7 +572,7 @@ async fn main() -> anyhow::Result<()> {
                     .collect::<serde_json::Map<_, _>>()
             }),
             "durable_redis": args.durable_redis,
-            "client_ids": args.client_ids,
+            "client_ids": !args.server_ids,
         })
     );
     Ok(())
