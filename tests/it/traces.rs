@@ -379,6 +379,21 @@ async fn without_an_exporter_the_trace_still_goes_from_the_post_to_every_peer() 
         }
         assert!(traces.insert(trace), "{id}: a trace of its own");
     }
+    // The consumer's log lines about each transaction's work carry its trace id.
+    let log = services.log_of("consumer").expect("the consumer's log");
+    for (client, id) in clients.iter().zip(&ids) {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&id.to_string()))
+            .collect();
+        assert!(lines.len() >= 2, "{id} logged: {lines:#?}");
+        for line in lines {
+            assert!(
+                line.contains(&client.trace_id),
+                "{id}: no trace id in {line}"
+            );
+        }
+    }
     services.stop(false).await.expect("stop");
 }
 

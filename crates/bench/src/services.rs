@@ -285,6 +285,13 @@ impl Services {
         }
     }
 
+    /// What instance `name` (`consumer`, `producer`, …) has logged so far.
+    pub fn log_of(&self, name: &str) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(
+            self.logs.join(format!("{name}.log")),
+        )?)
+    }
+
     /// Starts instance `name` (again, after [`Services::kill_one`]: its log is appended to)
     /// and waits until it answers.
     pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {

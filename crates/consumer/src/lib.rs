@@ -110,15 +110,18 @@ where
         p.clone(),
     );
     let traced = move |job: K, attempt: Attempt, ctx: handlers::Ctx| {
-        let span = job_span(&job, &attempt);
-        let trace = job.trace().map(str::to_string);
+        let handling = service::trace::Handling::of(job.trace());
+        let span = job_span(&job, &attempt, handling.trace_id());
         let handled = handler(job, attempt, ctx);
         let recorded = async move {
             let result = handled.await;
-            tracing::Span::current().record("outcome", outcome(&result));
+            // A field only the exported span has (recording it costs every job otherwise).
+            if service::trace::exporting() {
+                tracing::Span::current().record("outcome", outcome(&result));
+            }
             result
         };
-        service::trace::handle_in(span, trace.as_deref(), recorded)
+        handling.run(span, recorded)
     };
     monitor.register(move |_| {
         WorkerBuilder::new(K::QUEUE.as_str())
@@ -129,21 +132,33 @@ where
     })
 }
 
-/// The span of one handling of `job`, in the trace of the work that queued it (see
-/// `service::trace::handle_in`), so a transaction's work across processes and queues is one
-/// trace; every log line of the handling carries its `trace_id`.
-fn job_span<K: Queued>(job: &K, attempt: &Attempt) -> tracing::Span {
-    tracing::info_span!(
-        target: service::trace::TARGET,
-        "job",
-        otel.name = %format_args!("{} job", K::QUEUE),
-        otel.kind = "consumer",
-        queue = %K::QUEUE,
-        job_id = %job.job_id(),
-        attempt = attempt.current(),
-        outcome = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-    )
+/// The span of one handling of `job` (see `service::trace::Handling`), so a transaction's
+/// work across processes and queues is one trace and every log line of the handling carries
+/// its `trace_id`. With `trace_id` known (nothing exported), a span made with all its fields
+/// at once and nothing for an exporter; without, the exported span, which records its trace id
+/// and outcome as they come.
+fn job_span<K: Queued>(job: &K, attempt: &Attempt, trace_id: Option<&str>) -> tracing::Span {
+    match trace_id {
+        Some(trace_id) => tracing::info_span!(
+            target: service::trace::TARGET,
+            "job",
+            queue = %K::QUEUE,
+            job_id = %job.job_id(),
+            attempt = attempt.current(),
+            trace_id,
+        ),
+        None => tracing::info_span!(
+            target: service::trace::TARGET,
+            "job",
+            otel.name = %format_args!("{} job", K::QUEUE),
+            otel.kind = "consumer",
+            queue = %K::QUEUE,
+            job_id = %job.job_id(),
+            attempt = attempt.current(),
+            outcome = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        ),
+    }
 }
 
 /// How a handling ended, as its span records it: done, retried later, or failed.

@@ -1,9 +1,9 @@
 //! Traces: the W3C trace context carried through every hop of a transaction's work (HTTP
 //! headers in and out, the jobs between them), and their export over OTLP.
 //!
-//! The tracer is always installed, so every span of that work has a trace id, is logged with
-//! it (`trace_id`), and passes it on. Spans leave the process only when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; the standard variables configure the rest
+//! Spans are recorded, and leave the process, only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+//! without it each hop passes its caller's `traceparent` on as it came, so the trace id still
+//! reaches every job, call and log line of the work. The standard variables configure export
 //! (`OTEL_EXPORTER_OTLP_PROTOCOL` `http/protobuf` or `http/json`, `OTEL_SERVICE_NAME`,
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`/`_ARG`). Export is batched on its own
 //! thread: a collector that is down or slow costs dropped spans, never a slower pipeline.
@@ -33,8 +33,7 @@ pub const TRACESTATE: &str = "tracestate";
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-/// The process's tracer: spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-/// kept in the process (ids only) otherwise. Built once.
+/// The process's tracer, exporting over OTLP (used only while [`exporting`]). Built once.
 pub(crate) fn tracer() -> Tracer {
     PROVIDER
         .get_or_init(|| {
@@ -43,13 +42,9 @@ pub(crate) fn tracer() -> Tracer {
                 Some(exporter) => provider
                     .with_span_processor(BatchSpanProcessor::builder(exporter).build())
                     .build(),
-                // Nothing leaves the process: a new trace is not recorded (its ids still go
-                // on, marked unsampled), one a caller sampled is, as the caller asked. An
-                // OTEL_TRACES_SAMPLER of the operator's decides instead.
-                None if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() => provider
-                    .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
-                    .build(),
-                None => provider.build(),
+                // The exporter could not be built (logged): nothing would leave the process,
+                // so nothing is recorded.
+                None => provider.with_sampler(Sampler::AlwaysOff).build(),
             }
         })
         .tracer("txn-pipeline")
@@ -200,34 +195,59 @@ pub fn follow(span: &Span, traceparent: Option<&str>, tracestate: Option<&str>) 
 
 tokio::task_local! {
     /// The `traceparent` the handling being run passes on while no span records it (nothing
-    /// is exported): its caller's, as it came.
+    /// is exported): its caller's, as it came (see [`Handling`]).
     static PASSED_ON: Option<String>;
 }
 
-/// Runs `work`, a handling of work queued in the trace `incoming` names (a W3C
-/// `traceparent`; a new trace when absent or malformed), inside `span`, which records its
-/// `trace_id`. While spans are exported, `span` is the caller's child and what `work` queues
-/// or calls continues `span`; otherwise no span is recorded (one per job cost the consumer a
-/// third of its CPU, measured) and `work` passes `incoming` on as it came.
-pub fn handle_in<F: std::future::Future>(
-    span: Span,
-    incoming: Option<&str>,
-    work: F,
-) -> tokio::task::futures::TaskLocalFuture<Option<String>, tracing::instrument::Instrumented<F>> {
-    use tracing::Instrument;
-    let passed = if exporting() {
-        follow(&span, incoming, None);
-        None
-    } else {
-        let passed = passed_on(incoming);
-        span.record("trace_id", trace_id_of(&passed));
-        Some(passed)
-    };
-    PASSED_ON.scope(passed, work.instrument(span))
+/// The trace a handling of queued work continues: the one its W3C `traceparent` names (a new
+/// trace when absent or malformed). While spans are exported, the handling's span is the
+/// caller's child and what the work queues or calls continues that span. Otherwise no span is
+/// recorded (each cost the consumer CPU per job, measured) and the work passes the caller's
+/// `traceparent` on as it came.
+#[derive(Debug)]
+pub struct Handling {
+    /// The caller's `traceparent` while exported (the span follows it); else the one passed on.
+    traceparent: Option<String>,
+}
+
+impl Handling {
+    /// The handling of work queued with `incoming`.
+    pub fn of(incoming: Option<&str>) -> Self {
+        let traceparent = if exporting() {
+            incoming.map(str::to_string)
+        } else {
+            Some(passed_on(incoming))
+        };
+        Self { traceparent }
+    }
+
+    /// The trace id, when known before the span exists (nothing exported): the span is made
+    /// with it. While exported, [`Handling::run`] records it on the span instead.
+    pub fn trace_id(&self) -> Option<&str> {
+        if exporting() {
+            return None;
+        }
+        self.traceparent.as_deref().and_then(trace_id_of)
+    }
+
+    /// Runs `work` inside `span`, in this trace.
+    pub fn run<F: std::future::Future>(
+        self,
+        span: Span,
+        work: F,
+    ) -> tokio::task::futures::TaskLocalFuture<Option<String>, tracing::instrument::Instrumented<F>>
+    {
+        use tracing::Instrument;
+        if exporting() {
+            follow(&span, self.traceparent.as_deref(), None);
+            return PASSED_ON.scope(None, work.instrument(span));
+        }
+        PASSED_ON.scope(self.traceparent, work.instrument(span))
+    }
 }
 
 /// The W3C `traceparent` for work the current handling queues or calls it makes: its span's
-/// while spans are exported, else what it passes on (see [`handle_in`]); `None` outside any.
+/// while spans are exported, else what it passes on (see [`Handling`]); `None` outside any.
 pub fn traceparent() -> Option<String> {
     if exporting() {
         return headers_of(&Span::current()).remove(TRACEPARENT);
