@@ -359,39 +359,6 @@ impl IdCache {
         Ok(())
     }
 
-    /// Writes into `id`'s entry what Postgres holds for it (`row`), kept for the margin: a
-    /// reservation that ran beside the look-up of an id Postgres knew reserved it anew.
-    pub async fn remember<C: ConnectionLike>(
-        &self,
-        conn: &mut C,
-        id: &TransactionId,
-        row: &Cached,
-    ) -> redis::RedisResult<()> {
-        let key = self.key(id);
-        let (amount, currency) = money_fields(row.money);
-        let mut fields = vec![
-            ("a", amount),
-            ("c", currency),
-            ("s", row.status.as_str().to_string()),
-        ];
-        if let Some(owner) = row.owner {
-            fields.push(("o", owner.to_string()));
-        }
-        redis::pipe()
-            .atomic()
-            .hset_multiple(&key, &fields)
-            .ignore()
-            .pexpire(&key, self.margin_ms as i64)
-            .ignore()
-            .query_async(conn)
-            .await
-    }
-
-    /// How long an entry lives once its id's row exists.
-    pub fn margin(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.margin_ms)
-    }
-
     /// Records a status change made by the consumer, if the id is still cached.
     pub async fn refresh<C: ConnectionLike>(
         &self,

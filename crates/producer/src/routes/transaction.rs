@@ -81,47 +81,18 @@ pub async fn create(
         trace: trace.into_job(),
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
+    // An id made here just now has no row anywhere; any other id may have one.
+    if !new.fresh_id
+        && let Some(row) = known_in_postgres(&state, new.id).await
+    {
+        return known(&new, client_app, &row);
+    }
     let reserve = Reserve {
         job,
         deadline_ms,
         limit,
     };
-    let reserved = if new.fresh_id {
-        // An id made here just now has no row anywhere: the reservation alone decides.
-        state.reserves.call(reserve).await
-    } else {
-        // Any other id may have a row. Postgres is asked while the id is reserved, not
-        // before (the two in series were most of a POST's time): a row found decides,
-        // unless it is the one this very reservation's job just created.
-        let started = Utc::now();
-        let (row, reserved) = tokio::join!(
-            known_in_postgres(&state, new.id),
-            state.reserves.call(reserve)
-        );
-        if let Some(row) = row {
-            let reserved_new = matches!(reserved, Ok(Ok(Reservation::New)));
-            if !own_row(
-                reserved_new,
-                &row,
-                &new,
-                client_app,
-                started,
-                state.cache.margin(),
-            ) {
-                let cached = Cached {
-                    money: row.money,
-                    status: row.status,
-                    owner: Some(row.client_app_id),
-                };
-                if reserved_new {
-                    mend(&state, new.id, &cached).await;
-                }
-                return known(&new, client_app, &cached);
-            }
-        }
-        reserved
-    };
-    let reservation = match reserved {
+    let reservation = match state.reserves.call(reserve).await {
         Ok(reservation) => reservation?,
         Err(BatchError::Failed(e)) => {
             after_failed_reserve(&state, &new, client_app, deadline_ms, &e).await?
@@ -200,49 +171,12 @@ fn known(new: &NewTransaction, caller: ClientAppId, cached: &Cached) -> Result<R
     Ok((StatusCode::OK, body).into_response())
 }
 
-/// Whether `row`, found while this request reserved its id, is the request's own: the
-/// reservation was new (so the id cache held no entry, and its job is queued) and the consumer
-/// has created the row already. Such a row holds exactly what the request asked, still
-/// pending, created since shortly before the request began. A known id's row is older than
-/// that: its entry expires only a margin after the row is created (half of it is allowed for
-/// the clocks of Postgres and this process).
-fn own_row(
-    reserved_new: bool,
-    row: &TransactionRow,
-    new: &NewTransaction,
-    caller: ClientAppId,
-    started: DateTime<Utc>,
-    margin: std::time::Duration,
-) -> bool {
-    let half_margin = chrono::TimeDelta::milliseconds((margin.as_millis() / 2) as i64);
-    reserved_new
-        && row.client_app_id == caller
-        && row.status == Status::Pending
-        && row.money == new.money
-        && started
-            .checked_sub_signed(half_margin)
-            .is_some_and(|since| row.created_at >= since)
-}
-
-/// Writes the row's values into the id cache after a reservation that ran beside the look-up
-/// reserved a known id anew: later POSTs of the id are answered by what the row holds. (The
-/// `create` job it queued finds the row and changes nothing.) A failure leaves a pending entry
-/// for the margin, and is logged.
-async fn mend(state: &Shared, id: TransactionId, row: &Cached) {
-    if let Err(e) = state
-        .cache
-        .remember(&mut state.redis.clone(), &id, row)
-        .await
-    {
-        tracing::warn!(txn_id = %id, error = %e, "id cache entry of a known id not mended");
-    }
-}
-
-/// The id's row, if it already has one (asked in a batch with concurrent POSTs): the id cache
-/// keeps an id only until its row exists plus a margin. If Postgres does not answer within
-/// [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for ids it still holds:
+/// The id's row, if it already has one. The id cache keeps an id only until its row exists
+/// plus a margin, so Postgres is asked first (in a batch with concurrent POSTs). Asked before
+/// the reservation, a row found cannot be this request's own. If Postgres does not answer
+/// within [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for ids it still holds:
 /// acceptance never waits on Postgres.
-async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<TransactionRow> {
+async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Cached> {
     let row = match tokio::time::timeout(ROW_CHECK_TIMEOUT, state.rows.call(id)).await {
         Ok(Ok(row)) => row?,
         Ok(Err(e)) => {
@@ -254,7 +188,11 @@ async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Transact
             return None;
         }
     };
-    Some(row)
+    Some(Cached {
+        money: row.money,
+        status: row.status,
+        owner: Some(row.client_app_id),
+    })
 }
 
 /// How long a POST waits for Postgres to say whether its id is known.
@@ -458,131 +396,4 @@ pub async fn get(
         },
         history: Vec::new(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use domain::Money;
-
-    const MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
-
-    fn row(
-        owner: ClientAppId,
-        status: Status,
-        money: Option<Money>,
-        created_at: DateTime<Utc>,
-    ) -> TransactionRow {
-        TransactionRow {
-            id: TransactionId::generate(),
-            status,
-            money,
-            submitted_at: None,
-            next_attempt_at: None,
-            poll_number: 0,
-            next_poll_at: None,
-            poll_expired_at: None,
-            created_at,
-            updated_at: created_at,
-            client_app_id: owner,
-            submit_failures: 0,
-        }
-    }
-
-    #[test]
-    fn a_row_found_beside_a_new_reservation_is_its_own_only_if_it_is_exactly_what_was_asked_just_now()
-     {
-        let started = Utc::now();
-        let caller = ClientAppId::generate();
-        let money = Money::from_parts(Some(1250), Some("EUR")).unwrap();
-        let new = NewTransaction {
-            id: TransactionId::generate(),
-            fresh_id: false,
-            money,
-        };
-        let secs = chrono::TimeDelta::seconds;
-        let other_money = Money::from_parts(Some(999), Some("EUR")).unwrap();
-        let cases = [
-            (
-                "created after the request began",
-                true,
-                caller,
-                Status::Pending,
-                money,
-                started + secs(1),
-                true,
-            ),
-            (
-                "created within the clocks' allowance",
-                true,
-                caller,
-                Status::Pending,
-                money,
-                started - secs(29),
-                true,
-            ),
-            (
-                "the reservation found the id",
-                false,
-                caller,
-                Status::Pending,
-                money,
-                started + secs(1),
-                false,
-            ),
-            (
-                "another client app's",
-                true,
-                ClientAppId::generate(),
-                Status::Pending,
-                money,
-                started + secs(1),
-                false,
-            ),
-            (
-                "already terminal",
-                true,
-                caller,
-                Status::Completed,
-                money,
-                started + secs(1),
-                false,
-            ),
-            (
-                "other parameters",
-                true,
-                caller,
-                Status::Pending,
-                other_money,
-                started + secs(1),
-                false,
-            ),
-            (
-                "no parameters where some were asked",
-                true,
-                caller,
-                Status::Pending,
-                None,
-                started + secs(1),
-                false,
-            ),
-            (
-                "older than the margin allows",
-                true,
-                caller,
-                Status::Pending,
-                money,
-                started - secs(31),
-                false,
-            ),
-        ];
-        for (case, reserved_new, owner, status, money, created_at, own) in cases {
-            let found = row(owner, status, money, created_at);
-            assert_eq!(
-                own_row(reserved_new, &found, &new, caller, started, MARGIN),
-                own,
-                "{case}"
-            );
-        }
-    }
 }
