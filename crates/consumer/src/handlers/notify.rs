@@ -49,6 +49,18 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     if job.trigger == Trigger::Manual {
         return extra_attempt(&job, &endpoint, &p).await;
     }
+    // A recovery read the notification as not accepted and queued this job; the job it found
+    // in flight may have delivered it since and finished, so its id was free again. Asked here,
+    // after that delivery was recorded (before its job finished), the answer is certain.
+    if job.trigger == Trigger::Recover
+        && p.store
+            .notification_of(job.id)
+            .await?
+            .is_some_and(|n| n.row.delivered_at.is_some())
+    {
+        tracing::debug!(txn_id = %job.id, delivery_id = %id, "recovered notification already delivered");
+        return Ok(());
+    }
     let sent = p.notifier.notify(&endpoint, id, job.id, job.status).await;
     let record = |error: Option<&str>| {
         AttemptRecord::new(
