@@ -38,12 +38,6 @@ impl<S: Send + Sync> FromRequestParts<S> for JobTrace {
     }
 }
 
-/// The trace id of the client's `traceparent`, if it sent a well-formed one: what a log line
-/// about a request names while no span of it is recorded.
-pub fn client_trace_id(headers: &HeaderMap) -> Option<&str> {
-    header(headers, TRACEPARENT).and_then(trace::trace_id_of)
-}
-
 /// Makes each POST (the requests that queue work) a span of the client's trace, or of a new
 /// one, and gives its jobs that span's `traceparent`. Layered only while spans are exported.
 pub async fn trace_request(mut request: Request, next: Next) -> Response {

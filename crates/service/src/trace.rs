@@ -71,7 +71,10 @@ pub fn passed_on(incoming: Option<&str>) -> String {
     use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
     if let Some(traceparent) = incoming {
-        let context = TraceContextPropagator::new().extract(&OneHeader(traceparent));
+        let context = TraceContextPropagator::new().extract(&Incoming {
+            traceparent,
+            tracestate: None,
+        });
         if context.span().span_context().is_valid() {
             return format_traceparent(context.span().span_context());
         }
@@ -100,17 +103,24 @@ fn format_traceparent(span: &opentelemetry::trace::SpanContext) -> String {
     written.0.unwrap_or_default()
 }
 
-/// A request's `traceparent` as the propagator reads it (a map of one, without allocating
-/// one on every POST).
-struct OneHeader<'a>(&'a str);
+/// A caller's W3C headers as the propagator reads them (without building a map of them on
+/// every POST and job).
+struct Incoming<'a> {
+    traceparent: &'a str,
+    tracestate: Option<&'a str>,
+}
 
-impl opentelemetry::propagation::Extractor for OneHeader<'_> {
+impl opentelemetry::propagation::Extractor for Incoming<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        (key == TRACEPARENT).then_some(self.0)
+        match key {
+            TRACEPARENT => Some(self.traceparent),
+            TRACESTATE => self.tracestate,
+            _ => None,
+        }
     }
 
     fn keys(&self) -> Vec<&str> {
-        vec![TRACEPARENT]
+        vec![TRACEPARENT, TRACESTATE]
     }
 }
 
@@ -178,12 +188,10 @@ pub fn flush() {
 /// the span is first entered.
 pub fn follow(span: &Span, traceparent: Option<&str>, tracestate: Option<&str>) {
     if let Some(traceparent) = traceparent {
-        let mut carrier = HashMap::with_capacity(2);
-        carrier.insert(TRACEPARENT.to_string(), traceparent.to_string());
-        if let Some(state) = tracestate {
-            carrier.insert(TRACESTATE.to_string(), state.to_string());
-        }
-        let parent = TraceContextPropagator::new().extract(&carrier);
+        let parent = TraceContextPropagator::new().extract(&Incoming {
+            traceparent,
+            tracestate,
+        });
         if parent.span().span_context().is_valid() {
             // Fails only for a span no subscriber records, which then has no trace to join.
             let _ = span.set_parent(parent);
