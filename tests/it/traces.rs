@@ -38,11 +38,16 @@ struct Collector {
 
 impl Collector {
     async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// The collector on `port` of the loopback (0: any free one).
+    async fn start_on(port: u16) -> Self {
         let spans = Received::default();
         let app = Router::new()
             .route("/v1/traces", post(receive))
             .with_state(spans.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
@@ -69,6 +74,30 @@ impl Collector {
             .filter(|s| s.trace_id == trace_id)
             .cloned()
             .collect()
+    }
+
+    /// Whether every span of a transaction's work in `client`'s trace has come, each with its
+    /// parent (processes export in their own batches: a span can come before its parent).
+    fn has_whole_trace(&self, client: &ClientSpan) -> bool {
+        const WANTED: [(&str, &str); 7] = [
+            ("POST /transaction", "producer"),
+            ("create job", "consumer"),
+            ("process job", "consumer"),
+            ("third party: submit", "consumer"),
+            ("update job", "consumer"),
+            ("notify job", "consumer"),
+            ("client app: notify", "consumer"),
+        ];
+        let spans = self.of_trace(&client.trace_id);
+        let parents_in = spans
+            .iter()
+            .all(|s| s.parent == client.span_id || spans.iter().any(|p| p.span_id == s.parent));
+        parents_in
+            && WANTED.iter().all(|(name, service)| {
+                spans
+                    .iter()
+                    .any(|s| s.name == *name && s.service == *service)
+            })
     }
 
     /// Every job span of the jobs whose id names `id`.
@@ -277,32 +306,11 @@ async fn a_transaction_is_one_trace_from_the_clients_post_to_its_notification() 
     all_told(&services, &ids, 60).await;
 
     // Each transaction's work, whichever process ran it, is in its client's trace.
-    let wanted = [
-        ("POST /transaction", "producer"),
-        ("create job", "consumer"),
-        ("process job", "consumer"),
-        ("third party: submit", "consumer"),
-        ("update job", "consumer"),
-        ("notify job", "consumer"),
-        ("client app: notify", "consumer"),
-    ];
     for (client, id) in clients.iter().zip(&ids) {
         eventually(
             Duration::from_secs(20),
             "every span of the transaction's work exported, each with its parent",
-            || async {
-                let spans = collector.of_trace(&client.trace_id);
-                // Processes export in their own batches: a span can arrive before its parent.
-                let parents_in = spans.iter().all(|s| {
-                    s.parent == client.span_id || spans.iter().any(|p| p.span_id == s.parent)
-                });
-                parents_in
-                    && wanted.iter().all(|(name, service)| {
-                        spans
-                            .iter()
-                            .any(|s| s.name == *name && s.service == *service)
-                    })
-            },
+            || async { collector.has_whole_trace(client) },
         )
         .await;
         let spans = collector.of_trace(&client.trace_id);
@@ -503,24 +511,78 @@ async fn a_dead_job_revived_by_the_sweeper_stays_in_its_trace() {
     services.stop(false).await.expect("stop");
 }
 
+/// What a service logs when its collector did not take an export (recording pauses).
+const PAUSED: &str = "the collector did not take the spans";
+/// What it logs when an export after a pause went through (recording resumes).
+const RESUMED: &str = "the collector takes spans again";
+
+/// Whether every one of `names` logged `line`.
+fn all_logged(services: &Services, names: &[&str], line: &str) -> bool {
+    names
+        .iter()
+        .all(|name| services.log_of(name).is_ok_and(|log| log.contains(line)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exporter_whose_collector_is_down_fails_nothing() {
-    let closed = testkit::free_port().expect("a free port");
+async fn a_collector_that_is_down_fails_nothing_and_its_return_is_noticed() {
+    let port = testkit::free_port().expect("a free port");
     let settings = vec![
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{closed}"),
+            format!("http://127.0.0.1:{port}"),
         ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".into()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
     ];
     let services = services(Lineup::Pipeline, settings).await;
-    let (clients, ids) = post_traced_n(&services, 50).await;
+    let processes = ["producer", "consumer"];
+
+    // Work in progress while the collector is down: recorded until an export fails, then
+    // each service stops recording, and the rest is posted during that pause.
+    let (mut clients, mut ids) = post_traced_n(&services, 20).await;
+    eventually(
+        Duration::from_secs(30),
+        "each service paused recording after a failed export",
+        || async { all_logged(&services, &processes, PAUSED) },
+    )
+    .await;
+    let (paused_clients, paused_ids) = post_traced_n(&services, 20).await;
+    clients.extend(paused_clients);
+    ids.extend(paused_ids);
     all_told(&services, &ids, 60).await;
-    for (client, id) in clients.iter().zip(&ids) {
-        for told in received_by_client(&services, *id).await {
-            let traceparent = told.traceparent.expect("the notification's traceparent");
-            assert_eq!(trace_of(&traceparent), client.trace_id, "{id}");
-        }
+    assert_peers_heard_their_traces(&services, &clients, &ids).await;
+
+    // The collector comes back at the same address: after its pause each service records
+    // again (the traffic of new transactions, five a second, makes the export that finds
+    // out), and a new transaction is one whole trace there again.
+    let collector = Collector::start_on(port).await;
+    let mut polls = 0u32;
+    eventually(
+        Duration::from_secs(60),
+        "each service resumed recording",
+        || {
+            polls += 1;
+            let post = polls % 10 == 1;
+            let services = &services;
+            async move {
+                if post {
+                    post_traced(services, &ClientSpan::new()).await;
+                }
+                all_logged(services, &processes, RESUMED)
+            }
+        },
+    )
+    .await;
+    let (clients, ids) = post_traced_n(&services, 3).await;
+    all_told(&services, &ids, 60).await;
+    for client in &clients {
+        eventually(
+            Duration::from_secs(20),
+            "every span of the transaction's work exported, each with its parent",
+            || async { collector.has_whole_trace(client) },
+        )
+        .await;
+        assert_chained_to(client, &collector.of_trace(&client.trace_id));
     }
     services.stop(false).await.expect("stop");
 }

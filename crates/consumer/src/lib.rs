@@ -113,10 +113,11 @@ where
         let handling = service::trace::Handling::of(job.trace());
         let span = job_span(&job, &attempt, handling.trace_id());
         let handled = handler(job, attempt, ctx);
+        let exported = handling.recorded();
         let recorded = async move {
             let result = handled.await;
             // A field only the exported span has (recording it costs every job otherwise).
-            if service::trace::exporting() {
+            if exported {
                 tracing::Span::current().record("outcome", outcome(&result));
             }
             result
@@ -134,13 +135,13 @@ where
 
 /// The span of one handling of `job` (see `service::trace::Handling`), so a transaction's
 /// work across processes and queues is one trace and every log line of the handling carries
-/// its `trace_id`. With `trace_id` known (nothing exported), a span made with all its fields
-/// at once and nothing for an exporter; without, the exported span, which records its trace id
-/// and outcome as they come.
+/// its `trace_id`. With `trace_id` known (the handling is not recorded), a span for the log
+/// lines only, made with all its fields at once; without, the exported span, which records its
+/// trace id and outcome as they come.
 fn job_span<K: Queued>(job: &K, attempt: &Attempt, trace_id: Option<&str>) -> tracing::Span {
     match trace_id {
         Some(trace_id) => tracing::info_span!(
-            target: service::trace::TARGET,
+            target: service::trace::LOGGED,
             "job",
             queue = %K::QUEUE,
             job_id = %job.job_id(),

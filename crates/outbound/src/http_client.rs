@@ -55,8 +55,8 @@ pub async fn traced_send(
     operation: &'static str,
 ) -> Result<reqwest::Response, reqwest::Error> {
     use tracing::Instrument;
-    if !service::trace::exporting() {
-        // No span is recorded: the call carries the trace the handling passes on.
+    if service::trace::passing_on() || !service::trace::exporting() {
+        // No span is recorded for the call: it carries the trace the handling is in.
         return match service::trace::traceparent() {
             Some(traceparent) => request.header(service::trace::TRACEPARENT, traceparent),
             None => request,

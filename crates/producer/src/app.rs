@@ -210,10 +210,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(axum::middleware::from_fn(record_request))
-        // Only while spans are exported: without, a POST's jobs pass the client's trace on
+        // Only while export is configured: without, a POST's jobs pass the client's trace on
         // (`JobTrace`) and no span is made.
         .layer(tower::util::option_layer(
-            service::trace::exporting()
+            service::trace::export_configured()
                 .then(|| axum::middleware::from_fn(crate::trace::trace_request)),
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

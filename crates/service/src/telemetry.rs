@@ -8,7 +8,7 @@ use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt, prelude::*};
 /// Installs the global subscriber: `RUST_LOG` filters the log (default `info`),
 /// `LOG_FORMAT=json` gives one JSON object per line, `pretty` human lines; unset means pretty
 /// on a terminal and JSON otherwise. The spans of the pipeline's traced work (target
-/// [`crate::trace::TARGET`]) exist whatever `RUST_LOG` says, so their trace goes on and every
+/// [`crate::trace::TARGET`], and [`crate::trace::LOGGED`] under it) exist whatever `RUST_LOG` says, so their trace goes on and every
 /// log line inside one carries its `trace_id`. Calling it twice is harmless.
 pub fn init() {
     let filter = match EnvFilter::try_from_default_env() {
@@ -40,8 +40,8 @@ pub fn init() {
     // No code location, thread or busy/idle timing on every span: they cost each POST and
     // job, and the span's name and fields already say where it is.
     // Without an exporter, no layer: spans are not recorded at all, and the trace goes on
-    // as the callers' `traceparent`, passed on (`trace::handle_in`).
-    let traces = crate::trace::exporting().then(|| {
+    // as the callers' `traceparent`, passed on (`trace::Handling`).
+    let traces = crate::trace::export_configured().then(|| {
         tracing_opentelemetry::layer()
             .with_tracer(crate::trace::tracer())
             .with_location(false)

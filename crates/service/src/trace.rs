@@ -6,7 +6,8 @@
 //! reaches every job, call and log line of the work. The standard variables configure export
 //! (`OTEL_EXPORTER_OTLP_PROTOCOL` `http/protobuf` or `http/json`, `OTEL_SERVICE_NAME`,
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`/`_ARG`). Export is batched on its own
-//! thread: a collector that is down or slow costs dropped spans, never a slower pipeline.
+//! thread: a collector that is down or slow costs dropped spans, never a slower pipeline; while
+//! its exports fail, spans are not even recorded (see [`crate::collector`]).
 
 use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
@@ -22,9 +23,15 @@ use opentelemetry_sdk::{
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::collector::{Watched, health};
+
 /// The target of the traced spans (requests that queue work, job handlings, calls out): the
 /// only spans exported, and enabled whatever `RUST_LOG` says.
 pub const TARGET: &str = "trace";
+
+/// The target of a span made only for its log lines (a handling whose span is not recorded):
+/// enabled with [`TARGET`], never exported.
+pub const LOGGED: &str = "trace::logged";
 
 /// The W3C header naming the parent span.
 pub const TRACEPARENT: &str = "traceparent";
@@ -40,7 +47,7 @@ pub(crate) fn tracer() -> Tracer {
             let provider = SdkTracerProvider::builder().with_resource(resource());
             match exporter() {
                 Some(exporter) => provider
-                    .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+                    .with_span_processor(BatchSpanProcessor::builder(Watched(exporter)).build())
                     .build(),
                 // The exporter could not be built (logged): nothing would leave the process,
                 // so nothing is recorded.
@@ -50,11 +57,17 @@ pub(crate) fn tracer() -> Tracer {
         .tracer("txn-pipeline")
 }
 
-/// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` or its traces-only variant set
-/// at start).
+/// Whether spans are recorded and exported now: export is configured and its collector takes
+/// them (see [`crate::collector`]). Each POST and job asks once and keeps the answer.
 pub fn exporting() -> bool {
-    static EXPORTING: OnceLock<bool> = OnceLock::new();
-    *EXPORTING.get_or_init(|| {
+    export_configured() && health().taking()
+}
+
+/// Whether export is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` or its traces-only variant set
+/// at start).
+pub fn export_configured() -> bool {
+    static CONFIGURED: OnceLock<bool> = OnceLock::new();
+    *CONFIGURED.get_or_init(|| {
         [
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -140,7 +153,7 @@ impl opentelemetry::propagation::Injector for Written {
 /// left out (the pipeline runs without export rather than not at all).
 fn exporter() -> Option<opentelemetry_otlp::SpanExporter> {
     use opentelemetry_otlp::WithHttpConfig;
-    if !exporting() {
+    if !export_configured() {
         return None;
     }
     let built = opentelemetry_otlp::SpanExporter::builder()
@@ -211,28 +224,38 @@ tokio::task_local! {
 /// trace when absent or malformed). While spans are exported, the handling's span is the
 /// caller's child and what the work queues or calls continues that span. Otherwise no span is
 /// recorded (each cost the consumer CPU per job, measured) and the work passes the caller's
-/// `traceparent` on as it came.
+/// `traceparent` on as it came. Which of the two is decided once, when the handling begins.
 #[derive(Debug)]
 pub struct Handling {
-    /// The caller's `traceparent` while exported (the span follows it); else the one passed on.
+    /// The caller's `traceparent` when recorded (the span follows it); else the one passed on.
     traceparent: Option<String>,
+    recorded: bool,
 }
 
 impl Handling {
     /// The handling of work queued with `incoming`.
     pub fn of(incoming: Option<&str>) -> Self {
-        let traceparent = if exporting() {
+        let recorded = exporting();
+        let traceparent = if recorded {
             incoming.map(str::to_string)
         } else {
             Some(passed_on(incoming))
         };
-        Self { traceparent }
+        Self {
+            traceparent,
+            recorded,
+        }
     }
 
-    /// The trace id, when known before the span exists (nothing exported): the span is made
-    /// with it. While exported, [`Handling::run`] records it on the span instead.
+    /// Whether the handling's span is recorded (and exported).
+    pub fn recorded(&self) -> bool {
+        self.recorded
+    }
+
+    /// The trace id, when known before the span exists (not recorded): the span is made with
+    /// it. When recorded, [`Handling::run`] records it on the span instead.
     pub fn trace_id(&self) -> Option<&str> {
-        if exporting() {
+        if self.recorded {
             return None;
         }
         self.traceparent.as_deref().and_then(trace_id_of)
@@ -246,7 +269,7 @@ impl Handling {
     ) -> tokio::task::futures::TaskLocalFuture<Option<String>, tracing::instrument::Instrumented<F>>
     {
         use tracing::Instrument;
-        if exporting() {
+        if self.recorded {
             follow(&span, self.traceparent.as_deref(), None);
             return PASSED_ON.scope(None, work.instrument(span));
         }
@@ -254,13 +277,19 @@ impl Handling {
     }
 }
 
-/// The W3C `traceparent` for work the current handling queues or calls it makes: its span's
-/// while spans are exported, else what it passes on (see [`Handling`]); `None` outside any.
+/// Whether the current handling passes its caller's `traceparent` on (its span is not
+/// recorded): work it calls or queues then records no span either.
+pub fn passing_on() -> bool {
+    PASSED_ON.try_with(Option::is_some).unwrap_or(false)
+}
+
+/// The W3C `traceparent` for work the current handling queues or calls it makes: what it
+/// passes on (see [`Handling`]), else its span's; `None` outside any span recorded.
 pub fn traceparent() -> Option<String> {
-    if exporting() {
-        return headers_of(&Span::current()).remove(TRACEPARENT);
+    match PASSED_ON.try_with(Clone::clone) {
+        Ok(Some(passed)) => Some(passed),
+        _ => headers_of(&Span::current()).remove(TRACEPARENT),
     }
-    PASSED_ON.try_with(Clone::clone).ok().flatten()
 }
 
 /// The W3C headers (`traceparent`, and `tracestate` when there is one) naming `span`.
