@@ -1,7 +1,8 @@
 //! The trace a request's work carries on: the client's W3C `traceparent` continued, or a new
 //! trace. While spans are exported, each POST is a span of that trace ([`trace_request`]);
-//! while none is (no exporter, or a collector that does not take them), no span is made (one cost a POST about a sixth of its throughput,
-//! measured) and the handler continues the client's span itself ([`JobTrace`]).
+//! while none is (no exporter, or a collector that does not take them), no span is made (one
+//! cost a POST about a sixth of its throughput, measured) and the handler continues the
+//! client's span itself ([`JobTrace`]).
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, Request},

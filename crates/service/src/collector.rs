@@ -55,8 +55,8 @@ impl Health {
         self.taking_at(self.now_ms())
     }
 
-    /// Notes how an export ended, pausing recording after a failure. Returns the pause begun.
-    pub(crate) fn exported(&self, ok: bool) -> Option<Duration> {
+    /// Notes how an export ended, pausing recording after a failure.
+    pub(crate) fn exported(&self, ok: bool) -> Change {
         self.exported_at(ok, self.now_ms())
     }
 
@@ -69,11 +69,15 @@ impl Health {
     }
 
     /// [`Health::exported`] at `now` (ms since `epoch`).
-    fn exported_at(&self, ok: bool, now: u64) -> Option<Duration> {
+    fn exported_at(&self, ok: bool, now: u64) -> Change {
         if ok {
-            self.failures.store(0, Ordering::Relaxed);
+            let failed_before = self.failures.swap(0, Ordering::Relaxed) > 0;
             self.paused_until.store(0, Ordering::Relaxed);
-            return None;
+            return if failed_before {
+                Change::Resumed
+            } else {
+                Change::None
+            };
         }
         let failures = self
             .failures
@@ -82,12 +86,23 @@ impl Health {
         let pause = pause_after(failures);
         let until = now.saturating_add(pause.as_millis() as u64).max(1);
         self.paused_until.store(until, Ordering::Relaxed);
-        Some(pause)
+        Change::Paused(pause)
     }
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
+}
+
+/// What an export's end changed about recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Nothing: it went through, as the one before.
+    None,
+    /// It failed: nothing is recorded for this long.
+    Paused(Duration),
+    /// It went through after failures: recording goes on.
+    Resumed,
 }
 
 /// The process's collector health, as its exporter reports it.
@@ -109,15 +124,14 @@ impl<E: SpanExporter> SpanExporter for Watched<E> {
         let export = self.0.export(batch);
         async move {
             let result = export.await;
-            let was_failing = health().failures.load(Ordering::Relaxed) > 0;
             match (health().exported(result.is_ok()), &result) {
-                (Some(pause), Err(error)) => tracing::warn!(
+                (Change::Paused(pause), Err(error)) => tracing::warn!(
                     %error,
                     spans,
                     pause_s = pause.as_secs(),
                     "traces: the collector did not take the spans; none are recorded during the pause, then an export tries again"
                 ),
-                (None, _) if was_failing => {
+                (Change::Resumed, _) => {
                     tracing::info!("traces: the collector takes spans again; recording resumed")
                 }
                 _ => {}
@@ -155,12 +169,12 @@ mod tests {
     fn a_failed_export_pauses_recording_until_its_pause_is_over_or_a_good_export() {
         let health = Health::new();
         assert!(health.taking_at(0), "recording until an export fails");
-        assert_eq!(health.exported_at(true, 0), None);
+        assert_eq!(health.exported_at(true, 0), Change::None);
         assert!(health.taking_at(0));
 
         assert_eq!(
             health.exported_at(false, 1_000),
-            Some(Duration::from_secs(5))
+            Change::Paused(Duration::from_secs(5))
         );
         assert!(!health.taking_at(1_000), "paused after a failure");
         assert!(!health.taking_at(5_999));
@@ -170,7 +184,7 @@ mod tests {
         );
         assert_eq!(
             health.exported_at(false, 6_100),
-            Some(Duration::from_secs(10))
+            Change::Paused(Duration::from_secs(10))
         );
         assert!(
             !health.taking_at(16_099),
@@ -178,11 +192,11 @@ mod tests {
         );
         assert!(health.taking_at(16_100));
 
-        assert_eq!(health.exported_at(true, 16_500), None);
+        assert_eq!(health.exported_at(true, 16_500), Change::Resumed);
         assert!(health.taking_at(16_500), "a good export resumes recording");
         assert_eq!(
             health.exported_at(false, 20_000),
-            Some(Duration::from_secs(5)),
+            Change::Paused(Duration::from_secs(5)),
             "the count starts again after a good export"
         );
         assert!(!health.taking_at(24_999));

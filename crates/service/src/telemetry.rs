@@ -8,8 +8,9 @@ use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt, prelude::*};
 /// Installs the global subscriber: `RUST_LOG` filters the log (default `info`),
 /// `LOG_FORMAT=json` gives one JSON object per line, `pretty` human lines; unset means pretty
 /// on a terminal and JSON otherwise. The spans of the pipeline's traced work (target
-/// [`crate::trace::TARGET`], and [`crate::trace::LOGGED`] under it) exist whatever `RUST_LOG` says, so their trace goes on and every
-/// log line inside one carries its `trace_id`. Calling it twice is harmless.
+/// [`crate::trace::TARGET`], and [`crate::trace::LOGGED`] under it) exist whatever `RUST_LOG`
+/// says, so their trace goes on and every log line inside one carries its `trace_id`. Calling
+/// it twice is harmless.
 pub fn init() {
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
