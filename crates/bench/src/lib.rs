@@ -56,17 +56,57 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64
         .sum()
 }
 
-/// Committed transactions of the database `url` names, from `pg_stat_database`.
-pub async fn pg_commits(url: &str) -> anyhow::Result<i64> {
+/// Write counters of one database: commits (`pg_stat_database`), and row updates with the
+/// share of them that were HOT (`pg_stat_user_tables`, by table).
+#[derive(Debug, Clone, Default)]
+pub struct PgCounters {
+    /// Committed transactions, read-only ones included.
+    pub commits: i64,
+    /// Row updates and HOT row updates, by table.
+    pub updates: HashMap<String, (i64, i64)>,
+    /// Bytes of write-ahead log written so far, by the whole server.
+    pub wal_bytes: i64,
+}
+
+impl PgCounters {
+    /// Row updates and HOT row updates since `before`, summed over the tables.
+    pub fn updates_since(&self, before: &PgCounters) -> (i64, i64) {
+        self.updates
+            .iter()
+            .map(|(table, (upd, hot))| {
+                let (upd0, hot0) = before.updates.get(table).copied().unwrap_or_default();
+                (upd - upd0, hot - hot0)
+            })
+            .fold((0, 0), |(u, h), (du, dh)| (u + du, h + dh))
+    }
+}
+
+/// The write counters of the database `url` names (other backends' statistics reach the
+/// shared views when they go idle).
+pub async fn pg_counters(url: &str) -> anyhow::Result<PgCounters> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await?;
-    // Statistics of other backends reach the shared view when they go idle: give them a moment.
     let commits: i64 = sqlx::query_scalar(
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
     )
     .fetch_one(&mut conn)
     .await?;
-    Ok(commits)
+    let wal_bytes: i64 =
+        sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+            .fetch_one(&mut conn)
+            .await?;
+    let updates: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables")
+            .fetch_all(&mut conn)
+            .await?;
+    Ok(PgCounters {
+        commits,
+        updates: updates
+            .into_iter()
+            .map(|(table, upd, hot)| (table, (upd, hot)))
+            .collect(),
+        wal_bytes,
+    })
 }
 
 /// The `p`-th percentile (0–100) of sorted values.

@@ -7,7 +7,8 @@
 //!    `--durable-redis` runs it against a private `redis-server` with `appendonly yes` +
 //!    `appendfsync always` instead of `--redis`.
 //! 2. End to end against a running stack (`cargo run --release --bin stack`; with `--spawn`,
-//!    the four binaries started as processes of their own): `--transactions`
+//!    the four binaries started as processes of their own, on the private durable Redis with
+//!    `--durable-redis`): `--transactions`
 //!    POSTs, timed until the client simulator has heard a terminal status for each; with the
 //!    Redis commands (`INFO commandstats`) and Postgres commits (`pg_stat_database`) they cost.
 //!
@@ -20,7 +21,7 @@ use std::{
 };
 
 use bench::{
-    command_counts, delta, load, pg_commits,
+    command_counts, delta, load, pg_counters,
     progress::{bar, follow, spinner},
     services::{self, Lineup, Services},
 };
@@ -64,7 +65,8 @@ struct Args {
     /// Transactions of phase 2.
     #[arg(long, default_value_t = 20_000)]
     transactions: u64,
-    /// Run phase 1 against a private redis-server that fsyncs every write (appendfsync always).
+    /// Run phase 1 (and with `--spawn`, phase 2) against a private redis-server that fsyncs
+    /// every write (appendfsync always).
     #[arg(long)]
     durable_redis: bool,
     /// Phase 1 sends bodies without an id: the producer makes each one, which no one can
@@ -327,6 +329,11 @@ struct E2eFigures {
     tps: f64,
     redis_cmds: f64,
     pg_commits: f64,
+    /// Row updates per transaction, and the share of them that were HOT (0–1).
+    pg_updates: f64,
+    pg_hot_share: f64,
+    /// Bytes of write-ahead log per transaction (the whole server's).
+    pg_wal_bytes: f64,
     seconds: f64,
     /// CPU ms per transaction by process (only with `--spawn`), largest first.
     cpu_ms: Vec<(String, f64)>,
@@ -339,13 +346,16 @@ struct Target<'a> {
     client_sims: &'a [String],
     database: &'a str,
     services: Option<&'a Services>,
+    /// The Redis the services use (command counts).
+    redis: &'a str,
 }
 
-/// Phase 2 with `--spawn`: the services started as separate processes, stopped afterwards.
-async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
+/// Phase 2 with `--spawn`: the services started as separate processes on `redis_url`,
+/// stopped afterwards.
+async fn spawned_e2e_phase(args: &Args, redis_url: &str) -> anyhow::Result<E2eFigures> {
     let redis = services::Redis {
-        url: &args.redis,
-        cluster: args.redis_cluster,
+        url: redis_url,
+        cluster: config_cluster(args),
     };
     let services =
         Services::start(&bin_dir(args)?, &args.database, &redis, Lineup::Pipeline).await?;
@@ -357,6 +367,7 @@ async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
             client_sims: &services.client_sims,
             database: &services.database_url,
             services: Some(&services),
+            redis: redis_url,
         },
     )
     .await;
@@ -365,7 +376,7 @@ async fn spawned_e2e_phase(args: &Args) -> anyhow::Result<E2eFigures> {
         eprintln!("the services' logs: {}", services.logs().display());
     }
     services.stop(figures.is_err()).await?;
-    purge(&bench::redis(&args.redis, args.redis_cluster)?, &prefix).await?;
+    purge(&bench::redis(redis_url, config_cluster(args))?, &prefix).await?;
     figures
 }
 
@@ -387,11 +398,11 @@ async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures
         }
         anyhow::Ok(n)
     };
-    let mut redis_conn = bench::redis(&args.redis, args.redis_cluster)?;
+    let mut redis_conn = bench::redis(target.redis, config_cluster(args))?;
 
     let heard_before = heard().await?;
     let commands_before = command_counts(&mut redis_conn).await?;
-    let commits_before = pg_commits(target.database).await?;
+    let pg_before = pg_counters(target.database).await?;
     let cpu_before = match target.services {
         Some(services) => Some(services.cpu(&mut redis_conn).await?),
         None => None,
@@ -452,11 +463,20 @@ async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures
     // Let the last acks land and Postgres publish its statistics.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let commands = delta(&commands_before, &command_counts(&mut redis_conn).await?);
-    let commits = pg_commits(target.database).await? - commits_before;
+    let pg_after = pg_counters(target.database).await?;
+    let commits = pg_after.commits - pg_before.commits;
+    let (updates, hot) = pg_after.updates_since(&pg_before);
     Ok(E2eFigures {
         tps: n / seconds,
         redis_cmds: commands as f64 / n,
         pg_commits: commits as f64 / n,
+        pg_updates: updates as f64 / n,
+        pg_wal_bytes: (pg_after.wal_bytes - pg_before.wal_bytes) as f64 / n,
+        pg_hot_share: if updates > 0 {
+            hot as f64 / updates as f64
+        } else {
+            0.0
+        },
         seconds,
         cpu_ms,
     })
@@ -469,7 +489,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let durable = if args.durable_redis && !args.no_post {
+    // With `--spawn`, the spawned services use it too.
+    let durable = if args.durable_redis && !(args.no_post && (args.no_e2e || !args.spawn)) {
         // AOF fsynced before every reply, as the shipped deployment runs it.
         Some(testkit::PrivateRedis::start().await?)
     } else {
@@ -484,11 +505,14 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| args.redis.clone());
         Some(post_phase(&args, &url).await?)
     };
-    drop(durable);
     let e2e = if args.no_e2e {
         None
     } else if args.spawn {
-        Some(spawned_e2e_phase(&args).await?)
+        let url = durable
+            .as_ref()
+            .map(testkit::PrivateRedis::url)
+            .unwrap_or_else(|| args.redis.clone());
+        Some(spawned_e2e_phase(&args, &url).await?)
     } else {
         Some(
             e2e_phase(
@@ -503,6 +527,7 @@ async fn main() -> anyhow::Result<()> {
                     client_sims: std::slice::from_ref(&args.client_sim),
                     database: &args.database,
                     services: None,
+                    redis: &args.redis,
                 },
             )
             .await?,
@@ -513,7 +538,11 @@ async fn main() -> anyhow::Result<()> {
         "txn-bench: {} connections{}{}",
         args.concurrency,
         if args.durable_redis {
-            ", durable Redis (appendfsync always) for POST"
+            if args.spawn {
+                ", durable Redis (appendfsync always)"
+            } else {
+                ", durable Redis (appendfsync always) for POST"
+            }
         } else {
             ""
         },
@@ -543,6 +572,12 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("  Redis commands / txn        {:>10.1}", e.redis_cmds);
         println!("  Postgres commits / txn      {:>10.1}", e.pg_commits);
+        println!(
+            "  Postgres updates / txn      {:>10.1}  ({:.0} % HOT)",
+            e.pg_updates,
+            e.pg_hot_share * 100.0
+        );
+        println!("  Postgres WAL bytes / txn    {:>10.0}", e.pg_wal_bytes);
         if !e.cpu_ms.is_empty() {
             let total: f64 = e.cpu_ms.iter().map(|(_, ms)| ms).sum();
             println!("  CPU ms / txn, all processes {total:>10.3}");
@@ -565,6 +600,9 @@ async fn main() -> anyhow::Result<()> {
             "e2e_tps": e2e.as_ref().map(|e| e.tps.round()),
             "redis_cmds_per_txn": e2e.as_ref().map(|e| round(e.redis_cmds, 10.0)),
             "pg_commits_per_txn": e2e.as_ref().map(|e| round(e.pg_commits, 10.0)),
+            "pg_updates_per_txn": e2e.as_ref().map(|e| round(e.pg_updates, 10.0)),
+            "pg_hot_update_share": e2e.as_ref().map(|e| round(e.pg_hot_share, 100.0)),
+            "pg_wal_bytes_per_txn": e2e.as_ref().map(|e| e.pg_wal_bytes.round()),
             "cpu_ms_per_txn": e2e.as_ref().filter(|e| !e.cpu_ms.is_empty()).map(|e| {
                 e.cpu_ms
                     .iter()
