@@ -5,7 +5,8 @@
 //!
 //! Every write that implies follow-up work records it in the same statement (the outbox rule:
 //! `next_attempt_at`, `next_poll_at`, or the `notifications` row), so the sweeper can redo
-//! whatever a lost Redis job would have done.
+//! whatever a lost Redis job would have done. Those columns have no index, so the updates that
+//! move a transaction on can be HOT; the sweeper finds work through `open_work` (see `sweep`).
 
 #![deny(unsafe_code)]
 
@@ -31,6 +32,20 @@ macro_rules! transaction_columns_sql {
 macro_rules! owes_submission_sql {
     () => {
         "status = 'pending' AND submitted_at IS NULL"
+    };
+}
+
+/// The one rule that keeps `open_work` a lower bound of a transaction's due times: a statement
+/// that makes work due at `at` moves its `check_at` back to `at` if that is earlier. `$due` is
+/// a query of `(id, at)` rows (a macro so it can be `concat!`ed into literal SQL; an index
+/// probe that writes nothing when `check_at` is already earlier, as it is on the hot path).
+macro_rules! lower_check_sql {
+    ($due:literal) => {
+        concat!(
+            "UPDATE open_work o SET check_at = d.at FROM (",
+            $due,
+            ") AS d(id, at) WHERE o.id = d.id AND o.check_at > d.at"
+        )
     };
 }
 

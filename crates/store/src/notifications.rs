@@ -130,7 +130,10 @@ impl Store {
                  SET attempts = (SELECT attempt FROM a), last_error = $6, next_attempt_at = $7,
                      failed_at = CASE WHEN $7::timestamptz IS NULL THEN now() END
                  WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL
-             ), owner AS (
+                 RETURNING transaction_id, next_attempt_at
+             ), lower AS (",
+                lower_check_sql!("SELECT transaction_id, next_attempt_at FROM n"),
+                "), owner AS (
                  -- A failure starts a failing period only if it began after the client app's
                  -- last success and its last change (an enable): a late report of an older
                  -- attempt does not.
@@ -185,10 +188,14 @@ impl Store {
         why: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE notifications SET last_error = $2, next_attempt_at = $3
-             WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
-        )
+        sqlx::query(concat!(
+            "WITH n AS (
+                 UPDATE notifications SET last_error = $2, next_attempt_at = $3
+                 WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL
+                 RETURNING transaction_id, next_attempt_at
+             ) ",
+            lower_check_sql!("SELECT transaction_id, next_attempt_at FROM n")
+        ))
         .bind(delivery_id.as_uuid())
         .bind(why)
         .bind(at)
@@ -235,11 +242,15 @@ impl Store {
                               JOIN transactions t ON t.id = o.transaction_id)
                    AND (failing_since IS NOT NULL OR last_success_at IS NULL
                         OR last_success_at < now() - interval '1 second')
+             ), delivered AS (
+                 UPDATE notifications n
+                 SET attempts = a.attempt, delivered_at = now(), next_attempt_at = NULL
+                 FROM a
+                 WHERE n.delivery_id = a.delivery_id AND n.delivered_at IS NULL
+                 RETURNING n.transaction_id
              )
-             UPDATE notifications n
-             SET attempts = a.attempt, delivered_at = now(), next_attempt_at = NULL
-             FROM a
-             WHERE n.delivery_id = a.delivery_id AND n.delivered_at IS NULL",
+             -- Delivered is final: the transaction owes nothing more, ever.
+             DELETE FROM open_work WHERE id IN (SELECT transaction_id FROM delivered)",
         )
         .bind(&ids)
         .bind(&triggers)
@@ -275,19 +286,23 @@ impl Store {
         until: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<DueNotification>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "WITH chosen AS (
                  SELECT n.delivery_id, t.trace FROM notifications n
                  JOIN transactions t ON t.id = n.transaction_id
                  WHERE t.client_app_id = $1 AND n.delivered_at IS NULL
                    AND n.created_at >= $2 AND ($3::timestamptz IS NULL OR n.created_at < $3)
                  ORDER BY n.created_at LIMIT $4
-             )
-             UPDATE notifications n SET failed_at = NULL,
-                 next_attempt_at = CASE WHEN n.failed_at IS NULL THEN n.next_attempt_at ELSE now() END
-             FROM chosen WHERE n.delivery_id = chosen.delivery_id
-             RETURNING n.delivery_id, n.transaction_id, n.status, chosen.trace",
-        )
+             ), owed AS (
+                 UPDATE notifications n SET failed_at = NULL,
+                     next_attempt_at = CASE WHEN n.failed_at IS NULL THEN n.next_attempt_at ELSE now() END
+                 FROM chosen WHERE n.delivery_id = chosen.delivery_id
+                 RETURNING n.delivery_id, n.transaction_id, n.status, n.next_attempt_at, chosen.trace
+             ), lower AS (",
+            lower_check_sql!("SELECT transaction_id, next_attempt_at FROM owed"),
+            ")
+             SELECT delivery_id, transaction_id, status, trace FROM owed"
+        ))
         .bind(client_app.as_uuid())
         .bind(since)
         .bind(until)

@@ -283,6 +283,126 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
     );
 }
 
+/// When the sweeper will next look at transaction `id`; `None` once it owes nothing more.
+async fn check_at(pool: &PgPool, id: TransactionId) -> Option<chrono::DateTime<Utc>> {
+    sqlx::query_scalar("SELECT check_at FROM open_work WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// As if transaction `id`'s row had last been looked at an hour ago.
+async fn an_hour_old(pool: &PgPool, id: TransactionId) {
+    sqlx::query("UPDATE open_work SET check_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(id.as_uuid())
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_sweeper_looks_again_only_when_work_falls_due_and_a_late_outcome_is_found(
+    pool: PgPool,
+) {
+    let store = Store::from_pool(pool.clone());
+    let sweep = |grace: u64| {
+        let store = store.clone();
+        async move {
+            store
+                .overdue(Duration::from_secs(grace), 100)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let id = id();
+    store.insert_pending(id, None, LEGACY).await.unwrap();
+    let inserted = check_at(&pool, id).await.expect("open from its insert");
+    assert!(inserted <= Utc::now());
+
+    // Submitted long ago, poll 1 due in a minute: the sweep moves its look to that poll.
+    let poll_at = Utc::now() + chrono::Duration::seconds(60);
+    assert!(store.mark_submitted(id, poll_at).await.unwrap());
+    an_hour_old(&pool, id).await;
+    assert_eq!(sweep(30).await, Overdue::default(), "nothing is due yet");
+    let moved = check_at(&pool, id).await.unwrap();
+    assert_eq!(moved.timestamp_micros(), poll_at.timestamp_micros());
+
+    // The poll chain expires: nothing is owed, the sweep looks again an hour later.
+    assert!(store.mark_poll_expired(id).await.unwrap());
+    an_hour_old(&pool, id).await;
+    assert_eq!(sweep(30).await, Overdue::default());
+    let recheck = check_at(&pool, id).await.unwrap();
+    assert!(
+        recheck > Utc::now() + chrono::Duration::minutes(59),
+        "{recheck}"
+    );
+
+    // A late outcome owes a notification now: its statement brings the look back to now.
+    let delivery = store
+        .apply_status(id, Status::Completed, Source::Webhook)
+        .await
+        .unwrap()
+        .expect("still pending");
+    assert!(check_at(&pool, id).await.unwrap() <= Utc::now());
+    let overdue = sweep(0).await;
+    assert_eq!(
+        overdue
+            .notifications
+            .iter()
+            .map(|n| n.delivery_id)
+            .collect::<Vec<_>>(),
+        vec![delivery]
+    );
+
+    // Delivered: it owes nothing more, ever.
+    store
+        .notification_delivered(attempt(delivery, Some(200), None))
+        .await
+        .unwrap();
+    assert_eq!(check_at(&pool, id).await, None);
+    assert_eq!(sweep(0).await, Overdue::default());
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_given_up_notification_recovered_is_owed_again_and_the_sweeper_sees_it(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (id, delivery) = terminal(&store, Status::Declined, Source::Poll).await;
+    store
+        .notification_failed(&attempt(delivery, Some(400), Some("refused")))
+        .await
+        .unwrap();
+    an_hour_old(&pool, id).await;
+    let swept = store.overdue(Duration::ZERO, 100).await.unwrap().unwrap();
+    assert_eq!(
+        swept,
+        Overdue::default(),
+        "a given-up notification is not owed"
+    );
+    assert!(check_at(&pool, id).await.unwrap() > Utc::now() + chrono::Duration::minutes(59));
+
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    let recovered = store
+        .recover_notifications(LEGACY, an_hour_ago, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        recovered.iter().map(|n| n.delivery_id).collect::<Vec<_>>(),
+        vec![delivery]
+    );
+    assert!(check_at(&pool, id).await.unwrap() <= Utc::now());
+    let swept = store.overdue(Duration::ZERO, 100).await.unwrap().unwrap();
+    assert_eq!(
+        swept
+            .notifications
+            .iter()
+            .map(|n| n.delivery_id)
+            .collect::<Vec<_>>(),
+        vec![delivery]
+    );
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_value_this_version_cannot_read_is_corrupt_not_an_outage(pool: PgPool) {
     let store = Store::from_pool(pool.clone());

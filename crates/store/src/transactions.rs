@@ -59,6 +59,8 @@ impl Store {
              ), events AS (
                  INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
                  SELECT id, NULL, 'pending', 'api' FROM inserted
+             ), open AS (
+                 INSERT INTO open_work (id, check_at) SELECT id, now() FROM inserted
              )
              SELECT id FROM inserted",
         )
@@ -121,10 +123,14 @@ impl Store {
         spent_a_failure: bool,
     ) -> Result<(), StoreError> {
         sqlx::query(concat!(
-            "UPDATE transactions SET next_attempt_at = $2, updated_at = now(),
-                    submit_failures = submit_failures + $3
-             WHERE id = $1 AND ",
-            owes_submission_sql!()
+            "WITH changed AS (
+                 UPDATE transactions SET next_attempt_at = $2, updated_at = now(),
+                        submit_failures = submit_failures + $3
+                 WHERE id = $1 AND ",
+            owes_submission_sql!(),
+            " RETURNING id, next_attempt_at
+             ) ",
+            lower_check_sql!("SELECT id, next_attempt_at FROM changed")
         ))
         .bind(id.as_uuid())
         .bind(at)
@@ -152,13 +158,17 @@ impl Store {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
         let polls: Vec<DateTime<Utc>> = rows.iter().map(|r| r.first_poll_at).collect();
         let updated: Vec<Uuid> = sqlx::query_scalar(concat!(
-            "UPDATE transactions t
-             SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
-                 next_poll_at = v.at, updated_at = now()
-             FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
-             WHERE t.id = v.id AND ",
+            "WITH changed AS (
+                 UPDATE transactions t
+                 SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
+                     next_poll_at = v.at, updated_at = now()
+                 FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
+                 WHERE t.id = v.id AND ",
             owes_submission_sql!(),
-            " RETURNING t.id"
+            " RETURNING t.id, t.next_poll_at
+             ), lower AS (",
+            lower_check_sql!("SELECT id, next_poll_at FROM changed"),
+            ") SELECT id FROM changed"
         ))
         .bind(&ids)
         .bind(&polls)
@@ -200,7 +210,7 @@ impl Store {
         let changed: Vec<(Uuid, Uuid)> = if ids.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_as(
+            sqlx::query_as(concat!(
                 "WITH input AS (
                      SELECT DISTINCT ON (id) id, status, source, delivery_id
                      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[])
@@ -215,11 +225,13 @@ impl Store {
                  ), event AS (
                      INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
                      SELECT id, 'pending', status, source FROM changed
-                 )
+                 ), lower AS (",
+                lower_check_sql!("SELECT id, now() FROM changed"),
+                ")
                  INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
                  SELECT delivery_id, id, status, now() FROM changed
                  RETURNING transaction_id, delivery_id",
-            )
+            ))
             .bind(&ids)
             .bind(&statuses)
             .bind(&sources)
@@ -249,16 +261,20 @@ impl Store {
         n: i32,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE transactions SET poll_number = $2 + 1, next_poll_at = $3, updated_at = now()
-             WHERE id = $1 AND status = 'pending' AND poll_number = $2",
-        )
+        let updated: i64 = sqlx::query_scalar(concat!(
+            "WITH changed AS (
+                 UPDATE transactions SET poll_number = $2 + 1, next_poll_at = $3, updated_at = now()
+                 WHERE id = $1 AND status = 'pending' AND poll_number = $2
+                 RETURNING id, next_poll_at
+             ), lower AS (",
+            lower_check_sql!("SELECT id, next_poll_at FROM changed"),
+            ") SELECT count(*) FROM changed"
+        ))
         .bind(id.as_uuid())
         .bind(n)
         .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .fetch_one(&self.pool)
+        .await?;
         Ok(updated == 1)
     }
 
@@ -266,17 +282,22 @@ impl Store {
     /// submission again, due now, and its poll chain stops. False if it is no longer pending,
     /// not submitted, or past poll `n`.
     pub async fn resubmission_due(&self, id: TransactionId, n: i32) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE transactions
-             SET submitted_at = NULL, next_attempt_at = now(), next_poll_at = NULL, updated_at = now(),
-                 submit_failures = 0
-             WHERE id = $1 AND status = 'pending' AND submitted_at IS NOT NULL AND poll_number = $2",
-        )
+        let updated: i64 = sqlx::query_scalar(concat!(
+            "WITH changed AS (
+                 UPDATE transactions
+                 SET submitted_at = NULL, next_attempt_at = now(), next_poll_at = NULL,
+                     updated_at = now(), submit_failures = 0
+                 WHERE id = $1 AND status = 'pending' AND submitted_at IS NOT NULL
+                   AND poll_number = $2
+                 RETURNING id, next_attempt_at
+             ), lower AS (",
+            lower_check_sql!("SELECT id, next_attempt_at FROM changed"),
+            ") SELECT count(*) FROM changed"
+        ))
         .bind(id.as_uuid())
         .bind(n)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .fetch_one(&self.pool)
+        .await?;
         Ok(updated == 1)
     }
 
