@@ -280,6 +280,16 @@ async fn observe(services: &Services, posted: &Posted) -> anyhow::Result<Observe
     )
     .fetch_one(&mut conn)
     .await?;
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM transaction_events e
+                 WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = e.transaction_id))
+              + (SELECT count(*) FROM notifications n
+                 WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = n.transaction_id))
+              + (SELECT count(*) FROM delivery_attempts a
+                 WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.delivery_id = a.delivery_id))",
+    )
+    .fetch_one(&mut conn)
+    .await?;
     let stats: serde_json::Value = http
         .get(format!("{}/stats", services.thirdparty))
         .send()
@@ -330,6 +340,7 @@ async fn observe(services: &Services, posted: &Posted) -> anyhow::Result<Observe
         resubmissions: stats["conflicts"].as_u64().unwrap_or(0),
         told,
         owed,
+        orphans,
     })
 }
 

@@ -31,6 +31,9 @@ pub struct Observed {
     pub told: Vec<HashMap<Uuid, Vec<String>>>,
     /// Work still owed in Postgres (pending rows, undelivered notifications).
     pub owed: i64,
+    /// History entries, notifications and delivery attempts without their parent row (they
+    /// have no foreign key: each is written from its parent in one statement).
+    pub orphans: i64,
 }
 
 /// The first invariant a run broke.
@@ -53,6 +56,12 @@ pub fn check(o: &Observed) -> Result<(), Violation> {
         return violated(
             "nothing owed",
             format!("{} pieces of work still owed", o.owed),
+        );
+    }
+    if o.orphans != 0 {
+        return violated(
+            "every record has its parent",
+            format!("{} rows without theirs", o.orphans),
         );
     }
     for (id, (app, answer)) in &o.posted {
@@ -156,8 +165,9 @@ mod tests {
 
     #[test]
     fn each_invariant_catches_its_breach() {
-        let cases: [(Breach, &str); 11] = [
+        let cases: [(Breach, &str); 12] = [
             (|o, _, _| o.owed = 1, "nothing owed"),
+            (|o, _, _| o.orphans = 1, "every record has its parent"),
             (|o, a, _| _ = o.rows.remove(&a), "every 201/200 exists"),
             (
                 |o, _, r| _ = o.ledger.insert(r, "completed".into()),
