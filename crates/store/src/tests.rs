@@ -292,6 +292,11 @@ async fn check_at(pool: &PgPool, id: TransactionId) -> Option<chrono::DateTime<U
         .unwrap()
 }
 
+/// The delivery ids of `due`, in order.
+fn delivery_ids(due: &[DueNotification]) -> Vec<DeliveryId> {
+    due.iter().map(|n| n.delivery_id).collect()
+}
+
 /// As if transaction `id`'s row had last been looked at an hour ago.
 async fn an_hour_old(pool: &PgPool, id: TransactionId) {
     sqlx::query("UPDATE open_work SET check_at = now() - interval '1 hour' WHERE id = $1")
@@ -347,14 +352,7 @@ async fn the_sweeper_looks_again_only_when_work_falls_due_and_a_late_outcome_is_
         .expect("still pending");
     assert!(check_at(&pool, id).await.unwrap() <= Utc::now());
     let overdue = sweep(0).await;
-    assert_eq!(
-        overdue
-            .notifications
-            .iter()
-            .map(|n| n.delivery_id)
-            .collect::<Vec<_>>(),
-        vec![delivery]
-    );
+    assert_eq!(delivery_ids(&overdue.notifications), vec![delivery]);
 
     // Delivered: it owes nothing more, ever.
     store
@@ -387,20 +385,10 @@ async fn a_given_up_notification_recovered_is_owed_again_and_the_sweeper_sees_it
         .recover_notifications(LEGACY, an_hour_ago, None, 10)
         .await
         .unwrap();
-    assert_eq!(
-        recovered.iter().map(|n| n.delivery_id).collect::<Vec<_>>(),
-        vec![delivery]
-    );
+    assert_eq!(delivery_ids(&recovered), vec![delivery]);
     assert!(check_at(&pool, id).await.unwrap() <= Utc::now());
     let swept = store.overdue(Duration::ZERO, 100).await.unwrap().unwrap();
-    assert_eq!(
-        swept
-            .notifications
-            .iter()
-            .map(|n| n.delivery_id)
-            .collect::<Vec<_>>(),
-        vec![delivery]
-    );
+    assert_eq!(delivery_ids(&swept.notifications), vec![delivery]);
 }
 
 #[sqlx::test(migrations = "../../migrations")]
