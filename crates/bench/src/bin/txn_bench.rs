@@ -69,7 +69,7 @@ struct Args {
     /// every write (appendfsync always).
     #[arg(long)]
     durable_redis: bool,
-    /// Phase 1 sends bodies without an id: the producer makes each one, which no one can
+    /// Both phases send bodies without an id: the producer makes each one, which no one can
     /// know, so it asks Postgres nothing. By default every body carries the client's own id
     /// (a random UUID, as the peer's wrk script sends), as the clients do.
     #[arg(long)]
@@ -215,16 +215,7 @@ async fn drive_post(
     api_keys: &[String],
     services: Option<(&Services, queue::RedisConnection)>,
 ) -> anyhow::Result<PostFigures> {
-    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = if args.server_ids {
-        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#))
-    } else {
-        Arc::new(|_| {
-            Bytes::from(format!(
-                r#"{{"id":"{}","amount":1250,"currency":"EUR"}}"#,
-                uuid::Uuid::new_v4()
-            ))
-        })
-    };
+    let body = post_body(args);
     let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
         addr,
         path: "/transaction".into(),
@@ -281,6 +272,21 @@ async fn drive_post(
         failed: measured.failed,
         cpu_us,
     })
+}
+
+/// The body of every POST, in both phases: the client's own id (a random UUID), or none with
+/// `--server-ids`.
+fn post_body(args: &Args) -> Arc<dyn Fn(u64) -> Bytes + Send + Sync> {
+    if args.server_ids {
+        Arc::new(|_| Bytes::from_static(br#"{"amount":1250,"currency":"EUR"}"#))
+    } else {
+        Arc::new(|_| {
+            Bytes::from(format!(
+                r#"{{"id":"{}","amount":1250,"currency":"EUR"}}"#,
+                uuid::Uuid::new_v4()
+            ))
+        })
+    }
 }
 
 /// Where `--spawn` finds the binaries: `--bin-dir`, else beside txn-bench.
@@ -411,7 +417,7 @@ async fn e2e_phase(args: &Args, target: Target<'_>) -> anyhow::Result<E2eFigures
 
     let done = Arc::new(AtomicU64::new(0));
     let progress = follow(bar(args.transactions, "POST (end to end)"), done.clone());
-    let body: Arc<dyn Fn(u64) -> Bytes + Send + Sync> = Arc::new(|_| Bytes::from_static(b"{}"));
+    let body = post_body(args);
     let posted = load::run(
         load::Plan {
             addr: socket_addr(target.producer)?,
