@@ -56,8 +56,8 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64
         .sum()
 }
 
-/// Write counters of one database: commits (`pg_stat_database`), and row updates with the
-/// share of them that were HOT (`pg_stat_user_tables`, by table).
+/// Write counters: one database's commits (`pg_stat_database`) and row updates with those that
+/// were HOT (`pg_stat_user_tables`, by table), and the whole server's write-ahead log.
 #[derive(Debug, Clone, Default)]
 pub struct PgCounters {
     /// Committed transactions, read-only ones included.

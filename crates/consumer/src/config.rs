@@ -170,7 +170,7 @@ pub struct Config {
     /// its keys stop working and its notifications wait until it is enabled and recovered.
     #[arg(long = "disable-after-ms", env = "DISABLE_AFTER_MS", default_value = "432000000", value_parser = millis)]
     pub disable_after: Duration,
-    /// Most rows of each kind one sweep re-pushes.
+    /// Most transactions one sweep looks at (and most dead jobs it examines per queue).
     #[arg(long, env = "SWEEP_BATCH", default_value_t = 1_000)]
     pub sweep_batch: i64,
     /// How long a job must have been dead before the sweeper revives it, if its transaction
