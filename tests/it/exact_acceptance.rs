@@ -163,6 +163,24 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
             .await;
         assert_eq!(code, 409, "other parameters: {body}");
     }
+    // Each re-POST was reserved while Postgres was asked (the cache had forgotten the id):
+    // the entry it made is dropped again, and its `create` job changes nothing.
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(left.is_empty(), "entries made for known ids: {left:?}");
+    eventually(
+        Duration::from_secs(30),
+        "the re-POSTs' create jobs done",
+        || async {
+            let create = stack.queue_counts(domain::QueueName::Create).await;
+            create.waiting + create.scheduled + create.running == 0
+        },
+    )
+    .await;
+    assert_eq!(stack.statuses().await, statuses, "no row changed");
     assert_eq!(
         stack.thirdparty_stats().await.created,
         ids.len() as u64,

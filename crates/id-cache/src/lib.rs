@@ -359,6 +359,20 @@ impl IdCache {
         Ok(())
     }
 
+    /// Drops the entry of `id`: it was reserved while its row already existed, and only the
+    /// row may answer for the id.
+    pub async fn forget<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+    ) -> redis::RedisResult<()> {
+        let _: u8 = redis::cmd("DEL")
+            .arg(self.key(id))
+            .query_async(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Records a status change made by the consumer, if the id is still cached.
     pub async fn refresh<C: ConnectionLike>(
         &self,

@@ -12,7 +12,7 @@ use id_cache::{IdCache, IdCacheError, Reservation, Reserve};
 use jobs::Queues;
 use queue::QueueConfig;
 use queue::batch::Batcher;
-use store::{Store, StoreError, TransactionRow};
+use store::{AgedRow, Store, StoreError};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -50,9 +50,9 @@ pub struct AppState {
     pub accept_deadline: Duration,
     /// Replicas that must acknowledge a reservation before its 201.
     pub ack_replicas: u32,
-    /// Rows looked up by id, concurrent look-ups sharing one statement (every new id is
-    /// checked in Postgres before its 201).
-    pub rows: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
+    /// Rows looked up by id with their age, concurrent look-ups sharing one statement (every
+    /// client's id is checked in Postgres, while its reservation runs, before its 201).
+    pub rows: Batcher<TransactionId, Option<AgedRow>, StoreError>,
     /// The key the list cursors are signed with (derived from the pepper, so every producer
     /// reads every other's cursors).
     pub cursor_key: Vec<u8>,
@@ -66,6 +66,9 @@ const MAX_RESERVE_BATCH: usize = 64;
 
 /// Most ids per batched row look-up.
 const MAX_LOOKUP_BATCH: usize = 256;
+
+/// Connections of the row look-ups' own pool.
+const LOOKUP_CONNECTIONS: u32 = 2;
 
 /// How long a request waits for Redis: a 503 well inside the request's own timeout.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -90,10 +93,14 @@ impl AppState {
             config.database_max_connections,
         )?;
         let rows = {
-            let store = store.clone();
+            // One batch is in flight at a time; the second connection stands by.
+            let store = Store::connect_lazy_for_key_lookups(
+                connections.database_url.as_str(),
+                LOOKUP_CONNECTIONS,
+            )?;
             Batcher::spawn(MAX_LOOKUP_BATCH, move |ids: Vec<TransactionId>| {
                 let store = store.clone();
-                async move { store.get_many(&ids).await }
+                async move { store.get_many_aged(&ids).await }
             })
         };
         let queues = Queues::open(&client, &redis, |name| {

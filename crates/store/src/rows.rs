@@ -41,6 +41,16 @@ pub struct TransactionRow {
     pub submit_failures: i32,
 }
 
+/// A row with its age when it was read: how long before the read statement began it was
+/// created, both by Postgres's clock.
+#[derive(Debug, Clone)]
+pub struct AgedRow {
+    /// The row.
+    pub row: TransactionRow,
+    /// Its age at the read (zero if Postgres's clock went back since).
+    pub age: std::time::Duration,
+}
+
 impl TransactionRow {
     /// Whether the transaction still needs submitting to the third party: pending and never
     /// accepted there. The SQL guards of the submission statements say the same.

@@ -8,7 +8,7 @@ use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId};
 use uuid::Uuid;
 
 use crate::{
-    HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow, rows,
+    AgedRow, HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow, rows,
 };
 
 impl Store {
@@ -86,19 +86,31 @@ impl Store {
         &self,
         ids: &[TransactionId],
     ) -> Result<Vec<Option<TransactionRow>>, StoreError> {
+        let aged = self.get_many_aged(ids).await?;
+        Ok(aged.into_iter().map(|a| a.map(|a| a.row)).collect())
+    }
+
+    /// [`Store::get_many`], each row with its age at the look-up.
+    pub async fn get_many_aged(
+        &self,
+        ids: &[TransactionId],
+    ) -> Result<Vec<Option<AgedRow>>, StoreError> {
         let uuids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
         let rows = sqlx::query(concat!(
             "SELECT ",
             transaction_columns_sql!(),
-            " FROM transactions WHERE id = ANY($1)"
+            ", (extract(epoch FROM statement_timestamp() - created_at) * 1000)::bigint AS age_ms
+             FROM transactions WHERE id = ANY($1)"
         ))
         .bind(&uuids)
         .fetch_all(&self.pool)
         .await?;
-        let mut found: HashMap<Uuid, TransactionRow> = HashMap::with_capacity(rows.len());
+        let mut found: HashMap<Uuid, AgedRow> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let row = TransactionRow::try_from(r)?;
-            found.insert(row.id.as_uuid(), row);
+            let age_ms: i64 = sqlx::Row::try_get(r, "age_ms")?;
+            let age = std::time::Duration::from_millis(age_ms.max(0) as u64);
+            found.insert(row.id.as_uuid(), AgedRow { row, age });
         }
         Ok(uuids.iter().map(|id| found.get(id).cloned()).collect())
     }

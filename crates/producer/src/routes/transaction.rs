@@ -70,6 +70,7 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body<NewTransactionBody>,
 ) -> Result<Response, ApiError> {
+    let arrived = std::time::Instant::now();
     let key = headers.get(input::IDEMPOTENCY_KEY).map(|v| v.as_bytes());
     // Idempotency keys are the client app's own: two apps' equal keys name different ids.
     let namespace = format!("{}\u{0}{client_app}", state.queue_prefix);
@@ -81,18 +82,34 @@ pub async fn create(
         trace: trace.into_job(),
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
-    // An id made here just now has no row anywhere; any other id may have one.
-    if !new.fresh_id
-        && let Some(row) = known_in_postgres(&state, new.id).await
-    {
-        return known(&new, client_app, &row);
-    }
     let reserve = Reserve {
         job,
         deadline_ms,
         limit,
     };
-    let reservation = match state.reserves.call(reserve).await {
+    // An id made here just now has no row anywhere; any other id may have one. Postgres is
+    // asked while the reservation runs, not before it, so a row found beside a new
+    // reservation is either older than the id cache's margin (a known id: answered as known,
+    // mended in `known_row`) or this very POST's, inserted by a fast consumer: no older than
+    // the request, by Postgres's clock. No other row can be that young (the cache holds an
+    // id until its row is a margin old), so the row's age tells them apart.
+    let (row, reserved) = tokio::join!(
+        async {
+            if new.fresh_id {
+                return None;
+            }
+            known_in_postgres(&state, new.id).await
+        },
+        state.reserves.call(reserve),
+    );
+    let reserved_new = matches!(reserved, Ok(Ok(Reservation::New)));
+    if let Some(row) = row {
+        let this_posts_own = reserved_new && row.age <= arrived.elapsed();
+        if !this_posts_own {
+            return known_row(&state, &new, client_app, &row.cached, reserved_new).await;
+        }
+    }
+    let reservation = match reserved {
         Ok(reservation) => reservation?,
         Err(BatchError::Failed(e)) => {
             after_failed_reserve(&state, &new, client_app, deadline_ms, &e).await?
@@ -157,6 +174,24 @@ async fn replicated(state: &Shared, new: &NewTransaction) -> Result<(), ApiError
     }
 }
 
+/// The answer for an id whose row Postgres held before this POST. If the reservation made
+/// meanwhile was new (the id cache had let the id go), its entry is dropped so that only the
+/// row answers for the id; its `create` job finds the row and inserts nothing.
+async fn known_row(
+    state: &Shared,
+    new: &NewTransaction,
+    client_app: ClientAppId,
+    row: &Cached,
+    reserved_new: bool,
+) -> Result<Response, ApiError> {
+    if reserved_new && let Err(e) = state.cache.forget(&mut state.redis.clone(), &new.id).await {
+        // Harmless: the entry expires after the margin once the consumer sees the row, and
+        // every POST asks Postgres first.
+        tracing::warn!(txn_id = %new.id, error = %e, "id cache entry of a known id not dropped");
+    }
+    known(new, client_app, row)
+}
+
 /// The answer for a known id: 409 `id-taken` if another client app's (nothing more is told),
 /// 200 with its status if the parameters are the same, else 409.
 fn known(new: &NewTransaction, caller: ClientAppId, cached: &Cached) -> Result<Response, ApiError> {
@@ -172,13 +207,12 @@ fn known(new: &NewTransaction, caller: ClientAppId, cached: &Cached) -> Result<R
 }
 
 /// The id's row, if it already has one. The id cache keeps an id only until its row exists
-/// plus a margin, so Postgres is asked first (in a batch with concurrent POSTs). Asked before
-/// the reservation, a row found cannot be this request's own. If Postgres does not answer
+/// plus a margin, so Postgres is asked too (in a batch with concurrent POSTs). If Postgres does not answer
 /// within [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for ids it still holds:
 /// acceptance never waits on Postgres.
-async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Cached> {
-    let row = match tokio::time::timeout(ROW_CHECK_TIMEOUT, state.rows.call(id)).await {
-        Ok(Ok(row)) => row?,
+async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<RowFound> {
+    let found = match tokio::time::timeout(ROW_CHECK_TIMEOUT, state.rows.call(id)).await {
+        Ok(Ok(found)) => found?,
         Ok(Err(e)) => {
             tracing::warn!(txn_id = %id, error = %e, "Postgres could not say whether the id is known; the id cache decides");
             return None;
@@ -188,11 +222,23 @@ async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<Cached> 
             return None;
         }
     };
-    Some(Cached {
-        money: row.money,
-        status: row.status,
-        owner: Some(row.client_app_id),
+    let row = found.row;
+    Some(RowFound {
+        cached: Cached {
+            money: row.money,
+            status: row.status,
+            owner: Some(row.client_app_id),
+        },
+        age: found.age,
     })
+}
+
+/// A row found for a POST's id.
+struct RowFound {
+    /// What the answer needs of it.
+    cached: Cached,
+    /// How old it was when read.
+    age: std::time::Duration,
 }
 
 /// How long a POST waits for Postgres to say whether its id is known.
