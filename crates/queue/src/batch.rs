@@ -40,29 +40,44 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     /// Starts the task. `run` gets the requests of one batch and returns one answer per request,
-    /// in order.
+    /// in order. One batch runs at a time.
     pub fn spawn<F, Fut>(max_batch: usize, run: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<Resp>, E>> + Send,
     {
+        Self::spawn_concurrent(max_batch, 1, run)
+    }
+
+    /// [`Batcher::spawn`] with up to `in_flight` batches running at once: a batch starts as
+    /// soon as requests wait and a slot is free, so a server that makes each batch durable
+    /// (Redis with `appendfsync always`) can make several durable with one fsync.
+    pub fn spawn_concurrent<F, Fut>(max_batch: usize, in_flight: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Resp>, E>> + Send,
+    {
+        use futures::{StreamExt, stream::FuturesUnordered};
         let (tx, mut rx) = mpsc::unbounded_channel::<Pending<Req, Resp, E>>();
+        let in_flight = in_flight.max(1);
         tokio::spawn(async move {
             let mut pending = Vec::with_capacity(max_batch);
-            while rx.recv_many(&mut pending, max_batch.max(1)).await > 0 {
-                let (requests, replies): (Vec<Req>, Vec<_>) = pending.drain(..).unzip();
-                match run(requests).await {
-                    Ok(answers) => {
-                        for (reply, answer) in replies.into_iter().zip(answers) {
-                            let _ = reply.send(Ok(answer));
+            let mut running = FuturesUnordered::new();
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    taken = rx.recv_many(&mut pending, max_batch.max(1)),
+                        if open && running.len() < in_flight =>
+                    {
+                        if taken == 0 {
+                            open = false;
+                            continue;
                         }
+                        let (requests, replies): (Vec<Req>, Vec<_>) = pending.drain(..).unzip();
+                        running.push(answer(run(requests), replies));
                     }
-                    Err(e) => {
-                        let e = Arc::new(e);
-                        for reply in replies {
-                            let _ = reply.send(Err(e.clone()));
-                        }
-                    }
+                    Some(()) = running.next(), if !running.is_empty() => {}
+                    else => break,
                 }
             }
         });
@@ -79,6 +94,26 @@ where
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(BatchError::Failed(e)),
             Err(_) => Err(BatchError::Stopped),
+        }
+    }
+}
+
+/// Runs one batch and answers each of its callers.
+async fn answer<Resp, E>(
+    batch: impl Future<Output = Result<Vec<Resp>, E>>,
+    replies: Vec<oneshot::Sender<Result<Resp, Arc<E>>>>,
+) {
+    match batch.await {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer));
+            }
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
         }
     }
 }
@@ -117,6 +152,32 @@ mod tests {
             out.push(h.await.unwrap());
         }
         out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn up_to_in_flight_batches_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        // Each batch waits for a second one: with one batch at a time this never ends.
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (r, m) = (running.clone(), most.clone());
+        let batcher = Batcher::spawn_concurrent(1, 2, move |reqs: Vec<u32>| {
+            let (barrier, running, most) = (barrier.clone(), r.clone(), m.clone());
+            async move {
+                most.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+                barrier.wait().await;
+                running.fetch_sub(1, SeqCst);
+                Ok::<_, Boom>(reqs.into_iter().map(|r| r * 10).collect())
+            }
+        });
+        let answers = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            futures_join(&batcher, 6),
+        )
+        .await
+        .expect("two batches ran at once");
+        assert_eq!(answers, (0..6).map(|r| r * 10).collect::<Vec<_>>());
+        assert_eq!(most.load(SeqCst), 2, "never more than two at once");
     }
 
     #[tokio::test]
