@@ -71,9 +71,6 @@ const RESERVES_IN_FLIGHT: usize = 2;
 /// Most ids per batched row look-up.
 const MAX_LOOKUP_BATCH: usize = 256;
 
-/// Connections of the row look-ups' own pool.
-const LOOKUP_CONNECTIONS: u32 = 2;
-
 /// How long a request waits for Redis: a 503 well inside the request's own timeout.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -97,11 +94,7 @@ impl AppState {
             config.database_max_connections,
         )?;
         let rows = {
-            // One batch is in flight at a time; the second connection stands by.
-            let store = Store::connect_lazy_for_key_lookups(
-                connections.database_url.as_str(),
-                LOOKUP_CONNECTIONS,
-            )?;
+            let store = store.clone();
             Batcher::spawn(MAX_LOOKUP_BATCH, move |ids: Vec<TransactionId>| {
                 let store = store.clone();
                 async move { store.get_many_aged(&ids).await }

@@ -100,35 +100,22 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How every connection plans: each statement once (a generic plan, kept while its tables do
+/// not change much: Postgres plans again after an analyze), with sequential scans priced out.
+/// Every statement of the store finds its rows through an index (batches by `unnest` of ids, due
+/// times by `open_work`'s index), so a plan made while a table was small stays an index probe
+/// as the table grows. Planning each execution with its values was a third of Postgres's time
+/// per transaction (measured with txn-bench).
+const PLANNING: &[(&str, &str)] = &[
+    ("plan_cache_mode", "force_generic_plan"),
+    ("enable_seqscan", "off"),
+];
+
 impl Store {
     /// A pool of at most `max_connections` to `url`; connects lazily, so this works while
     /// Postgres is down (calls then fail with [`StoreError::Database`]).
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        // Batch statements filter on `unnest($1::uuid[])`: a generic plan cached on a fresh
-        // (unanalysed) table degrades to a sequential scan, so plan with the actual values.
-        Self::connect_lazy_with(
-            url,
-            max_connections,
-            &[("plan_cache_mode", "force_custom_plan")],
-        )
-    }
-
-    /// Like [`Store::connect_lazy`], for look-ups by primary key only ([`Store::get_many`]):
-    /// each statement is planned once per connection, with sequential scans priced out, so a
-    /// plan made while the table was small stays an index probe as the table grows. Planning
-    /// was half of Postgres's time per look-up.
-    pub fn connect_lazy_for_key_lookups(
-        url: &str,
-        max_connections: u32,
-    ) -> Result<Self, StoreError> {
-        Self::connect_lazy_with(
-            url,
-            max_connections,
-            &[
-                ("plan_cache_mode", "force_generic_plan"),
-                ("enable_seqscan", "off"),
-            ],
-        )
+        Self::connect_lazy_with(url, max_connections, PLANNING)
     }
 
     fn connect_lazy_with(
