@@ -102,13 +102,16 @@ pub fn check_url(url: &str) -> Result<(), StoreError> {
 
 /// How every connection plans: each statement once (a generic plan, kept while its tables do
 /// not change much: Postgres plans again after an analyze), with sequential scans priced out.
-/// Every statement of the store finds its rows through an index (batches by `unnest` of ids, due
-/// times by `open_work`'s index), so a plan made while a table was small stays an index probe
-/// as the table grows. Planning each execution with its values was a third of Postgres's time
-/// per transaction (measured with txn-bench).
+/// The statements of the pipeline find their rows through an index (batches by `unnest` of
+/// ids, due times by `open_work`'s index), so a plan made while a table was small stays an
+/// index probe as the table grows. Planning each execution with its values was a third of
+/// Postgres's time per transaction (measured with txn-bench). No JIT: a statement that must
+/// scan anyway (a small table, an optional filter) carries the scan's penalty in its cost,
+/// which would otherwise pass the JIT threshold and compile it on every run (115 ms measured).
 const PLANNING: &[(&str, &str)] = &[
     ("plan_cache_mode", "force_generic_plan"),
     ("enable_seqscan", "off"),
+    ("jit", "off"),
 ];
 
 impl Store {
