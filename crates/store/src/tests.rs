@@ -66,6 +66,31 @@ async fn the_first_insert_wins_and_records_its_history(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn rows_read_with_their_age_are_as_old_as_postgres_says(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let (new, old, absent) = (id(), id(), id());
+    for id in [new, old] {
+        store.insert_pending(id, None, LEGACY).await.unwrap();
+    }
+    sqlx::query("UPDATE transactions SET created_at = now() - interval '2 minutes' WHERE id = $1")
+        .bind(old.as_uuid())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let aged = store.get_many_aged(&[new, old, absent]).await.unwrap();
+    let found = |i: usize| aged[i].as_ref().expect("a row");
+    assert_eq!((found(0).row.id, found(1).row.id), (new, old), "in order");
+    let second = std::time::Duration::from_secs(1);
+    assert!(found(0).age < 5 * second, "just made: {:?}", found(0).age);
+    assert!(
+        (120 * second..125 * second).contains(&found(1).age),
+        "two minutes: {:?}",
+        found(1).age
+    );
+    assert!(aged[2].is_none());
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: PgPool) {
     let store = Store::from_pool(pool);
     let id = id();
