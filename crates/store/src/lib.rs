@@ -118,15 +118,7 @@ impl Store {
     /// A pool of at most `max_connections` to `url`; connects lazily, so this works while
     /// Postgres is down (calls then fail with [`StoreError::Database`]).
     pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        Self::connect_lazy_with(url, max_connections, PLANNING)
-    }
-
-    fn connect_lazy_with(
-        url: &str,
-        max_connections: u32,
-        settings: &[(&str, &str)],
-    ) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.options(settings.iter().copied());
+        let options = PgConnectOptions::from_str(url)?.options(PLANNING.iter().copied());
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))

@@ -186,7 +186,7 @@ async fn known_row(
 ) -> Result<Response, ApiError> {
     if reserved_new && let Err(e) = state.cache.forget(&mut state.redis.clone(), &new.id).await {
         // Harmless: the entry expires after the margin once the consumer sees the row, and
-        // every POST asks Postgres first.
+        // every POST with a client's id asks Postgres too.
         tracing::warn!(txn_id = %new.id, error = %e, "id cache entry of a known id not dropped");
     }
     known(new, client_app, row)
@@ -207,9 +207,9 @@ fn known(new: &NewTransaction, caller: ClientAppId, cached: &Cached) -> Result<R
 }
 
 /// The id's row, if it already has one. The id cache keeps an id only until its row exists
-/// plus a margin, so Postgres is asked too (in a batch with concurrent POSTs). If Postgres does not answer
-/// within [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for ids it still holds:
-/// acceptance never waits on Postgres.
+/// plus a margin, so Postgres is asked too (in a batch with concurrent POSTs). If Postgres
+/// does not answer within [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for
+/// ids it still holds: acceptance never waits on Postgres.
 async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<RowFound> {
     let found = match tokio::time::timeout(ROW_CHECK_TIMEOUT, state.rows.call(id)).await {
         Ok(Ok(found)) => found?,
