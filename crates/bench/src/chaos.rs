@@ -337,7 +337,10 @@ async fn observe(services: &Services, posted: &Posted) -> anyhow::Result<Observe
             .await?
             .json()
             .await?,
-        resubmissions: stats["conflicts"].as_u64().unwrap_or(0),
+        // A missing count must not pass for zero resubmissions.
+        resubmissions: stats["conflicts"].as_u64().ok_or_else(|| {
+            anyhow::anyhow!("the third party's /stats has no `conflicts` count: {stats}")
+        })?,
         told,
         owed,
         orphans,
