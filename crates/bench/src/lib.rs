@@ -56,6 +56,22 @@ pub fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64
         .sum()
 }
 
+/// Bytes of memory Redis uses (`used_memory`), summed over every primary.
+pub async fn used_memory(conn: &mut queue::RedisConnection) -> anyhow::Result<u64> {
+    let mut info = redis::cmd("INFO");
+    info.arg("memory");
+    let infos: Vec<String> = conn.on_every_primary(&info).await?;
+    let mut total = 0;
+    for info in &infos {
+        let used = info
+            .lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .ok_or_else(|| anyhow::anyhow!("INFO memory without used_memory"))?;
+        total += used.trim().parse::<u64>()?;
+    }
+    Ok(total)
+}
+
 /// Write counters: one database's commits (`pg_stat_database`) and row updates with those that
 /// were HOT (`pg_stat_user_tables`, by table), and the whole server's write-ahead log.
 #[derive(Debug, Clone, Default)]

@@ -112,6 +112,9 @@ struct PostFigures {
     failed: u64,
     /// CPU µs per request of the producer and of Redis (only with `--spawn`).
     cpu_us: Option<(f64, f64)>,
+    /// Redis bytes per accepted transaction at the phase's end: with no consumer running,
+    /// every one is still waiting in the backlog.
+    backlog_bytes: f64,
 }
 
 /// Phase 1: a producer alone, on a queue prefix of its own (purged afterwards). With
@@ -131,13 +134,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         )
         .await?;
         let producer = socket_addr(&services.producer)?;
-        let figures = drive_post(
-            args,
-            producer,
-            &services.api_keys,
-            Some((&services, redis.clone())),
-        )
-        .await;
+        let figures = drive_post(args, producer, &services.api_keys, &redis, Some(&services)).await;
         let prefix = services.prefix.clone();
         if figures.is_err() {
             eprintln!("the producer's log: {}", services.logs().display());
@@ -146,7 +143,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         (figures, prefix)
     } else {
         let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let figures = in_process_post(args, redis_url, &prefix).await;
+        let figures = in_process_post(args, redis_url, &redis, &prefix).await;
         (figures, prefix)
     };
     purge(&redis, &prefix).await?;
@@ -158,6 +155,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
 async fn in_process_post(
     args: &Args,
     redis_url: &str,
+    redis: &queue::RedisConnection,
     prefix: &str,
 ) -> anyhow::Result<PostFigures> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -198,7 +196,7 @@ async fn in_process_post(
             producer::run(config, listener, stopped).await
         })
     });
-    let figures = drive_post(args, addr, &keys, None).await;
+    let figures = drive_post(args, addr, &keys, redis, None).await;
     stop.cancel();
     server
         .join()
@@ -208,14 +206,17 @@ async fn in_process_post(
 
 /// POSTs to the producer at `addr` from one thread of their own (as `wrk -t1`): a 2 s warm-up,
 /// then `--duration` seconds measured; with the CPU its process and Redis used meanwhile when
-/// it is one of `services`, on that Redis.
+/// it is one of `services`, and the Redis memory the accepted transactions hold.
 async fn drive_post(
     args: &Args,
     addr: SocketAddr,
     api_keys: &[String],
-    services: Option<(&Services, queue::RedisConnection)>,
+    redis: &queue::RedisConnection,
+    services: Option<&Services>,
 ) -> anyhow::Result<PostFigures> {
     let body = post_body(args);
+    let mut redis_conn = redis.clone();
+    let memory_before = bench::used_memory(&mut redis_conn).await?;
     let plan = |deadline: Instant, interval: Option<Duration>| load::Plan {
         addr,
         path: "/transaction".into(),
@@ -237,8 +238,8 @@ async fn drive_post(
         .elapsed
         .mul_f64(args.concurrency as f64 / warm.ok.max(1) as f64);
 
-    let cpu_before = match &services {
-        Some((services, redis)) => Some(services.cpu(&mut redis.clone()).await?),
+    let cpu_before = match services {
+        Some(services) => Some(services.cpu(&mut redis_conn).await?),
         None => None,
     };
     let done = Arc::new(AtomicU64::new(0));
@@ -254,8 +255,8 @@ async fn drive_post(
     .await?;
     progress.abort();
     let cpu_us = match (services, cpu_before) {
-        (Some((services, mut redis)), Some(before)) => {
-            let used = services.cpu(&mut redis).await?.since(&before);
+        (Some(services), Some(before)) => {
+            let used = services.cpu(&mut redis_conn).await?.since(&before);
             let per_request = |name: &str| {
                 used.get(name).copied().unwrap_or(0.0) * 1e6 / measured.ok.max(1) as f64
             };
@@ -263,6 +264,9 @@ async fn drive_post(
         }
         _ => None,
     };
+    let accepted = warm.ok + measured.ok;
+    let memory_after = bench::used_memory(&mut redis_conn).await?;
+    let backlog_bytes = memory_after.saturating_sub(memory_before) as f64 / accepted.max(1) as f64;
     let h = &measured.latency_us;
     Ok(PostFigures {
         rps: measured.ok as f64 / measured.elapsed.as_secs_f64(),
@@ -271,6 +275,7 @@ async fn drive_post(
         p999: h.value_at_quantile(0.999) as f64 / 1000.0,
         failed: measured.failed,
         cpu_us,
+        backlog_bytes,
     })
 }
 
@@ -570,6 +575,10 @@ async fn main() -> anyhow::Result<()> {
         if let Some((producer, redis)) = p.cpu_us {
             println!("  CPU µs / POST: producer    {producer:>10.1}   Redis {redis:.1}");
         }
+        println!(
+            "  Redis bytes / waiting txn   {:>10.0}   (no consumer runs in this phase)",
+            p.backlog_bytes
+        );
     }
     if let Some(e) = &e2e {
         println!(
@@ -603,6 +612,7 @@ async fn main() -> anyhow::Result<()> {
             "post_cpu_us": post.as_ref().and_then(|p| p.cpu_us).map(|(producer, redis)| {
                 serde_json::json!({"producer": round(producer, 10.0), "redis": round(redis, 10.0)})
             }),
+            "backlog_bytes_per_txn": post.as_ref().map(|p| p.backlog_bytes.round()),
             "e2e_tps": e2e.as_ref().map(|e| e.tps.round()),
             "redis_cmds_per_txn": e2e.as_ref().map(|e| round(e.redis_cmds, 10.0)),
             "pg_commits_per_txn": e2e.as_ref().map(|e| round(e.pg_commits, 10.0)),
