@@ -62,7 +62,7 @@ async fn post_id(stack: &Stack, key: &str, id: Uuid, amount: i64) -> (u16, Value
     )
 }
 
-/// A stack without a consumer (what was reserved stays in the id cache alone), its pepper,
+/// A stack without a consumer (what was reserved stays in Redis alone), its pepper,
 /// and a second client app made by `clients create --name <name> … <extra>`.
 async fn producer_with_second_app(name: &str, extra: &[&str]) -> (Stack, Value) {
     let (stack, pepper) = producer_stack(Duration::from_secs(5)).await;

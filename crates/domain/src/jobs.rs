@@ -81,12 +81,19 @@ fn legacy_owner() -> ClientAppId {
     ClientAppId::LEGACY
 }
 
+impl CreateJob {
+    /// The job id of transaction `id`'s `create` job: `create:<id>`.
+    pub fn id_of(id: TransactionId) -> String {
+        format!("create:{id}")
+    }
+}
+
 impl JobKind for CreateJob {
     const QUEUE: QueueName = QueueName::Create;
 
     /// `create:<id>`.
     fn job_id(&self) -> String {
-        format!("create:{}", self.id)
+        Self::id_of(self.id)
     }
 
     fn trace(&self) -> Option<&str> {

@@ -1,6 +1,15 @@
-local entry, expected, new = KEYS[1], ARGV[1], ARGV[2]
-if redis.call('HGET', entry, 's') == expected then
-  redis.call('HSET', entry, 's', new)
-  return 1
+-- The id's status: its entry's, or pending while its `create` job is held without one.
+local status = redis.call('HGET', entry, 's')
+local fresh = not status
+if fresh and held_payload(create_job) then
+  status = 'pending'
 end
-return 0
+if status ~= expected then
+  return 0
+end
+redis.call('HSET', entry, 's', new)
+if fresh then
+  -- Only a status: what was accepted stays in the held job until the row exists.
+  redis.call('PEXPIRE', entry, ttl_ms)
+end
+return 1

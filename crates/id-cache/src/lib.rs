@@ -1,10 +1,17 @@
-//! The producer's id cache in Redis: `<create queue's tag>:txn:<id>` → hash `{a: amount,
-//! c: currency, s: status, o: owner (client app)}`. It bridges the time until the id's row exists in Postgres (at
-//! most `IDEMPOTENCY_TTL_MS`), then keeps the entry only `ID_CACHE_MARGIN_MS`: Postgres is
-//! the lasting memory of ids. It sits under the `create` queue's hash tag, so reserving an id
-//! and pushing its `create` job is one atomic script in one slot. It knows the queue only
-//! through `Keys::tag` and `PushHook`, never its key layout. Its Lua is in `lua/`, one script
-//! per file.
+//! The producer's id cache in Redis: what Redis knows of an id until Postgres answers for it.
+//!
+//! Until its row exists, an id is known by its `create` job, which the queue holds (waiting,
+//! scheduled, running or dead) with what was accepted as its payload: reserving an id is pushing
+//! that job, and nothing else is stored per id while a backlog waits. Once the row exists, the
+//! consumer writes the entry `<create queue's tag>:txn:<id>` → hash `{a: amount, c: currency,
+//! s: status, o: owner (client app)}` for `ID_CACHE_MARGIN_MS`: Postgres is the lasting memory
+//! of ids. An outcome the third party reports before the row exists is an entry with only a
+//! status (kept at most `IDEMPOTENCY_TTL_MS`).
+//!
+//! It sits under the `create` queue's hash tag, so its scripts read the held job and an entry
+//! atomically, in one slot. It knows the queue only through `Keys::tag`, `PushHook`,
+//! `QueueScript` and the job ids of `CreateJob`, never its key layout. Its Lua is in `lua/`,
+//! one script per file.
 //!
 //! Beside it: the marker that tells the pipeline Redis lost data (`marker`), and how the
 //! pipeline's settings reach Redis (`settings`).
@@ -12,12 +19,14 @@
 
 pub mod marker;
 pub mod settings;
+#[cfg(test)]
+mod tests;
 
 pub use settings::{IdempotencyWindow, redis_settings};
 
 use std::sync::LazyLock;
 
-use queue::{HookedJob, PushHook, Queue, QueueError};
+use queue::{HookedJob, PushHook, Queue, QueueError, QueueScript};
 use redis::{Script, aio::ConnectionLike};
 
 use domain::{
@@ -88,45 +97,55 @@ pub enum Reread {
 /// atomic, so its start is when all of it happened: one `TIME` serves a whole batch.
 const REDIS_NOW_MS: &str = include_str!("../lua/redis_now.lua");
 
-/// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key; `amount`
-/// and `currency` ('' = none) and `ttl_ms` its fields and lifetime; `deadline_ms` the
-/// acceptance deadline (ms since the epoch), past which it does nothing.
-/// `owner` is the client app making it, `bucket` its token bucket's key, `rate_per_s` and
-/// `burst` its limit (0: none). Returns {2} past the deadline, {1} for a new id,
-/// {0, amount, currency, status, owner} for a known one, or {3, ms until a token} over the
-/// owner's limit.
+/// Reserve-and-push, a hook run with the queue's push: `entry` is the id's cache key,
+/// `deadline_ms` the acceptance deadline (ms since the epoch), past which it does nothing.
+/// `bucket` is the owner's token bucket's key, `rate_per_s` and `burst` its limit (0: none).
+/// Returns {2} past the deadline, {1} for a new id (its job pushed), {0, <sighting>} for a known
+/// one, or {3, ms until a token} over the owner's limit.
 const RESERVE: &str = include_str!("../lua/reserve.lua");
 
 static RESERVE_HOOK: LazyLock<PushHook> = LazyLock::new(|| {
     PushHook::with_prelude(
         &["entry", "bucket"],
-        &[
-            "amount",
-            "currency",
-            "ttl_ms",
-            "deadline_ms",
-            "owner",
-            "rate_per_s",
-            "burst",
-        ],
+        &["deadline_ms", "rate_per_s", "burst"],
         REDIS_NOW_MS,
         RESERVE,
     )
 });
 
-/// The entry of an id and whether Redis's clock is past a deadline. KEYS: the cache key;
-/// ARGV: the deadline (ms). Returns {amount, currency, status, past (0/1), owner}.
-static REREAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{REDIS_NOW_MS}{}",
-        include_str!("../lua/reread.lua")
-    ))
+/// What Redis holds of an id: {<sighting>}.
+static LOOKUP: LazyLock<QueueScript> = LazyLock::new(|| {
+    QueueScript::new(
+        &["entry"],
+        &["create_job"],
+        include_str!("../lua/lookup.lua"),
+    )
 });
 
-/// Compare-and-set of the cached status. KEYS: the cache key; ARGV: expected, new status.
-/// Returns 1 if set, 0 if the cached status was not the expected one (or the entry is gone).
-static COMPARE_AND_SET: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/compare_and_set.lua")));
+/// What Redis holds of an id and whether its clock is past a deadline (ms):
+/// {past (0/1), <sighting>}.
+static REREAD: LazyLock<QueueScript> = LazyLock::new(|| {
+    QueueScript::new(
+        &["entry"],
+        &["deadline_ms", "create_job"],
+        &format!("{REDIS_NOW_MS}{}", include_str!("../lua/reread.lua")),
+    )
+});
+
+/// Compare-and-set of an id's status (pending while only its held job knows it); an entry it
+/// makes lives `ttl_ms`. Returns 1 if set, 0 if the status was not the expected one.
+static COMPARE_AND_SET: LazyLock<QueueScript> = LazyLock::new(|| {
+    QueueScript::new(
+        &["entry"],
+        &["expected", "new", "create_job", "ttl_ms"],
+        include_str!("../lua/compare_and_set.lua"),
+    )
+});
+
+/// Writes the entry of an id whose row was just inserted. KEYS: the cache key; ARGV: amount,
+/// currency ('' = none), owner, the margin (ms).
+static ROW_CREATED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/row_created.lua")));
 
 /// Sets the cached status if the entry still exists. KEYS: the cache key; ARGV: the status.
 static REFRESH: LazyLock<Script> =
@@ -170,7 +189,54 @@ fn parse_cached(
     })
 }
 
-/// Reads the reserve hook's answer: {1} new, {2} too late, {0, amount, currency, status}.
+/// What the scripts read of an id, in this order: its entry's amount, currency, status and
+/// owner, and its held `create` job's payload.
+#[derive(Debug, Default)]
+struct Sighting {
+    amount: Option<String>,
+    currency: Option<String>,
+    status: Option<String>,
+    owner: Option<String>,
+    held: Option<String>,
+}
+
+impl Sighting {
+    /// The next five fields of a script's answer.
+    fn read(fields: &mut impl Iterator<Item = Option<String>>) -> Self {
+        let mut next = || fields.next().flatten();
+        Self {
+            amount: next(),
+            currency: next(),
+            status: next(),
+            owner: next(),
+            held: next(),
+        }
+    }
+
+    /// What Redis knows of `id`, if anything. The status is the entry's (pending while only
+    /// the held job knows the id); what was accepted is the held job's, else the entry's.
+    fn cached(self, id: &TransactionId) -> Result<Option<Cached>, IdCacheError> {
+        let corrupt = || IdCacheError::Corrupt(id.to_string());
+        let status = match (self.status, &self.held) {
+            (Some(status), _) => status,
+            (None, Some(_)) => Status::Pending.as_str().to_string(),
+            (None, None) => return Ok(None),
+        };
+        let Some(held) = self.held else {
+            return parse_cached(self.amount, self.currency, &status, self.owner)
+                .map(Some)
+                .ok_or_else(corrupt);
+        };
+        let job: CreateJob = serde_json::from_str(&held).map_err(|_| corrupt())?;
+        Ok(Some(Cached {
+            money: job.money,
+            status: status.parse().map_err(|_| corrupt())?,
+            owner: Some(job.client_app),
+        }))
+    }
+}
+
+/// Reads the reserve hook's answer: {1} new, {2} too late, {3, ms} limited, {0, <sighting>}.
 fn reservation(
     create: &Queue<CreateJob>,
     job: &CreateJob,
@@ -192,20 +258,15 @@ fn reservation(
         }
         _ => {}
     }
-    let (amount, currency, status, owner) = (
-        fields.next().flatten(),
-        fields.next().flatten(),
-        fields.next().flatten().unwrap_or_default(),
-        fields.next().flatten(),
-    );
-    parse_cached(amount, currency, &status, owner)
+    Sighting::read(&mut fields)
+        .cached(&job.id)?
         .map(Reservation::Known)
         .ok_or_else(|| IdCacheError::Corrupt(job.id.to_string()))
 }
 
 impl IdCache {
-    /// The cache of deployment `prefix`: entries kept `window.ttl_ms` until their row exists,
-    /// then `window.margin_ms`.
+    /// The cache of deployment `prefix`: entries kept `window.margin_ms` once their row exists;
+    /// an outcome reported before the row, `window.ttl_ms`.
     pub fn new(prefix: &str, window: IdempotencyWindow) -> Self {
         Self {
             tag: queue::Keys::new(prefix, QueueName::Create.as_str())
@@ -259,17 +320,11 @@ impl IdCache {
         format!("{}:bucket:{owner}", self.tag)
     }
 
-    /// The reserve hook's arguments: amount, currency, lifetime, deadline, owner, limit.
-    fn reserve_args(&self, reserve: &Reserve) -> [String; 7] {
-        let job = &reserve.job;
-        let (amount, currency) = money_fields(job.money);
+    /// The reserve hook's arguments: deadline, limit.
+    fn reserve_args(&self, reserve: &Reserve) -> [String; 3] {
         let (rate, burst) = reserve.limit.map_or((0, 0), |l| (l.per_s, l.burst));
         [
-            amount,
-            currency,
-            self.ttl_ms.to_string(),
             reserve.deadline_ms.to_string(),
-            job.client_app.to_string(),
             rate.to_string(),
             burst.to_string(),
         ]
@@ -277,98 +332,78 @@ impl IdCache {
 
     /// After a reserve whose answer was lost: whether `id` is reserved now, and if not, whether
     /// Redis's clock has passed `deadline_ms`, so that the lost reserve can no longer land.
-    pub async fn reread<C: ConnectionLike>(
+    pub async fn reread(
         &self,
-        conn: &mut C,
+        create: &Queue<CreateJob>,
         id: &TransactionId,
         deadline_ms: u64,
     ) -> Result<Reread, IdCacheError> {
-        type Reply = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            u8,
-            Option<String>,
-        );
-        let (amount, currency, status, past, owner): Reply = REREAD
-            .key(self.key(id))
-            .arg(deadline_ms)
-            .invoke_async(conn)
-            .await
-            .map_err(QueueError::from)?;
-        Ok(match status {
-            Some(status) => Reread::Reserved(
-                parse_cached(amount, currency, &status, owner)
-                    .ok_or_else(|| IdCacheError::Corrupt(id.to_string()))?,
-            ),
-            None if past == 1 => Reread::NeverAccepted,
+        let reply: Vec<Option<String>> = create
+            .run_script(
+                &REREAD,
+                &[&self.key(id)],
+                &[&deadline_ms.to_string(), &CreateJob::id_of(*id)],
+            )
+            .await?;
+        let mut fields = reply.into_iter();
+        let past = fields.next().flatten().as_deref() == Some("1");
+        Ok(match Sighting::read(&mut fields).cached(id)? {
+            Some(cached) => Reread::Reserved(cached),
+            None if past => Reread::NeverAccepted,
             None => Reread::Unknown,
         })
     }
 
-    /// The cached entry of `id`, if any.
-    pub async fn get<C: ConnectionLike>(
+    /// What Redis knows of `id`, if anything: its entry, or its held `create` job.
+    pub async fn get(
         &self,
-        conn: &mut C,
+        create: &Queue<CreateJob>,
         id: &TransactionId,
-    ) -> redis::RedisResult<Option<Cached>> {
-        type Reply = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let (amount, currency, status, owner): Reply = redis::cmd("HMGET")
-            .arg(self.key(id))
-            .arg(&["a", "c", "s", "o"])
-            .query_async(conn)
+    ) -> Result<Option<Cached>, IdCacheError> {
+        let reply: Vec<Option<String>> = create
+            .run_script(&LOOKUP, &[&self.key(id)], &[&CreateJob::id_of(*id)])
             .await?;
-        Ok(status.and_then(|s| parse_cached(amount, currency, &s, owner)))
+        Sighting::read(&mut reply.into_iter()).cached(id)
     }
 
     /// Sets the status to `new` only if it is still `expected`; false if someone changed it first.
-    pub async fn compare_and_set<C: ConnectionLike>(
+    pub async fn compare_and_set(
         &self,
-        conn: &mut C,
+        create: &Queue<CreateJob>,
         id: &TransactionId,
         expected: Status,
         new: Status,
-    ) -> redis::RedisResult<bool> {
-        let set: u8 = COMPARE_AND_SET
-            .key(self.key(id))
-            .arg(expected.as_str())
-            .arg(new.as_str())
-            .invoke_async(conn)
+    ) -> Result<bool, IdCacheError> {
+        let set: u8 = create
+            .run_script(
+                &COMPARE_AND_SET,
+                &[&self.key(id)],
+                &[
+                    expected.as_str(),
+                    new.as_str(),
+                    &CreateJob::id_of(*id),
+                    &self.ttl_ms.to_string(),
+                ],
+            )
             .await?;
         Ok(set == 1)
     }
 
-    /// The row of `id` exists now: its entry is kept only for the margin from here on.
+    /// `job`'s row was just inserted: its entry holds what was accepted for the margin, so that
+    /// a POST whose look-up ran before the insert still finds the id once the job is done.
     pub async fn row_created<C: ConnectionLike>(
         &self,
         conn: &mut C,
-        id: &TransactionId,
+        job: &CreateJob,
     ) -> redis::RedisResult<()> {
-        // LT: only ever shortens, so a second call cannot lengthen it again.
-        let _: u8 = redis::cmd("PEXPIRE")
-            .arg(self.key(id))
+        let (amount, currency) = money_fields(job.money);
+        let _: u8 = ROW_CREATED
+            .key(self.key(&job.id))
+            .arg(amount)
+            .arg(currency)
+            .arg(job.client_app.to_string())
             .arg(self.margin_ms)
-            .arg("LT")
-            .query_async(conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Drops the entry of `id`: it was reserved while its row already existed, and only the
-    /// row may answer for the id.
-    pub async fn forget<C: ConnectionLike>(
-        &self,
-        conn: &mut C,
-        id: &TransactionId,
-    ) -> redis::RedisResult<()> {
-        let _: u8 = redis::cmd("DEL")
-            .arg(self.key(id))
-            .query_async(conn)
+            .invoke_async(conn)
             .await?;
         Ok(())
     }

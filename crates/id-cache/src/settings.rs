@@ -18,20 +18,20 @@ pub fn redis_settings(connections: &Connections) -> queue::RedisSettings {
     }
 }
 
-/// How long the producer's id cache keeps an id. Postgres is the lasting memory of ids: the
-/// cache only bridges the time until the id's row exists, plus a margin. The producer writes
-/// entries and the consumer shortens and refreshes them, so both read these settings.
+/// How long the id cache keeps an entry. Postgres is the lasting memory of ids: until the row
+/// exists the id's held `create` job bridges the time, then an entry the margin. The producer
+/// writes reported outcomes and the consumer entries of new rows, so both read these settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct IdempotencyWindow {
-    /// How long an entry lives while its row does not exist yet (ms).
+    /// How long an outcome reported before the id's row exists is kept (ms).
     #[arg(
         long = "idempotency-ttl-ms",
         env = "IDEMPOTENCY_TTL_MS",
         default_value_t = 86_400_000
     )]
     pub ttl_ms: u64,
-    /// How long an entry lives once its row exists (ms): retries soon after acceptance are
-    /// answered from Redis, later ones from Postgres.
+    /// How long an entry lives once its row exists (ms): retries soon after the row's insert
+    /// are answered from Redis, later ones from Postgres.
     #[arg(long, env = "ID_CACHE_MARGIN_MS", default_value_t = 60_000)]
     pub margin_ms: u64,
 }

@@ -113,6 +113,12 @@ local function store_job(id, payload, due, now)
   return 1
 end
 
+-- The payload of job `id` while the queue holds it (waiting, scheduled, running or dead), or
+-- false: a caller's script can treat a held job as a record of its own.
+local function held_payload(id)
+  return redis.call('HGET', payloads, id)
+end
+
 -- Pushes many jobs with a handful of commands in all: an id already held, or repeated within
 -- the call, is skipped. Returns one 1 (pushed) / 0 (already held) per job, in order.
 local function push_jobs(ids, bodies, dues, now)

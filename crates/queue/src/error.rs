@@ -18,8 +18,8 @@ pub enum QueueError {
     /// The queue's background task is gone (the runtime is shutting down).
     #[error("the queue's background task has stopped")]
     Stopped,
-    /// A push hook was given other numbers of keys or arguments than it names.
-    #[error("push hook called with {} keys and {} arguments, but it names {} and {}", keys.0, args.0, keys.1, args.1)]
+    /// A push hook or queue script was given other numbers of keys or arguments than it names.
+    #[error("script called with {} keys and {} arguments, but it names {} and {}", keys.0, args.0, keys.1, args.1)]
     HookArity {
         /// (given, named) keys.
         keys: (usize, usize),

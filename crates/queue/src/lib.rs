@@ -26,6 +26,7 @@ mod job;
 mod keys;
 mod lease;
 mod push;
+mod queue_script;
 mod scripts;
 pub mod throughput;
 
@@ -44,6 +45,7 @@ pub use inspect::{Counts, DeadCursor, DeadJob, JobInfo, JobPage, JobState};
 pub use job::{Delivery, Job};
 pub use keys::Keys;
 pub use push::{HookedJob, PushHook};
+pub use queue_script::QueueScript;
 
 /// Milliseconds since the Unix epoch: the queue's one clock unit.
 pub fn now_ms() -> u64 {

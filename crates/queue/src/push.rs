@@ -30,7 +30,7 @@ pub struct PushHook {
 
 /// Functions and locals of the queue's script library (besides the key names); a hook may not
 /// shadow them.
-const LIBRARY_NAMES: [&str; 15] = [
+const LIBRARY_NAMES: [&str; 16] = [
     "signal",
     "holds",
     "fenced",
@@ -42,6 +42,7 @@ const LIBRARY_NAMES: [&str; 15] = [
     "schedule",
     "store_job",
     "push_jobs",
+    "held_payload",
     "push_this_job",
     "job_id",
     "job_payload",
@@ -60,6 +61,18 @@ fn is_lua_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Panics unless every name is a lower-case Lua identifier that is not one of the queue's own:
+/// scripts are written in code, so this is a programming error, caught by the first test that
+/// runs one.
+pub(crate) fn check_names(keys: &[&str], args: &[&str]) {
+    for name in keys.iter().chain(args) {
+        assert!(
+            is_lua_name(name) && !is_reserved(name),
+            "script name {name:?} is not a free lower-case Lua identifier"
+        );
+    }
+}
+
 impl PushHook {
     /// Wraps `body` (Lua), which names its keys `keys` and its arguments `args`.
     ///
@@ -76,12 +89,7 @@ impl PushHook {
     /// # Panics
     /// As [`PushHook::new`].
     pub fn with_prelude(keys: &[&str], args: &[&str], prelude: &str, body: &str) -> Self {
-        for name in keys.iter().chain(args) {
-            assert!(
-                is_lua_name(name) && !is_reserved(name),
-                "push hook name {name:?} is not a free lower-case Lua identifier"
-            );
-        }
+        check_names(keys, args);
         Self {
             script: Script::new(&format!(
                 "{}\n{prelude}\n{}",

@@ -21,7 +21,7 @@ use super::Ctx;
 pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let known = p
         .cache
-        .get(&mut p.redis.clone(), &job.id)
+        .get(&p.queues.create, &job.id)
         .await?
         .map(|cached| cached.status)
         .filter(|status| status.is_terminal());
@@ -33,9 +33,12 @@ pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynErro
         trace: job.trace.clone(),
     };
     let inserted = p.writes.inserts.call(row).await?;
-    // The row is the lasting memory of the id now: the cache keeps it only for the margin.
-    if let Err(e) = p.cache.row_created(&mut p.redis.clone(), &job.id).await {
-        tracing::warn!(txn_id = %job.id, error = %e, "id cache entry not shortened");
+    // The row is the lasting memory of the id now. Until this job is acked, the queue holds it
+    // and Redis knows the id by it; the entry written here bridges the margin after that, for
+    // POSTs whose look-up ran before the insert. (A row inserted earlier had its entry written
+    // then: writing it again now could bring back a status the row has left.)
+    if inserted && let Err(e) = p.cache.row_created(&mut p.redis.clone(), &job).await {
+        tracing::warn!(txn_id = %job.id, error = %e, "id cache entry of a new row not written");
     }
     if let Some(status) = known {
         return finish_known(&p, &job, status).await;

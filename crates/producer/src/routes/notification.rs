@@ -100,7 +100,7 @@ async fn notification_of(
         Some(_) => Err(ApiError::NotFound(id.to_string())),
         // Accepted, and not created by the consumer yet: pending, as `GET /transaction/{id}`
         // says.
-        None => match state.cache.get(&mut state.redis.clone(), &id).await? {
+        None => match state.cache.get(&state.queues.create, &id).await? {
             Some(cached) if owned_by(&cached, client_app) => Err(not_yet(cached.status)),
             _ => Err(ApiError::NotFound(id.to_string())),
         },

@@ -89,10 +89,11 @@ pub async fn create(
     };
     // An id made here just now has no row anywhere; any other id may have one. Postgres is
     // asked while the reservation runs, not before it, so a row found beside a new
-    // reservation is either older than the id cache's margin (a known id: answered as known,
-    // mended in `known_row`) or this very POST's, inserted by a fast consumer: no older than
-    // the request, by Postgres's clock. No other row can be that young (the cache holds an
-    // id until its row is a margin old), so the row's age tells them apart.
+    // reservation is either older than the id cache's margin (a known id: answered as known;
+    // the `create` job just pushed finds the row and inserts nothing) or this very POST's,
+    // inserted by a fast consumer: no older than the request, by Postgres's clock. No other
+    // row can be that young (Redis knows an id until its row is a margin old), so the row's
+    // age tells them apart.
     let (row, reserved) = tokio::join!(
         async {
             if new.fresh_id {
@@ -106,7 +107,7 @@ pub async fn create(
     if let Some(row) = row {
         let this_posts_own = reserved_new && row.age <= arrived.elapsed();
         if !this_posts_own {
-            return known_row(&state, &new, client_app, &row.cached, reserved_new).await;
+            return known(&new, client_app, &row.cached);
         }
     }
     let reservation = match reserved {
@@ -172,24 +173,6 @@ async fn replicated(state: &Shared, new: &NewTransaction) -> Result<(), ApiError
             cause: format!("WAIT for replicas failed: {e}"),
         }),
     }
-}
-
-/// The answer for an id whose row Postgres held before this POST. If the reservation made
-/// meanwhile was new (the id cache had let the id go), its entry is dropped so that only the
-/// row answers for the id; its `create` job finds the row and inserts nothing.
-async fn known_row(
-    state: &Shared,
-    new: &NewTransaction,
-    client_app: ClientAppId,
-    row: &Cached,
-    reserved_new: bool,
-) -> Result<Response, ApiError> {
-    if reserved_new && let Err(e) = state.cache.forget(&mut state.redis.clone(), &new.id).await {
-        // Harmless: the entry expires after the margin once the consumer sees the row, and
-        // every POST with a client's id asks Postgres too.
-        tracing::warn!(txn_id = %new.id, error = %e, "id cache entry of a known id not dropped");
-    }
-    known(new, client_app, row)
 }
 
 /// The answer for a known id: 409 `id-taken` if another client app's (nothing more is told),
@@ -271,7 +254,7 @@ async fn after_failed_reserve(
     for _ in 0..REREADS {
         match state
             .cache
-            .reread(&mut state.redis.clone(), &new.id, deadline_ms)
+            .reread(&state.queues.create, &new.id, deadline_ms)
             .await
         {
             Ok(Reread::Reserved(cached))
@@ -425,7 +408,7 @@ pub async fn get(
             history: history.into_iter().map(HistoryView::from).collect(),
         }));
     }
-    let cached = state.cache.get(&mut state.redis.clone(), &id).await?;
+    let cached = state.cache.get(&state.queues.create, &id).await?;
     let cached = cached
         .filter(|c| owned_by(c, client_app))
         .ok_or_else(|| ApiError::NotFound(id.to_string()))?;

@@ -72,14 +72,13 @@ async fn decide_and_queue(
     reported: Status,
     trace: Option<String>,
 ) -> Result<(WebhookDecision, Status), ApiError> {
-    let mut redis = state.redis.clone();
     let apply = UpdateJob::Apply {
         id,
         status: reported,
         trace,
     };
     loop {
-        let Some(cached) = state.cache.get(&mut redis, &id).await? else {
+        let Some(cached) = state.cache.get(&state.queues.create, &id).await? else {
             let row = state
                 .store
                 .get(id)
@@ -97,7 +96,7 @@ async fn decide_and_queue(
         }
         if !state
             .cache
-            .compare_and_set(&mut redis, &id, cached.status, reported)
+            .compare_and_set(&state.queues.create, &id, cached.status, reported)
             .await?
         {
             // Someone changed it first: decide again against what they wrote.
@@ -107,7 +106,7 @@ async fn decide_and_queue(
             // Undo, so the third party's retry is decided afresh rather than answered 200.
             let _ = state
                 .cache
-                .compare_and_set(&mut redis, &id, reported, cached.status)
+                .compare_and_set(&state.queues.create, &id, reported, cached.status)
                 .await;
             return Err(e.into());
         }
