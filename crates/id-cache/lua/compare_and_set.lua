@@ -1,7 +1,9 @@
--- The id's status: its entry's, or pending while its `create` job is held without one.
-local status = redis.call('HGET', entry, 's')
-local fresh = not status
-if fresh and held_payload(create_job) then
+-- The id's status: its entry's; pending for an entry without one (written with its new row:
+-- it has an owner) or while only its held `create` job knows the id.
+local got = redis.call('HMGET', entry, 's', 'o')
+local status = got[1]
+local fresh = not got[1] and not got[2]
+if not status and (not fresh or held_payload(create_job)) then
   status = 'pending'
 end
 if status ~= expected then

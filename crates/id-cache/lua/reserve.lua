@@ -1,11 +1,11 @@
 if redis_now_ms() > tonumber(deadline_ms) then
   return {2}
 end
--- Known: the id has an entry (its row exists, or an outcome was reported), or its `create`
--- job is still held by the queue, whose payload is what was accepted.
+-- Known: the id has an entry (an owner: its row exists; a status: an outcome was reported), or
+-- its `create` job is still held by the queue, whose payload is what was accepted.
 local cached = redis.call('HMGET', entry, 'a', 'c', 's', 'o')
 local held = held_payload(job_id)
-if cached[3] or held then
+if cached[3] or cached[4] or held then
   return {0, cached[1], cached[2], cached[3], cached[4], held}
 end
 -- The owner's token bucket (rate_per_s 0: unlimited): a new id takes a token; without one,

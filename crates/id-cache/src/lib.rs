@@ -4,7 +4,7 @@
 //! scheduled, running or dead) with what was accepted as its payload: reserving an id is pushing
 //! that job, and nothing else is stored per id while a backlog waits. Once the row exists, the
 //! consumer writes the entry `<create queue's tag>:txn:<id>` → hash `{a: amount, c: currency,
-//! s: status, o: owner (client app)}` for `ID_CACHE_MARGIN_MS`: Postgres is the lasting memory
+//! s: status (absent: pending), o: owner (client app)}` for `ID_CACHE_MARGIN_MS`: Postgres is the lasting memory
 //! of ids. An outcome the third party reports before the row exists is an entry with only a
 //! status (kept at most `IDEMPOTENCY_TTL_MS`).
 //!
@@ -142,11 +142,6 @@ static COMPARE_AND_SET: LazyLock<QueueScript> = LazyLock::new(|| {
     )
 });
 
-/// Writes the entry of an id whose row was just inserted. KEYS: the cache key; ARGV: amount,
-/// currency ('' = none), owner, the margin (ms).
-static ROW_CREATED: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/row_created.lua")));
-
 /// Sets the cached status if the entry still exists. KEYS: the cache key; ARGV: the status.
 static REFRESH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/refresh.lua")));
@@ -213,14 +208,17 @@ impl Sighting {
         }
     }
 
-    /// What Redis knows of `id`, if anything. The status is the entry's (pending while only
-    /// the held job knows the id); what was accepted is the held job's, else the entry's.
+    /// What Redis knows of `id`, if anything. The status is the entry's: pending for an entry
+    /// without one (written with its new row) or while only the held job knows the id. What was
+    /// accepted is the held job's, else the entry's.
     fn cached(self, id: &TransactionId) -> Result<Option<Cached>, IdCacheError> {
         let corrupt = || IdCacheError::Corrupt(id.to_string());
-        let status = match (self.status, &self.held) {
-            (Some(status), _) => status,
-            (None, Some(_)) => Status::Pending.as_str().to_string(),
-            (None, None) => return Ok(None),
+        let status = match self.status {
+            Some(status) => status,
+            None if self.held.is_some() || self.owner.is_some() => {
+                Status::Pending.as_str().to_string()
+            }
+            None => return Ok(None),
         };
         let Some(held) = self.held else {
             return parse_cached(self.amount, self.currency, &status, self.owner)
@@ -360,6 +358,19 @@ impl IdCache {
         create: &Queue<CreateJob>,
         id: &TransactionId,
     ) -> Result<Option<Cached>, IdCacheError> {
+        // Most ids asked about have a row, and so an entry with what was accepted (an owner):
+        // one command. Otherwise the entry and the held job are read together (the job may be
+        // acked meanwhile, after writing the entry; a reported status alone needs the job's
+        // payload beside it).
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key(id))
+            .arg(&["a", "c", "s", "o"])
+            .query_async(&mut create.connection())
+            .await
+            .map_err(QueueError::from)?;
+        if fields.get(3).is_some_and(Option::is_some) {
+            return Sighting::read(&mut fields.into_iter()).cached(id);
+        }
         let reply: Vec<Option<String>> = create
             .run_script(&LOOKUP, &[&self.key(id)], &[&CreateJob::id_of(*id)])
             .await?;
@@ -389,21 +400,47 @@ impl IdCache {
         Ok(set == 1)
     }
 
-    /// `job`'s row was just inserted: its entry holds what was accepted for the margin, so that
-    /// a POST whose look-up ran before the insert still finds the id once the job is done.
+    /// The status reported for `id` before its row existed, if any: what its `create` job
+    /// finishes the new row with.
+    pub async fn reported<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        id: &TransactionId,
+    ) -> Result<Option<Status>, IdCacheError> {
+        let status: Option<String> = redis::cmd("HGET")
+            .arg(self.key(id))
+            .arg("s")
+            .query_async(conn)
+            .await
+            .map_err(QueueError::from)?;
+        status
+            .map(|s| s.parse().map_err(|_| IdCacheError::Corrupt(id.to_string())))
+            .transpose()
+    }
+
+    /// `job`'s row was just inserted: its entry holds what was accepted for the margin (its
+    /// status is pending unless one was reported), so that a POST whose look-up ran before the
+    /// insert still finds the id once the job is done.
     pub async fn row_created<C: ConnectionLike>(
         &self,
         conn: &mut C,
         job: &CreateJob,
     ) -> redis::RedisResult<()> {
         let (amount, currency) = money_fields(job.money);
-        let _: u8 = ROW_CREATED
-            .key(self.key(&job.id))
-            .arg(amount)
-            .arg(currency)
-            .arg(job.client_app.to_string())
-            .arg(self.margin_ms)
-            .invoke_async(conn)
+        let key = self.key(&job.id);
+        let _: () = redis::pipe()
+            .hset_multiple(
+                &key,
+                &[
+                    ("a", amount),
+                    ("c", currency),
+                    ("o", job.client_app.to_string()),
+                ],
+            )
+            .ignore()
+            .pexpire(&key, self.margin_ms as i64)
+            .ignore()
+            .query_async(conn)
             .await?;
         Ok(())
     }

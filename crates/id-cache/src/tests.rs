@@ -60,6 +60,13 @@ impl Deployment {
         self.cache.get(&self.create, id).await.expect("get")
     }
 
+    async fn reported(&self, id: &TransactionId) -> Option<Status> {
+        self.cache
+            .reported(&mut self.conn.clone(), id)
+            .await
+            .expect("reported")
+    }
+
     /// The entry's remaining life in ms (-2: no entry).
     async fn entry_ttl(&self, id: &TransactionId) -> i64 {
         redis::cmd("PTTL")
@@ -144,6 +151,7 @@ async fn an_id_is_known_by_its_held_job_until_its_row_exists_then_by_its_entry()
         0 < ttl && ttl <= WINDOW.margin_ms as i64,
         "entry lives {ttl} ms"
     );
+    assert_eq!(d.reported(&first.id).await, None, "nothing was reported");
     d.cache
         .refresh(&mut d.conn.clone(), &first.id, Status::Completed)
         .await
@@ -195,6 +203,7 @@ async fn an_outcome_reported_before_the_row_keeps_what_was_accepted() {
         d.get(&first.id).await,
         Some(accepted(&first, Status::Declined))
     );
+    assert_eq!(d.reported(&first.id).await, Some(Status::Declined));
 
     // The row is inserted finished: the entry gains what was accepted and keeps the outcome.
     d.cache

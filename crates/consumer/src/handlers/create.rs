@@ -21,9 +21,8 @@ use super::Ctx;
 pub async fn create(job: CreateJob, _: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let known = p
         .cache
-        .get(&p.queues.create, &job.id)
+        .reported(&mut p.redis.clone(), &job.id)
         .await?
-        .map(|cached| cached.status)
         .filter(|status| status.is_terminal());
     let row = NewRow {
         id: job.id,
