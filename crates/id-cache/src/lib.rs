@@ -142,6 +142,11 @@ static COMPARE_AND_SET: LazyLock<QueueScript> = LazyLock::new(|| {
     )
 });
 
+/// Writes the entry of an id whose row was just inserted. KEYS: the cache key; ARGV: amount,
+/// currency ('' = none), owner, the margin (ms).
+static ROW_CREATED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/row_created.lua")));
+
 /// Sets the cached status if the entry still exists. KEYS: the cache key; ARGV: the status.
 static REFRESH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/refresh.lua")));
@@ -427,20 +432,13 @@ impl IdCache {
         job: &CreateJob,
     ) -> redis::RedisResult<()> {
         let (amount, currency) = money_fields(job.money);
-        let key = self.key(&job.id);
-        let _: () = redis::pipe()
-            .hset_multiple(
-                &key,
-                &[
-                    ("a", amount),
-                    ("c", currency),
-                    ("o", job.client_app.to_string()),
-                ],
-            )
-            .ignore()
-            .pexpire(&key, self.margin_ms as i64)
-            .ignore()
-            .query_async(conn)
+        let _: u8 = ROW_CREATED
+            .key(self.key(&job.id))
+            .arg(amount)
+            .arg(currency)
+            .arg(job.client_app.to_string())
+            .arg(self.margin_ms)
+            .invoke_async(conn)
             .await?;
         Ok(())
     }
