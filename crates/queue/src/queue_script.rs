@@ -62,3 +62,58 @@ impl<T> Queue<T> {
         Ok(inv.invoke_async(&mut self.conn()).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Job, QueueConfig, RedisSettings};
+
+    #[tokio::test]
+    async fn a_script_reads_a_held_job_beside_its_own_key_and_is_called_as_named() {
+        let prefix = format!("qtest-script-{}", uuid::Uuid::new_v4().simple());
+        let queue: Queue<u32> = Queue::connect(
+            &RedisSettings::url(&testkit::shared_redis_url()),
+            QueueConfig::new(prefix, "script"),
+        )
+        .expect("queue");
+        let script = QueueScript::new(
+            &["mine"],
+            &["wanted"],
+            "redis.call('SET', mine, 'seen')\nreturn held_payload(wanted)",
+        );
+        let mine = format!("{}:mine", queue.keys().tag());
+
+        let nothing: Option<String> = queue
+            .run_script(&script, &[&mine], &["job-1"])
+            .await
+            .expect("run");
+        assert_eq!(nothing, None, "no job is held yet");
+        queue.push(Job::now("job-1", 42)).await.expect("push");
+        let held: Option<String> = queue
+            .run_script(&script, &[&mine], &["job-1"])
+            .await
+            .expect("run");
+        assert_eq!(held.as_deref(), Some("42"));
+        let seen: Option<String> = redis::cmd("GET")
+            .arg(&mine)
+            .query_async(&mut queue.conn())
+            .await
+            .expect("GET");
+        assert_eq!(seen.as_deref(), Some("seen"));
+
+        let wrong = queue
+            .run_script::<Option<String>>(&script, &[], &["job-1"])
+            .await;
+        assert!(
+            matches!(wrong, Err(QueueError::HookArity { .. })),
+            "{wrong:?}"
+        );
+        assert!(std::panic::catch_unwind(|| QueueScript::new(&["payloads"], &[], "")).is_err());
+        let _: () = redis::cmd("DEL")
+            .arg(&mine)
+            .arg(queue.keys().in_script_order().to_vec())
+            .query_async(&mut queue.conn())
+            .await
+            .expect("DEL");
+    }
+}
