@@ -163,8 +163,8 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
             .await;
         assert_eq!(code, 409, "other parameters: {body}");
     }
-    // Each re-POST was reserved while Postgres was asked (the cache had forgotten the id):
-    // the entry it made is dropped again, and its `create` job changes nothing.
+    // Each re-POST was reserved while Postgres was asked (the cache had forgotten the id): the
+    // reservation is its `create` job alone, which finds the row and changes nothing.
     let left: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)
         .query_async(&mut conn)
@@ -180,6 +180,15 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
         },
     )
     .await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(
+        left.is_empty(),
+        "a create job that found its row wrote an entry: {left:?}"
+    );
     assert_eq!(stack.statuses().await, statuses, "no row changed");
     assert_eq!(
         stack.thirdparty_stats().await.created,
