@@ -191,7 +191,7 @@ fn parse_cached(
 
 /// What the scripts read of an id, in this order: its entry's amount, currency, status and
 /// owner, and its held `create` job's payload.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sighting {
     amount: Option<String>,
     currency: Option<String>,
@@ -373,8 +373,9 @@ impl IdCache {
             .query_async(&mut create.connection())
             .await
             .map_err(QueueError::from)?;
-        if fields.get(3).is_some_and(Option::is_some) {
-            return Sighting::read(&mut fields.into_iter()).cached(id);
+        let entry = Sighting::read(&mut fields.into_iter());
+        if entry.owner.is_some() {
+            return entry.cached(id);
         }
         let reply: Vec<Option<String>> = create
             .run_script(&LOOKUP, &[&self.key(id)], &[&CreateJob::id_of(*id)])
