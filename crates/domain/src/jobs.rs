@@ -61,7 +61,12 @@ pub trait JobKind: Clone + Serialize + DeserializeOwned + Send + Sync + 'static 
 }
 
 /// Insert the transaction's row (pushed by the producer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Written as a positional array, `[id, [amount, currency] | null, client_app, trace?]`: a
+/// backlog holds one of these per waiting transaction, and the field names were a third of it.
+/// Reading takes that array and the object form jobs had before, so jobs already queued still
+/// run, and a consumer that predates the array reads it too.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CreateJob {
     /// The transaction.
     pub id: TransactionId,
@@ -73,8 +78,22 @@ pub struct CreateJob {
     #[serde(default = "legacy_owner")]
     pub client_app: ClientAppId,
     /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub trace: Option<String>,
+}
+
+impl Serialize for CreateJob {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut fields = serializer.serialize_tuple(3 + usize::from(self.trace.is_some()))?;
+        fields.serialize_element(&self.id)?;
+        fields.serialize_element(&self.money.map(|m| (m.amount, m.currency)))?;
+        fields.serialize_element(&self.client_app)?;
+        if let Some(trace) = &self.trace {
+            fields.serialize_element(trace)?;
+        }
+        fields.end()
+    }
 }
 
 fn legacy_owner() -> ClientAppId {
@@ -415,6 +434,79 @@ mod tests {
     }
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn create_job(money: Option<Money>, trace: Option<&str>) -> CreateJob {
+        CreateJob {
+            id: TransactionId::generate(),
+            money,
+            client_app: ClientAppId::from(uuid::Uuid::new_v4()),
+            trace: trace.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn create_jobs_are_positional_arrays_that_round_trip() {
+        let eur = Money {
+            amount: crate::Amount::try_from(1250).unwrap(),
+            currency: crate::Currency::parse("EUR").unwrap(),
+        };
+        for job in [
+            create_job(Some(eur), Some(TRACEPARENT)),
+            create_job(Some(eur), None),
+            create_job(None, Some(TRACEPARENT)),
+            create_job(None, None),
+        ] {
+            let json = serde_json::to_string(&job).unwrap();
+            assert_eq!(
+                serde_json::from_str::<CreateJob>(&json).unwrap(),
+                job,
+                "{json}"
+            );
+        }
+        let job = create_job(Some(eur), Some(TRACEPARENT));
+        assert_eq!(
+            serde_json::to_value(&job).unwrap(),
+            serde_json::json!([job.id, [1250, "EUR"], job.client_app, TRACEPARENT])
+        );
+        let job = create_job(None, None);
+        assert_eq!(
+            serde_json::to_value(&job).unwrap(),
+            serde_json::json!([job.id, null, job.client_app])
+        );
+    }
+
+    #[test]
+    fn create_jobs_queued_as_objects_still_read() {
+        let id = TransactionId::generate();
+        let owner = uuid::Uuid::new_v4();
+        let full = format!(
+            r#"{{"id":"{id}","money":{{"amount":1250,"currency":"EUR"}},"client_app":"{owner}","trace":"{TRACEPARENT}"}}"#
+        );
+        let job: CreateJob = serde_json::from_str(&full).unwrap();
+        assert_eq!(
+            (
+                job.id,
+                job.money
+                    .map(|m| (i64::from(m.amount), m.currency.to_string()))
+            ),
+            (id, Some((1250, "EUR".to_string())))
+        );
+        assert_eq!(
+            (job.client_app, job.trace()),
+            (owner.into(), Some(TRACEPARENT))
+        );
+        // Queued before client apps and traces existed: the legacy owner's, no trace.
+        let bare: CreateJob = serde_json::from_str(&format!(r#"{{"id":"{id}"}}"#)).unwrap();
+        assert_eq!(
+            bare,
+            CreateJob {
+                id,
+                money: None,
+                client_app: ClientAppId::LEGACY,
+                trace: None
+            }
+        );
+    }
 
     #[test]
     fn a_job_queued_before_traces_existed_reads_without_one() {
