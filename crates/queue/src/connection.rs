@@ -10,11 +10,10 @@ use redis::{
     Client, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, TlsCertificates, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
     cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
-    cluster_async::ClusterConnection,
     cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo},
 };
 
-use crate::QueueError;
+use crate::{QueueError, cluster_link::ClusterLink};
 
 /// How to reach Redis.
 #[derive(Clone, Default)]
@@ -178,7 +177,8 @@ impl RedisClient {
                 let config = ClusterConfig::new()
                     .set_response_timeout(response_timeout)
                     .set_connection_timeout(connect_timeout(response_timeout));
-                RedisConnection::Cluster(client.get_pending_async_connection_with_config(config))
+                // Three whole calls without an answer: longer than a failover takes.
+                RedisConnection::Cluster(ClusterLink::new(client, config, response_timeout * 3))
             }
         })
     }
@@ -309,8 +309,8 @@ async fn slot_owner(shared: &mut RedisConnection, key: &str) -> Result<NodeAddre
 pub enum RedisConnection {
     /// One node, through a reconnecting connection manager.
     Single(ConnectionManager),
-    /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    /// A Redis Cluster, through a connection replaced when it goes silent.
+    Cluster(ClusterLink),
 }
 
 impl RedisConnection {

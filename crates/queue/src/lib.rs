@@ -18,6 +18,7 @@
 mod ack;
 mod backend;
 pub mod batch;
+mod cluster_link;
 mod config;
 mod connection;
 mod error;
@@ -35,6 +36,7 @@ mod fencing_tests;
 
 pub use ack::{AckLayer, AckService};
 pub use backend::Queue;
+pub use cluster_link::ClusterLink;
 pub use config::{QueueConfig, RetryPolicy};
 pub use connection::{
     BACKGROUND_TIMEOUT, RedisClient, RedisConnection, RedisSettings, connection_manager,
