@@ -64,33 +64,65 @@ pub trait JobKind: Clone + Serialize + DeserializeOwned + Send + Sync + 'static 
 ///
 /// Written as a positional array, `[id, [amount, currency] | null, client_app, trace?]`: a
 /// backlog holds one of these per waiting transaction, and the field names were a third of it.
-/// Reading takes that array and the object form jobs had before, so jobs already queued still
-/// run, and a consumer that predates the array reads it too.
+/// The trace is left out when it is the transaction's implied one
+/// ([`TransactionId::implied_trace`]), and written as `null` when there is none. Reading takes
+/// that array and the object form jobs had before, so jobs already queued still run; a job
+/// that names no trace continues its transaction's implied one.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "CreateJobRead")]
 pub struct CreateJob {
     /// The transaction.
     pub id: TransactionId,
     /// Amount and currency, if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub money: Option<Money>,
     /// The client app whose key made it. A job queued before client apps existed names none
     /// and belongs to `legacy`, as the rows of that time do.
-    #[serde(default = "legacy_owner")]
     pub client_app: ClientAppId,
     /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
-    #[serde(default)]
     pub trace: Option<String>,
+}
+
+/// A `create` job as read, array or object: a trace left out (`None`) differs from a `null`
+/// one (`Some(None)`).
+#[derive(Deserialize)]
+struct CreateJobRead {
+    id: TransactionId,
+    #[serde(default)]
+    money: Option<Money>,
+    #[serde(default = "legacy_owner")]
+    client_app: ClientAppId,
+    #[serde(default, deserialize_with = "present")]
+    trace: Option<Option<String>>,
+}
+
+/// A field that is present, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+impl From<CreateJobRead> for CreateJob {
+    fn from(read: CreateJobRead) -> Self {
+        Self {
+            id: read.id,
+            money: read.money,
+            client_app: read.client_app,
+            trace: read.trace.unwrap_or_else(|| read.id.implied_trace()),
+        }
+    }
 }
 
 impl Serialize for CreateJob {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        let mut fields = serializer.serialize_tuple(3 + usize::from(self.trace.is_some()))?;
+        let implied = self.trace == self.id.implied_trace();
+        let mut fields = serializer.serialize_tuple(if implied { 3 } else { 4 })?;
         fields.serialize_element(&self.id)?;
         fields.serialize_element(&self.money.map(|m| (m.amount, m.currency)))?;
         fields.serialize_element(&self.client_app)?;
-        if let Some(trace) = &self.trace {
-            fields.serialize_element(trace)?;
+        if !implied {
+            fields.serialize_element(&self.trace)?;
         }
         fields.end()
     }
@@ -450,11 +482,18 @@ mod tests {
             amount: crate::Amount::try_from(1250).unwrap(),
             currency: crate::Currency::parse("EUR").unwrap(),
         };
+        let implied = |money| {
+            let mut job = create_job(money, None);
+            job.trace = job.id.implied_trace();
+            job
+        };
         for job in [
             create_job(Some(eur), Some(TRACEPARENT)),
             create_job(Some(eur), None),
             create_job(None, Some(TRACEPARENT)),
             create_job(None, None),
+            implied(Some(eur)),
+            implied(None),
         ] {
             let json = serde_json::to_string(&job).unwrap();
             assert_eq!(
@@ -471,7 +510,13 @@ mod tests {
         let job = create_job(None, None);
         assert_eq!(
             serde_json::to_value(&job).unwrap(),
-            serde_json::json!([job.id, null, job.client_app])
+            serde_json::json!([job.id, null, job.client_app, null])
+        );
+        // The implied trace is left out, and read back from the id.
+        let job = implied(Some(eur));
+        assert_eq!(
+            serde_json::to_value(&job).unwrap(),
+            serde_json::json!([job.id, [1250, "EUR"], job.client_app])
         );
     }
 
@@ -495,7 +540,8 @@ mod tests {
             (job.client_app, job.trace()),
             (owner.into(), Some(TRACEPARENT))
         );
-        // Queued before client apps and traces existed: the legacy owner's, no trace.
+        // Queued before client apps and traces existed: the legacy owner's, in the
+        // transaction's implied trace.
         let bare: CreateJob = serde_json::from_str(&format!(r#"{{"id":"{id}"}}"#)).unwrap();
         assert_eq!(
             bare,
@@ -503,7 +549,7 @@ mod tests {
                 id,
                 money: None,
                 client_app: ClientAppId::LEGACY,
-                trace: None
+                trace: id.implied_trace(),
             }
         );
     }

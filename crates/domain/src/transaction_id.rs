@@ -57,6 +57,27 @@ impl TransactionId {
     }
 }
 
+impl TransactionId {
+    /// The W3C `traceparent` the transaction's work continues when no caller named a trace:
+    /// its trace id is the transaction id (so the id finds the trace), its parent span the
+    /// id's last 8 bytes (1 when those are zero), not sampled. `None` for the nil id, which is
+    /// no valid trace id.
+    ///
+    /// Being derived from the id, it need not be stored beside it: a `create` job whose trace
+    /// is this one leaves it out (a backlog holds one job per waiting transaction).
+    pub fn implied_trace(&self) -> Option<String> {
+        let bytes = self.0.as_bytes();
+        if bytes.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let mut span = u64::from_be_bytes(bytes[8..].try_into().ok()?);
+        if span == 0 {
+            span = 1;
+        }
+        Some(format!("00-{}-{span:016x}-00", self.0.simple()))
+    }
+}
+
 impl From<Uuid> for TransactionId {
     fn from(id: Uuid) -> Self {
         Self(id)
@@ -89,6 +110,26 @@ mod tests {
         let other = IdempotencyKey::parse(b"order-43").unwrap();
         assert_ne!(a, TransactionId::from_idempotency_key("txn", &other));
         assert_eq!(a.as_uuid().get_version_num(), 5);
+    }
+
+    #[test]
+    fn the_implied_trace_is_the_id_with_a_valid_span_and_no_sampling() {
+        let id = TransactionId::parse("0192f5e8-7d3a-7b4c-9e1f-2a3b4c5d6e7f").unwrap();
+        assert_eq!(
+            id.implied_trace().as_deref(),
+            Some("00-0192f5e87d3a7b4c9e1f2a3b4c5d6e7f-9e1f2a3b4c5d6e7f-00")
+        );
+        // A span id of zero is invalid: the last 8 bytes zero give span 1.
+        let low_zero = TransactionId::from(Uuid::from_u128(0xabcd << 64));
+        assert_eq!(
+            low_zero.implied_trace().as_deref(),
+            Some("00-000000000000abcd0000000000000000-0000000000000001-00")
+        );
+        // A trace id of zero is invalid: the nil id has none.
+        assert_eq!(TransactionId::from(Uuid::nil()).implied_trace(), None);
+        // Two ids, two traces.
+        let (a, b) = (TransactionId::generate(), TransactionId::generate());
+        assert_ne!(a.implied_trace(), b.implied_trace());
     }
 
     #[test]

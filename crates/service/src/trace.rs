@@ -83,14 +83,8 @@ pub fn export_configured() -> bool {
 pub fn passed_on(incoming: Option<&str>) -> String {
     use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
     use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
-    if let Some(traceparent) = incoming {
-        let context = TraceContextPropagator::new().extract(&Incoming {
-            traceparent,
-            tracestate: None,
-        });
-        if context.span().span_context().is_valid() {
-            return format_traceparent(context.span().span_context());
-        }
+    if let Some(valid) = valid(incoming) {
+        return valid;
     }
     let ids = RandomIdGenerator::default();
     let new = SpanContext::new(
@@ -101,6 +95,17 @@ pub fn passed_on(incoming: Option<&str>) -> String {
         TraceState::NONE,
     );
     format_traceparent(&new)
+}
+
+/// The W3C `traceparent` `incoming`, as the propagator writes it, if it is well formed.
+pub fn valid(incoming: Option<&str>) -> Option<String> {
+    let context = TraceContextPropagator::new().extract(&Incoming {
+        traceparent: incoming?,
+        tracestate: None,
+    });
+    let span = context.span();
+    let span = span.span_context();
+    span.is_valid().then(|| format_traceparent(span))
 }
 
 /// The trace id a W3C `traceparent` names, if it is well formed.

@@ -172,7 +172,7 @@ pub async fn resend(
         id: row.transaction_id,
         status: row.status,
         trigger: Trigger::Manual,
-        trace: trace.into_job(),
+        trace: trace.into_job(row.transaction_id),
     };
     // Already queued (asked twice) is the same answer: one attempt is coming.
     state.queues.push(job).await?;

@@ -79,7 +79,7 @@ pub async fn create(
         id: new.id,
         money: new.money,
         client_app,
-        trace: trace.into_job(),
+        trace: trace.into_job(new.id),
     };
     let deadline_ms = queue::now_ms() + state.accept_deadline.as_millis() as u64;
     let reserve = Reserve {

@@ -44,7 +44,7 @@ pub async fn receive(
     let reported = body.check()?;
     let (id, status) = (reported.id, reported.status);
 
-    let (decision, current) = decide_and_queue(&state, id, status, trace.into_job()).await?;
+    let (decision, current) = decide_and_queue(&state, id, status, trace.into_job(id)).await?;
     tracing::info!(txn_id = %id, reported = %status, ?decision, "webhook");
     let code = match decision {
         WebhookDecision::Apply => StatusCode::CREATED,
