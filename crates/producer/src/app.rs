@@ -190,22 +190,18 @@ fn routes() -> OpenApiRouter<Shared> {
 pub fn router(state: AppState, config: &Config) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let (routes, document) = routes_and_document();
+    let body_limit = state.body_limit;
     let routes: Router = routes
-        .layer(Extension(Arc::new(document)))
         .fallback(routes::health::no_route)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
-        // Bodies are checked against the limit by their extractors (`extract.rs`: 413 as
-        // problem+json); this cap is the hard stop behind them.
-        .layer(DefaultBodyLimit::max(state.body_limit))
         // One Arc: axum clones the state for every request.
         .with_state(Arc::new(state))
         .layer(cors(&config.cors_allowed_origins))
-        // Inside the header layers: a 408 is a problem document with every header too.
+        // Inside the request metrics, which count a 408 too.
         .layer(axum::middleware::from_fn_with_state(
             config.request_timeout,
             request_timeout,
         ))
-        .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(record_request));
     // Only while export is configured: without, a POST's jobs pass the client's trace on
     // (`JobTrace`) and no span is made. (Every layer is one more service each request clones.)
@@ -230,6 +226,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id))
+        // Outside the routes: every answer has them, a 408 and a fallback's too.
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(Extension(Arc::new(document)))
+        // Bodies are checked against the limit by their extractors (`extract.rs`: 413 as
+        // problem+json); this cap is the hard stop behind them.
+        .layer(DefaultBodyLimit::max(body_limit))
         .service(routes);
     Router::new().fallback_service(outer)
 }
