@@ -145,22 +145,26 @@ impl AppState {
 /// The state as handlers receive it.
 pub type Shared = Arc<AppState>;
 
-fn cors(origins: &crate::config::Origins) -> CorsLayer {
+/// The CORS layer allowing `origins`; none when none are configured.
+fn cors(origins: &crate::config::Origins) -> Option<CorsLayer> {
     // Each was checked to be an ASCII origin when the settings were read.
     let allowed: Vec<HeaderValue> = origins
         .0
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    // No origins configured: no CORS headers at all, so browsers refuse cross-origin calls.
-    CorsLayer::new()
+    if allowed.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static(crate::input::IDEMPOTENCY_KEY),
-        ])
+        ]);
+    Some(layer)
 }
 
 /// The API's routes and the OpenAPI document of exactly those routes.
@@ -195,8 +199,14 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .fallback(routes::health::no_route)
         .method_not_allowed_fallback(routes::health::method_not_allowed)
         // One Arc: axum clones the state for every request.
-        .with_state(Arc::new(state))
-        .layer(cors(&config.cors_allowed_origins))
+        .with_state(Arc::new(state));
+    // No origins configured: no CORS layer at all, so no CORS headers and browsers refuse
+    // cross-origin calls (a preflight is a 405, like any OPTIONS).
+    let routes = match cors(&config.cors_allowed_origins) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    let routes = routes
         // Inside the request metrics, which count a 408 too.
         .layer(axum::middleware::from_fn_with_state(
             config.request_timeout,
