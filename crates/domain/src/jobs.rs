@@ -116,7 +116,10 @@ impl From<CreateJobRead> for CreateJob {
 impl Serialize for CreateJob {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        let implied = self.trace == self.id.implied_trace();
+        let implied = self
+            .trace
+            .as_deref()
+            .is_some_and(|trace| self.id.is_implied_trace(trace));
         let mut fields = serializer.serialize_tuple(if implied { 3 } else { 4 })?;
         fields.serialize_element(&self.id)?;
         fields.serialize_element(&self.money.map(|m| (m.amount, m.currency)))?;

@@ -66,15 +66,28 @@ impl TransactionId {
     /// Being derived from the id, it need not be stored beside it: a `create` job whose trace
     /// is this one leaves it out (a backlog holds one job per waiting transaction).
     pub fn implied_trace(&self) -> Option<String> {
+        let bytes = self.implied_trace_bytes()?;
+        std::str::from_utf8(&bytes).ok().map(str::to_string)
+    }
+
+    /// Whether `traceparent` is [`TransactionId::implied_trace`] (compared without making it).
+    pub fn is_implied_trace(&self, traceparent: &str) -> bool {
+        self.implied_trace_bytes()
+            .is_some_and(|bytes| bytes == traceparent.as_bytes())
+    }
+
+    /// The implied trace's 55 ASCII bytes: the span's hex is the id's last 16 hex digits.
+    fn implied_trace_bytes(&self) -> Option<[u8; 55]> {
         let bytes = self.0.as_bytes();
         if bytes.iter().all(|b| *b == 0) {
             return None;
         }
-        let mut span = u64::from_be_bytes(bytes[8..].try_into().ok()?);
-        if span == 0 {
-            span = 1;
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000001-00";
+        self.0.simple().encode_lower(&mut out[3..35]);
+        if bytes[8..].iter().any(|b| *b != 0) {
+            out.copy_within(19..35, 36);
         }
-        Some(format!("00-{}-{span:016x}-00", self.0.simple()))
+        Some(out)
     }
 }
 
@@ -125,6 +138,8 @@ mod tests {
             low_zero.implied_trace().as_deref(),
             Some("00-000000000000abcd0000000000000000-0000000000000001-00")
         );
+        assert!(id.is_implied_trace("00-0192f5e87d3a7b4c9e1f2a3b4c5d6e7f-9e1f2a3b4c5d6e7f-00"));
+        assert!(!id.is_implied_trace("00-0192f5e87d3a7b4c9e1f2a3b4c5d6e7f-9e1f2a3b4c5d6e7f-01"));
         // A trace id of zero is invalid: the nil id has none.
         assert_eq!(TransactionId::from(Uuid::nil()).implied_trace(), None);
         // Two ids, two traces.
