@@ -17,6 +17,7 @@ use store::{AgedRow, Store, StoreError};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 
@@ -237,28 +238,24 @@ pub fn router(state: AppState, config: &Config) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(request_id))
         // Outside the routes: every answer has them, a 408 and a fallback's too.
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(Extension(Arc::new(document)))
         // Bodies are checked against the limit by their extractors (`extract.rs`: 413 as
         // problem+json); this cap is the hard stop behind them.
         .layer(DefaultBodyLimit::max(body_limit))
         .service(routes);
     Router::new().fallback_service(outer)
-}
-
-/// The security headers of every response, in one layer: `nosniff`, `DENY`, `no-referrer`.
-async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
 }
 
 /// Answers 408 (problem+json) when a request takes longer than `limit`.
