@@ -317,3 +317,40 @@ async fn a_resend_repeats_the_webhook_id_and_leaves_an_owed_schedule_alone() {
     assert_eq!(ours, expected, "the stack's own two, not the other's");
     stack.shutdown().await;
 }
+
+/// A `notify` job queued before jobs named their client app goes to the owner its
+/// transaction's row names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_job_that_names_no_client_app_goes_to_the_owner_its_row_names() {
+    let stack = spawn_stack(Options::default()).await;
+    let store = store::Store::connect_lazy(&stack.database_url, 1).unwrap();
+    let id = domain::TransactionId::generate();
+    store
+        .insert_pending(id, None, stack.client_app)
+        .await
+        .unwrap();
+    let status = domain::Status::Declined;
+    let delivery = store
+        .apply_status(id, status, domain::Source::Webhook)
+        .await
+        .unwrap()
+        .expect("pending");
+    let job = domain::jobs::NotifyJob {
+        delivery_id: delivery,
+        id,
+        status,
+        trigger: domain::delivery::Trigger::Scheduled,
+        client_app: None,
+        trace: None,
+    };
+    assert!(stack.queues().push(job).await.unwrap());
+    eventually(Duration::from_secs(20), "the client heard it", || async {
+        stack.received().await.contains_key(&id.as_uuid())
+    })
+    .await;
+    let told = &stack.received().await[&id.as_uuid()];
+    assert_eq!(
+        (told[0].status.as_str(), told[0].delivery_id.as_str()),
+        (status.as_str(), delivery.to_string().as_str())
+    );
+}

@@ -322,6 +322,7 @@ pub async fn recover(
         id: due.id,
         status: due.status,
         trigger: Trigger::Recover,
+        client_app: Some(due.client_app),
         trace: due.trace.clone(),
     });
     let queued = queues.push_all(jobs).await?;

@@ -18,7 +18,9 @@ use outbound::{
 };
 use queue::batch::Batcher;
 use queue::{QueueConfig, RetryPolicy};
-use store::{Delivered, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow};
+use store::{
+    Delivered, NewRow, OwedNotification, StatusChange, Store, StoreError, Submitted, TransactionRow,
+};
 
 use crate::Config;
 
@@ -60,10 +62,11 @@ pub struct Writes {
     pub inserts: Batcher<NewRow, bool, StoreError>,
     /// Record a submission; true if it was not yet recorded.
     pub submissions: Batcher<Submitted, bool, StoreError>,
-    /// Apply a terminal status; the notification's delivery id if it changed anything.
-    pub changes: Batcher<StatusChange, Option<domain::DeliveryId>, StoreError>,
-    /// Record a delivered notification.
-    pub deliveries: Batcher<Delivered, (), StoreError>,
+    /// Apply a terminal status; the notification it owes if it changed anything.
+    pub changes: Batcher<StatusChange, Option<OwedNotification>, StoreError>,
+    /// Record a delivered notification; when its status change was recorded, if this
+    /// delivered it.
+    pub deliveries: Batcher<Delivered, Option<chrono::DateTime<chrono::Utc>>, StoreError>,
     /// Read a transaction (each poll does).
     pub reads: Batcher<TransactionId, Option<TransactionRow>, StoreError>,
 }
@@ -96,10 +99,7 @@ impl Writes {
                 s.apply_status_many(&rows).await
             }),
             deliveries: batched(store, |s, rows: Vec<Delivered>| async move {
-                let n = rows.len();
-                s.notification_delivered_many(&rows)
-                    .await
-                    .map(|()| vec![(); n])
+                s.notification_delivered_many(&rows).await
             }),
             reads: batched(store, |s, ids: Vec<TransactionId>| async move {
                 s.get_many(&ids).await
@@ -205,7 +205,7 @@ impl Pipeline {
         source: Source,
     ) -> Result<bool, HandlerError> {
         let change = StatusChange { id, status, source };
-        let Some(delivery_id) = self.writes.changes.call(change).await? else {
+        let Some(owed) = self.writes.changes.call(change).await? else {
             return Ok(false);
         };
         tracing::info!(txn_id = %id, %status, %source, "status changed");
@@ -221,10 +221,11 @@ impl Pipeline {
             tracing::warn!(txn_id = %id, error = %e, "id cache not refreshed");
         }
         let job = NotifyJob {
-            delivery_id,
+            delivery_id: owed.delivery_id,
             id,
             status,
             trigger: Trigger::Scheduled,
+            client_app: Some(owed.client_app),
             trace: service::trace::traceparent(),
         };
         self.queues.push(job).await?;

@@ -224,6 +224,7 @@ pub async fn sweep_once(p: &Pipeline, grace: Duration, batch: i64) -> Result<usi
         id: due.id,
         status: due.status,
         trigger: Trigger::Scheduled,
+        client_app: Some(due.client_app),
         trace: due.trace.clone(),
     });
     let q = &p.queues;

@@ -278,6 +278,10 @@ pub struct NotifyJob {
     /// What asked for it: the schedule, or one extra attempt a client app asked for.
     #[serde(default)]
     pub trigger: Trigger,
+    /// The client app it goes to (its transaction's owner, which never changes), so the
+    /// delivery reads no row; none in a job queued before jobs carried it: the row says then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_app: Option<ClientAppId>,
     /// The W3C `traceparent` of the span that queued it: its handling continues that trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
@@ -354,6 +358,7 @@ pub fn job_ids_of(
                 id,
                 status: Status::Completed,
                 trigger,
+                client_app: None,
                 trace: None,
             };
             ids.push((NotifyJob::QUEUE, notify.job_id()));
@@ -566,5 +571,20 @@ mod tests {
         );
         let job: NotifyJob = serde_json::from_str(&old).unwrap();
         assert_eq!(job.trace(), None);
+        assert_eq!(job.client_app, None, "nor its client app: the row says");
+    }
+
+    #[test]
+    fn a_notify_job_carries_its_client_app() {
+        let job = NotifyJob {
+            delivery_id: DeliveryId::generate(),
+            id: TransactionId::generate(),
+            status: Status::Declined,
+            trigger: Trigger::Recover,
+            client_app: Some(ClientAppId::from(uuid::Uuid::new_v4())),
+            trace: None,
+        };
+        let read: NotifyJob = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert_eq!(read, job);
     }
 }

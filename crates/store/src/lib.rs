@@ -62,8 +62,8 @@ pub use clients::{ClientApp, ClientsError, Destination, KeyGrant, KeyInfo, NewCl
 pub use listing::ListFilter;
 pub use rows::{
     AgedRow, AttemptRecord, Delivered, DueNotification, DuePoll, DueSubmission, Failing,
-    HistoryEntry, NewRow, NotificationDetail, NotificationRow, StatusChange, Submitted,
-    TransactionRow,
+    HistoryEntry, NewRow, NotificationDetail, NotificationRow, OwedNotification, StatusChange,
+    Submitted, TransactionRow,
 };
 pub use sweep::Overdue;
 

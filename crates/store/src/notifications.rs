@@ -208,18 +208,24 @@ impl Store {
     pub async fn notification_delivered(&self, attempt: AttemptRecord) -> Result<(), StoreError> {
         self.notification_delivered_many(&[Delivered { attempt }])
             .await
+            .map(drop)
     }
 
     /// [`Store::notification_delivered`] for many notifications in one statement: each
-    /// attempt appended to the log, each notification marked delivered.
-    pub async fn notification_delivered_many(&self, rows: &[Delivered]) -> Result<(), StoreError> {
+    /// attempt appended to the log, each notification marked delivered. One answer per row, in
+    /// order: when the status change it tells of was recorded, if this attempt delivered it
+    /// (none if it was delivered before).
+    pub async fn notification_delivered_many(
+        &self,
+        rows: &[Delivered],
+    ) -> Result<Vec<Option<DateTime<Utc>>>, StoreError> {
         let attempts = rows.iter().map(|r| &r.attempt);
         let ids: Vec<Uuid> = attempts.clone().map(|a| a.delivery_id.as_uuid()).collect();
         let triggers: Vec<&str> = attempts.clone().map(|a| a.trigger.into()).collect();
         let started: Vec<DateTime<Utc>> = attempts.clone().map(|a| a.started_at).collect();
         let took: Vec<i32> = attempts.clone().map(|a| a.duration_ms).collect();
         let statuses: Vec<Option<i16>> = attempts.map(|a| a.http_status).collect();
-        sqlx::query(
+        let delivered: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
             "WITH v AS (
                  SELECT DISTINCT ON (delivery_id) *
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::int2[])
@@ -247,19 +253,23 @@ impl Store {
                  SET attempts = a.attempt, delivered_at = now(), next_attempt_at = NULL
                  FROM a
                  WHERE n.delivery_id = a.delivery_id AND n.delivered_at IS NULL
-                 RETURNING n.transaction_id
+                 RETURNING n.transaction_id, n.delivery_id, n.created_at
+             ), settled AS (
+                 -- Delivered is final: the transaction owes nothing more, ever.
+                 DELETE FROM open_work WHERE id IN (SELECT transaction_id FROM delivered)
              )
-             -- Delivered is final: the transaction owes nothing more, ever.
-             DELETE FROM open_work WHERE id IN (SELECT transaction_id FROM delivered)",
+             SELECT delivery_id, created_at FROM delivered",
         )
         .bind(&ids)
         .bind(&triggers)
         .bind(&started)
         .bind(&took)
         .bind(&statuses)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(())
+        // A notification twice in the batch is delivered by its first attempt only.
+        let mut delivered: HashMap<Uuid, DateTime<Utc>> = delivered.into_iter().collect();
+        Ok(ids.iter().map(|id| delivered.remove(id)).collect())
     }
 
     /// Every attempt to deliver notification `delivery_id`, oldest first.
@@ -288,7 +298,7 @@ impl Store {
     ) -> Result<Vec<DueNotification>, StoreError> {
         let rows = sqlx::query(concat!(
             "WITH chosen AS (
-                 SELECT n.delivery_id, t.trace FROM notifications n
+                 SELECT n.delivery_id, t.trace, t.client_app_id FROM notifications n
                  JOIN transactions t ON t.id = n.transaction_id
                  WHERE t.client_app_id = $1 AND n.delivered_at IS NULL
                    AND n.created_at >= $2 AND ($3::timestamptz IS NULL OR n.created_at < $3)
@@ -297,11 +307,12 @@ impl Store {
                  UPDATE notifications n SET failed_at = NULL,
                      next_attempt_at = CASE WHEN n.failed_at IS NULL THEN n.next_attempt_at ELSE now() END
                  FROM chosen WHERE n.delivery_id = chosen.delivery_id
-                 RETURNING n.delivery_id, n.transaction_id, n.status, n.next_attempt_at, chosen.trace
+                 RETURNING n.delivery_id, n.transaction_id, n.status, n.next_attempt_at, chosen.trace,
+                           chosen.client_app_id
              ), lower AS (",
             lower_check_sql!("SELECT transaction_id, next_attempt_at FROM owed"),
             ")
-             SELECT delivery_id, transaction_id, status, trace FROM owed"
+             SELECT delivery_id, transaction_id, status, trace, client_app_id FROM owed"
         ))
         .bind(client_app.as_uuid())
         .bind(since)

@@ -133,6 +133,15 @@ pub struct StatusChange {
     pub source: Source,
 }
 
+/// The notification a status change owes, and the client app it goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwedNotification {
+    /// Its id.
+    pub delivery_id: DeliveryId,
+    /// Its transaction's owner.
+    pub client_app: ClientAppId,
+}
+
 /// A notification the client accepted, and the attempt it accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -234,6 +243,8 @@ pub struct DueNotification {
     pub delivery_id: DeliveryId,
     /// The transaction it tells of.
     pub id: TransactionId,
+    /// The client app it goes to.
+    pub client_app: ClientAppId,
     /// The status it tells.
     pub status: Status,
     /// The W3C `traceparent` its transaction's row keeps.
@@ -297,6 +308,7 @@ impl TryFrom<&PgRow> for DueNotification {
         Ok(DueNotification {
             delivery_id: id(r, "delivery_id")?,
             id: id(r, "transaction_id")?,
+            client_app: id(r, "client_app_id")?,
             status: named(r, "status")?,
             trace: r.try_get("trace")?,
         })

@@ -33,7 +33,8 @@ const SWEEP: &str = "WITH candidates AS (
          SELECT id FROM open_work WHERE check_at < $1 ORDER BY check_at LIMIT $2
      ), state AS (
          SELECT c.id, t.id IS NULL OR n.delivered_at IS NOT NULL AS settled,
-                t.trace, t.poll_number, t.next_attempt_at AS submit_at, t.next_poll_at AS poll_at,
+                t.trace, t.client_app_id, t.poll_number, t.next_attempt_at AS submit_at,
+                t.next_poll_at AS poll_at,
                 n.delivery_id, n.status,
                 CASE WHEN n.delivered_at IS NULL AND n.failed_at IS NULL
                      THEN n.next_attempt_at END AS notify_at
@@ -47,8 +48,8 @@ const SWEEP: &str = "WITH candidates AS (
          SET check_at = coalesce(least(s.submit_at, s.poll_at, s.notify_at), $3)
          FROM state s WHERE o.id = s.id AND NOT s.settled
      )
-     SELECT id, id AS transaction_id, trace, poll_number, submit_at, poll_at, delivery_id,
-            status, notify_at
+     SELECT id, id AS transaction_id, trace, client_app_id, poll_number, submit_at, poll_at,
+            delivery_id, status, notify_at
      FROM state WHERE NOT settled";
 
 /// How long a transaction that owes nothing (a poll chain that expired, a notification given

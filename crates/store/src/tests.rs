@@ -529,3 +529,74 @@ async fn a_failing_period_starts_with_a_failure_newer_than_the_last_change(pool:
     let fresh = store.notification_retry(&at(-1), next).await.unwrap();
     assert!(fresh.and_then(|f| f.since).is_some_and(|s| s > since));
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_notification_names_its_owner_and_its_first_delivery_when_it_was_owed(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let shop = ClientAppId::from(uuid::Uuid::now_v7());
+    sqlx::query(
+        "INSERT INTO client_apps (id, name, notify_url) VALUES ($1, 'shop', 'http://shop')",
+    )
+    .bind(shop.as_uuid())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (a, b) = (id(), id());
+    store.insert_pending(a, None, shop).await.unwrap();
+    store.insert_pending(b, None, LEGACY).await.unwrap();
+
+    let owed = store
+        .apply_status_many(&[
+            change(a, Status::Completed, Source::Poll),
+            change(b, Status::Declined, Source::Webhook),
+            change(a, Status::Declined, Source::Webhook),
+        ])
+        .await
+        .unwrap();
+    let owners: Vec<Option<ClientAppId>> = owed.iter().map(|o| o.map(|o| o.client_app)).collect();
+    assert_eq!(owners, vec![Some(shop), Some(LEGACY), None]);
+    let (da, db) = (owed[0].unwrap().delivery_id, owed[1].unwrap().delivery_id);
+
+    // The sweeper's and a recovery's notifications name their owners too.
+    let due = store.overdue(Duration::ZERO, 100).await.unwrap().unwrap();
+    let mut swept: Vec<(DeliveryId, ClientAppId)> = due
+        .notifications
+        .iter()
+        .map(|n| (n.delivery_id, n.client_app))
+        .collect();
+    swept.sort();
+    let mut expected = vec![(da, shop), (db, LEGACY)];
+    expected.sort();
+    assert_eq!(swept, expected);
+    let recovered = store
+        .recover_notifications(shop, Utc::now() - chrono::Duration::hours(1), None, 10)
+        .await
+        .unwrap();
+    let recovered: Vec<(DeliveryId, ClientAppId)> = recovered
+        .iter()
+        .map(|n| (n.delivery_id, n.client_app))
+        .collect();
+    assert_eq!(recovered, vec![(da, shop)]);
+
+    // A delivery answers when its status change was recorded, the first time only.
+    let changed_at = |id| {
+        let store = store.clone();
+        async move { store.notification_of(id).await.unwrap().unwrap().created_at }
+    };
+    let delivered = |delivery| Delivered {
+        attempt: attempt(delivery, Some(200), None),
+    };
+    let answers = store
+        .notification_delivered_many(&[delivered(da), delivered(da), delivered(db)])
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![Some(changed_at(a).await), None, Some(changed_at(b).await)]
+    );
+    let again = store
+        .notification_delivered_many(&[delivered(db)])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![None], "already delivered");
+}

@@ -8,7 +8,8 @@ use domain::{ClientAppId, DeliveryId, Money, Source, Status, TransactionId};
 use uuid::Uuid;
 
 use crate::{
-    AgedRow, HistoryEntry, NewRow, StatusChange, Store, StoreError, Submitted, TransactionRow, rows,
+    AgedRow, HistoryEntry, NewRow, OwedNotification, StatusChange, Store, StoreError, Submitted,
+    TransactionRow, rows,
 };
 
 impl Store {
@@ -198,18 +199,20 @@ impl Store {
         status: Status,
         source: Source,
     ) -> Result<Option<DeliveryId>, StoreError> {
-        Ok(single(
+        let changed = single(
             self.apply_status_many(&[StatusChange { id, status, source }])
                 .await?,
-        ))
+        );
+        Ok(changed.map(|owed| owed.delivery_id))
     }
 
-    /// [`Store::apply_status`] for many rows in one statement; one answer per row, in order.
-    /// Of two changes of one transaction in a batch, only the first can apply.
+    /// [`Store::apply_status`] for many rows in one statement, each answered with the
+    /// notification it owes and to whom; one answer per row, in order. Of two changes of one
+    /// transaction in a batch, only the first can apply.
     pub async fn apply_status_many(
         &self,
         rows: &[StatusChange],
-    ) -> Result<Vec<Option<DeliveryId>>, StoreError> {
+    ) -> Result<Vec<Option<OwedNotification>>, StoreError> {
         // The SQL guard of `Status::can_change_to`: only pending changes, only to terminal.
         let allowed: Vec<&StatusChange> = rows
             .iter()
@@ -219,7 +222,7 @@ impl Store {
         let statuses: Vec<&str> = allowed.iter().map(|r| r.status.as_str()).collect();
         let sources: Vec<&str> = allowed.iter().map(|r| r.source.as_str()).collect();
         let deliveries: Vec<DeliveryId> = allowed.iter().map(|_| DeliveryId::generate()).collect();
-        let changed: Vec<(Uuid, Uuid)> = if ids.is_empty() {
+        let changed: Vec<(Uuid, Uuid, Uuid)> = if ids.is_empty() {
             Vec::new()
         } else {
             sqlx::query_as(concat!(
@@ -233,16 +236,17 @@ impl Store {
                      SET status = i.status, next_attempt_at = NULL, next_poll_at = NULL, updated_at = now()
                      FROM input i
                      WHERE t.id = i.id AND t.status = 'pending'
-                     RETURNING t.id, i.status, i.source, i.delivery_id
+                     RETURNING t.id, i.status, i.source, i.delivery_id, t.client_app_id
                  ), event AS (
                      INSERT INTO transaction_events (transaction_id, from_status, to_status, source)
                      SELECT id, 'pending', status, source FROM changed
                  ), lower AS (",
                 lower_check_sql!("SELECT id, now() FROM changed"),
-                ")
-                 INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
-                 SELECT delivery_id, id, status, now() FROM changed
-                 RETURNING transaction_id, delivery_id",
+                "), notification AS (
+                     INSERT INTO notifications (delivery_id, transaction_id, status, next_attempt_at)
+                     SELECT delivery_id, id, status, now() FROM changed
+                 )
+                 SELECT id, delivery_id, client_app_id FROM changed",
             ))
             .bind(&ids)
             .bind(&statuses)
@@ -251,7 +255,10 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
         };
-        let changed: HashMap<Uuid, Uuid> = changed.into_iter().collect();
+        let changed: HashMap<Uuid, (Uuid, Uuid)> = changed
+            .into_iter()
+            .map(|(id, delivery, owner)| (id, (delivery, owner)))
+            .collect();
         let mut allowed_deliveries = deliveries.into_iter();
         Ok(rows
             .iter()
@@ -260,7 +267,11 @@ impl Store {
                     return None;
                 }
                 let delivery = allowed_deliveries.next()?;
-                (changed.get(&row.id.as_uuid()) == Some(&delivery.as_uuid())).then_some(delivery)
+                let (changed_by, owner) = changed.get(&row.id.as_uuid())?;
+                (*changed_by == delivery.as_uuid()).then(|| OwedNotification {
+                    delivery_id: delivery,
+                    client_app: ClientAppId::from(*owner),
+                })
             })
             .collect())
     }

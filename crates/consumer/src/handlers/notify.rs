@@ -21,11 +21,18 @@ struct Disabled(domain::ClientAppId);
 pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxDynError> {
     let id = job.delivery_id;
     let attempt = u32::try_from(attempt.current().max(1)).unwrap_or(u32::MAX);
-    // The job carries what to tell; the row says whose it is. A duplicate job of a delivered
-    // notification can only come from a redelivery; the client sees the same delivery id.
-    let row = p.writes.reads.call(job.id).await?;
-    let row = row.ok_or_else(|| format!("transaction {} has no row", job.id))?;
-    let endpoint = match p.destinations.route(row.client_app_id).await? {
+    // The job carries what to tell and to whom. A duplicate job of a delivered notification
+    // can only come from a redelivery; the client sees the same delivery id.
+    let client_app = match job.client_app {
+        Some(client_app) => client_app,
+        // Queued before jobs carried their client app: the row says whose it is.
+        None => {
+            let row = p.writes.reads.call(job.id).await?;
+            row.ok_or_else(|| format!("transaction {} has no row", job.id))?
+                .client_app_id
+        }
+    };
+    let endpoint = match p.destinations.route(client_app).await? {
         Route::Deliver(endpoint) => endpoint,
         Route::Wait if job.trigger == Trigger::Manual => {
             // A disabled client app gets no extra attempt; its owed ones wait on their own.
@@ -35,7 +42,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
         Route::Wait => {
             // Owed, not given up: no attempt is made; it looks again on the schedule (its last
             // step once past it) and goes out once the client app is enabled again.
-            let waiting = Disabled(row.client_app_id);
+            let waiting = Disabled(client_app);
             let delay = p
                 .schedules
                 .notify_retry(attempt)
@@ -75,12 +82,14 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let error = match &sent.result {
         Ok(()) => {
             let attempt = record(None);
-            p.writes.deliveries.call(Delivered { attempt }).await?;
+            let changed_at = p.writes.deliveries.call(Delivered { attempt }).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
-            // From the outcome (the row's last change) to the client app's acceptance.
-            let latency = chrono::Utc::now() - row.updated_at;
-            metrics::histogram!("notification_delivery_seconds")
-                .record(latency.as_seconds_f64().max(0.0));
+            // From the outcome (its status change) to the client app's acceptance, once.
+            if let Some(changed_at) = changed_at {
+                let latency = chrono::Utc::now() - changed_at;
+                metrics::histogram!("notification_delivery_seconds")
+                    .record(latency.as_seconds_f64().max(0.0));
+            }
             tracing::info!(txn_id = %job.id, delivery_id = %id, status = %job.status, "client notified");
             return Ok(());
         }
@@ -112,12 +121,12 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
             Err(RetryAfterError::new(error, delay).into())
         }
         None => {
-            tracing::warn!(txn_id = %job.id, delivery_id = %id, client_app = %row.client_app_id, error = %error, reason, "notification given up");
+            tracing::warn!(txn_id = %job.id, delivery_id = %id, client_app = %client_app, error = %error, reason, "notification given up");
             let failing = p.store.notification_failed(&record(Some(&text))).await?;
             p.after_failed_delivery(failing).await?;
             metrics::counter!("notifications_failed_total", "reason" => reason).increment(1);
             if reason == "exhausted" {
-                metrics::counter!("notifications_exhausted_total", "client_app" => row.client_app_id.to_string())
+                metrics::counter!("notifications_exhausted_total", "client_app" => client_app.to_string())
                     .increment(1);
             }
             Ok(())

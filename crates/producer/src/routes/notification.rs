@@ -172,6 +172,7 @@ pub async fn resend(
         id: row.transaction_id,
         status: row.status,
         trigger: Trigger::Manual,
+        client_app: Some(client_app),
         trace: trace.into_job(row.transaction_id),
     };
     // Already queued (asked twice) is the same answer: one attempt is coming.
