@@ -298,7 +298,7 @@ impl Store {
     ) -> Result<Vec<DueNotification>, StoreError> {
         let rows = sqlx::query(concat!(
             "WITH chosen AS (
-                 SELECT n.delivery_id, t.trace, t.client_app_id FROM notifications n
+                 SELECT n.delivery_id, t.trace FROM notifications n
                  JOIN transactions t ON t.id = n.transaction_id
                  WHERE t.client_app_id = $1 AND n.delivered_at IS NULL
                    AND n.created_at >= $2 AND ($3::timestamptz IS NULL OR n.created_at < $3)
@@ -307,12 +307,11 @@ impl Store {
                  UPDATE notifications n SET failed_at = NULL,
                      next_attempt_at = CASE WHEN n.failed_at IS NULL THEN n.next_attempt_at ELSE now() END
                  FROM chosen WHERE n.delivery_id = chosen.delivery_id
-                 RETURNING n.delivery_id, n.transaction_id, n.status, n.next_attempt_at, chosen.trace,
-                           chosen.client_app_id
+                 RETURNING n.delivery_id, n.transaction_id, n.status, n.next_attempt_at, chosen.trace
              ), lower AS (",
             lower_check_sql!("SELECT transaction_id, next_attempt_at FROM owed"),
             ")
-             SELECT delivery_id, transaction_id, status, trace, client_app_id FROM owed"
+             SELECT delivery_id, transaction_id, status, trace, $1::uuid AS client_app_id FROM owed"
         ))
         .bind(client_app.as_uuid())
         .bind(since)
