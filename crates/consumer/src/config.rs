@@ -8,7 +8,8 @@ use id_cache::IdempotencyWindow;
 use serde::{Deserialize, Serialize};
 use service::{
     config::{
-        Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, PostgresUrl, ShutdownGrace, millis,
+        Connections, DEFAULT_DATABASE_URL, HttpServer, HttpUrl, PostgresUrl, ShutdownGrace,
+        Threads, millis,
     },
     secret::{Secret, parser},
 };
@@ -208,6 +209,9 @@ pub struct Config {
     /// How long held jobs may take to finish on shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownGrace,
+    /// How many threads run the pools.
+    #[command(flatten)]
+    pub threads: Threads,
     /// Token protecting the queue board (`Authorization: Bearer`, or the session cookie of
     /// `/board/login`; never in a URL); unset = readable by anyone and read-only.
     #[arg(long, env = "BOARD_TOKEN", hide_env_values = true, value_parser = parser::<Secret>())]

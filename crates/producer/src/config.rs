@@ -6,7 +6,7 @@ use clap::Parser;
 use domain::{WebhookSecrets, client_app::Pepper};
 use id_cache::IdempotencyWindow;
 use service::{
-    config::{Connections, HttpServer, ShutdownGrace, millis},
+    config::{Connections, HttpServer, ShutdownGrace, Threads, millis},
     secret::parser,
 };
 
@@ -70,11 +70,9 @@ pub struct Config {
     /// the provider's promise (managed Redis whose ACL forbids `CONFIG`).
     #[arg(long, env = "REDIS_DURABILITY", value_enum, default_value_t = DurabilityMode::Check)]
     pub redis_durability: DurabilityMode,
-    /// Runtime threads. 1 (the default) serves from one thread, which avoids cross-thread
-    /// wake-ups and measured 28% more requests/s than two threads on a two-core machine; scale
-    /// out with replicas rather than threads.
-    #[arg(long, env = "WORKER_THREADS", default_value_t = 1)]
-    pub worker_threads: usize,
+    /// How many threads serve.
+    #[command(flatten)]
+    pub threads: Threads,
     /// How long in-flight requests may take to finish on shutdown.
     #[command(flatten)]
     pub shutdown: ShutdownGrace,

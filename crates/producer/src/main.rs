@@ -8,15 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let config: Config = service::start::settings();
-    let runtime = match config.worker_threads {
-        0 | 1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
+    let runtime = config.threads.runtime()?;
     let served = runtime.block_on(async {
         let listener = service::start::bind(config.addr).await?;
         producer::run(config, listener, service::shutdown::on_signal()?).await

