@@ -282,7 +282,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_worker_thread_runs_every_task_on_it_and_none_is_refused() {
+    fn one_worker_thread_runs_every_task_on_it_and_zero_threads_are_refused() {
         use clap::Parser;
         #[derive(clap::Parser)]
         struct Settings {
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(flavor(two), tokio::runtime::RuntimeFlavor::MultiThread);
         assert!(
             parse(&["bin", "--worker-threads", "0"]).is_err(),
-            "no threads is refused"
+            "zero threads are refused"
         );
     }
 
