@@ -74,7 +74,8 @@ pub struct Writes {
 /// Rows per batched statement.
 const MAX_BATCH: usize = 100;
 
-/// A batcher running `many` on the store (one statement, one commit per batch).
+/// A batcher running `many` on the store (one statement, one commit per batch), on a
+/// connection of its own: it sends one batch at a time.
 fn batched<Req, Resp, F, Fut>(store: &Store, many: F) -> Batcher<Req, Resp, StoreError>
 where
     Req: Send + 'static,
@@ -82,7 +83,7 @@ where
     F: Fn(Store, Vec<Req>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<Resp>, StoreError>> + Send,
 {
-    let store = store.clone();
+    let store = store.held();
     Batcher::spawn(MAX_BATCH, move |rows| many(store.clone(), rows))
 }
 

@@ -95,7 +95,8 @@ impl AppState {
             config.database_max_connections,
         )?;
         let rows = {
-            let store = store.clone();
+            // One batch at a time: it can keep a connection of its own.
+            let store = store.held();
             Batcher::spawn(MAX_LOOKUP_BATCH, move |ids: Vec<TransactionId>| {
                 let store = store.clone();
                 async move { store.get_many_aged(&ids).await }

@@ -10,9 +10,10 @@
 
 #![deny(unsafe_code)]
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use domain::money::InvalidMoney;
+use held::HeldConnection;
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -49,7 +50,25 @@ macro_rules! lower_check_sql {
     };
 }
 
+/// Runs `$query` with `fetch_all` on `$store`'s kept connection if it keeps one (see
+/// [`Store::held`]), else on the pool; `?` on failure. A connection whose statement failed is
+/// not kept: it goes back to the pool, which closes it if it is broken.
+macro_rules! fetch_all {
+    ($store:expr, $query:expr) => {{
+        match &$store.held {
+            None => $query.fetch_all(&$store.pool).await?,
+            Some(held) => {
+                let mut taken = held.take(&$store.pool).await?;
+                let rows = $query.fetch_all(&mut *taken.conn).await?;
+                held.keep(taken);
+                rows
+            }
+        }
+    }};
+}
+
 mod clients;
+mod held;
 mod listing;
 mod notifications;
 mod rows;
@@ -91,6 +110,8 @@ impl From<InvalidMoney> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// The connection the batched statements keep (see [`Store::held`]); none: the pool's.
+    held: Option<Arc<HeldConnection>>,
 }
 
 /// Whether `url` is a connection URL the store can use, every option included (for example
@@ -123,12 +144,22 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// A store over an existing pool (tests).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, held: None }
+    }
+
+    /// This store with a connection of its own for the batched statements (the `_many`
+    /// writes and [`Store::get_many_aged`]), for a caller that sends them one at a time: each
+    /// is then one round trip, not three (see `held`). Its other statements use the pool.
+    pub fn held(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            held: Some(Arc::new(HeldConnection::new(held::CHECK_IF_IDLE_FOR))),
+        }
     }
 
     /// The pool.

@@ -225,8 +225,10 @@ impl Store {
         let started: Vec<DateTime<Utc>> = attempts.clone().map(|a| a.started_at).collect();
         let took: Vec<i32> = attempts.clone().map(|a| a.duration_ms).collect();
         let statuses: Vec<Option<i16>> = attempts.map(|a| a.http_status).collect();
-        let delivered: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-            "WITH v AS (
+        let delivered: Vec<(Uuid, DateTime<Utc>)> = fetch_all!(
+            self,
+            sqlx::query_as(
+                "WITH v AS (
                  SELECT DISTINCT ON (delivery_id) *
                  FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::int2[])
                       AS v(delivery_id, trigger, started_at, duration_ms, http_status)
@@ -259,14 +261,13 @@ impl Store {
                  DELETE FROM open_work WHERE id IN (SELECT transaction_id FROM delivered)
              )
              SELECT delivery_id, created_at FROM delivered",
-        )
-        .bind(&ids)
-        .bind(&triggers)
-        .bind(&started)
-        .bind(&took)
-        .bind(&statuses)
-        .fetch_all(&self.pool)
-        .await?;
+            )
+            .bind(&ids)
+            .bind(&triggers)
+            .bind(&started)
+            .bind(&took)
+            .bind(&statuses)
+        );
         // A notification twice in the batch is delivered by its first attempt only.
         let mut delivered: HashMap<Uuid, DateTime<Utc>> = delivered.into_iter().collect();
         Ok(ids.iter().map(|id| delivered.remove(id)).collect())

@@ -153,7 +153,8 @@ async fn a_terminal_status_applies_once_with_history_and_one_notification(pool: 
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPool) {
-    let store = Store::from_pool(pool);
+    // As the batchers run them: on a connection the store keeps.
+    let store = Store::from_pool(pool).held();
     let (a, b) = (id(), id());
     let row = |id, amount| NewRow {
         id,
@@ -226,6 +227,100 @@ async fn batches_answer_row_by_row_and_the_first_change_of_a_row_wins(pool: PgPo
         vec![false, true],
         "a terminal row is not submitted"
     );
+}
+
+/// Ends every connection to this test's database but the caller's, and waits until they are
+/// gone.
+async fn end_other_connections(pool: &PgPool) {
+    let mut admin = pool.acquire().await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut *admin)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{others} still connected"
+        );
+    }
+}
+
+/// Waits until exactly `n` of the pool's connections are out of it (sqlx hands a connection
+/// back to the pool in a task of its own, after the statement's caller has its answer).
+async fn in_use_settles_at(pool: &PgPool, n: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let in_use = pool.size() - pool.num_idle() as u32;
+        if in_use == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{in_use} in use, not {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_held_store_keeps_one_connection_and_replaces_it_when_it_dies(pool: PgPool) {
+    let read = |store: Store, id| async move { store.get_many_aged(&[id]).await };
+    let (a, b) = (id(), id());
+    let plain = Store::from_pool(pool.clone());
+    plain.insert_pending(a, None, LEGACY).await.unwrap();
+
+    // Kept between statements: out of the pool while the store lives.
+    let held = plain.held();
+    for _ in 0..3 {
+        assert!(read(held.clone(), a).await.unwrap()[0].is_some());
+    }
+    in_use_settles_at(&pool, 1).await;
+    held.insert_pending_many(&[NewRow {
+        id: b,
+        money: None,
+        client_app: LEGACY,
+        owes_submission: true,
+        trace: None,
+    }])
+    .await
+    .unwrap();
+    assert!(
+        plain.get(b).await.unwrap().is_some(),
+        "written on it, committed"
+    );
+
+    // Held with no check, its death fails one statement; the next one runs on a new
+    // connection.
+    let held_with = |check_if_idle_for| Store {
+        pool: pool.clone(),
+        held: Some(Arc::new(HeldConnection::new(check_if_idle_for))),
+    };
+    let unchecked = held_with(Duration::MAX);
+    read(unchecked.clone(), a).await.unwrap();
+    end_other_connections(&pool).await;
+    let failed = read(unchecked.clone(), a).await;
+    assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+    assert!(read(unchecked.clone(), a).await.unwrap()[0].is_some());
+
+    // Checked when idle (here: always), a dead one is replaced before use.
+    let checked = held_with(Duration::ZERO);
+    read(checked.clone(), a).await.unwrap();
+    end_other_connections(&pool).await;
+    assert!(read(checked.clone(), a).await.unwrap()[0].is_some());
 }
 
 #[sqlx::test(migrations = "../../migrations")]

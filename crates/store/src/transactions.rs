@@ -46,7 +46,7 @@ impl Store {
         let owners: Vec<Uuid> = rows.iter().map(|r| r.client_app.as_uuid()).collect();
         let owed: Vec<bool> = rows.iter().map(|r| r.owes_submission).collect();
         let traces: Vec<Option<&str>> = rows.iter().map(|r| r.trace.as_deref()).collect();
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
+        let inserted: Vec<Uuid> = fetch_all!(self, sqlx::query_scalar(
             "WITH input AS (
                  SELECT DISTINCT ON (id) id, amount, currency, client_app_id, owed, trace
                  FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::bool[], $6::text[])
@@ -70,9 +70,7 @@ impl Store {
         .bind(&currencies)
         .bind(&owners)
         .bind(&owed)
-        .bind(&traces)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(&traces));
         // A duplicate within the batch did not insert: only its first occurrence reports true.
         Ok(returned(&ids, inserted))
     }
@@ -97,15 +95,16 @@ impl Store {
         ids: &[TransactionId],
     ) -> Result<Vec<Option<AgedRow>>, StoreError> {
         let uuids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
-        let rows = sqlx::query(concat!(
+        let rows = fetch_all!(
+            self,
+            sqlx::query(concat!(
             "SELECT ",
             transaction_columns_sql!(),
             ", (extract(epoch FROM statement_timestamp() - created_at) * 1000)::bigint AS age_ms
              FROM transactions WHERE id = ANY($1)"
         ))
-        .bind(&uuids)
-        .fetch_all(&self.pool)
-        .await?;
+            .bind(&uuids)
+        );
         let mut found: HashMap<Uuid, AgedRow> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let row = TransactionRow::try_from(r)?;
@@ -170,23 +169,24 @@ impl Store {
     pub async fn mark_submitted_many(&self, rows: &[Submitted]) -> Result<Vec<bool>, StoreError> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
         let polls: Vec<DateTime<Utc>> = rows.iter().map(|r| r.first_poll_at).collect();
-        let updated: Vec<Uuid> = sqlx::query_scalar(concat!(
-            "WITH changed AS (
+        let updated: Vec<Uuid> = fetch_all!(
+            self,
+            sqlx::query_scalar(concat!(
+                "WITH changed AS (
                  UPDATE transactions t
                  SET submitted_at = now(), next_attempt_at = NULL, poll_number = 1,
                      next_poll_at = v.at, updated_at = now()
                  FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
                  WHERE t.id = v.id AND ",
-            owes_submission_sql!(),
-            " RETURNING t.id, t.next_poll_at
+                owes_submission_sql!(),
+                " RETURNING t.id, t.next_poll_at
              ), lower AS (",
-            lower_check_sql!("SELECT id, next_poll_at FROM changed"),
-            ") SELECT id FROM changed"
-        ))
-        .bind(&ids)
-        .bind(&polls)
-        .fetch_all(&self.pool)
-        .await?;
+                lower_check_sql!("SELECT id, next_poll_at FROM changed"),
+                ") SELECT id FROM changed"
+            ))
+            .bind(&ids)
+            .bind(&polls)
+        );
         Ok(returned(&ids, updated))
     }
 
@@ -225,7 +225,7 @@ impl Store {
         let changed: Vec<(Uuid, Uuid, Uuid)> = if ids.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_as(concat!(
+            fetch_all!(self, sqlx::query_as(concat!(
                 "WITH input AS (
                      SELECT DISTINCT ON (id) id, status, source, delivery_id
                      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[])
@@ -251,9 +251,7 @@ impl Store {
             .bind(&ids)
             .bind(&statuses)
             .bind(&sources)
-            .bind(deliveries.iter().map(DeliveryId::as_uuid).collect::<Vec<_>>())
-            .fetch_all(&self.pool)
-            .await?
+            .bind(deliveries.iter().map(DeliveryId::as_uuid).collect::<Vec<_>>()))
         };
         let changed: HashMap<Uuid, (Uuid, Uuid)> = changed
             .into_iter()
