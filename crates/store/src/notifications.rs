@@ -204,11 +204,18 @@ impl Store {
         Ok(())
     }
 
-    /// Records that the client accepted the notification on `attempt`.
-    pub async fn notification_delivered(&self, attempt: AttemptRecord) -> Result<(), StoreError> {
-        self.notification_delivered_many(&[Delivered { attempt }])
-            .await
-            .map(drop)
+    /// Records that `client_app` accepted the notification on `attempt`.
+    pub async fn notification_delivered(
+        &self,
+        attempt: AttemptRecord,
+        client_app: ClientAppId,
+    ) -> Result<(), StoreError> {
+        self.notification_delivered_many(&[Delivered {
+            attempt,
+            client_app,
+        }])
+        .await
+        .map(drop)
     }
 
     /// [`Store::notification_delivered`] for many notifications in one statement: each
@@ -225,6 +232,9 @@ impl Store {
         let started: Vec<DateTime<Utc>> = attempts.clone().map(|a| a.started_at).collect();
         let took: Vec<i32> = attempts.clone().map(|a| a.duration_ms).collect();
         let statuses: Vec<Option<i16>> = attempts.map(|a| a.http_status).collect();
+        let mut client_apps: Vec<Uuid> = rows.iter().map(|r| r.client_app.as_uuid()).collect();
+        client_apps.sort_unstable();
+        client_apps.dedup();
         let delivered: Vec<(Uuid, DateTime<Utc>)> = fetch_all!(
             self,
             sqlx::query_as(
@@ -242,12 +252,10 @@ impl Store {
                  FROM v
                  RETURNING delivery_id, attempt
              ), healthy AS (
-                 -- Their client apps' endpoints work: no longer failing. Written at most once
-                 -- a second per client app while all is well.
+                 -- The client apps whose endpoints accepted these: no longer failing. Written
+                 -- at most once a second per client app while all is well.
                  UPDATE client_apps SET last_success_at = now(), failing_since = NULL
-                 WHERE id IN (SELECT t.client_app_id FROM v
-                              JOIN notifications o ON o.delivery_id = v.delivery_id
-                              JOIN transactions t ON t.id = o.transaction_id)
+                 WHERE id = ANY($6)
                    AND (failing_since IS NOT NULL OR last_success_at IS NULL
                         OR last_success_at < now() - interval '1 second')
              ), delivered AS (
@@ -267,6 +275,7 @@ impl Store {
             .bind(&started)
             .bind(&took)
             .bind(&statuses)
+            .bind(&client_apps)
         );
         // A notification twice in the batch is delivered by its first attempt only.
         let mut delivered: HashMap<Uuid, DateTime<Utc>> = delivered.into_iter().collect();

@@ -147,6 +147,8 @@ pub struct OwedNotification {
 pub struct Delivered {
     /// The accepted attempt.
     pub attempt: AttemptRecord,
+    /// The notification's client app, whose endpoint this shows to work.
+    pub client_app: ClientAppId,
 }
 
 /// A client app whose endpoint has just failed a delivery attempt: since when every attempt

@@ -372,7 +372,7 @@ async fn the_sweeper_sees_only_overdue_work(pool: PgPool) {
         .unwrap();
     let (_, delivered) = terminal(&store, Status::Declined, Source::Poll).await;
     store
-        .notification_delivered(attempt(delivered, Some(200), None))
+        .notification_delivered(attempt(delivered, Some(200), None), LEGACY)
         .await
         .unwrap();
 
@@ -476,7 +476,7 @@ async fn the_sweeper_looks_again_only_when_work_falls_due_and_a_late_outcome_is_
 
     // Delivered: it owes nothing more, ever.
     store
-        .notification_delivered(attempt(delivery, Some(200), None))
+        .notification_delivered(attempt(delivery, Some(200), None), LEGACY)
         .await
         .unwrap();
     assert_eq!(check_at(&pool, id).await, None);
@@ -560,7 +560,7 @@ async fn every_attempt_is_logged_numbered_with_the_change_it_made(pool: PgPool) 
     // An attempt made after it was given up (a redelivered job) is on record too, and an
     // accepted one is a delivery whatever came before.
     store
-        .notification_delivered(attempt(delivery, Some(200), None))
+        .notification_delivered(attempt(delivery, Some(200), None), LEGACY)
         .await
         .unwrap();
 
@@ -673,24 +673,52 @@ async fn every_notification_names_its_owner_and_its_first_delivery_when_it_was_o
         .collect();
     assert_eq!(recovered, vec![(da, shop)]);
 
-    // A delivery answers when its status change was recorded, the first time only.
+    // Both endpoints fail; a delivery to one ends its failing period only.
+    let failing_since = |owner| {
+        let store = store.clone();
+        async move {
+            store
+                .client_app(owner)
+                .await
+                .unwrap()
+                .unwrap()
+                .failing_since
+        }
+    };
+    let next = Utc::now();
+    for delivery in [da, db] {
+        let failed = attempt(delivery, Some(503), Some("HTTP 503"));
+        store.notification_retry(&failed, next).await.unwrap();
+    }
+    assert!(failing_since(shop).await.is_some() && failing_since(LEGACY).await.is_some());
+    let delivered = |delivery, client_app| Delivered {
+        attempt: attempt(delivery, Some(200), None),
+        client_app,
+    };
     let changed_at = |id| {
         let store = store.clone();
         async move { store.notification_of(id).await.unwrap().unwrap().created_at }
     };
-    let delivered = |delivery| Delivered {
-        attempt: attempt(delivery, Some(200), None),
-    };
+    // A delivery answers when its status change was recorded, the first time only (of two
+    // in one batch, the first delivers).
     let answers = store
-        .notification_delivered_many(&[delivered(da), delivered(da), delivered(db)])
+        .notification_delivered_many(&[delivered(da, shop), delivered(da, shop)])
         .await
         .unwrap();
-    assert_eq!(
-        answers,
-        vec![Some(changed_at(a).await), None, Some(changed_at(b).await)]
+    assert_eq!(answers, vec![Some(changed_at(a).await), None]);
+    assert_eq!(failing_since(shop).await, None);
+    assert!(
+        failing_since(LEGACY).await.is_some(),
+        "the other still fails"
     );
+    let answers = store
+        .notification_delivered_many(&[delivered(db, LEGACY)])
+        .await
+        .unwrap();
+    assert_eq!(answers, vec![Some(changed_at(b).await)]);
+    assert_eq!(failing_since(LEGACY).await, None);
     let again = store
-        .notification_delivered_many(&[delivered(db)])
+        .notification_delivered_many(&[delivered(db, LEGACY)])
         .await
         .unwrap();
     assert_eq!(again, vec![None], "already delivered");

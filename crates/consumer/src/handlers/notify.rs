@@ -54,7 +54,7 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
         }
     };
     if job.trigger == Trigger::Manual {
-        return extra_attempt(&job, &endpoint, &p).await;
+        return extra_attempt(&job, client_app, &endpoint, &p).await;
     }
     // A recovery read the notification as not accepted and queued this job; the job it found
     // in flight may have delivered it since and finished, so its id was free again. Asked here,
@@ -82,7 +82,11 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
     let error = match &sent.result {
         Ok(()) => {
             let attempt = record(None);
-            let changed_at = p.writes.deliveries.call(Delivered { attempt }).await?;
+            let delivered = Delivered {
+                attempt,
+                client_app,
+            };
+            let changed_at = p.writes.deliveries.call(delivered).await?;
             metrics::counter!("notifications_delivered_total").increment(1);
             // From the outcome (its status change) to the client app's acceptance, once.
             if let Some(changed_at) = changed_at {
@@ -138,7 +142,12 @@ pub async fn notify(job: NotifyJob, attempt: Attempt, p: Ctx) -> Result<(), BoxD
 /// accepted → delivered; refused or failed → on the log only, and never retried. The
 /// notification's own schedule is left alone either way, so an owed delivery keeps its
 /// retries (the client may then hear it twice, under the same `webhook-id`).
-async fn extra_attempt(job: &NotifyJob, endpoint: &Endpoint, p: &Ctx) -> Result<(), BoxDynError> {
+async fn extra_attempt(
+    job: &NotifyJob,
+    client_app: domain::ClientAppId,
+    endpoint: &Endpoint,
+    p: &Ctx,
+) -> Result<(), BoxDynError> {
     let sent = p
         .notifier
         .notify(endpoint, job.delivery_id, job.id, job.status)
@@ -154,7 +163,11 @@ async fn extra_attempt(job: &NotifyJob, endpoint: &Endpoint, p: &Ctx) -> Result<
     );
     match error {
         None => {
-            p.writes.deliveries.call(Delivered { attempt }).await?;
+            let delivered = Delivered {
+                attempt,
+                client_app,
+            };
+            p.writes.deliveries.call(delivered).await?;
             tracing::info!(txn_id = %job.id, delivery_id = %job.delivery_id, trigger = %job.trigger, "client notified again");
         }
         Some(error) => {
