@@ -131,8 +131,14 @@ pub struct Config {
     /// Postgres, Redis and the queue prefix.
     #[command(flatten)]
     pub connections: Connections,
-    /// Most Postgres connections this process opens.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32)]
+    /// Most Postgres connections this process opens: more than the batched statements keep
+    /// ([`crate::pipeline::KEPT_CONNECTIONS`]), so that every other statement has one.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(i64::from(crate::pipeline::KEPT_CONNECTIONS) + 1..)
+    )]
     pub database_max_connections: u32,
     /// Queues to run pools for: `all`, or a comma-separated subset.
     #[arg(long, env = "QUEUES", default_value = "all")]
@@ -304,6 +310,24 @@ mod tests {
         );
         let refused = retired(names(&["PATH", "NOTIFY_RETRIES"]).into_iter()).unwrap_err();
         assert!(refused.contains("NOTIFY_RETRIES") && refused.contains("NOTIFY_SCHEDULE"));
+    }
+
+    #[test]
+    fn the_pool_has_a_connection_beside_those_the_batchers_keep() {
+        let parse = |n: &str| {
+            Config::try_parse_from([
+                "consumer",
+                "--client-webhook-secret",
+                "whsec_S4f6f7kfHRbR4mBK+P0cHOHWgOxx68Uk",
+                "--database-max-connections",
+                n,
+            ])
+        };
+        let kept = crate::pipeline::KEPT_CONNECTIONS;
+        let refused = parse(&kept.to_string()).unwrap_err().to_string();
+        assert!(refused.contains("database-max-connections"), "{refused}");
+        let fewest = parse(&(kept + 1).to_string()).unwrap();
+        assert_eq!(fewest.database_max_connections, kept + 1);
     }
 
     #[test]

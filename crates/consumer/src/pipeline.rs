@@ -55,6 +55,9 @@ pub struct Pipeline {
     pub full_sweep_owed: AtomicBool,
 }
 
+/// Postgres connections the batchers of [`Writes`] keep, one each (see [`Store::held`]).
+pub const KEPT_CONNECTIONS: u32 = 5;
+
 /// The writes every transaction makes, each behind a batcher: under load, concurrent handlers
 /// share one statement and one commit (Postgres was half the CPU per transaction, measured).
 pub struct Writes {

@@ -69,6 +69,9 @@ const MAX_RESERVE_BATCH: usize = 64;
 /// one turn durable with one fsync.
 const RESERVES_IN_FLIGHT: usize = 2;
 
+/// Postgres connections the row look-ups keep (see [`store::Store::held`]).
+pub const KEPT_CONNECTIONS: u32 = 1;
+
 /// Most ids per batched row look-up.
 const MAX_LOOKUP_BATCH: usize = 256;
 

@@ -26,8 +26,14 @@ pub struct Config {
     /// window), Redis and the queue prefix.
     #[command(flatten)]
     pub connections: Connections,
-    /// Most Postgres connections this process opens.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    /// Most Postgres connections this process opens: more than the row look-ups keep
+    /// ([`crate::app::KEPT_CONNECTIONS`]), so that every other statement has one.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(i64::from(crate::app::KEPT_CONNECTIONS) + 1..)
+    )]
     pub database_max_connections: u32,
     /// Secret(s) the third party signs webhooks with (comma-separated during rotation).
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, value_parser = parser::<WebhookSecrets>())]
@@ -133,5 +139,30 @@ mod origins_tests {
         for bad in ["a.example", "https://", "https://a.example/path", "ftp://a"] {
             assert!(bad.parse::<Origins>().is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_has_a_connection_beside_the_one_the_row_look_ups_keep() {
+        let parse = |n: &str| {
+            Config::try_parse_from([
+                "producer",
+                "--webhook-secret",
+                "whsec_GOZzPLrU/3yotdscx22+zbb2pbHhvpup",
+                "--api-key-pepper",
+                "test-pepper-0123456789abcdef0123456789abcdef",
+                "--database-max-connections",
+                n,
+            ])
+        };
+        let kept = crate::app::KEPT_CONNECTIONS;
+        let refused = parse(&kept.to_string()).unwrap_err().to_string();
+        assert!(refused.contains("database-max-connections"), "{refused}");
+        let fewest = parse(&(kept + 1).to_string()).unwrap();
+        assert_eq!(fewest.database_max_connections, kept + 1);
     }
 }
