@@ -25,32 +25,27 @@ pub(crate) const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// pool's own rules (its connections' maximum lifetime) still apply to it.
 const RETURN_AFTER: Duration = Duration::from_secs(60);
 
-/// The kept connection, if any, and when it was taken from the pool and last used.
-struct Kept {
-    conn: PoolConnection<Postgres>,
+/// A connection taken for one statement; [`HeldConnection::keep`] it after a success.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    /// The connection.
+    pub(crate) conn: PoolConnection<Postgres>,
+    /// When it was taken from the pool.
     taken_at: Instant,
+}
+
+/// The kept connection and when it was last used.
+#[derive(Debug)]
+struct Kept {
+    taken: Taken,
     used_at: Instant,
 }
 
 /// One caller's kept connection (none until its first statement, and after a failed one).
+#[derive(Debug)]
 pub(crate) struct HeldConnection {
     kept: Mutex<Option<Kept>>,
     check_if_idle_for: Duration,
-}
-
-impl std::fmt::Debug for HeldConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeldConnection")
-            .field("check_if_idle_for", &self.check_if_idle_for)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A connection taken for one statement; [`HeldConnection::keep`] it after a success.
-pub(crate) struct Taken {
-    /// The connection.
-    pub(crate) conn: PoolConnection<Postgres>,
-    taken_at: Instant,
 }
 
 impl HeldConnection {
@@ -66,15 +61,11 @@ impl HeldConnection {
     /// once (never from a batcher) get two connections; the second one kept replaces the first.
     pub(crate) async fn take(&self, pool: &PgPool) -> Result<Taken, sqlx::Error> {
         let kept = self.lock().take();
-        if let Some(mut kept) = kept {
-            let alive = kept.taken_at.elapsed() < RETURN_AFTER
-                && (kept.used_at.elapsed() < self.check_if_idle_for
-                    || kept.conn.ping().await.is_ok());
+        if let Some(Kept { mut taken, used_at }) = kept {
+            let alive = taken.taken_at.elapsed() < RETURN_AFTER
+                && (used_at.elapsed() < self.check_if_idle_for || taken.conn.ping().await.is_ok());
             if alive {
-                return Ok(Taken {
-                    conn: kept.conn,
-                    taken_at: kept.taken_at,
-                });
+                return Ok(taken);
             }
             // Dropped: back to the pool, which closes it if it is broken or past its lifetime.
         }
@@ -87,8 +78,7 @@ impl HeldConnection {
     /// Keeps `taken` for the next statement.
     pub(crate) fn keep(&self, taken: Taken) {
         *self.lock() = Some(Kept {
-            conn: taken.conn,
-            taken_at: taken.taken_at,
+            taken,
             used_at: Instant::now(),
         });
     }

@@ -55,11 +55,12 @@ macro_rules! lower_check_sql {
 /// not kept: it goes back to the pool, which closes it if it is broken.
 macro_rules! fetch_all {
     ($store:expr, $query:expr) => {{
+        let query = $query;
         match &$store.held {
-            None => $query.fetch_all(&$store.pool).await?,
+            None => query.fetch_all(&$store.pool).await?,
             Some(held) => {
                 let mut taken = held.take(&$store.pool).await?;
-                let rows = $query.fetch_all(&mut *taken.conn).await?;
+                let rows = query.fetch_all(&mut *taken.conn).await?;
                 held.keep(taken);
                 rows
             }
