@@ -2,8 +2,10 @@
 //! waiting (up to a limit), runs them as one batch, and answers each caller. Idle, a batch is a
 //! single request and nothing waits; under load, concurrent callers share one round trip: the
 //! queue's pushes share one script, the consumer's writes one Postgres statement and commit.
+//! A gathering batcher ([`Batcher::spawn_gathering`]) also waits a little for more requests,
+//! but only while busy, so a lone request is never delayed.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,6 +51,18 @@ where
         Self::spawn_concurrent(max_batch, 1, run)
     }
 
+    /// [`Batcher::spawn`] that, while busy (its last batch had more than one request), lets a
+    /// batch wait up to `gather` after its first request for more, until it is full: fewer,
+    /// larger batches for at most `gather` more latency. Idle, a request runs at once.
+    pub fn spawn_gathering<F, Fut>(max_batch: usize, gather: Duration, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Resp>, E>> + Send,
+    {
+        // One batch at a time: a running batch makes no progress while the task gathers.
+        Self::start(max_batch, 1, Some(gather), run)
+    }
+
     /// [`Batcher::spawn`] with up to `in_flight` batches running at once: a batch starts as
     /// soon as requests wait and a slot is free, so a server that makes each batch durable
     /// (Redis with `appendfsync always`) can make several durable with one fsync.
@@ -57,22 +71,38 @@ where
         F: Fn(Vec<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<Resp>, E>> + Send,
     {
+        Self::start(max_batch, in_flight, None, run)
+    }
+
+    /// The batching task: up to `in_flight` batches at once, gathering as
+    /// [`Batcher::spawn_gathering`] says if `gather` is set.
+    fn start<F, Fut>(max_batch: usize, in_flight: usize, gather: Option<Duration>, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Resp>, E>> + Send,
+    {
         use futures::{StreamExt, stream::FuturesUnordered};
         let (tx, mut rx) = mpsc::unbounded_channel::<Pending<Req, Resp, E>>();
         let in_flight = in_flight.max(1);
+        let max_batch = max_batch.max(1);
         tokio::spawn(async move {
             let mut pending = Vec::with_capacity(max_batch);
             let mut running = FuturesUnordered::new();
             let mut open = true;
+            let mut busy = false;
             loop {
                 tokio::select! {
-                    taken = rx.recv_many(&mut pending, max_batch.max(1)),
+                    taken = rx.recv_many(&mut pending, max_batch),
                         if open && running.len() < in_flight =>
                     {
                         if taken == 0 {
                             open = false;
                             continue;
                         }
+                        if let Some(gather) = gather.filter(|_| busy) {
+                            open = gather_more(&mut rx, &mut pending, max_batch, gather).await;
+                        }
+                        busy = pending.len() > 1;
                         let (requests, replies): (Vec<Req>, Vec<_>) = pending.drain(..).unzip();
                         running.push(answer(run(requests), replies));
                     }
@@ -96,6 +126,26 @@ where
             Err(_) => Err(BatchError::Stopped),
         }
     }
+}
+
+/// Adds to `pending` what arrives within `gather`, until it holds `max_batch`; false if the
+/// channel closed meanwhile.
+async fn gather_more<T>(
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    pending: &mut Vec<T>,
+    max_batch: usize,
+    gather: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + gather;
+    while pending.len() < max_batch {
+        let room = max_batch - pending.len();
+        match tokio::time::timeout_at(deadline, rx.recv_many(pending, room)).await {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(_elapsed) => break,
+        }
+    }
+    true
 }
 
 /// Runs one batch and answers each of its callers.
@@ -178,6 +228,72 @@ mod tests {
         .expect("two batches ran at once");
         assert_eq!(answers, (0..6).map(|r| r * 10).collect::<Vec<_>>());
         assert_eq!(most.load(SeqCst), 2, "never more than two at once");
+    }
+
+    /// A gathering batcher over `u32`s that records the size of each batch.
+    fn gathering(max_batch: usize, gather: Duration) -> (Batcher<u32, u32, Boom>, Sizes) {
+        let sizes = Sizes::default();
+        let seen = sizes.clone();
+        let batcher = Batcher::spawn_gathering(max_batch, gather, move |reqs: Vec<u32>| {
+            seen.0.lock().unwrap().push(reqs.len());
+            async move { Ok::<_, Boom>(reqs) }
+        });
+        (batcher, sizes)
+    }
+
+    #[derive(Clone, Default)]
+    struct Sizes(Arc<std::sync::Mutex<Vec<usize>>>);
+
+    impl Sizes {
+        fn taken(&self) -> Vec<usize> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    /// `n` calls made at once, each answered.
+    async fn at_once(b: &Batcher<u32, u32, Boom>, n: u32) {
+        let calls = (0..n).map(|i| b.call(i));
+        for answer in futures::future::join_all(calls).await {
+            answer.unwrap();
+        }
+    }
+
+    // Paused time: the clock moves only when every task waits, so a wait shows as elapsed time.
+    #[tokio::test(start_paused = true)]
+    async fn a_gathering_batcher_waits_only_while_busy_and_only_until_full() {
+        let gather = Duration::from_millis(5);
+        let (batcher, sizes) = gathering(4, gather);
+
+        // Idle: a lone call runs at once, however long it waits for company.
+        let start = tokio::time::Instant::now();
+        batcher.call(1).await.unwrap();
+        batcher.call(2).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(sizes.taken(), [1, 1]);
+
+        // Busy (a batch of two): the next batch waits for a call made 2 ms after its first...
+        at_once(&batcher, 2).await;
+        let start = tokio::time::Instant::now();
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            batcher.call(11).await.unwrap();
+        };
+        tokio::join!(async { batcher.call(10).await.unwrap() }, late);
+        assert_eq!(sizes.taken(), [2, 2]);
+        assert_eq!(start.elapsed(), gather, "it waited out the window");
+
+        // ...but a full one runs at once, and waits no longer than the window.
+        let start = tokio::time::Instant::now();
+        at_once(&batcher, 4).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        batcher.call(20).await.unwrap();
+        assert_eq!(start.elapsed(), gather);
+        assert_eq!(sizes.taken(), [4, 1]);
+
+        // After a lone batch it is idle again.
+        let start = tokio::time::Instant::now();
+        batcher.call(30).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test]
