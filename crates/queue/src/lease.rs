@@ -100,8 +100,19 @@ impl Fetcher {
             if self.closing.is_cancelled() {
                 return (self, Vec::new());
             }
+            let asked = std::time::Instant::now();
             let wake_at = match self.fetch().await {
                 Ok((jobs, _)) if !jobs.is_empty() => {
+                    let took = asked.elapsed();
+                    if answered_too_late(took, self.shared.config.lease) {
+                        tracing::warn!(queue = %self.shared.config.name, jobs = jobs.len(), took_ms = took.as_millis() as u64, "fetch answered too late to start its jobs; giving them back");
+                        let deliveries = jobs
+                            .into_iter()
+                            .map(|(id, token, _)| Delivery { id, token })
+                            .collect();
+                        release(self.shared.clone(), self.held.clone(), deliveries).await;
+                        continue;
+                    }
                     let batch = self.decode(jobs).await;
                     if batch.is_empty() {
                         continue;
@@ -243,6 +254,15 @@ impl Fetcher {
     }
 }
 
+/// Whether a fetch whose answer took `took` came too late to start its jobs. Their leases run
+/// from when it was asked (a Redis that stalled meanwhile answers with leases that are nearly
+/// or already spent), and the renewer comes by only every third of a lease: a job started with
+/// less than half its lease left could lose it to a new delivery before it is renewed, and run
+/// beside it. Given back, the jobs are fetched again at once with a lease of their own.
+fn answered_too_late(took: Duration, lease: Duration) -> bool {
+    took >= lease / 2
+}
+
 /// Renews the leases of every held delivery each third of a lease, in one script call per
 /// 500 deliveries, from a task of its own so busy handlers cannot starve it.
 pub(crate) fn spawn_renewer(shared: Arc<Shared>, held: Held) -> AbortHandle {
@@ -311,5 +331,60 @@ pub(crate) async fn release(shared: Arc<Shared>, held: Held, deliveries: Vec<Del
     }
     for d in &deliveries {
         held.remove(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Job, Queue, QueueConfig, RedisSettings};
+
+    #[test]
+    fn a_fetch_answered_after_half_its_lease_is_too_late() {
+        let lease = Duration::from_millis(3_000);
+        assert!(!answered_too_late(Duration::ZERO, lease));
+        assert!(!answered_too_late(Duration::from_millis(1_499), lease));
+        assert!(answered_too_late(Duration::from_millis(1_500), lease));
+        assert!(answered_too_late(Duration::from_millis(4_000), lease));
+    }
+
+    // A Redis that stalls while a fetch is on its way answers it with a lease already spent:
+    // such a job is not started (it would run beside its next delivery) but fetched again.
+    #[tokio::test]
+    async fn a_job_leased_by_a_fetch_that_answered_too_late_is_fetched_again() {
+        let redis = testkit::PrivateRedis::start().await.unwrap();
+        let mut config = QueueConfig::new(format!("qtest-late-{}", now_ms()), "late");
+        config.lease = Duration::from_millis(600);
+        let queue: Queue<u32> = Queue::connect(&RedisSettings::url(&redis.url()), config).unwrap();
+        queue.push(Job::now("job", 7)).await.unwrap();
+
+        let fetcher = Fetcher::new(
+            queue.shared.clone(),
+            Held::default(),
+            CancellationToken::new(),
+        );
+        redis.pause();
+        let fetching = tokio::spawn(fetcher.next_batch::<u32>());
+        // The stall outlasts the lease the fetch asks for.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        redis.resume();
+        let (_, batch) = tokio::time::timeout(Duration::from_secs(10), fetching)
+            .await
+            .expect("a batch")
+            .unwrap();
+
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].0.id, "job");
+        let lease_ends: f64 = redis::cmd("ZSCORE")
+            .arg(queue.keys().leased())
+            .arg("job")
+            .query_async(&mut queue.conn())
+            .await
+            .unwrap();
+        assert!(
+            lease_ends > now_ms() as f64,
+            "the job it returns holds a live lease"
+        );
+        queue.delete_all().await.unwrap();
     }
 }
