@@ -1,5 +1,5 @@
 //! Fetching under a lease: the fetch loop with its wake-up wait, lease renewal while jobs are
-//! held, and the release of unstarted jobs at shutdown.
+//! held, and the release of unstarted jobs (at shutdown, or fetched too late to start).
 
 use std::{
     collections::HashMap,
