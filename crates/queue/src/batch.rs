@@ -184,24 +184,18 @@ mod tests {
             seen.lock().unwrap().push(reqs.len());
             async move { Ok::<_, Boom>(reqs.into_iter().map(|r| r * 10).collect()) }
         });
-        let answers = futures_join(&batcher, 20).await;
+        let answers = at_once(&batcher, 20).await;
         assert_eq!(answers, (0..20).map(|r| r * 10).collect::<Vec<_>>());
         let sizes = sizes.lock().unwrap();
         assert!(sizes.iter().all(|s| *s <= 8));
         assert_eq!(sizes.iter().sum::<usize>(), 20);
     }
 
-    async fn futures_join(b: &Batcher<u32, u32, Boom>, n: u32) -> Vec<u32> {
-        let mut handles = Vec::new();
-        for i in 0..n {
-            let b = b.clone();
-            handles.push(tokio::spawn(async move { b.call(i).await.unwrap() }));
-        }
-        let mut out = Vec::new();
-        for h in handles {
-            out.push(h.await.unwrap());
-        }
-        out
+    /// Calls `0..n` made at once (each sent before any batch runs), answered in order.
+    async fn at_once(b: &Batcher<u32, u32, Boom>, n: u32) -> Vec<u32> {
+        let calls = (0..n).map(|i| b.call(i));
+        let answers = futures::future::join_all(calls).await;
+        answers.into_iter().map(|a| a.unwrap()).collect()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,12 +214,10 @@ mod tests {
                 Ok::<_, Boom>(reqs.into_iter().map(|r| r * 10).collect())
             }
         });
-        let answers = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            futures_join(&batcher, 6),
-        )
-        .await
-        .expect("two batches ran at once");
+        let answers =
+            tokio::time::timeout(std::time::Duration::from_secs(10), at_once(&batcher, 6))
+                .await
+                .expect("two batches ran at once");
         assert_eq!(answers, (0..6).map(|r| r * 10).collect::<Vec<_>>());
         assert_eq!(most.load(SeqCst), 2, "never more than two at once");
     }
@@ -247,14 +239,6 @@ mod tests {
     impl Sizes {
         fn taken(&self) -> Vec<usize> {
             std::mem::take(&mut *self.0.lock().unwrap())
-        }
-    }
-
-    /// `n` calls made at once, each answered.
-    async fn at_once(b: &Batcher<u32, u32, Boom>, n: u32) {
-        let calls = (0..n).map(|i| b.call(i));
-        for answer in futures::future::join_all(calls).await {
-            answer.unwrap();
         }
     }
 
