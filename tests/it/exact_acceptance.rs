@@ -95,11 +95,8 @@ async fn a_503_during_a_redis_stall_is_never_created_submitted_or_notified() {
         assert!(!statuses.contains_key(id), "503 {id} has a row");
         assert!(!ledger.contains_key(id), "503 {id} was submitted");
         assert!(!received.contains_key(id), "503 {id} was notified");
-        assert_eq!(
-            stack.get(&id.to_string()).await.0,
-            404,
-            "503 {id} is unknown"
-        );
+        let (code, body) = stack.get(&id.to_string()).await;
+        assert_eq!(code, 404, "503 {id} is unknown: {body}");
     }
     let stats = stack.thirdparty_stats().await;
     assert_eq!(
@@ -414,5 +411,55 @@ async fn concurrent_posts_share_reservation_scripts_and_each_gets_its_own_answer
         scripts > 0 && scripts < 600,
         "{scripts} scripts for 600 POSTs"
     );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_id_is_accepted_while_postgres_holds_its_look_up() {
+    use sqlx::{Connection, PgConnection};
+    let stack = spawn_stack(Options::without_consumer()).await;
+    // The API key is read once, then cached: the lock below stands only in the look-up's way.
+    assert_eq!(post_all(&stack, 1).await.len(), 1);
+    let mut locker = PgConnection::connect(&stack.database_url)
+        .await
+        .expect("postgres");
+    sqlx::query("BEGIN")
+        .execute(&mut locker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .expect("lock");
+
+    let id = Uuid::now_v7();
+    let post = stack.post(json!({"id": id, "amount": 100, "currency": "EUR"}));
+    let (code, body) = tokio::time::timeout(Duration::from_secs(10), post)
+        .await
+        .expect("answered while Postgres held the look-up");
+    assert_eq!(code, 201, "{body}");
+    // The look-up did meet the lock, and still waits on it: the POST did not wait for it.
+    let mut watcher = PgConnection::connect(&stack.database_url)
+        .await
+        .expect("postgres");
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'
+           AND query LIKE '%FROM transactions WHERE id = ANY%'",
+    )
+    .fetch_one(&mut watcher)
+    .await
+    .expect("pg_stat_activity");
+    assert!(waiting >= 1, "no look-up waited on the lock");
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("rollback");
+
+    // Once Postgres answers again, the id is answered from what was accepted.
+    let (code, body) = stack
+        .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
+        .await;
+    assert_eq!((code, &body["status"]), (200, &json!("pending")), "{body}");
     stack.shutdown().await;
 }

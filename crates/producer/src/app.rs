@@ -8,12 +8,11 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, header},
 };
-use domain::{TransactionId, signature::Verifier};
-use id_cache::{IdCache, IdCacheError, Reservation, Reserve};
+use domain::signature::Verifier;
+use id_cache::IdCache;
 use jobs::Queues;
 use queue::QueueConfig;
-use queue::batch::Batcher;
-use store::{AgedRow, Store, StoreError};
+use store::Store;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -51,29 +50,13 @@ pub struct AppState {
     pub accept_deadline: Duration,
     /// Replicas that must acknowledge a reservation before its 201.
     pub ack_replicas: u32,
-    /// Rows looked up by id with their age, concurrent look-ups sharing one statement (every
-    /// client's id is checked in Postgres, while its reservation runs, before its 201).
-    pub rows: Batcher<TransactionId, Option<AgedRow>, StoreError>,
     /// The key the list cursors are signed with (derived from the pepper, so every producer
     /// reads every other's cursors).
     pub cursor_key: Vec<u8>,
-    /// Reservations (with their deadlines), concurrent POSTs sharing one script and one round
-    /// trip: Redis spends most of a lone reservation's time entering and leaving the script.
-    pub reserves: Batcher<Reserve, Result<Reservation, IdCacheError>, IdCacheError>,
+    /// POSTs' reservations and row look-ups, concurrent POSTs sharing one script and one
+    /// statement (see [`crate::acceptance`]).
+    pub acceptances: crate::acceptance::Acceptances,
 }
-
-/// Most reservations per script.
-const MAX_RESERVE_BATCH: usize = 64;
-
-/// Reservation batches running at once: with AOF `always`, Redis makes the scripts it ran in
-/// one turn durable with one fsync.
-const RESERVES_IN_FLIGHT: usize = 2;
-
-/// Postgres connections the row look-ups keep (see [`store::Store::held`]).
-pub const KEPT_CONNECTIONS: u32 = 1;
-
-/// Most ids per batched row look-up.
-const MAX_LOOKUP_BATCH: usize = 256;
 
 /// How long a request waits for Redis: a 503 well inside the request's own timeout.
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -97,30 +80,11 @@ impl AppState {
             connections.database_url.as_str(),
             config.database_max_connections,
         )?;
-        let rows = {
-            // One batch at a time: it can keep a connection of its own.
-            let store = store.held();
-            Batcher::spawn(MAX_LOOKUP_BATCH, move |ids: Vec<TransactionId>| {
-                let store = store.clone();
-                async move { store.get_many_aged(&ids).await }
-            })
-        };
         let queues = Queues::open(&client, &redis, |name| {
             QueueConfig::new(connections.queue_prefix.clone(), name.as_str())
         })?;
-        let create = queues.create.clone();
         let cache = IdCache::new(&connections.queue_prefix, config.idempotency);
-        let reserves = {
-            let (create, cache) = (create.clone(), cache.clone());
-            Batcher::spawn_concurrent(
-                MAX_RESERVE_BATCH,
-                RESERVES_IN_FLIGHT,
-                move |jobs: Vec<Reserve>| {
-                    let (create, cache) = (create.clone(), cache.clone());
-                    async move { cache.reserve_many(&create, &jobs).await }
-                },
-            )
-        };
+        let acceptances = crate::acceptance::spawn(cache.clone(), queues.create.clone(), &store);
         let auth = crate::auth::Authenticator::new(
             store.clone(),
             config.api_key_pepper.clone(),
@@ -131,8 +95,7 @@ impl AppState {
             cache,
             auth,
             store,
-            rows,
-            reserves,
+            acceptances,
             cursor_key: config.api_key_pepper.derive("transactions-cursor"),
             verifier: Arc::new(Verifier::new(&config.webhook_secret)),
             redis,

@@ -27,12 +27,12 @@ pub struct Config {
     #[command(flatten)]
     pub connections: Connections,
     /// Most Postgres connections this process opens: more than the row look-ups keep
-    /// ([`crate::app::KEPT_CONNECTIONS`]), so that every other statement has one.
+    /// ([`crate::acceptance::KEPT_CONNECTIONS`]), so that every other statement has one.
     #[arg(
         long,
         env = "DATABASE_MAX_CONNECTIONS",
         default_value_t = 8,
-        value_parser = clap::value_parser!(u32).range(i64::from(crate::app::KEPT_CONNECTIONS) + 1..)
+        value_parser = clap::value_parser!(u32).range(i64::from(crate::acceptance::KEPT_CONNECTIONS) + 1..)
     )]
     pub database_max_connections: u32,
     /// Secret(s) the third party signs webhooks with (comma-separated during rotation).
@@ -159,7 +159,7 @@ mod tests {
                 n,
             ])
         };
-        let kept = crate::app::KEPT_CONNECTIONS;
+        let kept = crate::acceptance::KEPT_CONNECTIONS;
         let refused = parse(&kept.to_string()).unwrap_err().to_string();
         assert!(refused.contains("database-max-connections"), "{refused}");
         let fewest = parse(&(kept + 1).to_string()).unwrap();

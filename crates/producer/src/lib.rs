@@ -3,6 +3,7 @@
 //! into *apply* jobs. It never writes transactions to Postgres.
 #![deny(unsafe_code)]
 
+pub mod acceptance;
 pub mod app;
 pub mod auth;
 mod config;

@@ -187,7 +187,8 @@ impl Default for Options {
             &pepper,
         ])
         .expect("producer settings");
-        producer.database_max_connections = 2;
+        // The fewest the producer accepts: one beside those its look-ups keep.
+        producer.database_max_connections = producer::acceptance::KEPT_CONNECTIONS + 1;
         Self {
             thirdparty: thirdparty_sim::Behaviour {
                 decline_rate: rate("0.3"),

@@ -13,12 +13,12 @@ use domain::{
     money::differing_parts,
 };
 use id_cache::{Cached, IdCacheError, Reread, Reservation, Reserve};
-use queue::batch::BatchError;
 use serde::Serialize;
 use store::{HistoryEntry, TransactionRow};
 use utoipa::ToSchema;
 
 use crate::{
+    acceptance::{Acceptance, Outcome},
     app::Shared,
     auth::Caller,
     extract::{Body, TransactionPath},
@@ -94,33 +94,29 @@ pub async fn create(
     // inserted by a fast consumer: no older than the request, by Postgres's clock. No other
     // row can be that young (Redis knows an id until its row is a margin old), so the row's
     // age tells them apart.
-    let (row, reserved) = tokio::join!(
-        async {
-            if new.fresh_id {
-                return None;
-            }
-            known_in_postgres(&state, new.id).await
-        },
-        state.reserves.call(reserve),
-    );
+    let acceptance = Acceptance {
+        reserve,
+        look_up: !new.fresh_id,
+    };
+    let Outcome { row, reserved } =
+        state
+            .acceptances
+            .call(acceptance)
+            .await
+            .map_err(|_| ApiError::Unavailable {
+                service: "the queue",
+                cause: "the acceptance batcher has stopped (shutting down)".into(),
+            })?;
     let reserved_new = matches!(reserved, Ok(Ok(Reservation::New)));
     if let Some(row) = row {
         let this_posts_own = reserved_new && row.age <= arrived.elapsed();
         if !this_posts_own {
-            return known(&new, client_app, &row.cached);
+            return known(&new, client_app, &row_cached(&row.row));
         }
     }
     let reservation = match reserved {
         Ok(reservation) => reservation?,
-        Err(BatchError::Failed(e)) => {
-            after_failed_reserve(&state, &new, client_app, deadline_ms, &e).await?
-        }
-        Err(BatchError::Stopped) => {
-            return Err(ApiError::Unavailable {
-                service: "the queue",
-                cause: "the reservation batcher has stopped (shutting down)".into(),
-            });
-        }
+        Err(e) => after_failed_reserve(&state, &new, client_app, deadline_ms, &e).await?,
     };
     match reservation {
         Reservation::TooLate => Err(ApiError::Unavailable {
@@ -189,43 +185,14 @@ fn known(new: &NewTransaction, caller: ClientAppId, cached: &Cached) -> Result<R
     Ok((StatusCode::OK, body).into_response())
 }
 
-/// The id's row, if it already has one. The id cache keeps an id only until its row exists
-/// plus a margin, so Postgres is asked too (in a batch with concurrent POSTs). If Postgres
-/// does not answer within [`ROW_CHECK_TIMEOUT`], the id cache decides alone, as it did for
-/// ids it still holds: acceptance never waits on Postgres.
-async fn known_in_postgres(state: &Shared, id: TransactionId) -> Option<RowFound> {
-    let found = match tokio::time::timeout(ROW_CHECK_TIMEOUT, state.rows.call(id)).await {
-        Ok(Ok(found)) => found?,
-        Ok(Err(e)) => {
-            tracing::warn!(txn_id = %id, error = %e, "Postgres could not say whether the id is known; the id cache decides");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!(txn_id = %id, "Postgres too slow to say whether the id is known; the id cache decides");
-            return None;
-        }
-    };
-    let row = found.row;
-    Some(RowFound {
-        cached: Cached {
-            money: row.money,
-            status: row.status,
-            owner: Some(row.client_app_id),
-        },
-        age: found.age,
-    })
+/// What a known id's answer needs of its row.
+fn row_cached(row: &TransactionRow) -> Cached {
+    Cached {
+        money: row.money,
+        status: row.status,
+        owner: Some(row.client_app_id),
+    }
 }
-
-/// A row found for a POST's id.
-struct RowFound {
-    /// What the answer needs of it.
-    cached: Cached,
-    /// How old it was when read.
-    age: std::time::Duration,
-}
-
-/// How long a POST waits for Postgres to say whether its id is known.
-const ROW_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A reserve that failed may still have landed: the connection can break after the script was
 /// written, and a Redis stalled between running it and replying times the call out. An error
