@@ -149,17 +149,59 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
             .expect("DEL");
     }
 
-    for id in &ids {
-        let (code, body) = stack
-            .post(json!({"id": id, "amount": 100, "currency": "EUR"}))
-            .await;
-        assert_eq!(code, 200, "same parameters: {body}");
-        assert_eq!(body["status"], statuses[id].as_str(), "the terminal status");
-        let (code, body) = stack
-            .post(json!({"id": id, "amount": 999, "currency": "EUR"}))
-            .await;
-        assert_eq!(code, 409, "other parameters: {body}");
+    // Each known id again, with the same and with other parameters, all at once and among new
+    // POSTs (a client's new id, and no id at all): the batches mix ids with rows, ids without
+    // and ids made here, and each POST must get its own answer.
+    let posts: Vec<(Option<Uuid>, i64, Option<Uuid>)> = ids
+        .iter()
+        .flat_map(|id| {
+            [
+                (Some(*id), 100, Some(*id)),
+                (Some(*id), 999, Some(*id)),
+                (Some(Uuid::now_v7()), 100, None),
+                (None, 100, None),
+            ]
+        })
+        .collect();
+    let answers: Vec<_> = stream::iter(posts)
+        .map(|(id, amount, known)| {
+            let stack = &stack;
+            async move {
+                let body = match id {
+                    Some(id) => json!({"id": id, "amount": amount, "currency": "EUR"}),
+                    None => json!({"amount": amount, "currency": "EUR"}),
+                };
+                (amount, known, stack.post(body).await)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut new_ids = Vec::new();
+    for (amount, known, (code, body)) in answers {
+        match known {
+            Some(id) if amount == 100 => {
+                assert_eq!(code, 200, "{id}, same parameters: {body}");
+                assert_eq!(body["status"], statuses[&id].as_str(), "{id}: its status");
+            }
+            Some(id) => assert_eq!(code, 409, "{id}, other parameters: {body}"),
+            None => {
+                assert_eq!(code, 201, "a new transaction: {body}");
+                new_ids.push(
+                    body["id"]
+                        .as_str()
+                        .expect("its id")
+                        .parse()
+                        .expect("a UUID"),
+                );
+            }
+        }
     }
+    let entries_of_known = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter()
+            .filter(|k| ids.iter().any(|id| k.ends_with(&id.to_string())))
+            .collect()
+    };
     // Each re-POST was reserved while Postgres was asked (the cache had forgotten the id): the
     // reservation is its `create` job alone, which finds the row and changes nothing.
     let left: Vec<String> = redis::cmd("KEYS")
@@ -167,7 +209,11 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
         .query_async(&mut conn)
         .await
         .expect("KEYS");
+    let left = entries_of_known(left);
     assert!(left.is_empty(), "entries made for known ids: {left:?}");
+    stack
+        .settles(&new_ids, 60, "the new transactions among them terminal")
+        .await;
     eventually(
         Duration::from_secs(30),
         "the re-POSTs' create jobs done",
@@ -182,14 +228,18 @@ async fn a_known_id_stays_known_after_the_id_cache_lost_it() {
         .query_async(&mut conn)
         .await
         .expect("KEYS");
+    let left = entries_of_known(left);
     assert!(
         left.is_empty(),
         "a create job that found its row wrote an entry: {left:?}"
     );
-    assert_eq!(stack.statuses().await, statuses, "no row changed");
+    let now = stack.statuses().await;
+    for id in &ids {
+        assert_eq!(now[id], statuses[id], "{id}: no known row changed");
+    }
     assert_eq!(
         stack.thirdparty_stats().await.created,
-        ids.len() as u64,
+        (ids.len() + new_ids.len()) as u64,
         "nothing submitted again"
     );
     stack.shutdown().await;
