@@ -98,15 +98,13 @@ pub async fn create(
         reserve,
         look_up: !new.fresh_id,
     };
-    let Outcome { row, reserved } =
-        state
-            .acceptances
-            .call(acceptance)
-            .await
-            .map_err(|_| ApiError::Unavailable {
-                service: "the queue",
-                cause: "the acceptance batcher has stopped (shutting down)".into(),
-            })?;
+    // Its batches never fail as a whole: the only error is a stopped batcher.
+    let Ok(Outcome { row, reserved }) = state.acceptances.call(acceptance).await else {
+        return Err(ApiError::Unavailable {
+            service: "the queue",
+            cause: "the acceptance batcher has stopped (shutting down)".into(),
+        });
+    };
     let reserved_new = matches!(reserved, Ok(Ok(Reservation::New)));
     if let Some(row) = row {
         let this_posts_own = reserved_new && row.age <= arrived.elapsed();
