@@ -1,11 +1,13 @@
 //! Shared pieces of the benchmarks: the HTTP load generator, Redis command counting, Postgres
-//! commit counting and percentiles; and the chaos run (`chaos`, `faults`, `invariants`).
+//! commit counting and percentiles; the comparison with another producer (`peer`); and the
+//! chaos run (`chaos`, `faults`, `invariants`).
 #![deny(unsafe_code)]
 
 pub mod chaos;
 pub mod faults;
 pub mod invariants;
 pub mod load;
+pub mod peer;
 pub mod progress;
 pub mod services;
 

@@ -5,7 +5,8 @@
 //!    backlog piles up behind a running consumer), with `--concurrency` keep-alive connections
 //!    from one thread for `--duration` seconds. Latency is corrected for coordinated omission.
 //!    `--durable-redis` runs it against a private `redis-server` with `appendonly yes` +
-//!    `appendfsync always` instead of `--redis`.
+//!    `appendfsync always` instead of `--redis`. `--peer` compares it with another producer in
+//!    the same run: rounds of the peer's and ours, each on a fresh private Redis (`peer`).
 //! 2. End to end against a running stack (`cargo run --release --bin stack`; with `--spawn`,
 //!    the four binaries started as processes of their own, on the private durable Redis with
 //!    `--durable-redis`): `--transactions`
@@ -21,7 +22,7 @@ use std::{
 };
 
 use bench::{
-    command_counts, delta, load, pg_counters,
+    command_counts, delta, load, peer, pg_counters,
     progress::{bar, follow, spinner},
     services::{self, Lineup, Services},
 };
@@ -74,6 +75,15 @@ struct Args {
     /// (a random UUID, as the peer's wrk script sends), as the clients do.
     #[arg(long)]
     server_ids: bool,
+    /// Phase 1 is compared with another producer's in the same run: `--rounds` rounds, each
+    /// this command's producer and then ours, each on a fresh private Redis with the same flags
+    /// (`--durable-redis`: AOF `always`; else no persistence). The command runs with `sh -c`,
+    /// `PORT` and `REDIS_URL` set, and is sent the same bodies, with an API key it does not know.
+    #[arg(long, value_name = "COMMAND")]
+    peer: Option<String>,
+    /// Rounds of the comparison with `--peer`.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Skip phase 1.
     #[arg(long)]
     no_post: bool,
@@ -117,14 +127,15 @@ struct PostFigures {
     backlog_bytes: f64,
 }
 
-/// Phase 1: a producer alone, on a queue prefix of its own (purged afterwards). With
-/// `--spawn`, the `producer` binary as a process of its own; else one in this process.
-async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures> {
-    let redis = bench::redis(redis_url, config_cluster(args))?;
+/// Phase 1: a producer alone, on a queue prefix of its own (purged afterwards), on the Redis
+/// at `redis_url` (a cluster if `cluster`). With `--spawn`, the `producer` binary as a process
+/// of its own; else one in this process.
+async fn post_phase(args: &Args, redis_url: &str, cluster: bool) -> anyhow::Result<PostFigures> {
+    let redis = bench::redis(redis_url, cluster)?;
     let (figures, prefix) = if args.spawn {
         let settings = services::Redis {
             url: redis_url,
-            cluster: config_cluster(args),
+            cluster,
         };
         let services = Services::start(
             &bin_dir(args)?,
@@ -143,7 +154,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
         (figures, prefix)
     } else {
         let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let figures = in_process_post(args, redis_url, &redis, &prefix).await;
+        let figures = in_process_post(args, redis_url, cluster, &redis, &prefix).await;
         (figures, prefix)
     };
     purge(&redis, &prefix).await?;
@@ -155,6 +166,7 @@ async fn post_phase(args: &Args, redis_url: &str) -> anyhow::Result<PostFigures>
 async fn in_process_post(
     args: &Args,
     redis_url: &str,
+    cluster: bool,
     redis: &queue::RedisConnection,
     prefix: &str,
 ) -> anyhow::Result<PostFigures> {
@@ -183,7 +195,7 @@ async fn in_process_post(
         store.create_client_app(&bench_app, &key, &secret).await?;
         keys.push(key.plaintext);
     }
-    config.connections.redis_cluster = config_cluster(args);
+    config.connections.redis_cluster = cluster;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let listener = listener.into_std()?;
@@ -202,6 +214,57 @@ async fn in_process_post(
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
     figures
+}
+
+/// The API key the peer is sent: one it does not know (it checks none), so that its requests
+/// carry the header ours do.
+const PEER_API_KEY: &str = "txk_00000000000000ff_peer-does-not-check-keys";
+
+/// Phase 1 against `--peer` in the same run, interleaved: each round the peer and then ours,
+/// each on a fresh private Redis started with the same flags, driven alike. Returns the
+/// rounds and our figures of each.
+async fn compared_post_phase(
+    args: &Args,
+    command: &str,
+) -> anyhow::Result<(Vec<peer::Round>, Vec<PostFigures>)> {
+    let options = testkit::RedisOptions {
+        durable: args.durable_redis,
+        tls: None,
+    };
+    let logs = testkit::temp_dir("txn-bench-peer")?;
+    let (mut rounds, mut ours) = (Vec::new(), Vec::new());
+    for n in 1..=args.rounds {
+        let redis = testkit::PrivateRedis::start_with(options.clone()).await?;
+        let peer = peer::Peer::start(command, &redis.url(), &logs.join(format!("{n}.log"))).await?;
+        let conn = bench::redis(&redis.url(), false)?;
+        let theirs = drive_post(args, peer.addr, &[PEER_API_KEY.into()], &conn, None)
+            .await
+            .map_err(|e| e.context(format!("the peer's output: {}", peer.log.display())))?;
+        drop((peer, conn, redis));
+        let redis = testkit::PrivateRedis::start_with(options.clone()).await?;
+        let figures = post_phase(args, &redis.url(), false).await?;
+        drop(redis);
+        let round = peer::Round {
+            peer_rps: theirs.rps,
+            peer_p99_ms: theirs.p99,
+            ours_rps: figures.rps,
+            ours_p99_ms: figures.p99,
+        };
+        eprintln!(
+            "round {n}: peer {:.0} req/s (p99 {:.2} ms, {} non-2xx), ours {:.0} req/s (p99 {:.2} ms, {} non-2xx): {:.2}x",
+            theirs.rps,
+            theirs.p99,
+            theirs.failed,
+            figures.rps,
+            figures.p99,
+            figures.failed,
+            round.ratio()
+        );
+        rounds.push(round);
+        ours.push(figures);
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+    Ok((rounds, ours))
 }
 
 /// POSTs to the producer at `addr` from one thread of their own (as `wrk -t1`): a 2 s warm-up,
@@ -501,20 +564,33 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // With `--spawn`, the spawned services use it too.
-    let durable = if args.durable_redis && !(args.no_post && (args.no_e2e || !args.spawn)) {
+    // A comparison with a peer starts a Redis of its own for each run of phase 1.
+    let post_on_durable = !args.no_post && args.peer.is_none();
+    let durable = if args.durable_redis && (post_on_durable || (!args.no_e2e && args.spawn)) {
         // AOF fsynced before every reply, as the shipped deployment runs it.
         Some(testkit::PrivateRedis::start().await?)
     } else {
         None
     };
-    let post = if args.no_post {
-        None
-    } else {
-        let url = durable
-            .as_ref()
-            .map(testkit::PrivateRedis::url)
-            .unwrap_or_else(|| args.redis.clone());
-        Some(post_phase(&args, &url).await?)
+    let (post, compared) = match (&args.peer, args.no_post) {
+        (_, true) => (None, None),
+        (Some(command), false) => {
+            let (rounds, mut ours) = compared_post_phase(&args, command).await?;
+            // Our figures are those of the round with our median throughput.
+            let median =
+                peer::median_round(&rounds).ok_or_else(|| anyhow::anyhow!("no round was run"))?;
+            (Some(ours.swap_remove(median)), Some(rounds))
+        }
+        (None, false) => {
+            let url = durable
+                .as_ref()
+                .map(testkit::PrivateRedis::url)
+                .unwrap_or_else(|| args.redis.clone());
+            (
+                Some(post_phase(&args, &url, config_cluster(&args)).await?),
+                None,
+            )
+        }
     };
     let e2e = if args.no_e2e {
         None
@@ -580,6 +656,20 @@ async fn main() -> anyhow::Result<()> {
             p.backlog_bytes
         );
     }
+    let summary = compared.as_deref().and_then(peer::summarize);
+    if let (Some(rounds), Some(s)) = (&compared, &summary) {
+        println!(
+            "  vs --peer, {} rounds         {:>10.2}x  (median; {:.2}x to {:.2}x; POST above: our median round)",
+            rounds.len(),
+            s.ratio_median,
+            s.ratio_min,
+            s.ratio_max
+        );
+        println!(
+            "  peer POST /transaction      {:>10.0} req/s   (median; p99 {:.2} ms)",
+            s.peer_rps_median, s.peer_p99_median_ms
+        );
+    }
     if let Some(e) = &e2e {
         println!(
             "  end to end                  {:>10.0} txn/s   ({} transactions in {:.1} s)",
@@ -625,6 +715,19 @@ async fn main() -> anyhow::Result<()> {
                     .map(|(name, ms)| (name.clone(), serde_json::json!(round(*ms, 1000.0))))
                     .collect::<serde_json::Map<_, _>>()
             }),
+            "peer": compared.as_ref().zip(summary).map(|(rounds, s)| serde_json::json!({
+                "ratio_median": round(s.ratio_median, 100.0),
+                "ratio_min": round(s.ratio_min, 100.0),
+                "ratio_max": round(s.ratio_max, 100.0),
+                "post_rps_median": s.peer_rps_median.round(),
+                "post_p99_ms_median": round(s.peer_p99_median_ms, 1000.0),
+                "rounds": rounds.iter().map(|r| serde_json::json!({
+                    "peer_rps": r.peer_rps.round(),
+                    "peer_p99_ms": round(r.peer_p99_ms, 1000.0),
+                    "post_rps": r.ours_rps.round(),
+                    "post_p99_ms": round(r.ours_p99_ms, 1000.0),
+                })).collect::<Vec<_>>(),
+            })),
             "durable_redis": args.durable_redis,
             "client_ids": !args.server_ids,
         })
