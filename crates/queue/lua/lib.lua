@@ -62,6 +62,12 @@ end
 -- for the schedule. `enqueue_staged` queues them with one command each.
 local staged_ready, staged_due = {}, {}
 
+-- The payloads of a hook's jobs, read with one command before its first job (`prefetch_held`;
+-- false: not held) and kept up to date by `store_job`, which stages the payloads it stores for
+-- `enqueue_staged` to write with one command: per job, no command at all. Nil outside hooks.
+local known_payloads = nil
+local staged_payloads = {}
+
 -- Stages a stored job: ready now, or scheduled at `due` (ms).
 local function stage(id, due, now)
   if due > now then
@@ -77,6 +83,10 @@ end
 -- due one (idle workers sleep until the earliest).
 local function enqueue_staged()
   local wake = false
+  if #staged_payloads > 0 then
+    redis.call('HSET', payloads, unpack(staged_payloads))
+    staged_payloads = {}
+  end
   if #staged_ready > 0 then
     wake = redis.call('RPUSH', ready, unpack(staged_ready)) == #staged_ready
   end
@@ -102,21 +112,40 @@ local function schedule(id, due)
   enqueue_staged()
 end
 
--- Stores one job unless its id is already held (waiting, scheduled, running or dead) and
--- stages it; the caller queues it with `enqueue_staged`. Returns 1 when stored, 0 when the id
--- was already there (the push is then a no-op).
-local function store_job(id, payload, due, now)
-  if redis.call('HSETNX', payloads, id, payload) == 0 then
-    return 0
+-- Reads whether each of `ids` is held, with one command, for `held_payload` and `store_job`.
+local function prefetch_held(ids)
+  local held = redis.call('HMGET', payloads, unpack(ids))
+  known_payloads = {}
+  for i, id in ipairs(ids) do
+    known_payloads[id] = held[i]
   end
-  stage(id, due, now)
-  return 1
 end
 
 -- The payload of job `id` while the queue holds it (waiting, scheduled, running or dead), or
 -- false: a caller's script can treat a held job as a record of its own.
 local function held_payload(id)
+  if known_payloads and known_payloads[id] ~= nil then
+    return known_payloads[id]
+  end
   return redis.call('HGET', payloads, id)
+end
+
+-- Stores one job unless its id is already held (waiting, scheduled, running or dead) and
+-- stages it; the caller queues it with `enqueue_staged`. Returns 1 when stored, 0 when the id
+-- was already there (the push is then a no-op).
+local function store_job(id, payload, due, now)
+  if known_payloads then
+    if held_payload(id) then
+      return 0
+    end
+    known_payloads[id] = payload
+    staged_payloads[#staged_payloads + 1] = id
+    staged_payloads[#staged_payloads + 1] = payload
+  elseif redis.call('HSETNX', payloads, id, payload) == 0 then
+    return 0
+  end
+  stage(id, due, now)
+  return 1
 end
 
 -- Pushes many jobs with a handful of commands in all: an id already held, or repeated within

@@ -30,7 +30,7 @@ pub struct PushHook {
 
 /// Functions and locals of the queue's script library (besides the key names); a hook may not
 /// shadow them.
-const LIBRARY_NAMES: [&str; 16] = [
+const LIBRARY_NAMES: [&str; 19] = [
     "signal",
     "holds",
     "fenced",
@@ -43,6 +43,9 @@ const LIBRARY_NAMES: [&str; 16] = [
     "store_job",
     "push_jobs",
     "held_payload",
+    "known_payloads",
+    "staged_payloads",
+    "prefetch_held",
     "push_this_job",
     "job_id",
     "job_payload",
@@ -104,8 +107,10 @@ impl PushHook {
 
 /// A hook's script: `body` becomes a function of one job's id, payload, due time and
 /// named keys and arguments, called for each job in turn; the answers come back in order.
-/// The jobs the bodies stored are queued together at the end (one command, one wake-up).
-/// ARGV: now, then per job its id, payload, due time and arguments; KEYS: the queue's, then
+/// The jobs the bodies stored are queued together at the end (one command, one wake-up); with
+/// more than one job, whether each is held is read with one command before the first
+/// (`prefetch_held`) and their payloads are written with one at the end, so a job's own
+/// push costs no command. ARGV: now, then per job its id, payload, due time and arguments; KEYS: the queue's, then
 /// per job its keys.
 fn hook_script(keys: &[&str], args: &[&str], body: &str) -> String {
     let queue_keys = crate::keys::LUA_NAMES.len();
@@ -127,7 +132,7 @@ fn hook_script(keys: &[&str], args: &[&str], body: &str) -> String {
     out.push_str(")\nlocal function push_this_job() return store_job(job_id, job_payload, job_due, now) end\n");
     out.push_str(body);
     out.push_str(&format!(
-        "\nend\nlocal per, out = {per}, {{}}\nfor j = 0, (#ARGV - 1) / per - 1 do\n  local a, k = 2 + j * per, {first_key} + j * {nkeys}\n  out[j + 1] = one({call})\nend\nenqueue_staged()\nreturn out\n",
+        "\nend\nlocal per, out, ids = {per}, {{}}, {{}}\nlocal jobs = (#ARGV - 1) / per\nfor j = 0, jobs - 1 do\n  ids[j + 1] = ARGV[2 + j * per]\nend\nif jobs > 1 then\n  prefetch_held(ids)\nend\nfor j = 0, jobs - 1 do\n  local a, k = 2 + j * per, {first_key} + j * {nkeys}\n  out[j + 1] = one({call})\nend\nenqueue_staged()\nreturn out\n",
         per = 3 + args.len(),
         first_key = queue_keys + 1,
         nkeys = keys.len(),

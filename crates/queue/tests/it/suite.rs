@@ -823,6 +823,39 @@ async fn a_push_hook_sees_its_own_keys_and_arguments_after_the_queues(on: On) {
         assert_eq!(value.as_deref(), Some(*wanted));
     }
     assert_eq!(queue.counts().await.unwrap().waiting, 4);
+    // Within one batch, a job an earlier one stored is held with the payload it was stored
+    // with before the batch writes its payloads, and a job held before the batch is held with
+    // its own: a repeated id answers its first payload, never its second.
+    let reading = queue::PushHook::new(
+        &[],
+        &[],
+        "return {push_this_job(), held_payload(job_id) or ''}",
+    );
+    let payload = |fail_times| Msg {
+        fail_times,
+        ..Msg::default()
+    };
+    let held_before = serde_json::to_string(&Msg::default()).unwrap();
+    let stored_first = serde_json::to_string(&payload(7)).unwrap();
+    let batch: Vec<_> = [("m0", 8), ("r", 7), ("r", 9)]
+        .into_iter()
+        .map(|(id, fail_times)| queue::HookedJob {
+            job: Job::now(id, payload(fail_times)),
+            keys: vec![],
+            args: vec![],
+        })
+        .collect();
+    let answers: Vec<(u8, String)> = queue.push_many_with(&reading, &batch).await.unwrap();
+    assert_eq!(
+        answers,
+        [
+            (0, held_before),
+            (1, stored_first.clone()),
+            (0, stored_first)
+        ],
+        "held before the batch, stored by it, and stored earlier in it"
+    );
+    assert_eq!(queue.counts().await.unwrap().waiting, 5);
     let wrong = queue::HookedJob {
         args: vec![],
         ..jobs[0].clone()
