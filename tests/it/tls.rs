@@ -309,4 +309,8 @@ async fn a_setting_retrying_cannot_fix_is_logged_at_error_named_by_readyz_and_co
     );
     let (code, _) = get(format!("http://{addr}/healthz")).await;
     assert_eq!(code, 200, "still running, still retrying");
+    // Nothing left behind: the consumer first, so that it writes no key after the purge.
+    drop(child);
+    database.drop().await;
+    delete_keys(&prefix).await;
 }

@@ -22,6 +22,27 @@ pub fn redis(url: &str, cluster: bool) -> anyhow::Result<queue::RedisConnection>
     Ok(queue::RedisClient::new(&settings)?.shared(queue::BACKGROUND_TIMEOUT)?)
 }
 
+/// Deletes every key of a prefix (on every primary of a cluster; each queue's keys share a
+/// slot, so each batch is one node's).
+pub async fn purge(conn: &queue::RedisConnection, prefix: &str) -> anyhow::Result<()> {
+    let mut keys = redis::cmd("KEYS");
+    keys.arg(format!("{{{prefix}:*"));
+    let per_node: Vec<Vec<String>> = conn.clone().on_every_primary(&keys).await?;
+    for mut keys in per_node {
+        // Grouped by hash tag, so every UNLINK names keys of one slot.
+        keys.sort_by_key(|k| k.split('}').next().map(str::to_string));
+        for chunk in keys.chunk_by(|a, b| a.split('}').next() == b.split('}').next()) {
+            for batch in chunk.chunks(1000) {
+                let _: () = redis::cmd("UNLINK")
+                    .arg(batch)
+                    .query_async(&mut conn.clone())
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Calls per command from `INFO commandstats` (commands run inside scripts included), summed
 /// over every primary of a cluster.
 pub async fn command_counts(

@@ -70,6 +70,9 @@ pub struct Services {
     pub api_keys: Vec<String>,
     admin_url: String,
     database: String,
+    /// The Redis they use, where `stop` purges the run's prefix.
+    redis_url: String,
+    redis_cluster: bool,
     logs: PathBuf,
 }
 
@@ -148,6 +151,8 @@ impl Services {
             api_keys: vec![api_key.clone()],
             admin_url,
             database,
+            redis_url: redis.url.to_string(),
+            redis_cluster: redis.cluster,
             logs,
         };
         let secret = |name: &str| {
@@ -448,8 +453,8 @@ impl Services {
         &self.logs
     }
 
-    /// Stops the services (SIGKILL: the run is over) and drops the run's database; deletes
-    /// their logs unless `keep_logs`.
+    /// Stops the services (SIGKILL: the run is over), drops the run's database and deletes
+    /// its queue prefix's keys; deletes their logs unless `keep_logs`.
     pub async fn stop(mut self, keep_logs: bool) -> anyhow::Result<()> {
         self.kill();
         if !keep_logs {
@@ -458,6 +463,11 @@ impl Services {
         sqlx_execute(
             &self.admin_url,
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        )
+        .await?;
+        crate::purge(
+            &crate::redis(&self.redis_url, self.redis_cluster)?,
+            &self.prefix,
         )
         .await
     }

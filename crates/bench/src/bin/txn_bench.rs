@@ -132,7 +132,7 @@ struct PostFigures {
 /// of its own; else one in this process.
 async fn post_phase(args: &Args, redis_url: &str, cluster: bool) -> anyhow::Result<PostFigures> {
     let redis = bench::redis(redis_url, cluster)?;
-    let (figures, prefix) = if args.spawn {
+    if args.spawn {
         let settings = services::Redis {
             url: redis_url,
             cluster,
@@ -146,19 +146,17 @@ async fn post_phase(args: &Args, redis_url: &str, cluster: bool) -> anyhow::Resu
         .await?;
         let producer = socket_addr(&services.producer)?;
         let figures = drive_post(args, producer, &services.api_keys, &redis, Some(&services)).await;
-        let prefix = services.prefix.clone();
         if figures.is_err() {
             eprintln!("the producer's log: {}", services.logs().display());
         }
         services.stop(figures.is_err()).await?;
-        (figures, prefix)
+        figures
     } else {
         let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let figures = in_process_post(args, redis_url, cluster, &redis, &prefix).await;
-        (figures, prefix)
-    };
-    purge(&redis, &prefix).await?;
-    figures
+        bench::purge(&redis, &prefix).await?;
+        figures
+    }
 }
 
 /// Phase 1 against a producer started in this process, as the `producer` binary runs it: a
@@ -373,27 +371,6 @@ fn config_cluster(args: &Args) -> bool {
     args.redis_cluster && !args.durable_redis
 }
 
-/// Deletes every key of a prefix (on every primary of a cluster; each queue's keys share a
-/// slot, so each batch is one node's).
-async fn purge(conn: &queue::RedisConnection, prefix: &str) -> anyhow::Result<()> {
-    let mut keys = redis::cmd("KEYS");
-    keys.arg(format!("{{{prefix}:*"));
-    let per_node: Vec<Vec<String>> = conn.clone().on_every_primary(&keys).await?;
-    for mut keys in per_node {
-        // Grouped by hash tag, so every UNLINK names keys of one slot.
-        keys.sort_by_key(|k| k.split('}').next().map(str::to_string));
-        for chunk in keys.chunk_by(|a, b| a.split('}').next() == b.split('}').next()) {
-            for batch in chunk.chunks(1000) {
-                let _: () = redis::cmd("UNLINK")
-                    .arg(batch)
-                    .query_async(&mut conn.clone())
-                    .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[derive(Deserialize)]
 struct ClientStats {
     transactions: u64,
@@ -445,12 +422,10 @@ async fn spawned_e2e_phase(args: &Args, redis_url: &str) -> anyhow::Result<E2eFi
         },
     )
     .await;
-    let prefix = services.prefix.clone();
     if figures.is_err() {
         eprintln!("the services' logs: {}", services.logs().display());
     }
     services.stop(figures.is_err()).await?;
-    purge(&bench::redis(redis_url, config_cluster(args))?, &prefix).await?;
     figures
 }
 
