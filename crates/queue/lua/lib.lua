@@ -62,9 +62,10 @@ end
 -- for the schedule. `enqueue_staged` queues them with one command each.
 local staged_ready, staged_due = {}, {}
 
--- The payloads of a hook's jobs, read with one command before its first job (`prefetch_held`;
--- false: not held) and kept up to date by `store_job`, which stages the payloads it stores for
--- `enqueue_staged` to write with one command: per job, no command at all. Nil outside hooks.
+-- The payloads of a batch's jobs (a hook's, `push_jobs`'), read with one command before the
+-- first (`prefetch_held`; false: not held) and kept up to date by `store_job`, which stages the
+-- payloads it stores for `enqueue_staged` to write with one command: per job, no command at
+-- all. Nil in other scripts.
 local known_payloads = nil
 local staged_payloads = {}
 
@@ -151,21 +152,10 @@ end
 -- Pushes many jobs with a handful of commands in all: an id already held, or repeated within
 -- the call, is skipped. Returns one 1 (pushed) / 0 (already held) per job, in order.
 local function push_jobs(ids, bodies, dues, now)
-  local held = redis.call('HMGET', payloads, unpack(ids))
-  local fields, out, seen = {}, {}, {}
+  prefetch_held(ids)
+  local out = {}
   for i, id in ipairs(ids) do
-    if held[i] or seen[id] then
-      out[i] = 0
-    else
-      seen[id] = true
-      out[i] = 1
-      fields[#fields + 1] = id
-      fields[#fields + 1] = bodies[i]
-      stage(id, dues[i], now)
-    end
-  end
-  if #fields > 0 then
-    redis.call('HSET', payloads, unpack(fields))
+    out[i] = store_job(id, bodies[i], dues[i], now)
   end
   enqueue_staged()
   return out

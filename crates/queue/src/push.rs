@@ -109,9 +109,9 @@ impl PushHook {
 /// named keys and arguments, called for each job in turn; the answers come back in order.
 /// The jobs the bodies stored are queued together at the end (one command, one wake-up); with
 /// more than one job, whether each is held is read with one command before the first
-/// (`prefetch_held`) and their payloads are written with one at the end, so a job's own
-/// push costs no command. ARGV: now, then per job its id, payload, due time and arguments; KEYS: the queue's, then
-/// per job its keys.
+/// (`prefetch_held`) and their payloads are written with one at the end, so a job's own push
+/// costs no command. ARGV: now, then per job its id, payload, due time and arguments; KEYS:
+/// the queue's, then per job its keys.
 fn hook_script(keys: &[&str], args: &[&str], body: &str) -> String {
     let queue_keys = crate::keys::LUA_NAMES.len();
     let params: Vec<&str> = keys.iter().chain(args).copied().collect();
