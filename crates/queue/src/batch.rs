@@ -64,8 +64,8 @@ where
     }
 
     /// [`Batcher::spawn`] with up to `in_flight` batches running at once: a batch starts as
-    /// soon as requests wait and a slot is free, so a server that makes each batch durable
-    /// (Redis with `appendfsync always`) can make several durable with one fsync.
+    /// soon as requests wait and a slot is free, so a server that takes long over each batch
+    /// (Redis fsyncing it with `appendfsync always`) already has the next when it is done.
     pub fn spawn_concurrent<F, Fut>(max_batch: usize, in_flight: usize, run: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + 'static,
